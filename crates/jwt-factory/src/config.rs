@@ -1,0 +1,54 @@
+//! Configuration: every setting is a flag with an env variable, documented
+//! here so that `jwt-factory --help` explains it.
+//! Precedence: flag > process environment > env file > default.
+
+use std::{net::IpAddr, path::PathBuf};
+
+use clap::Parser;
+use s2s_auth::SigningAlgorithm;
+
+/// The token service: creates an RSA key pair per key id, issues JWTs signed
+/// with it, and verifies tokens for callers.
+///
+/// Quick start: `jwt-factory`, then `curl localhost:5555/keys/servicea` and
+/// `curl -X POST localhost:5555/issueToken/servicea -d '{"aud":"serviceb"}'`.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "jwt-factory", version, about, long_about = None)]
+pub struct Config {
+    /// Env file to load first. Default: env/jwt-factory.env, if it exists.
+    /// A file named here must exist.
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+
+    /// Address to listen on. The default keeps the demo off the network.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "PORT", default_value_t = 5555)]
+    pub port: u16,
+
+    /// `iss` of issued tokens, and the only issuer `/verify` accepts.
+    #[arg(long, env = "ISSUER", default_value = "https://jwt-factory/")]
+    pub issuer: String,
+
+    /// Signing algorithm, pinned: tokens naming any other `alg` are refused.
+    /// One of RS256, RS384, RS512, PS256, PS384, PS512.
+    #[arg(long, env = "ALGORITHM", default_value = "RS256")]
+    pub algorithm: SigningAlgorithm,
+
+    /// Where `/utils/dump` writes key pairs and where they are loaded from at start.
+    #[arg(long, env = "KEYS_DIR", default_value = "keys")]
+    pub keys_dir: PathBuf,
+
+    /// Lifetime of issued tokens in seconds (`exp - iat`); at most one day.
+    /// Also the longest remaining lifetime `/verify` accepts.
+    #[arg(long, env = "TOKEN_LIFETIME_SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub token_lifetime_secs: u64,
+
+    /// Clock tolerance for `exp`, `nbf` and `iat` when verifying, in seconds.
+    #[arg(long, env = "LEEWAY_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub leeway_secs: u64,
+}

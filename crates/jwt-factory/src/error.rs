@@ -1,0 +1,88 @@
+//! Every way a factory request can fail, and the one place each becomes a
+//! response: `{"error": "<what was wrong>"}` with the status in the variant's
+//! doc. Internal details are logged, never sent.
+
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use s2s_auth::{KeyId, http::BadInput, key_id::InvalidKeyId};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FactoryError {
+    /// 400/404/413/415...: the request could not be read (axum's status).
+    #[error(transparent)]
+    BadInput(#[from] BadInput),
+    /// 400: the key id is not 1-64 characters of `[A-Za-z0-9_-]`.
+    #[error(transparent)]
+    InvalidKeyId(#[from] InvalidKeyId),
+    /// 404: no key pair for this id.
+    #[error("key not found")]
+    KeyNotFound(KeyId),
+    /// 500: key generation, signing or a file write failed; logged in full.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl FactoryError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadInput(b) => b.status,
+            Self::InvalidKeyId(_) => StatusCode::BAD_REQUEST,
+            Self::KeyNotFound(_) => StatusCode::NOT_FOUND,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message sent to the caller.
+    pub fn message(&self) -> String {
+        match self {
+            Self::KeyNotFound(id) => {
+                format!("key not found: {id} (create it with GET or POST /keys/{id})")
+            }
+            other => other.to_string(),
+        }
+    }
+
+    fn log(&self) {
+        match self {
+            Self::Internal(detail) => tracing::error!(%detail, "request failed"),
+            other => tracing::info!(status = %other.status(), "refused: {}", other.message()),
+        }
+    }
+}
+
+impl IntoResponse for FactoryError {
+    fn into_response(self) -> Response {
+        self.log();
+        (self.status(), Json(json!({ "error": self.message() }))).into_response()
+    }
+}
+
+/// The same errors on `/verify`, in its shape: `{"valid": false, "error": ..}`.
+#[derive(Debug)]
+pub struct VerifyFailure(pub FactoryError);
+
+impl<E: Into<FactoryError>> From<E> for VerifyFailure {
+    fn from(e: E) -> Self {
+        Self(e.into())
+    }
+}
+
+impl IntoResponse for VerifyFailure {
+    fn into_response(self) -> Response {
+        self.0.log();
+        let message = match &self.0 {
+            // The SPEC's exact wording for this case.
+            FactoryError::KeyNotFound(_) => "key not found".to_owned(),
+            other => other.message(),
+        };
+        (
+            self.0.status(),
+            Json(json!({ "valid": false, "error": message })),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,128 @@
+//! # jwt-factory
+//!
+//! The token service of the workshop: it creates an RSA key pair per key id,
+//! issues JWTs signed with it, and verifies tokens for services that would
+//! rather not hold keys (scenarios 1 and 2).
+//!
+//! ```text
+//! cargo run --release --bin jwt-factory            # :5555, loads keys/ if present
+//! curl localhost:5555/keys/servicea                # new key pair for servicea
+//! curl -X POST localhost:5555/issueToken/servicea -d '{"aud":"serviceb"}'
+//! curl -X POST localhost:5555/verify/servicea \
+//!      -d '{"token":"<token>","aud":"serviceb","sub":"servicea"}'
+//! curl -X POST localhost:5555/utils/dump           # keep keys across restarts
+//! ```
+//!
+//! | request | answer |
+//! | --- | --- |
+//! | `GET`/`POST /keys/{keyId}` | new key pair: `{"publicKey": base64 PEM}` |
+//! | `POST /issueToken/{keyId}[?expired=1]` | the token, `text/plain` |
+//! | `POST /verify/{keyId}` | `{"valid", "claims"}`, 403 with the reason |
+//! | `GET /utils/publicKey/{keyId}` | `{"publicKey": base64 PEM}` |
+//! | `GET /utils/keys` | `["servicea", ...]` |
+//! | `POST /utils/dump`, `POST /dump` | writes `KEYS_DIR/{keyId}-{public,private}.pem` |
+//!
+//! # Layout
+//!
+//! - [`config`]: flags and env variables (`jwt-factory --help`).
+//! - [`keystore`]: the key pairs, in memory and in `KEYS_DIR`.
+//! - [`routes`]: one module per endpoint group.
+//! - [`error`]: every failure, and the one place it becomes a JSON response.
+
+pub mod config;
+pub mod error;
+pub mod keystore;
+pub mod routes;
+
+use std::{future::Future, sync::Arc};
+
+use axum::{
+    Json, Router,
+    extract::DefaultBodyLimit,
+    http::StatusCode,
+    response::IntoResponse,
+    routing::{get, post},
+};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use keystore::KeyStore;
+
+/// Largest request body accepted: claims and tokens are well under 1 KiB.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The key pairs; shared because `/keys` writes while others read.
+    pub keys: Arc<KeyStore>,
+    /// Issuer, algorithm, lifetimes: read-only after start-up.
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    /// State for `config`, with the key pairs found in its `keys_dir`.
+    pub fn load(config: Config) -> Self {
+        Self {
+            keys: Arc::new(KeyStore::load(&config.keys_dir)),
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// The factory's routes, without a socket: tests call it directly too.
+pub fn app(state: AppState) -> Router {
+    let router = Router::new()
+        .route(
+            "/keys/{keyId}",
+            get(routes::keys::create).post(routes::keys::create),
+        )
+        .route("/issueToken/{keyId}", post(routes::tokens::issue))
+        .route("/verify/{keyId}", post(routes::verify::verify))
+        .route("/utils/publicKey/{keyId}", get(routes::keys::public_key))
+        .route("/utils/keys", get(routes::keys::list))
+        .route("/utils/dump", post(routes::keys::dump))
+        .route("/dump", post(routes::keys::dump))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state);
+    s2s_auth::http::with_request_tracing(router)
+}
+
+async fn not_found() -> impl IntoResponse {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "error": "no such endpoint" })),
+    )
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({ "error": "method not allowed on this endpoint" })),
+    )
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then lets
+/// in-flight requests finish.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        "jwt-factory listening on http://{addr} ({} keys loaded from {}, algorithm {}, issuer {})",
+        state.keys.ids().len(),
+        state.keys.dir().display(),
+        state.config.algorithm,
+        state.config.issuer,
+    );
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tracing::info!("jwt-factory stopped");
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! `POST /issueToken/{keyId}[?expired=1]`: sign a token with keyId's key.
+//!
+//! Claims, in order: `iss` (the configured issuer) and `sub` (the key id) as
+//! defaults; then the body's claims, which may override `iss`, `sub` and set
+//! `aud`; then `iat` and `exp`, which only the factory sets. The body may not
+//! set `exp` or `iat` (use `?expired=1` for an expired token) nor header
+//! parameters such as `alg` or `kid`, and registered claims must have their
+//! registered types: such a body is a 400 that says which claim was wrong.
+//!
+//! This is the demo's stated simplification: anyone who can reach the
+//! factory can get a token for any key id. A real issuer authenticates the
+//! caller first.
+
+use axum::{
+    body::Bytes,
+    extract::{
+        Query, State,
+        rejection::{BytesRejection, QueryRejection},
+    },
+    http::header,
+    response::IntoResponse,
+};
+use s2s_auth::{
+    http::{BadInput, ExpiredQuery},
+    jws::{self, Claims},
+    now_unix,
+};
+use serde_json::Value;
+
+use super::KeyIdPath;
+use crate::{AppState, error::FactoryError};
+
+/// How far in the past `?expired=1` puts `exp`.
+const EXPIRED_BY_SECS: i64 = 3600;
+
+/// Header parameters: claims bodies that try to set these are refused, so
+/// nobody mistakes a claim named `alg` for control over the header.
+const HEADER_NAMES: [&str; 9] = [
+    "alg", "typ", "cty", "kid", "jku", "jwk", "x5u", "x5c", "crit",
+];
+
+pub async fn issue(
+    State(state): State<AppState>,
+    path: Result<KeyIdPath, FactoryError>,
+    query: Result<Query<ExpiredQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, FactoryError> {
+    let KeyIdPath(id) = path?;
+    let Query(query) = query.map_err(BadInput::from)?;
+    let body = body.map_err(BadInput::from)?;
+    let extra = parse_claims(&body)?;
+    let pair = state
+        .keys
+        .get(&id)
+        .ok_or_else(|| FactoryError::KeyNotFound(id.clone()))?;
+
+    let mut claims = Claims::new();
+    claims.insert("iss".into(), state.config.issuer.clone().into());
+    claims.insert("sub".into(), id.to_string().into());
+    claims.extend(extra);
+    let lifetime = i64::try_from(state.config.token_lifetime_secs).unwrap_or(3600);
+    let now = now_unix();
+    let exp = if query.is_expired() {
+        now - EXPIRED_BY_SECS
+    } else {
+        now + lifetime
+    };
+    claims.insert("iat".into(), (exp - lifetime).into());
+    claims.insert("exp".into(), exp.into());
+
+    let token = jws::sign(&claims, &pair, state.config.algorithm)
+        .map_err(|e| FactoryError::Internal(e.to_string()))?;
+    tracing::info!(
+        key_id = %id,
+        sub = %claims.get("sub").unwrap_or(&serde_json::Value::Null),
+        aud = %claims.get("aud").unwrap_or(&serde_json::Value::Null),
+        exp,
+        "issued {} token signed with {id}'s key ({})",
+        if query.is_expired() { "an EXPIRED" } else { "a" },
+        state.config.algorithm,
+    );
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], token))
+}
+
+/// The body's claims: empty, or a JSON object with well-typed claims.
+fn parse_claims(body: &[u8]) -> Result<Claims, FactoryError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Claims::new());
+    }
+    let bad = |m: String| FactoryError::BadInput(BadInput::bad_request(m));
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
+    let Value::Object(claims) = value else {
+        return Err(bad("body must be a JSON object of claims".into()));
+    };
+    for (name, value) in &claims {
+        let ok = match name.as_str() {
+            "exp" | "iat" => {
+                return Err(bad(format!(
+                    "claim {name:?} is set by the factory (use ?expired=1 for an expired token)"
+                )));
+            }
+            n if HEADER_NAMES.contains(&n) => {
+                return Err(bad(format!("{name:?} is a header parameter, not a claim")));
+            }
+            "iss" | "sub" | "jti" => value.is_string(),
+            "aud" => {
+                value.is_string()
+                    || value
+                        .as_array()
+                        .is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_string))
+            }
+            "nbf" => value.as_i64().is_some_and(|n| n >= 0),
+            _ => true,
+        };
+        if !ok {
+            return Err(bad(format!("claim {name:?} has the wrong type")));
+        }
+    }
+    Ok(claims)
+}

@@ -1,0 +1,73 @@
+//! `POST /verify/{keyId}`: the factory checks a token for a caller (scenarios
+//! 1-2). The caller says who it is (`aud`) and whom it expects (`sub`); the
+//! factory brings the key, the pinned algorithm and its own issuer.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{State, rejection::BytesRejection},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use s2s_auth::{Expectations, http::BadInput};
+use serde_json::{Value, json};
+
+use super::KeyIdPath;
+use crate::{
+    AppState,
+    error::{FactoryError, VerifyFailure},
+};
+
+pub async fn verify(
+    State(state): State<AppState>,
+    path: Result<KeyIdPath, FactoryError>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, VerifyFailure> {
+    let KeyIdPath(id) = path?;
+    let body = body.map_err(BadInput::from)?;
+    let request: Value = serde_json::from_slice(&body)
+        .map_err(|e| BadInput::bad_request(format!("body is not valid JSON: {e}")))?;
+    let field = |name: &str, missing: &str| {
+        request
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| BadInput::bad_request(missing))
+    };
+    let token = field("token", "no token specified")?;
+    let audience = field("aud", "no audience specified")?;
+    let subject = field("sub", "no subject specified")?;
+    let pair = state
+        .keys
+        .get(&id)
+        .ok_or(FactoryError::KeyNotFound(id.clone()))?;
+
+    let expectations = Expectations {
+        algorithm: state.config.algorithm,
+        issuer: state.config.issuer.clone(),
+        audience,
+        subject,
+        leeway_secs: state.config.leeway_secs,
+        max_lifetime_secs: state.config.token_lifetime_secs,
+    };
+    Ok(match expectations.verify(&token, pair.public()) {
+        Ok(claims) => {
+            tracing::info!(
+                key_id = %id,
+                "token valid: signed by {id}'s key, sub {}, aud {}",
+                expectations.subject,
+                expectations.audience
+            );
+            Json(json!({ "valid": true, "claims": claims })).into_response()
+        }
+        Err(err) => {
+            tracing::info!(key_id = %id, reason = %err, "token refused");
+            (
+                StatusCode::FORBIDDEN,
+                Json(json!({ "valid": false, "error": err, "claims": {} })),
+            )
+                .into_response()
+        }
+    })
+}

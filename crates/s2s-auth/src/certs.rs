@@ -1,0 +1,122 @@
+//! The local certificate authority that replaces `mkcert`.
+//!
+//! The original demo turned TLS verification off in the client. We make a CA
+//! of our own instead, sign a `localhost` certificate with it, and have the
+//! client trust that CA alone: the TLS hop is verified like a real one, and
+//! the lesson is the right one. Private keys are written with mode 0600.
+
+use std::{
+    io,
+    path::{Path, PathBuf},
+};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use time::{Duration, OffsetDateTime};
+
+use crate::files::{PRIVATE, PUBLIC, write_atomic};
+
+/// The names the server certificate is valid for.
+pub const SERVER_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// The four files `gen-certs` writes, by their conventional names.
+#[derive(Clone, Debug)]
+pub struct CertFiles {
+    pub ca_cert: PathBuf,
+    pub ca_key: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+}
+
+impl CertFiles {
+    /// `ca.pem`, `ca-key.pem`, `localhost.pem`, `localhost-key.pem` in `dir`.
+    pub fn in_dir(dir: &Path) -> Self {
+        Self {
+            ca_cert: dir.join("ca.pem"),
+            ca_key: dir.join("ca-key.pem"),
+            server_cert: dir.join("localhost.pem"),
+            server_key: dir.join("localhost-key.pem"),
+        }
+    }
+
+    fn all(&self) -> [&Path; 4] {
+        [
+            &self.ca_cert,
+            &self.ca_key,
+            &self.server_cert,
+            &self.server_key,
+        ]
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("{0} already exists; pass --force to replace the certificates")]
+    Exists(PathBuf),
+    #[error("could not create the certificates: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("could not write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+}
+
+/// How long the generated certificates are valid.
+#[derive(Clone, Copy, Debug)]
+pub struct Validity {
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+}
+
+impl Default for Validity {
+    /// From a day ago (tolerates clock skew) to a year ahead.
+    fn default() -> Self {
+        let now = OffsetDateTime::now_utc();
+        Self {
+            not_before: now - Duration::days(1),
+            not_after: now + Duration::days(365),
+        }
+    }
+}
+
+/// Creates a CA and a server certificate for [`SERVER_NAMES`] signed by it.
+/// Refuses to replace existing files unless `force`.
+pub fn generate(files: &CertFiles, force: bool, validity: Validity) -> Result<(), CertError> {
+    if !force && let Some(existing) = files.all().into_iter().find(|p| p.exists()) {
+        return Err(CertError::Exists(existing.to_path_buf()));
+    }
+
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.distinguished_name
+        .push(DnType::CommonName, "s2s-jwt workshop local CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.not_before = validity.not_before;
+    ca.not_after = validity.not_after;
+    let ca_key = KeyPair::generate()?;
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca, &ca_key);
+
+    let mut leaf = CertificateParams::new(SERVER_NAMES.map(String::from).to_vec())?;
+    leaf.distinguished_name
+        .push(DnType::CommonName, "localhost");
+    leaf.use_authority_key_identifier_extension = true;
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    leaf.not_before = validity.not_before;
+    leaf.not_after = validity.not_after;
+    let leaf_key = KeyPair::generate()?;
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer)?;
+
+    let write = |path: &Path, pem: String, mode| {
+        write_atomic(path, pem.as_bytes(), mode).map_err(|source| CertError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    write(&files.ca_key, ca_key.serialize_pem(), PRIVATE)?;
+    write(&files.server_key, leaf_key.serialize_pem(), PRIVATE)?;
+    write(&files.server_cert, leaf_cert.pem(), PUBLIC)?;
+    write(&files.ca_cert, ca_cert.pem(), PUBLIC)?;
+    Ok(())
+}

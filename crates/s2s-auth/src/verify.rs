@@ -1,0 +1,215 @@
+//! Verification rules, stated explicitly, and errors a caller can act on.
+//!
+//! What a token must satisfy here (RFC 8725, "JWT Best Current Practices"):
+//! - its header names exactly the pinned algorithm: `none`, HMAC keyed with
+//!   the public key, or any other algorithm is refused before the signature
+//!   is checked (a key is only ever used with the algorithm it was made for);
+//! - no `crit` header: we understand no extensions, so we must refuse them
+//!   (RFC 7515 section 4.1.11); `jku`, `x5u`, `jwk`, `x5c` and `kid` are never
+//!   used to find a key: the verifier brings its own key;
+//! - a valid signature by the expected key;
+//! - `exp`, `iss`, `aud` and `sub` present and equal to what the verifier
+//!   expects; `nbf` honoured when present; `iat`, when present, not in the
+//!   future; an `exp` no further ahead than the configured maximum lifetime;
+//! - clock tolerance ([`Expectations::leeway_secs`]) is explicit, never the
+//!   library's silent 60 s default.
+//!
+//! Errors keep the shape of Node's `jsonwebtoken` (`TokenExpiredError`,
+//! `NotBeforeError`, `JsonWebTokenError`), so the original demo's README
+//! outputs read true against this implementation.
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{Validation, errors::ErrorKind};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{PublicKey, SigningAlgorithm, jws::Claims, now_unix, time_fmt::iso_millis};
+
+/// Longest token accepted, in bytes. Real tokens here are ~600 bytes; the
+/// bound keeps a hostile header from costing base64 and JSON work.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// What the verifier expects of a token. Nothing is taken from the token.
+#[derive(Clone, Debug)]
+pub struct Expectations {
+    pub algorithm: SigningAlgorithm,
+    pub issuer: String,
+    pub audience: String,
+    pub subject: String,
+    /// Clock tolerance for `exp`, `nbf` and `iat`, in seconds.
+    pub leeway_secs: u64,
+    /// Refuse tokens whose `exp` is further than this ahead of now (plus
+    /// leeway): a stolen long-lived token is a long-lived credential.
+    pub max_lifetime_secs: u64,
+}
+
+/// A refused token, serialized exactly as Node's `jsonwebtoken` names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "name")]
+pub enum JwtError {
+    #[serde(rename = "TokenExpiredError")]
+    #[error("{message} at {expired_at}")]
+    Expired {
+        message: String,
+        #[serde(rename = "expiredAt")]
+        expired_at: String,
+    },
+    #[serde(rename = "NotBeforeError")]
+    #[error("{message} until {date}")]
+    NotBefore { message: String, date: String },
+    #[serde(rename = "JsonWebTokenError")]
+    #[error("{message}")]
+    Invalid { message: String },
+}
+
+impl JwtError {
+    fn invalid(message: impl Into<String>) -> Self {
+        Self::Invalid {
+            message: message.into(),
+        }
+    }
+
+    fn malformed() -> Self {
+        Self::invalid("jwt malformed")
+    }
+
+    /// The human-readable message alone.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Expired { message, .. }
+            | Self::NotBefore { message, .. }
+            | Self::Invalid { message } => message,
+        }
+    }
+}
+
+impl Expectations {
+    fn validation(&self) -> Validation {
+        let mut v = Validation::new(self.algorithm.jwt());
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        v.set_issuer(&[&self.issuer]);
+        v.set_audience(&[&self.audience]);
+        v.sub = Some(self.subject.clone());
+        v.validate_exp = true;
+        v.validate_nbf = true;
+        v.leeway = self.leeway_secs;
+        v
+    }
+
+    /// Checks `token` against these expectations and `key`; the claims on success.
+    pub fn verify(&self, token: &str, key: &PublicKey) -> Result<Claims, JwtError> {
+        self.check_header(token)?;
+        match jsonwebtoken::decode::<Claims>(token, key.decoding_key(), &self.validation()) {
+            Ok(data) => {
+                self.check_times(&data.claims)?;
+                Ok(data.claims)
+            }
+            Err(err) => Err(self.explain(err.kind(), token)),
+        }
+    }
+
+    /// Structure, algorithm and `crit`, before any cryptography runs.
+    fn check_header(&self, token: &str) -> Result<(), JwtError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(JwtError::invalid(format!(
+                "jwt too large: over {MAX_TOKEN_LEN} bytes"
+            )));
+        }
+        let mut parts = token.split('.');
+        let (Some(header), Some(_), Some(_), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(JwtError::malformed());
+        };
+        let header = decode_segment(header).ok_or_else(JwtError::malformed)?;
+        match header.get("alg").and_then(Value::as_str) {
+            Some(alg) if alg == self.algorithm.name() => {}
+            _ => return Err(JwtError::invalid("invalid algorithm")),
+        }
+        if header.get("crit").is_some() {
+            return Err(JwtError::invalid(
+                "unsupported critical header parameter (crit)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// What `jsonwebtoken` does not check: `iat` in the future, and lifetime.
+    fn check_times(&self, claims: &Claims) -> Result<(), JwtError> {
+        let now = now_unix();
+        let leeway = i64::try_from(self.leeway_secs).unwrap_or(i64::MAX);
+        if let Some(iat) = claims.get("iat") {
+            let iat = iat
+                .as_f64()
+                .ok_or_else(|| JwtError::invalid("invalid iat value"))?;
+            if iat > (now.saturating_add(leeway)) as f64 {
+                return Err(JwtError::invalid("jwt issued in the future (iat)"));
+            }
+        }
+        let max = i64::try_from(self.max_lifetime_secs).unwrap_or(i64::MAX);
+        if let Some(exp) = claims.get("exp").and_then(Value::as_f64)
+            && exp > now.saturating_add(max).saturating_add(leeway) as f64
+        {
+            return Err(JwtError::invalid(format!(
+                "jwt lifetime too long: exp more than {max} s ahead"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Turns a `jsonwebtoken` error kind into the Node-shaped error.
+    fn explain(&self, kind: &ErrorKind, token: &str) -> JwtError {
+        let expected = |what: &str, value: &str| {
+            JwtError::invalid(format!("jwt {what} invalid. expected: {value}"))
+        };
+        match kind {
+            // Only reported after the signature verified, so reading the
+            // payload again to say *when* it expired is safe.
+            ErrorKind::ExpiredSignature => JwtError::Expired {
+                message: "jwt expired".into(),
+                expired_at: iso_millis(claim_secs(token, "exp")),
+            },
+            ErrorKind::ImmatureSignature => JwtError::NotBefore {
+                message: "jwt not active".into(),
+                date: iso_millis(claim_secs(token, "nbf")),
+            },
+            ErrorKind::InvalidSignature => JwtError::invalid("invalid signature"),
+            ErrorKind::InvalidAlgorithm
+            | ErrorKind::InvalidAlgorithmName
+            | ErrorKind::MissingAlgorithm
+            | ErrorKind::UnsupportedAlgorithm => JwtError::invalid("invalid algorithm"),
+            ErrorKind::InvalidAudience => expected("audience", &self.audience),
+            ErrorKind::InvalidSubject => expected("subject", &self.subject),
+            ErrorKind::InvalidIssuer => expected("issuer", &self.issuer),
+            ErrorKind::MissingRequiredClaim(claim) => match claim.as_str() {
+                "aud" => expected("audience", &self.audience),
+                "sub" => expected("subject", &self.subject),
+                "iss" => expected("issuer", &self.issuer),
+                other => JwtError::invalid(format!("jwt {other} claim required")),
+            },
+            ErrorKind::InvalidClaimFormat(claim) => {
+                JwtError::invalid(format!("invalid {claim} value"))
+            }
+            _ => JwtError::malformed(),
+        }
+    }
+}
+
+/// Decodes one base64url segment holding a JSON object.
+fn decode_segment(segment: &str) -> Option<serde_json::Map<String, Value>> {
+    let bytes = URL_SAFE_NO_PAD.decode(segment).ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
+/// A numeric claim from the payload, for error messages only.
+fn claim_secs(token: &str, claim: &str) -> i64 {
+    token
+        .split('.')
+        .nth(1)
+        .and_then(decode_segment)
+        .and_then(|c| c.get(claim).and_then(Value::as_f64))
+        .map_or(0, |secs| secs as i64)
+}

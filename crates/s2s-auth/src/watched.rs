@@ -1,0 +1,175 @@
+//! A key file parsed once, cached in memory, and reloaded when it changes.
+//!
+//! Services start before `gen-keys` has run (as in the original walkthrough),
+//! and keys get rotated while services run. So a key file may be missing,
+//! appear later, or be replaced. [`WatchedFile::get`] answers from the cache
+//! while the file's identity (inode, size, modification time) is unchanged,
+//! which costs one `stat` per call and no read or parse; when it changed, the
+//! file is read and parsed again. A missing or broken file is an error that
+//! names the file, and the next call tries again: no restart needed.
+
+use std::{
+    fmt, fs, io,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+    time::SystemTime,
+};
+
+/// Largest key file read, in bytes: a PEM RSA-4096 key is about 3.3 KiB.
+const MAX_FILE_LEN: u64 = 64 * 1024;
+
+/// Why the file could not provide a key. Each names the path.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WatchedError {
+    #[error("key file not found: {path}")]
+    Missing { path: PathBuf },
+    #[error("key file {path} could not be read: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("key file {path} is not a valid key: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Self {
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        }
+    }
+}
+
+/// A file whose parsed contents are cached until the file changes.
+pub struct WatchedFile<T> {
+    path: PathBuf,
+    what: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+    cached: RwLock<Option<(Stamp, Arc<T>)>>,
+}
+
+impl<T> fmt::Debug for WatchedFile<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WatchedFile")
+            .field("path", &self.path)
+            .field("what", &self.what)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> WatchedFile<T> {
+    /// `what` names the key in logs ("scenario-3 signing key").
+    pub fn new(
+        path: impl Into<PathBuf>,
+        what: &'static str,
+        parse: fn(&str) -> Result<T, String>,
+    ) -> Self {
+        Self {
+            path: path.into(),
+            what,
+            parse,
+            cached: RwLock::new(None),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The parsed key: from the cache, or freshly loaded if the file changed.
+    pub fn get(&self) -> Result<Arc<T>, WatchedError> {
+        let meta = fs::metadata(&self.path).map_err(|e| self.io_error(&e))?;
+        let stamp = Stamp::of(&meta);
+        if let Some((seen, value)) = &*self.cached.read().unwrap_or_else(|p| p.into_inner())
+            && *seen == stamp
+        {
+            return Ok(Arc::clone(value));
+        }
+        self.reload(&meta, stamp)
+    }
+
+    fn reload(&self, meta: &fs::Metadata, stamp: Stamp) -> Result<Arc<T>, WatchedError> {
+        if !meta.is_file() || meta.len() > MAX_FILE_LEN {
+            return Err(WatchedError::Invalid {
+                path: self.path.clone(),
+                reason: format!("not a regular file under {MAX_FILE_LEN} bytes"),
+            });
+        }
+        let text = fs::read_to_string(&self.path).map_err(|e| self.io_error(&e))?;
+        let value = (self.parse)(&text).map_err(|reason| {
+            tracing::warn!(path = %self.path.display(), %reason, "{} is not usable", self.what);
+            WatchedError::Invalid {
+                path: self.path.clone(),
+                reason,
+            }
+        })?;
+        let value = Arc::new(value);
+        let mut slot = self.cached.write().unwrap_or_else(|p| p.into_inner());
+        let reloaded = slot.is_some();
+        *slot = Some((stamp, Arc::clone(&value)));
+        tracing::info!(
+            path = %self.path.display(),
+            "{} {} (parsed once, cached until the file changes)",
+            if reloaded { "reloaded changed" } else { "loaded" },
+            self.what
+        );
+        Ok(value)
+    }
+
+    fn io_error(&self, e: &io::Error) -> WatchedError {
+        if e.kind() == io::ErrorKind::NotFound {
+            WatchedError::Missing {
+                path: self.path.clone(),
+            }
+        } else {
+            WatchedError::Unreadable {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::{PUBLIC, write_atomic};
+
+    fn parse_len(s: &str) -> Result<usize, String> {
+        if s.starts_with("ok") {
+            Ok(s.len())
+        } else {
+            Err("bad".into())
+        }
+    }
+
+    #[test]
+    fn missing_then_appears_then_changes_then_breaks() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("k");
+        let w = WatchedFile::new(&path, "test key", parse_len);
+        assert!(matches!(w.get(), Err(WatchedError::Missing { .. })));
+        write_atomic(&path, b"ok1", PUBLIC)?;
+        assert_eq!(w.get().ok().as_deref(), Some(&3));
+        let first = w.get().ok();
+        assert!(
+            first.is_some_and(|a| Arc::ptr_eq(&a, &w.get().ok().unwrap_or_else(|| Arc::new(0))))
+        );
+        write_atomic(&path, b"ok123", PUBLIC)?;
+        assert_eq!(w.get().ok().as_deref(), Some(&5));
+        write_atomic(&path, b"garbage", PUBLIC)?;
+        assert!(matches!(w.get(), Err(WatchedError::Invalid { .. })));
+        write_atomic(&path, b"ok12", PUBLIC)?;
+        assert_eq!(w.get().ok().as_deref(), Some(&4));
+        Ok(())
+    }
+}
