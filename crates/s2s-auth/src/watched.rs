@@ -53,7 +53,7 @@ impl Stamp {
 pub struct WatchedFile<T> {
     path: PathBuf,
     what: &'static str,
-    parse: fn(&str) -> Result<T, String>,
+    parse: Box<dyn Fn(&str) -> Result<T, String> + Send + Sync>,
     cached: RwLock<Option<(Stamp, Arc<T>)>>,
 }
 
@@ -71,12 +71,12 @@ impl<T> WatchedFile<T> {
     pub fn new(
         path: impl Into<PathBuf>,
         what: &'static str,
-        parse: fn(&str) -> Result<T, String>,
+        parse: impl Fn(&str) -> Result<T, String> + Send + Sync + 'static,
     ) -> Self {
         Self {
             path: path.into(),
             what,
-            parse,
+            parse: Box::new(parse),
             cached: RwLock::new(None),
         }
     }

@@ -1,0 +1,133 @@
+//! Outbound calls: to jwt-factory, and from servicea to serviceb/servicec.
+//!
+//! Every call carries the request id of the request that caused it (so one
+//! chain reads across terminals) and is bounded by the client's connect and
+//! request timeouts (a dead or silent dependency costs at most that long).
+//! Failures become [`AppError::Upstream`] (502) or [`AppError::UpstreamTimeout`] (504).
+
+use std::time::Duration;
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+use reqwest::{Client, RequestBuilder, StatusCode};
+use s2s_auth::http::REQUEST_ID;
+use serde_json::Value;
+
+use crate::error::AppError;
+
+/// The id of the request being served, forwarded on outbound calls.
+#[derive(Clone, Debug, Default)]
+pub struct RequestId(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .headers
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        ))
+    }
+}
+
+/// An answer from a dependency: its status and its JSON body.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+/// Who is being called, for messages and logs.
+#[derive(Clone, Debug)]
+pub struct Target<'a> {
+    pub who: &'a str,
+    pub url: String,
+}
+
+/// Builds clients with the service's timeouts. `ca_pem` restricts trust to
+/// that CA alone (built-in and system roots are not used).
+pub fn client(
+    connect: Duration,
+    total: Duration,
+    ca_pem: Option<&[u8]>,
+) -> Result<Client, String> {
+    let mut builder = Client::builder()
+        .connect_timeout(connect)
+        .timeout(total)
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .user_agent(concat!("s2s-jwt-app/", env!("CARGO_PKG_VERSION")));
+    if let Some(pem) = ca_pem {
+        let ca = reqwest::Certificate::from_pem(pem).map_err(|e| e.to_string())?;
+        builder = builder.tls_certs_only([ca]).https_only(true);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// Sends `request` and reads a JSON answer. Non-JSON answers are a 502.
+pub async fn send_json(
+    request: RequestBuilder,
+    target: &Target<'_>,
+    request_id: &RequestId,
+    timeout: Duration,
+) -> Result<Answer, AppError> {
+    let (status, text) = send(request, target, request_id, timeout).await?;
+    let body = serde_json::from_str(&text).map_err(|_| AppError::Upstream {
+        who: target.who.to_owned(),
+        url: target.url.clone(),
+        reason: format!("answered {status} with a body that is not JSON"),
+    })?;
+    Ok(Answer { status, body })
+}
+
+/// Sends `request`; the status and body text.
+pub async fn send(
+    request: RequestBuilder,
+    target: &Target<'_>,
+    request_id: &RequestId,
+    timeout: Duration,
+) -> Result<(StatusCode, String), AppError> {
+    let request = match &request_id.0 {
+        Some(id) => request.header(REQUEST_ID, id),
+        None => request,
+    };
+    let map = |e: reqwest::Error| classify(e, target, timeout);
+    let response = request.send().await.map_err(map)?;
+    let status = response.status();
+    let text = response.text().await.map_err(map)?;
+    Ok((status, text))
+}
+
+/// Names the failure: timeout, refused connection, TLS, ...
+fn classify(err: reqwest::Error, target: &Target<'_>, timeout: Duration) -> AppError {
+    if err.is_timeout() {
+        return AppError::UpstreamTimeout {
+            who: target.who.to_owned(),
+            url: target.url.clone(),
+            after: timeout,
+        };
+    }
+    AppError::Upstream {
+        who: target.who.to_owned(),
+        url: target.url.clone(),
+        reason: error_chain(&err),
+    }
+}
+
+/// The whole cause chain of an error on one line: reqwest's own message
+/// alone ("error sending request") hides the reason, e.g. an unknown CA.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let s = cause.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        source = cause.source();
+    }
+    text
+}
