@@ -56,7 +56,9 @@ impl Role {
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        [Self::A, Self::B, Self::C].into_iter().find(|r| r.name() == name)
+        [Self::A, Self::B, Self::C]
+            .into_iter()
+            .find(|r| r.name() == name)
     }
 
     fn default_port(self) -> u16 {
@@ -101,39 +103,75 @@ pub struct ServiceArgs {
     pub caller: String,
 
     /// jwt-factory base URL.
-    #[arg(long, env = "JWT_FACTORY_ENDPOINT", default_value = "http://localhost:5555")]
+    #[arg(
+        long,
+        env = "JWT_FACTORY_ENDPOINT",
+        default_value = "http://localhost:5555"
+    )]
     pub jwt_factory_endpoint: String,
 
     /// serviceb's http base URL (scenarios 1-2).
-    #[arg(long, env = "SERVICE_B_ENDPOINT", default_value = "http://localhost:3001")]
+    #[arg(
+        long,
+        env = "SERVICE_B_ENDPOINT",
+        default_value = "http://localhost:3001"
+    )]
     pub service_b_endpoint: String,
 
     /// serviceb's https base URL (scenarios 3-4).
-    #[arg(long, env = "SERVICE_B_ENDPOINT_HTTPS", default_value = "https://localhost:8443")]
+    #[arg(
+        long,
+        env = "SERVICE_B_ENDPOINT_HTTPS",
+        default_value = "https://localhost:8443"
+    )]
     pub service_b_endpoint_https: String,
 
     /// servicec's http base URL (scenario 2).
-    #[arg(long, env = "SERVICE_C_ENDPOINT", default_value = "http://localhost:3002")]
+    #[arg(
+        long,
+        env = "SERVICE_C_ENDPOINT",
+        default_value = "http://localhost:3002"
+    )]
     pub service_c_endpoint: String,
 
     /// servicec's https base URL (scenario 4).
-    #[arg(long, env = "SERVICE_C_ENDPOINT_HTTPS", default_value = "https://localhost:9443")]
+    #[arg(
+        long,
+        env = "SERVICE_C_ENDPOINT_HTTPS",
+        default_value = "https://localhost:9443"
+    )]
     pub service_c_endpoint_https: String,
 
     /// servicea's scenario-3 signing key (written by gen-keys).
-    #[arg(long, env = "SERVICE_A_PRIVATE_KEY_PATH", default_value = "scenario-3-keys/jwt-private.pem")]
+    #[arg(
+        long,
+        env = "SERVICE_A_PRIVATE_KEY_PATH",
+        default_value = "scenario-3-keys/jwt-private.pem"
+    )]
     pub service_a_private_key_path: PathBuf,
 
     /// servicea's scenario-3 public key, which serviceb/servicec verify with.
-    #[arg(long, env = "SERVICE_A_PUBLIC_KEY_PATH", default_value = "scenario-3-keys/jwt-public.pem")]
+    #[arg(
+        long,
+        env = "SERVICE_A_PUBLIC_KEY_PATH",
+        default_value = "scenario-3-keys/jwt-public.pem"
+    )]
     pub service_a_public_key_path: PathBuf,
 
     /// TLS private key of the https listener (written by gen-certs).
-    #[arg(long, env = "SERVER_PRIVATE_KEY_PATH", default_value = "certs/localhost-key.pem")]
+    #[arg(
+        long,
+        env = "SERVER_PRIVATE_KEY_PATH",
+        default_value = "certs/localhost-key.pem"
+    )]
     pub server_private_key_path: PathBuf,
 
     /// TLS certificate of the https listener (written by gen-certs).
-    #[arg(long, env = "SERVER_PUBLIC_KEY_PATH", default_value = "certs/localhost.pem")]
+    #[arg(
+        long,
+        env = "SERVER_PUBLIC_KEY_PATH",
+        default_value = "certs/localhost.pem"
+    )]
     pub server_public_key_path: PathBuf,
 
     /// Also serve https (scenarios 3-4): true/false, 1/0, yes/no.
@@ -190,7 +228,9 @@ impl ServiceArgs {
     }
 
     pub fn service_name(&self, role: Role) -> String {
-        self.service_name.clone().unwrap_or_else(|| role.name().to_owned())
+        self.service_name
+            .clone()
+            .unwrap_or_else(|| role.name().to_owned())
     }
 
     pub fn connect_timeout(&self) -> Duration {
@@ -215,9 +255,17 @@ pub struct GenCertsArgs {
 #[derive(Args, Debug, Clone)]
 pub struct GenKeysArgs {
     /// Where the private key goes (mode 0600).
-    #[arg(long, env = "SERVICE_A_PRIVATE_KEY_PATH", default_value = "scenario-3-keys/jwt-private.pem")]
+    #[arg(
+        long,
+        env = "SERVICE_A_PRIVATE_KEY_PATH",
+        default_value = "scenario-3-keys/jwt-private.pem"
+    )]
     pub private_key_path: PathBuf,
     /// Where the public key goes.
-    #[arg(long, env = "SERVICE_A_PUBLIC_KEY_PATH", default_value = "scenario-3-keys/jwt-public.pem")]
+    #[arg(
+        long,
+        env = "SERVICE_A_PUBLIC_KEY_PATH",
+        default_value = "scenario-3-keys/jwt-public.pem"
+    )]
     pub public_key_path: PathBuf,
 }

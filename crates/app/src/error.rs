@@ -62,7 +62,9 @@ pub enum AppError {
 
 impl From<JwtError> for AppError {
     fn from(err: JwtError) -> Self {
-        Self::InvalidToken(serde_json::to_value(&err).unwrap_or_else(|_| json!({ "message": err.message() })))
+        Self::InvalidToken(
+            serde_json::to_value(&err).unwrap_or_else(|_| json!({ "message": err.message() })),
+        )
     }
 }
 
@@ -72,7 +74,9 @@ impl AppError {
             Self::BadInput(b) => b.status,
             Self::NoToken(_) => StatusCode::UNAUTHORIZED,
             Self::InvalidToken(_) => StatusCode::FORBIDDEN,
-            Self::FileUnavailable { .. } | Self::FactoryKeyMissing(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::FileUnavailable { .. } | Self::FactoryKeyMissing(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

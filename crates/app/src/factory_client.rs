@@ -25,9 +25,16 @@ pub async fn issue_token(
     if expired {
         url.push_str("?expired=1");
     }
-    let target = Target { who: "jwt-factory", url };
-    let request = state.http.post(&target.url).json(&json!({ "aud": audience }));
-    let (status, body) = outbound::send(request, &target, rid, state.args.request_timeout()).await?;
+    let target = Target {
+        who: "jwt-factory",
+        url,
+    };
+    let request = state
+        .http
+        .post(&target.url)
+        .json(&json!({ "aud": audience }));
+    let (status, body) =
+        outbound::send(request, &target, rid, state.args.request_timeout()).await?;
     match status {
         StatusCode::OK => Ok(body),
         StatusCode::NOT_FOUND => Err(AppError::FactoryKeyMissing(state.name.clone())),
@@ -43,7 +50,10 @@ pub async fn verify(state: &ServiceState, rid: &RequestId, token: &str) -> Resul
         "{}/verify/{caller}",
         state.args.jwt_factory_endpoint.trim_end_matches('/')
     );
-    let target = Target { who: "jwt-factory", url };
+    let target = Target {
+        who: "jwt-factory",
+        url,
+    };
     let request = state
         .http
         .post(&target.url)

@@ -55,7 +55,11 @@ use axum::{
     response::IntoResponse,
     routing::{get, post},
 };
-use axum_server::{Handle, accept::NoDelayAcceptor, tls_rustls::{RustlsAcceptor, RustlsConfig}};
+use axum_server::{
+    Handle,
+    accept::NoDelayAcceptor,
+    tls_rustls::{RustlsAcceptor, RustlsConfig},
+};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -108,7 +112,9 @@ async fn hello() -> &'static str {
 async fn not_found(State(state): State<ServiceState>) -> impl IntoResponse {
     (
         StatusCode::NOT_FOUND,
-        Json(json!({ "message": format!("no such endpoint on {} (see the README's endpoint table)", state.name) })),
+        Json(
+            json!({ "message": format!("no such endpoint on {} (see the README's endpoint table)", state.name) }),
+        ),
     )
 }
 
@@ -153,7 +159,10 @@ pub async fn run(
             return Ok(());
         };
         let addr = listener.local_addr()?;
-        tracing::info!("{} listening on https://{addr} (certificate from gen-certs)", state.name);
+        tracing::info!(
+            "{} listening on https://{addr} (certificate from gen-certs)",
+            state.name
+        );
         // NoDelayAcceptor: without TCP_NODELAY, each new TLS connection
         // stalls 15-20 ms (Nagle against delayed ACK).
         let acceptor = RustlsAcceptor::new(config).acceptor(NoDelayAcceptor::new());

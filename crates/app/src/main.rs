@@ -15,7 +15,10 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<_> = std::env::args_os().collect();
     // The env file must be in the environment before clap reads it: find
     // the role and `--env-file` first, load, then parse for real.
-    let role = args.get(1).and_then(|a| a.to_str()).and_then(Role::from_name);
+    let role = args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .and_then(Role::from_name);
     let explicit = s2s_auth::env_file::flag_in_args(&args);
     let default = role.map(|r| PathBuf::from(format!("env/{}.env", r.name())));
     let loaded = s2s_auth::env_file::load(explicit.as_deref(), default.as_deref())?;
@@ -38,7 +41,9 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(role: Role, args: ServiceArgs) -> anyhow::Result<()> {
     let https = if args.start_https {
-        let config = app::tls::server_config(&args.server_public_key_path, &args.server_private_key_path).await?;
+        let config =
+            app::tls::server_config(&args.server_public_key_path, &args.server_private_key_path)
+                .await?;
         let port = args.https_port(role);
         let listener = tokio::net::TcpListener::bind((args.host, port))
             .await
@@ -51,7 +56,8 @@ async fn serve(role: Role, args: ServiceArgs) -> anyhow::Result<()> {
     let http = tokio::net::TcpListener::bind((args.host, port))
         .await
         .with_context(|| format!("cannot listen on {}:{port}", args.host))?;
-    let state = ServiceState::new(role, args).map_err(|e| anyhow!("cannot build the http client: {e}"))?;
+    let state =
+        ServiceState::new(role, args).map_err(|e| anyhow!("cannot build the http client: {e}"))?;
     app::run(state, http, https, s2s_auth::shutdown::signal()).await?;
     Ok(())
 }

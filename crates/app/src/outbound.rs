@@ -48,11 +48,7 @@ pub struct Target<'a> {
 
 /// Builds clients with the service's timeouts. `ca_pem` restricts trust to
 /// that CA alone (built-in and system roots are not used).
-pub fn client(
-    connect: Duration,
-    total: Duration,
-    ca_pem: Option<&[u8]>,
-) -> Result<Client, String> {
+pub fn client(connect: Duration, total: Duration, ca_pem: Option<&[u8]>) -> Result<Client, String> {
     let mut builder = Client::builder()
         .connect_timeout(connect)
         .timeout(total)

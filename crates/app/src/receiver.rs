@@ -5,11 +5,16 @@
 //! locally, over https, with servicea's public key: no network hop, but the
 //! key must be distributed (and rotated) to every receiver.
 
-use axum::{Json, extract::{MatchedPath, State}};
+use axum::{
+    Json,
+    extract::{MatchedPath, State},
+};
 use s2s_auth::Expectations;
 use serde_json::{Value, json};
 
-use crate::{bearer::BearerToken, error::AppError, factory_client, outbound::RequestId, state::ServiceState};
+use crate::{
+    bearer::BearerToken, error::AppError, factory_client, outbound::RequestId, state::ServiceState,
+};
 
 /// `/scenario1-server`, `/scenario2-server`: jwt-factory decides.
 pub async fn via_factory(
@@ -42,11 +47,14 @@ pub async fn local(
     token: Result<BearerToken, AppError>,
 ) -> Result<Json<Value>, AppError> {
     let BearerToken(token) = token?;
-    let key = state.caller_key.get().map_err(|source| AppError::FileUnavailable {
-        what: "servicea's public key",
-        source,
-        hint: "Create it on servicea with `curl -X POST localhost:3000/gen-keys`",
-    })?;
+    let key = state
+        .caller_key
+        .get()
+        .map_err(|source| AppError::FileUnavailable {
+            what: "servicea's public key",
+            source,
+            hint: "Create it on servicea with `curl -X POST localhost:3000/gen-keys`",
+        })?;
     let expect = Expectations {
         algorithm: state.args.algorithm,
         issuer: state.args.issuer.clone(),
@@ -66,6 +74,10 @@ pub async fn local(
         expect.leeway_secs,
     );
     let claims = expect.verify(&token, &key)?;
-    tracing::info!("token valid: signed by {}, aud {}", expect.subject, expect.audience);
+    tracing::info!(
+        "token valid: signed by {}, aud {}",
+        expect.subject,
+        expect.audience
+    );
     Ok(Json(json!({ "valid": true, "claims": claims })))
 }

@@ -71,8 +71,20 @@ pub async fn scenario1(
     query: Result<Query<ExpiredQuery>, QueryRejection>,
 ) -> Result<Response, AppError> {
     let expired = expired(query)?;
-    tracing::info!("scenario 1: get a token from jwt-factory, call serviceb over http; serviceb asks jwt-factory to verify it");
-    Ok(relay(leg(&state, &rid, Flow::Factory, Peer::B, "scenario1-server", expired).await))
+    tracing::info!(
+        "scenario 1: get a token from jwt-factory, call serviceb over http; serviceb asks jwt-factory to verify it"
+    );
+    Ok(relay(
+        leg(
+            &state,
+            &rid,
+            Flow::Factory,
+            Peer::B,
+            "scenario1-server",
+            expired,
+        )
+        .await,
+    ))
 }
 
 pub async fn scenario2(
@@ -83,11 +95,29 @@ pub async fn scenario2(
     let expired = expired(query)?;
     tracing::info!(
         "scenario 2: one jwt-factory token per audience, call serviceb and servicec concurrently{}",
-        if expired { " (servicec's token EXPIRED on purpose)" } else { "" }
+        if expired {
+            " (servicec's token EXPIRED on purpose)"
+        } else {
+            ""
+        }
     );
     let (b, c) = tokio::join!(
-        leg(&state, &rid, Flow::Factory, Peer::B, "scenario2-server", false),
-        leg(&state, &rid, Flow::Factory, Peer::C, "scenario2-server", expired),
+        leg(
+            &state,
+            &rid,
+            Flow::Factory,
+            Peer::B,
+            "scenario2-server",
+            false
+        ),
+        leg(
+            &state,
+            &rid,
+            Flow::Factory,
+            Peer::C,
+            "scenario2-server",
+            expired
+        ),
     );
     Ok(combine(b, c))
 }
@@ -98,8 +128,20 @@ pub async fn scenario3(
     query: Result<Query<ExpiredQuery>, QueryRejection>,
 ) -> Result<Response, AppError> {
     let expired = expired(query)?;
-    tracing::info!("scenario 3: sign my own short-lived token, call serviceb over https; serviceb verifies it locally with my public key");
-    Ok(relay(leg(&state, &rid, Flow::SelfSigned, Peer::B, "scenario3-server", expired).await))
+    tracing::info!(
+        "scenario 3: sign my own short-lived token, call serviceb over https; serviceb verifies it locally with my public key"
+    );
+    Ok(relay(
+        leg(
+            &state,
+            &rid,
+            Flow::SelfSigned,
+            Peer::B,
+            "scenario3-server",
+            expired,
+        )
+        .await,
+    ))
 }
 
 pub async fn scenario4(
@@ -110,11 +152,29 @@ pub async fn scenario4(
     let expired = expired(query)?;
     tracing::info!(
         "scenario 4: sign one token per audience, call serviceb and servicec over https concurrently{}",
-        if expired { " (both tokens EXPIRED on purpose)" } else { "" }
+        if expired {
+            " (both tokens EXPIRED on purpose)"
+        } else {
+            ""
+        }
     );
     let (b, c) = tokio::join!(
-        leg(&state, &rid, Flow::SelfSigned, Peer::B, "scenario4-server", expired),
-        leg(&state, &rid, Flow::SelfSigned, Peer::C, "scenario4-server", expired),
+        leg(
+            &state,
+            &rid,
+            Flow::SelfSigned,
+            Peer::B,
+            "scenario4-server",
+            expired
+        ),
+        leg(
+            &state,
+            &rid,
+            Flow::SelfSigned,
+            Peer::C,
+            "scenario4-server",
+            expired
+        ),
     );
     Ok(combine(b, c))
 }
@@ -156,23 +216,37 @@ async fn try_leg(
     let aud = peer.name();
     let (token, client) = match flow {
         Flow::Factory => {
-            tracing::info!("asking jwt-factory for a token (sub {}, aud {aud}{})", state.name, if expired { ", expired" } else { "" });
+            tracing::info!(
+                "asking jwt-factory for a token (sub {}, aud {aud}{})",
+                state.name,
+                if expired { ", expired" } else { "" }
+            );
             let token = factory_client::issue_token(state, rid, aud, expired).await?;
             tracing::info!("got token from jwt-factory for {aud}: {}", preview(&token));
             (token, state.http.clone())
         }
         Flow::SelfSigned => {
             let token = self_signed::mint(state, aud, expired)?;
-            let client = state.https.get().map_err(|source| AppError::FileUnavailable {
-                what: "CA certificate",
-                source,
-                hint: "Create it with `cargo run --release --bin app -- gen-certs`",
-            })?;
+            let client = state
+                .https
+                .get()
+                .map_err(|source| AppError::FileUnavailable {
+                    what: "CA certificate",
+                    source,
+                    hint: "Create it with `cargo run --release --bin app -- gen-certs`",
+                })?;
             ((token), (*client).clone())
         }
     };
-    let url = format!("{}/{path}", peer.base_url(state, matches!(flow, Flow::SelfSigned)).trim_end_matches('/'));
-    tracing::info!("calling {url} with Authorization: Bearer {}", preview(&token));
+    let url = format!(
+        "{}/{path}",
+        peer.base_url(state, matches!(flow, Flow::SelfSigned))
+            .trim_end_matches('/')
+    );
+    tracing::info!(
+        "calling {url} with Authorization: Bearer {}",
+        preview(&token)
+    );
     let target = Target { who: aud, url };
     let request = client.get(&target.url).bearer_auth(&token);
     let answer = outbound::send_json(request, &target, rid, state.args.request_timeout()).await?;
@@ -192,5 +266,9 @@ fn combine(b: Answer, c: Answer) -> Response {
         .into_iter()
         .find(|s| !s.is_success())
         .unwrap_or(StatusCode::OK);
-    (status, Json(json!({ "serviceb": b.body, "servicec": c.body }))).into_response()
+    (
+        status,
+        Json(json!({ "serviceb": b.body, "servicec": c.body })),
+    )
+        .into_response()
 }

@@ -16,11 +16,14 @@ pub const KEY_HINT: &str = "Create it with `curl -X POST localhost:3000/gen-keys
 
 /// A token from servicea for `audience`; expired an hour ago if `expired`.
 pub fn mint(state: &ServiceState, audience: &str, expired: bool) -> Result<String, AppError> {
-    let key = state.signing_key.get().map_err(|source| AppError::FileUnavailable {
-        what: "scenario-3 signing key",
-        source,
-        hint: KEY_HINT,
-    })?;
+    let key = state
+        .signing_key
+        .get()
+        .map_err(|source| AppError::FileUnavailable {
+            what: "scenario-3 signing key",
+            source,
+            hint: KEY_HINT,
+        })?;
     let lifetime = i64::try_from(state.args.token_lifetime_secs).unwrap_or(30);
     let now = now_unix();
     let exp = if expired { now - 3600 } else { now + lifetime };
@@ -34,7 +37,8 @@ pub fn mint(state: &ServiceState, audience: &str, expired: bool) -> Result<Strin
     let serde_json::Value::Object(claims) = claims else {
         return Err(AppError::Internal("claims are not an object".into()));
     };
-    let token = jws::sign(&claims, &key, state.args.algorithm).map_err(|e| AppError::Internal(e.to_string()))?;
+    let token = jws::sign(&claims, &key, state.args.algorithm)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
     tracing::info!(
         "signed {} token myself (iss {}, sub {}, aud {audience}, {} s lifetime, {}) with {}",
         if expired { "an EXPIRED" } else { "a" },

@@ -45,9 +45,11 @@ impl ServiceState {
     pub fn new(role: Role, args: ServiceArgs) -> Result<Self, String> {
         let (connect, total) = (args.connect_timeout(), args.request_timeout());
         let http = outbound::client(connect, total, None)?;
-        let https = WatchedFile::new(&args.ca_cert_path, "CA certificate (https trust)", move |pem| {
-            outbound::client(connect, total, Some(pem.as_bytes()))
-        });
+        let https = WatchedFile::new(
+            &args.ca_cert_path,
+            "CA certificate (https trust)",
+            move |pem| outbound::client(connect, total, Some(pem.as_bytes())),
+        );
         let signing_key = WatchedFile::new(
             &args.service_a_private_key_path,
             "scenario-3 signing key",

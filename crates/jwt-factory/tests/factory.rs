@@ -1046,15 +1046,9 @@ async fn pkcs1_key_in_keys_dir_loads_and_survives_dump_and_restart() {
     f.stop().await;
 }
 
-/// BUG (s2s-auth/src/rsa_keys.rs:99, `private_pem: kp.serialize_pem()`): for a
-/// key loaded from a PKCS#1 PEM, rcgen's `serialized_der()` is the PKCS#1 DER,
-/// and `serialize_pem()` always labels it `PRIVATE KEY` (PKCS#8). `/utils/dump`
-/// then writes a mislabelled file that `jsonwebtoken::EncodingKey::from_rsa_pem`
-/// refuses (InvalidKeyFormat) and `openssl pkcs8` cannot read. The factory
-/// itself still reloads it (rcgen sniffs the DER), which is why the test above
-/// passes. Run with `--ignored` to reproduce.
+/// A key loaded from a PKCS#1 PEM is dumped as real PKCS#8 (regression:
+/// it used to be PKCS#1 bytes under a PKCS#8 label, which other tools refuse).
 #[tokio::test]
-#[ignore = "known bug: dump of a PKCS#1-loaded key writes PKCS#1 DER under a PKCS#8 label"]
 async fn dumped_pkcs1_loaded_key_is_a_well_labelled_pem() {
     let http = Client::new();
     let (f, _) = factory_with_pkcs1_key(&http).await;

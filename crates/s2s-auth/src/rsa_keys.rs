@@ -8,7 +8,10 @@
 
 use std::fmt;
 
-use aws_lc_rs::signature::{self as sig, KeyPair as _};
+use aws_lc_rs::{
+    encoding::{AsDer, Pkcs8V1Der},
+    signature::{self as sig, KeyPair as _},
+};
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use jsonwebtoken::DecodingKey;
 
@@ -95,8 +98,15 @@ impl RsaKeyPair {
             ));
         }
         let public = PublicKey::from_pem(&kp.public_key_pem())?;
+        // Always keep PKCS#8: a key loaded from a PKCS#1 file would otherwise
+        // be written back with PKCS#1 bytes under a PKCS#8 label.
+        let pkcs8 = AsDer::<Pkcs8V1Der>::as_der(&signer)
+            .map_err(|e| KeyError::BadPrivateKey(e.to_string()))?;
+        let private_pem = rcgen::KeyPair::try_from(pkcs8.as_ref())
+            .map_err(|e| KeyError::BadPrivateKey(e.to_string()))?
+            .serialize_pem();
         Ok(Self {
-            private_pem: kp.serialize_pem(),
+            private_pem,
             public,
             signer,
         })

@@ -49,11 +49,14 @@ impl Stamp {
     }
 }
 
+/// Turns the file's text into the value, or says why it cannot.
+type Parse<T> = Box<dyn Fn(&str) -> Result<T, String> + Send + Sync>;
+
 /// A file whose parsed contents are cached until the file changes.
 pub struct WatchedFile<T> {
     path: PathBuf,
     what: &'static str,
-    parse: Box<dyn Fn(&str) -> Result<T, String> + Send + Sync>,
+    parse: Parse<T>,
     cached: RwLock<Option<(Stamp, Arc<T>)>>,
 }
 

@@ -1,0 +1,322 @@
+//! The four scenarios end to end, valid and expired, over real HTTP and
+//! real TLS, plus the failures a workshop will meet: no token, no key yet,
+//! a dead or silent factory, a peer with an untrusted certificate.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Options, Stack, get_json};
+use serde_json::Value;
+
+fn error_name(body: &Value) -> &str {
+    body["error"]["name"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn scenario1_valid_and_expired() {
+    let s = Stack::start(Options::default()).await;
+    let (status, body) = s.get_a("/scenario1").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["valid"], true);
+    assert_eq!(body["claims"]["sub"], "servicea");
+    assert_eq!(body["claims"]["aud"], "serviceb");
+    assert_eq!(body["claims"]["iss"], "https://jwt-factory/");
+
+    let (status, body) = s.get_a("/scenario1?expired=1").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["message"], "invalid token");
+    assert_eq!(body["valid"], false);
+    assert_eq!(error_name(&body), "TokenExpiredError");
+    assert_eq!(body["error"]["message"], "jwt expired");
+    assert!(
+        body["error"]["expiredAt"]
+            .as_str()
+            .unwrap()
+            .ends_with(".000Z")
+    );
+    assert_eq!(body["claims"], serde_json::json!({}));
+}
+
+#[tokio::test]
+async fn scenario2_both_valid_then_servicec_expired() {
+    let s = Stack::start(Options::default()).await;
+    let (status, body) = s.get_a("/scenario2").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["serviceb"]["claims"]["aud"], "serviceb");
+    assert_eq!(body["servicec"]["claims"]["aud"], "servicec");
+
+    let (status, body) = s.get_a("/scenario2?expired=1").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        body["serviceb"]["valid"], true,
+        "serviceb's token is not expired"
+    );
+    assert_eq!(error_name(&body["servicec"]), "TokenExpiredError");
+}
+
+#[tokio::test]
+async fn scenario3_valid_and_expired_over_tls() {
+    let s = Stack::start(Options::default()).await;
+    let (status, body) = s.get_a("/scenario3").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["claims"]["iss"], "https://service-issuer");
+    assert_eq!(body["claims"]["aud"], "serviceb");
+    let lifetime =
+        body["claims"]["exp"].as_i64().unwrap() - body["claims"]["iat"].as_i64().unwrap();
+    assert_eq!(lifetime, 30);
+
+    let (status, body) = s.get_a("/scenario3?expired=1").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(error_name(&body), "TokenExpiredError");
+}
+
+#[tokio::test]
+async fn scenario4_valid_and_expired() {
+    let s = Stack::start(Options::default()).await;
+    let (status, body) = s.get_a("/scenario4").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["serviceb"]["claims"]["aud"], "serviceb");
+    assert_eq!(body["servicec"]["claims"]["aud"], "servicec");
+
+    let (status, body) = s.get_a("/scenario4?expired=1").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(error_name(&body["serviceb"]), "TokenExpiredError");
+    assert_eq!(error_name(&body["servicec"]), "TokenExpiredError");
+}
+
+#[tokio::test]
+async fn expired_flag_zero_or_false_is_not_expired() {
+    let s = Stack::start(Options::default()).await;
+    for q in ["?expired=0", "?expired=false"] {
+        let (status, body) = s.get_a(&format!("/scenario1{q}")).await;
+        assert_eq!(status, 200, "{q}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn receivers_answer_401_without_a_token() {
+    let s = Stack::start(Options::default()).await;
+    for url in [
+        format!("{}/scenario1-server", s.b.url()),
+        format!("{}/scenario2-server", s.c.url()),
+        format!("{}/scenario3-server", s.b.https_url()),
+        format!("{}/scenario4-server", s.c.https_url()),
+    ] {
+        let r = s.client.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{url}");
+        assert_eq!(r.headers()["www-authenticate"], "Bearer");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["message"], "no token provided", "{url}");
+    }
+}
+
+#[tokio::test]
+async fn scenario3_missing_key_is_503_then_gen_keys_fixes_it_without_restart() {
+    let s = Stack::start(Options {
+        no_scenario3_keys: true,
+        ..Default::default()
+    })
+    .await;
+    let (status, body) = s.get_a("/scenario3").await;
+    assert_eq!(status, 503, "{body}");
+    let msg = body["message"].as_str().unwrap();
+    assert!(msg.contains("jwt-private.pem"), "{msg}");
+    assert!(msg.contains("gen-keys"), "{msg}");
+
+    let r = s
+        .client
+        .post(format!("{}/gen-keys", s.a.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["folder"]
+            .as_str()
+            .unwrap()
+            .ends_with("scenario-3-keys")
+    );
+    let private = s.path("scenario-3-keys/jwt-private.pem");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&private).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let (status, body) = s.get_a("/scenario3").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = s.get_a("/scenario4").await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn rotating_the_scenario3_key_while_running_keeps_working() {
+    let s = Stack::start(Options::default()).await;
+    assert_eq!(s.get_a("/scenario3").await.0, 200);
+    let before = std::fs::read_to_string(s.path("scenario-3-keys/jwt-public.pem")).unwrap();
+    let r = s
+        .client
+        .post(format!("{}/gen-keys", s.a.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let after = std::fs::read_to_string(s.path("scenario-3-keys/jwt-public.pem")).unwrap();
+    assert_ne!(before, after, "a new key pair was written");
+    let (status, body) = s.get_a("/scenario4").await;
+    assert_eq!(
+        status, 200,
+        "receivers picked up the new public key: {body}"
+    );
+}
+
+#[tokio::test]
+async fn factory_down_gives_502_quickly() {
+    let mut s = Stack::start(Options::default()).await;
+    s.factory.stop().await;
+    let started = Instant::now();
+    let (status, body) = s.get_a("/scenario1").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("jwt-factory"),
+        "{body}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // scenario 2: both legs fail, both are reported.
+    let (status, body) = s.get_a("/scenario2").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body["serviceb"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("jwt-factory")
+    );
+    assert!(
+        body["servicec"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("jwt-factory")
+    );
+
+    // Scenarios 3-4 do not need the factory at all.
+    assert_eq!(s.get_a("/scenario3").await.0, 200);
+}
+
+#[tokio::test]
+async fn silent_factory_gives_504_within_the_timeout() {
+    // Accepts connections, never answers.
+    let silent = common::bind().await;
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = silent.accept().await {
+            held.push(sock);
+        }
+    });
+    let s = Stack::start(Options {
+        factory_url_for_a: Some(silent_url),
+        a_args: vec!["--request-timeout-ms".into(), "300".into()],
+        ..Default::default()
+    })
+    .await;
+    let started = Instant::now();
+    let (status, body) = s.get_a("/scenario1").await;
+    let took = started.elapsed();
+    assert_eq!(status, 504, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer within 300ms"),
+        "{body}"
+    );
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    hold.abort();
+}
+
+#[tokio::test]
+async fn peer_down_in_scenario4_still_reports_the_other_half() {
+    let mut s = Stack::start(Options::default()).await;
+    s.c.stop().await;
+    let (status, body) = s.get_a("/scenario4").await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["serviceb"]["valid"], true, "{body}");
+    assert!(
+        body["servicec"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("servicec"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn servicea_refuses_a_peer_whose_certificate_is_not_from_our_ca() {
+    // serviceb gets a certificate from a different CA than servicea trusts.
+    let other = tempfile::tempdir().unwrap();
+    s2s_auth::certs::generate(
+        &s2s_auth::certs::CertFiles::in_dir(other.path()),
+        false,
+        Default::default(),
+    )
+    .unwrap();
+    let s = Stack::start(Options {
+        b_certs: Some(other.path().to_path_buf()),
+        ..Default::default()
+    })
+    .await;
+    let (status, body) = s.get_a("/scenario3").await;
+    assert_eq!(status, 502, "{body}");
+    let msg = body["message"].as_str().unwrap();
+    assert!(
+        msg.contains("serviceb") && msg.to_lowercase().contains("certificate"),
+        "{msg}"
+    );
+    // servicec, with the right certificate, is still fine.
+    let (status, body) = s.get_a("/scenario4").await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["servicec"]["valid"], true, "{body}");
+}
+
+#[tokio::test]
+async fn scenario3_endpoints_are_not_served_over_plain_http() {
+    let s = Stack::start(Options::default()).await;
+    let (status, body) = get_json(&s.client, &format!("{}/scenario3-server", s.b.url())).await;
+    assert_eq!(status, 404, "{body}");
+}
+
+#[tokio::test]
+async fn request_id_is_kept_and_returned() {
+    let s = Stack::start(Options::default()).await;
+    let r = s
+        .client
+        .get(format!("{}/scenario1", s.a.url()))
+        .header("x-request-id", "workshop-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-request-id"], "workshop-42");
+    let r = s
+        .client
+        .get(format!("{}/hello", s.b.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "hello");
+}
+
+#[tokio::test]
+async fn bad_query_is_a_json_400() {
+    let s = Stack::start(Options::default()).await;
+    let (status, body) = s.get_a("/scenario1?expired=1&expired=2").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].is_string());
+}
