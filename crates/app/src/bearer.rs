@@ -3,13 +3,16 @@
 //! Policy (RFC 6750 section 2.1, RFC 7235): the scheme is matched without
 //! regard to case (`Bearer`, `bearer`); exactly one `Authorization` header;
 //! a token in the query string or a form body is never looked at; `Basic`
-//! or any other scheme is not a bearer token, whatever it carries. Each
+//! or any other scheme is not a bearer token, whatever it carries; a token
+//! over [`MAX_TOKEN_LEN`] bytes is refused before anything parses it. Each
 //! refusal is a 401 that says which rule was broken, and is logged.
 
 use axum::{
     extract::FromRequestParts,
     http::{header::AUTHORIZATION, request::Parts},
 };
+
+use s2s_auth::verify::MAX_TOKEN_LEN;
 
 use crate::error::AppError;
 
@@ -39,6 +42,11 @@ impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
             .map(|(_, token)| token.trim())
             .filter(|t| !t.is_empty() && !t.contains(' '));
         match token {
+            // Refused here, before it is forwarded to jwt-factory or parsed.
+            Some(t) if t.len() > MAX_TOKEN_LEN => {
+                tracing::info!("rejected: token of {} bytes", t.len());
+                Err(AppError::NoToken("token too large: over 8192 bytes"))
+            }
             Some(t) => {
                 tracing::info!("got bearer token from caller: {}", preview(t));
                 Ok(Self(t.to_owned()))

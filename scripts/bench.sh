@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Load benchmark: starts the stack (release build), warms up, loads each
+# scenario and the factory's /issueToken and /verify with wrk, measures the
+# machine's single-core RSA-2048 signing rate with `openssl speed` in the
+# same run, and prints a table: requests/s, p50/p99 latency, ratio to the
+# signing rate, errors, resident memory per process and start-up time.
+#
+#   scripts/bench.sh                 # 10 s per row
+#   DURATION=30 scripts/bench.sh     # longer, steadier figures
+#   RUST_LOG=info scripts/bench.sh   # with the workshop narration on
+#
+# Installs wrk (Debian package) if it is missing. Traffic goes to 127.0.0.1 only.
+cd "$(dirname "$0")/.."
+LOGS=target/bench-logs
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+
+DURATION=${DURATION:-10}
+# The services narrate every step at info level for a workshop audience; at
+# thousands of requests/s that is tens of thousands of lines/s, which costs
+# up to half the throughput of the two-signature scenarios. Load is measured
+# at warn (RUST_LOG=info scripts/bench.sh to measure with narration).
+export RUST_LOG=${RUST_LOG:-warn}
+CONNECTIONS=${CONNECTIONS:-32}
+
+if ! command -v wrk >/dev/null; then
+  say "installing wrk"
+  apt-get update -qq && apt-get install -y -qq wrk
+fi
+command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
+
+build
+ensure_certs
+start_stack
+curl -fsS -o /dev/null localhost:5555/keys/servicea
+[ -f scenario-3-keys/jwt-private.pem ] || curl -fsS -o /dev/null -X POST localhost:3000/gen-keys
+
+# wrk scripts for the factory's POST endpoints.
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"; cleanup' EXIT
+TOKEN=$(curl -fsS -X POST localhost:5555/issueToken/servicea -d '{"aud":"serviceb"}')
+cat >"$TMP/issue.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"aud":"serviceb"}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+cat >"$TMP/verify.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"token":"$TOKEN","aud":"serviceb","sub":"servicea"}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
+say "measuring the single-core RSA-2048 signing rate (openssl speed -seconds 3 rsa2048)"
+SIGN_RATE=$(openssl speed -seconds 3 rsa2048 2>/dev/null | awk '$1=="rsa" && $2=="2048" {print $(NF-1)}')
+[ -n "$SIGN_RATE" ] || die "could not read openssl's signing rate"
+echo "openssl: $SIGN_RATE RSA-2048 signatures/s on one core"
+
+# load NAME CONNECTIONS URL [wrk args...]: one row of the table.
+ROWS=()
+load() {
+  local name=$1 conns=$2 url=$3; shift 3
+  local threads=$(( conns < 2 ? 1 : 2 ))
+  wrk -t"$threads" -c"$conns" -d2s "$@" "$url" >/dev/null 2>&1 || true   # warm-up
+  local out
+  out=$(wrk -t"$threads" -c"$conns" -d"${DURATION}s" --latency "$@" "$url" 2>&1)
+  local rps p50 p99 errors
+  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  errors=$(awk '/Non-2xx or 3xx responses:/ {n+=$NF} /Socket errors:/ {gsub(",",""); n+=$4+$6+$8+$10} END {print n+0}' <<<"$out")
+  ROWS+=("$(printf '%-28s %5s %10s %10s %10s %7s %7s' "$name" "$conns" "$rps" "$p50" "$p99" \
+    "$(awk -v r="$rps" -v s="$SIGN_RATE" 'BEGIN {printf "%.2f", r/s}')" "$errors")")
+  echo "${ROWS[-1]}"
+}
+
+say "load: $DURATION s per row (after a 2 s warm-up), wrk on the same 2 cores as the servers"
+printf '%-28s %5s %10s %10s %10s %7s %7s\n' "request" "conns" "req/s" "p50" "p99" "x sign" "errors"
+load "GET /scenario1" "$CONNECTIONS" http://localhost:3000/scenario1
+load "GET /scenario1 (1 conn)" 1 http://localhost:3000/scenario1
+load "GET /scenario2" "$CONNECTIONS" http://localhost:3000/scenario2
+load "GET /scenario3" "$CONNECTIONS" http://localhost:3000/scenario3
+load "GET /scenario4" "$CONNECTIONS" http://localhost:3000/scenario4
+load "POST /issueToken/servicea" "$CONNECTIONS" http://localhost:5555/issueToken/servicea -s "$TMP/issue.lua"
+load "POST /verify/servicea" "$CONNECTIONS" http://localhost:5555/verify/servicea -s "$TMP/verify.lua"
+
+say "results (RUST_LOG=$RUST_LOG, $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))"
+echo "single-core RSA-2048 signing (openssl speed): $SIGN_RATE/s; 'x sign' = req/s divided by that"
+printf '%-28s %5s %10s %10s %10s %7s %7s\n' "request" "conns" "req/s" "p50" "p99" "x sign" "errors"
+printf '%s\n' "${ROWS[@]}"
+echo
+printf '%-12s %14s %16s\n' "process" "RSS after load" "ready after start"
+for name in jwt-factory servicea serviceb servicec; do
+  rss=$(awk '/^VmRSS:/ {printf "%.1f MB", $2/1024}' "/proc/$(pid_of "$name")/status")
+  printf '%-12s %14s %13s ms\n' "$name" "$rss" "${READY_MS[$name]}"
+done

@@ -1,0 +1,99 @@
+# Shared by demo.sh and bench.sh: build, create what is missing, start the
+# four processes, wait until each answers, and stop them all on exit.
+# Source it from the workspace root; it sets `set -euo pipefail`.
+set -euo pipefail
+
+LOGS=${LOGS:-target/demo-logs}
+BIN=target/release
+PIDS=()
+
+if [ -t 1 ]; then BOLD=$'\033[1m' RED=$'\033[31m' OFF=$'\033[0m'; else BOLD='' RED='' OFF=''; fi
+say()  { printf '\n%s==> %s%s\n' "$BOLD" "$*" "$OFF"; }
+die()  { printf '%s%s: %s%s\n' "$RED" "$(basename "$0")" "$*" "$OFF" >&2; exit 1; }
+
+# Stops every process this script started: SIGTERM (graceful), then a
+# bounded wait, then SIGKILL. Runs on any exit, including Ctrl-C.
+cleanup() {
+  local code=$?
+  trap - EXIT INT TERM
+  if [ ${#PIDS[@]} -gt 0 ]; then
+    say "stopping ${#PIDS[@]} processes (pids ${PIDS[*]})"
+    kill -TERM "${PIDS[@]}" 2>/dev/null || true
+    for pid in "${PIDS[@]}"; do
+      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    done
+  fi
+  exit "$code"
+}
+trap cleanup EXIT
+trap 'echo; say "interrupted"; exit 130' INT TERM
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_ready NAME PID URL [curl args...]: poll until URL answers (10 s at most).
+wait_ready() {
+  local name=$1 pid=$2 url=$3; shift 3
+  for _ in $(seq 1000); do
+    kill -0 "$pid" 2>/dev/null || { tail -20 "$LOGS/$name.log" >&2; die "$name exited during start-up (log above)"; }
+    curl -fsS --max-time 1 "$@" "$url" >/dev/null 2>&1 && return 0
+    sleep 0.01
+  done
+  tail -20 "$LOGS/$name.log" >&2
+  die "$name did not become ready within 10 s"
+}
+
+# start NAME COMMAND...: runs it in the background, logging to $LOGS/NAME.log.
+start() {
+  local name=$1; shift
+  "$@" >"$LOGS/$name.log" 2>&1 &
+  PIDS+=("$!")
+  echo "started $name (pid $!): $*"
+}
+
+build() {
+  say "building (release)"
+  cargo build --release --bin app --bin jwt-factory
+}
+
+ensure_certs() {
+  if [ ! -f certs/ca.pem ] || [ ! -f certs/localhost.pem ] || [ ! -f certs/localhost-key.pem ]; then
+    say "creating the local CA and localhost certificate (once)"
+    echo "$ cargo run --release --bin app -- gen-certs"
+    "$BIN/app" gen-certs --force
+  fi
+}
+
+# Starts jwt-factory, servicea, serviceb, servicec with their env files and
+# waits until each listener answers. READY_MS[name] holds each start-up time.
+declare -A READY_MS=()
+start_stack() {
+  for p in 5555 3000 3001 3002 8443 9443; do
+    port_in_use "$p" && die "port $p is in use: stop whatever runs there (an earlier demo?) and retry"
+  done
+  mkdir -p "$LOGS"
+  say "starting the four services (logs in $LOGS/)"
+  local name url t0 i=0
+  for spec in "jwt-factory|$BIN/jwt-factory|http://localhost:5555/utils/keys" \
+              "servicea|$BIN/app servicea|http://localhost:3000/hello" \
+              "serviceb|$BIN/app serviceb|https://localhost:8443/hello" \
+              "servicec|$BIN/app servicec|https://localhost:9443/hello"; do
+    IFS='|' read -r name cmd url <<<"$spec"
+    t0=$(date +%s%N)
+    # shellcheck disable=SC2086 # cmd is a command line
+    start "$name" $cmd
+    wait_ready "$name" "${PIDS[$i]}" "$url" --cacert certs/ca.pem
+    READY_MS[$name]=$(( ($(date +%s%N) - t0) / 1000000 ))
+    echo "$name is ready in ${READY_MS[$name]} ms ($url)"
+    i=$((i + 1))
+  done
+}
+
+# pid_of NAME: the pid of a process started by start_stack.
+pid_of() {
+  case $1 in
+    jwt-factory) echo "${PIDS[0]}" ;; servicea) echo "${PIDS[1]}" ;;
+    serviceb) echo "${PIDS[2]}" ;; servicec) echo "${PIDS[3]}" ;;
+  esac
+}
