@@ -188,7 +188,8 @@ pub struct ServiceArgs {
     #[arg(long, env = "ISSUER", default_value = "https://service-issuer")]
     pub issuer: String,
 
-    /// Algorithm of scenario-3 tokens, pinned on both sides.
+    /// Algorithm of scenario-3 tokens, pinned on both sides: RS256, RS384,
+    /// RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA.
     #[arg(long, env = "ALGORITHM", default_value = "RS256")]
     pub algorithm: SigningAlgorithm,
 
@@ -268,4 +269,8 @@ pub struct GenKeysArgs {
         default_value = "scenario-3-keys/jwt-public.pem"
     )]
     pub public_key_path: PathBuf,
+    /// The algorithm the key is for: RS* and PS* get RSA-2048, ES256 P-256,
+    /// ES384 P-384, EdDSA Ed25519.
+    #[arg(long, env = "ALGORITHM", default_value = "RS256")]
+    pub algorithm: SigningAlgorithm,
 }

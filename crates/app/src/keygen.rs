@@ -8,14 +8,15 @@
 use std::path::Path;
 
 use axum::{Json, extract::State};
-use s2s_auth::{RsaKeyPair, files};
+use s2s_auth::{KeyPair, SigningAlgorithm, files};
 use serde_json::{Value, json};
 
 use crate::{error::AppError, state::ServiceState};
 
-/// Generates a key pair into the two files. Blocking: RSA generation is CPU.
-pub fn generate(private: &Path, public: &Path) -> Result<(), String> {
-    let pair = RsaKeyPair::generate().map_err(|e| e.to_string())?;
+/// Generates a key pair for `alg` into the two files. Blocking: RSA
+/// generation is CPU.
+pub fn generate(alg: SigningAlgorithm, private: &Path, public: &Path) -> Result<(), String> {
+    let pair = KeyPair::generate(alg).map_err(|e| e.to_string())?;
     files::write_atomic(private, pair.private_pem().as_bytes(), files::PRIVATE)
         .map_err(|e| format!("cannot write {}: {e}", private.display()))?;
     files::write_atomic(public, pair.public().pem().as_bytes(), files::PUBLIC)
@@ -37,13 +38,13 @@ fn folder(private: &Path) -> String {
 pub async fn route(State(state): State<ServiceState>) -> Result<Json<Value>, AppError> {
     let private = state.args.service_a_private_key_path.clone();
     let public = state.args.service_a_public_key_path.clone();
-    let (p, q) = (private.clone(), public.clone());
-    tokio::task::spawn_blocking(move || generate(&p, &q))
+    let (p, q, alg) = (private.clone(), public.clone(), state.args.algorithm);
+    tokio::task::spawn_blocking(move || generate(alg, &p, &q))
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?
         .map_err(AppError::Internal)?;
     tracing::info!(
-        "generated a new RSA-2048 key pair for scenarios 3-4: {} (0600) and {}",
+        "generated a new {alg} key pair for scenarios 3-4: {} (0600) and {}",
         private.display(),
         public.display()
     );

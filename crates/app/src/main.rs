@@ -75,9 +75,15 @@ fn gen_certs(args: &GenCertsArgs) -> anyhow::Result<()> {
 }
 
 fn gen_keys(args: &GenKeysArgs) -> anyhow::Result<()> {
-    app::keygen::generate(&args.private_key_path, &args.public_key_path).map_err(|e| anyhow!(e))?;
+    app::keygen::generate(
+        args.algorithm,
+        &args.private_key_path,
+        &args.public_key_path,
+    )
+    .map_err(|e| anyhow!(e))?;
     tracing::info!(
-        "created scenario-3 key pair {} (0600) and {}",
+        "created scenario-3 {} key pair {} (0600) and {}",
+        args.algorithm,
         args.private_key_path.display(),
         args.public_key_path.display()
     );

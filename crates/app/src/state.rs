@@ -2,7 +2,7 @@
 
 use std::{ops::Deref, sync::Arc};
 
-use s2s_auth::{PublicKey, RsaKeyPair, watched::WatchedFile};
+use s2s_auth::{KeyPair, PublicKey, watched::WatchedFile};
 
 use crate::{
     config::{Role, ServiceArgs},
@@ -29,7 +29,7 @@ pub struct Inner {
     /// if that file changes, so `gen-certs` can run after servicea starts.
     pub https: WatchedFile<reqwest::Client>,
     /// servicea's scenario-3 signing key, parsed once, reloaded on change.
-    pub signing_key: WatchedFile<RsaKeyPair>,
+    pub signing_key: WatchedFile<KeyPair>,
     /// servicea's public key, with which serviceb/servicec verify locally.
     pub caller_key: WatchedFile<PublicKey>,
 }
@@ -44,6 +44,9 @@ impl Deref for ServiceState {
 impl ServiceState {
     pub fn new(role: Role, args: ServiceArgs) -> Result<Self, String> {
         let (connect, total) = (args.connect_timeout(), args.request_timeout());
+        // A key file of the wrong kind for ALGORITHM is a clear 503, not a
+        // signature that fails later.
+        let alg = args.algorithm;
         let http = outbound::client(connect, total, None)?;
         let https = WatchedFile::new(
             &args.ca_cert_path,
@@ -53,12 +56,12 @@ impl ServiceState {
         let signing_key = WatchedFile::new(
             &args.service_a_private_key_path,
             "scenario-3 signing key",
-            |pem| RsaKeyPair::from_private_pem(pem).map_err(|e| e.to_string()),
+            move |pem| KeyPair::from_private_pem_for(pem, alg).map_err(|e| e.to_string()),
         );
         let caller_key = WatchedFile::new(
             &args.service_a_public_key_path,
             "servicea's public key",
-            |pem| PublicKey::from_pem(pem).map_err(|e| e.to_string()),
+            move |pem| PublicKey::from_pem_for(pem, alg).map_err(|e| e.to_string()),
         );
         Ok(Self(Arc::new(Inner {
             role,

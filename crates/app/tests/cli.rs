@@ -227,7 +227,7 @@ async fn gen_keys_writes_the_scenario3_pair() {
         std::fs::read_to_string(dir.path().join("scenario-3-keys/jwt-private.pem")).unwrap();
     let public =
         std::fs::read_to_string(dir.path().join("scenario-3-keys/jwt-public.pem")).unwrap();
-    let pair = s2s_auth::RsaKeyPair::from_private_pem(&private).unwrap();
+    let pair = s2s_auth::KeyPair::from_private_pem(&private).unwrap();
     assert_eq!(pair.public().pem(), public);
     let mode = std::fs::metadata(dir.path().join("scenario-3-keys/jwt-private.pem"))
         .unwrap()

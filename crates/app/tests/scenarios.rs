@@ -320,3 +320,59 @@ async fn bad_query_is_a_json_400() {
     assert_eq!(status, 400, "{body}");
     assert!(body["message"].is_string());
 }
+
+/// `ALGORITHM=ES256` or `EdDSA` end to end: factory keys and tokens,
+/// servicea's own key, local verification; valid and expired.
+#[tokio::test]
+async fn every_scenario_works_with_elliptic_curve_algorithms() {
+    for alg in ["ES256", "ES384", "EdDSA"] {
+        let s = Stack::start(Options {
+            algorithm: Some(alg),
+            ..Default::default()
+        })
+        .await;
+        for n in 1..=4 {
+            let (status, body) = s.get_a(&format!("/scenario{n}")).await;
+            assert_eq!(status, 200, "{alg} scenario{n}: {body}");
+            let (status, body) = s.get_a(&format!("/scenario{n}?expired=1")).await;
+            assert_eq!(status, 403, "{alg} scenario{n} expired: {body}");
+        }
+        // The token's header names the algorithm.
+        let token = s
+            .client
+            .post(format!("{}/issueToken/servicea", s.factory.url()))
+            .body(r#"{"aud":"serviceb"}"#)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            format!("{:?}", jsonwebtoken::decode_header(&token).unwrap().alg),
+            alg
+        );
+    }
+}
+
+/// A receiver whose key file is of the wrong kind for its ALGORITHM says so.
+#[tokio::test]
+async fn a_key_of_the_wrong_kind_is_a_clear_503() {
+    let s = Stack::start(Options::default()).await;
+    // Replace servicea's RSA key pair by an EC one while the services expect RS256.
+    app::keygen::generate(
+        s2s_auth::SigningAlgorithm::ES256,
+        &s.path("scenario-3-keys/jwt-private.pem"),
+        &s.path("scenario-3-keys/jwt-public.pem"),
+    )
+    .unwrap();
+    let (status, body) = s.get_a("/scenario3").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("ALGORITHM=RS256"),
+        "{body}"
+    );
+}

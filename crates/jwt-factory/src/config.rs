@@ -7,7 +7,7 @@ use std::{net::IpAddr, path::PathBuf};
 use clap::Parser;
 use s2s_auth::SigningAlgorithm;
 
-/// The token service: creates an RSA key pair per key id, issues JWTs signed
+/// The token service: creates a key pair per key id, issues JWTs signed
 /// with it, and verifies tokens for callers.
 ///
 /// Quick start: `jwt-factory`, then `curl localhost:5555/keys/servicea` and
@@ -33,7 +33,8 @@ pub struct Config {
     pub issuer: String,
 
     /// Signing algorithm, pinned: tokens naming any other `alg` are refused.
-    /// One of RS256, RS384, RS512, PS256, PS384, PS512.
+    /// One of RS256, RS384, RS512, PS256, PS384, PS512 (RSA-2048 keys),
+    /// ES256 (P-256), ES384 (P-384), EdDSA (Ed25519).
     #[arg(long, env = "ALGORITHM", default_value = "RS256")]
     pub algorithm: SigningAlgorithm,
 

@@ -12,7 +12,7 @@ use std::{
 };
 
 use s2s_auth::{
-    KeyId, RsaKeyPair,
+    KeyId, KeyPair, SigningAlgorithm,
     files::{PRIVATE, PUBLIC, write_atomic},
 };
 
@@ -25,7 +25,7 @@ pub struct KeyStore {
     /// Where [`KeyStore::dump`] writes and [`KeyStore::load`] reads.
     dir: PathBuf,
     /// The current key pair per id. Locked only to clone an `Arc` in or out.
-    keys: RwLock<BTreeMap<KeyId, Arc<RsaKeyPair>>>,
+    keys: RwLock<BTreeMap<KeyId, Arc<KeyPair>>>,
 }
 
 impl KeyStore {
@@ -38,10 +38,10 @@ impl KeyStore {
     }
 
     /// Loads every `{keyId}-private.pem` in `dir`. A file that is unreadable,
-    /// not a key, or named with an invalid key id is logged and skipped: one
-    /// bad file must not keep the factory from starting. A missing `dir` is
-    /// an empty store.
-    pub fn load(dir: impl Into<PathBuf>) -> Self {
+    /// not a key, not a key for `alg`, or named with an invalid key id is
+    /// logged and skipped: one bad file must not keep the factory from
+    /// starting. A missing `dir` is an empty store.
+    pub fn load(dir: impl Into<PathBuf>, alg: SigningAlgorithm) -> Self {
         let store = Self::new(dir);
         let entries = match fs::read_dir(&store.dir) {
             Ok(entries) => entries,
@@ -62,7 +62,7 @@ impl KeyStore {
             let Some(raw_id) = name.strip_suffix(PRIVATE_SUFFIX) else {
                 continue;
             };
-            match load_one(raw_id, &path) {
+            match load_one(raw_id, &path, alg) {
                 Ok((id, pair)) => {
                     tracing::info!(key_id = %id, file = %path.display(), "loaded key pair");
                     store.insert(id, pair);
@@ -76,12 +76,12 @@ impl KeyStore {
     }
 
     /// The current key pair for `id`.
-    pub fn get(&self, id: &KeyId) -> Option<Arc<RsaKeyPair>> {
+    pub fn get(&self, id: &KeyId) -> Option<Arc<KeyPair>> {
         self.read().get(id).cloned()
     }
 
     /// Makes `pair` the current key pair for `id`, replacing any other.
-    pub fn insert(&self, id: KeyId, pair: RsaKeyPair) -> Arc<RsaKeyPair> {
+    pub fn insert(&self, id: KeyId, pair: KeyPair) -> Arc<KeyPair> {
         let pair = Arc::new(pair);
         self.keys
             .write()
@@ -119,7 +119,7 @@ impl KeyStore {
         &self.dir
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<KeyId, Arc<RsaKeyPair>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<KeyId, Arc<KeyPair>>> {
         self.keys.read().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -127,13 +127,13 @@ impl KeyStore {
 /// Largest key file read at start-up.
 const MAX_KEY_FILE: u64 = 64 * 1024;
 
-fn load_one(raw_id: &str, path: &Path) -> Result<(KeyId, RsaKeyPair), String> {
+fn load_one(raw_id: &str, path: &Path, alg: SigningAlgorithm) -> Result<(KeyId, KeyPair), String> {
     let id = KeyId::parse(raw_id).map_err(|e| e.to_string())?;
     let meta = fs::metadata(path).map_err(|e| e.to_string())?;
     if !meta.is_file() || meta.len() > MAX_KEY_FILE {
         return Err(format!("not a regular file under {MAX_KEY_FILE} bytes"));
     }
     let pem = fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let pair = RsaKeyPair::from_private_pem(&pem).map_err(|e| e.to_string())?;
+    let pair = KeyPair::from_private_pem_for(&pem, alg).map_err(|e| e.to_string())?;
     Ok((id, pair))
 }

@@ -1,6 +1,7 @@
 //! # jwt-factory
 //!
-//! The token service of the workshop: it creates an RSA key pair per key id,
+//! The token service of the workshop: it creates a key pair per key id (RSA-2048
+//! by default, EC or Ed25519 with `ALGORITHM=ES256|ES384|EdDSA`),
 //! issues JWTs signed with it, and verifies tokens for services that would
 //! rather not hold keys (scenarios 1 and 2).
 //!
@@ -65,7 +66,7 @@ impl AppState {
     /// State for `config`, with the key pairs found in its `keys_dir`.
     pub fn load(config: Config) -> Self {
         Self {
-            keys: Arc::new(KeyStore::load(&config.keys_dir)),
+            keys: Arc::new(KeyStore::load(&config.keys_dir, config.algorithm)),
             config: Arc::new(config),
         }
     }

@@ -1003,7 +1003,7 @@ fn pkcs8_to_pkcs1_pem(pkcs8_pem: &str) -> String {
 
 /// Starts a factory whose KEYS_DIR holds one key, `legacy`, as a PKCS#1
 /// (`RSA PRIVATE KEY`) PEM: the form `openssl genrsa -traditional` writes and
-/// that `RsaKeyPair::from_private_pem` documents as accepted. Returns the
+/// that `KeyPair::from_private_pem` documents as accepted. Returns the
 /// factory and the key's public PEM.
 async fn factory_with_pkcs1_key(http: &Client) -> (Factory, String) {
     let f = Factory::start().await;

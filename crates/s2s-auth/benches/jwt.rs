@@ -11,7 +11,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use s2s_auth::{Expectations, RsaKeyPair, SigningAlgorithm, jws, now_unix};
+use s2s_auth::{Expectations, KeyPair, SigningAlgorithm, jws, now_unix};
 
 fn claims() -> jws::Claims {
     let now = now_unix();
@@ -25,9 +25,9 @@ fn claims() -> jws::Claims {
 }
 
 fn bench(c: &mut Criterion) {
-    let key = RsaKeyPair::generate().unwrap();
     let claims = claims();
     for alg in SigningAlgorithm::ALL {
+        let key = KeyPair::generate(alg).unwrap();
         let mut g = c.benchmark_group(format!("{alg}"));
         g.bench_function("sign/jws_parsed_key", |b| {
             b.iter(|| jws::sign(black_box(&claims), &key, alg).unwrap())

@@ -10,7 +10,7 @@
 //! - [`key_id`]: the only way a key id enters the program; validated before it
 //!   touches a map or a path.
 //! - [`algorithm`]: the pinned signing algorithm (`ALGORITHM`), parsed once.
-//! - [`rsa_keys`]: RSA-2048 key pairs: generate, parse once, keep parsed.
+//! - [`keys`]: key pairs (RSA, EC, Ed25519): generate, parse once, keep parsed.
 //! - [`jws`]: sign a claims object into a compact JWT with a key parsed once.
 //! - [`verify`]: the explicit validation rules, and errors shaped like Node's
 //!   `jsonwebtoken` so the original README's outputs read true.
@@ -30,16 +30,16 @@ pub mod files;
 pub mod http;
 pub mod jws;
 pub mod key_id;
-pub mod rsa_keys;
+pub mod keys;
 pub mod shutdown;
 pub mod telemetry;
 pub mod time_fmt;
 pub mod verify;
 pub mod watched;
 
-pub use algorithm::SigningAlgorithm;
+pub use algorithm::{KeyKind, SigningAlgorithm};
 pub use key_id::KeyId;
-pub use rsa_keys::{PublicKey, RsaKeyPair};
+pub use keys::{KeyPair, PublicKey};
 pub use verify::{Expectations, JwtError};
 
 /// Seconds since the Unix epoch, the unit of `iat`, `nbf` and `exp`.

@@ -83,8 +83,13 @@ pub async fn bind() -> TcpListener {
     TcpListener::bind("127.0.0.1:0").await.unwrap()
 }
 
-/// Starts jwt-factory on `listener` with keys in `keys_dir`.
+/// Starts jwt-factory on `listener` with keys in `keys_dir` (RS256).
 pub fn start_factory(listener: TcpListener, keys_dir: &Path) -> Running {
+    start_factory_with(listener, keys_dir, "RS256")
+}
+
+/// Starts jwt-factory on `listener` with keys in `keys_dir`, signing with `alg`.
+pub fn start_factory_with(listener: TcpListener, keys_dir: &Path, alg: &str) -> Running {
     let config = jwt_factory::Config::parse_from([
         "jwt-factory",
         "--port",
@@ -94,7 +99,7 @@ pub fn start_factory(listener: TcpListener, keys_dir: &Path) -> Running {
         "--issuer",
         "https://jwt-factory/",
         "--algorithm",
-        "RS256",
+        alg,
         "--token-lifetime-secs",
         "3600",
         "--leeway-secs",
@@ -178,6 +183,8 @@ pub struct Options {
     pub b_certs: Option<PathBuf>,
     /// Skip `gen-keys` (scenario-3 key pair) at start.
     pub no_scenario3_keys: bool,
+    /// `ALGORITHM` of every process (default RS256).
+    pub algorithm: Option<&'static str>,
 }
 
 impl Stack {
@@ -203,11 +210,12 @@ impl Stack {
         .unwrap();
         let private = dir.path().join("scenario-3-keys/jwt-private.pem");
         let public = dir.path().join("scenario-3-keys/jwt-public.pem");
+        let alg = opts.algorithm.unwrap_or("RS256");
         if !opts.no_scenario3_keys {
-            app::keygen::generate(&private, &public).unwrap();
+            app::keygen::generate(alg.parse().unwrap(), &private, &public).unwrap();
         }
 
-        let factory = start_factory(bind().await, &dir.path().join("keys"));
+        let factory = start_factory_with(bind().await, &dir.path().join("keys"), alg);
         let (b_http, b_https, c_http, c_https, a_http) = (
             bind().await,
             bind().await,
@@ -231,7 +239,7 @@ impl Stack {
                 "--issuer",
                 "https://service-issuer",
                 "--algorithm",
-                "RS256",
+                alg,
                 "--caller",
                 "servicea",
                 "--token-lifetime-secs",

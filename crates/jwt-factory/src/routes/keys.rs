@@ -6,21 +6,22 @@ use serde_json::{Value, json};
 
 use super::KeyIdPath;
 use crate::{AppState, error::FactoryError};
-use s2s_auth::RsaKeyPair;
+use s2s_auth::KeyPair;
 
-/// `GET|POST /keys/{keyId}`: a new RSA-2048 key pair replaces the current one.
+/// `GET|POST /keys/{keyId}`: a new key pair (RSA-2048 for RS256) replaces the current one.
 pub async fn create(
     State(state): State<AppState>,
     KeyIdPath(id): KeyIdPath,
 ) -> Result<Json<Value>, FactoryError> {
     // RSA key generation is tens of milliseconds of CPU: keep it off the
     // async workers so other requests are not stalled behind it.
-    let pair = tokio::task::spawn_blocking(RsaKeyPair::generate)
+    let alg = state.config.algorithm;
+    let pair = tokio::task::spawn_blocking(move || KeyPair::generate(alg))
         .await
         .map_err(|e| FactoryError::Internal(e.to_string()))?
         .map_err(|e| FactoryError::Internal(e.to_string()))?;
     let pair = state.keys.insert(id.clone(), pair);
-    tracing::info!(key_id = %id, "created new RSA-2048 key pair for {id} (replaces any previous one)");
+    tracing::info!(key_id = %id, "created a new {} key pair for {id} ({alg}; replaces any previous one)", pair.kind());
     Ok(Json(json!({ "publicKey": pair.public().pem_base64() })))
 }
 
