@@ -8,6 +8,7 @@
 #   scripts/bench.sh                 # 10 s per row
 #   DURATION=30 scripts/bench.sh     # longer, steadier figures
 #   RUST_LOG=info scripts/bench.sh   # with the workshop narration on
+#   ALGORITHMS="RS256 ES256 EdDSA" scripts/bench.sh
 #
 # Installs wrk (Debian package) if it is missing. Traffic goes to 127.0.0.1 only.
 cd "$(dirname "$0")/.."
@@ -16,6 +17,9 @@ LOGS=target/bench-logs
 . scripts/lib.sh
 
 DURATION=${DURATION:-10}
+# Each algorithm gets its own run of the whole stack, side by side.
+ALGORITHMS=${ALGORITHMS:-RS256 ES256}
+declare -A READY=() RPS=()
 # The services narrate every step at info level for a workshop audience; at
 # thousands of requests/s that is tens of thousands of lines/s, which costs
 # up to half the throughput of the two-signature scenarios. Load is measured
@@ -31,29 +35,19 @@ command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq 
 
 build
 ensure_certs
-start_stack
-curl -fsS -o /dev/null localhost:5555/keys/servicea
-[ -f scenario-3-keys/jwt-private.pem ] || curl -fsS -o /dev/null -X POST localhost:3000/gen-keys
-
-# wrk scripts for the factory's POST endpoints.
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"; cleanup' EXIT
-TOKEN=$(curl -fsS -X POST localhost:5555/issueToken/servicea -d '{"aud":"serviceb"}')
-cat >"$TMP/issue.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = '{"aud":"serviceb"}'
-wrk.headers["Content-Type"] = "application/json"
-LUA
-cat >"$TMP/verify.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '{"token":"$TOKEN","aud":"serviceb","sub":"servicea"}'
-wrk.headers["Content-Type"] = "application/json"
-LUA
 
 say "measuring the single-core RSA-2048 signing rate (openssl speed -seconds 3 rsa2048)"
 SIGN_RATE=$(openssl speed -seconds 3 rsa2048 2>/dev/null | awk '$1=="rsa" && $2=="2048" {print $(NF-1)}')
 [ -n "$SIGN_RATE" ] || die "could not read openssl's signing rate"
 echo "openssl: $SIGN_RATE RSA-2048 signatures/s on one core"
+
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"; cleanup' EXIT
+cat >"$TMP/issue.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"aud":"serviceb"}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
 
 # load NAME CONNECTIONS URL [wrk args...]: one row of the table.
 ROWS=()
@@ -68,28 +62,59 @@ load() {
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   errors=$(awk '/Non-2xx or 3xx responses:/ {n+=$NF} /Socket errors:/ {gsub(",",""); n+=$4+$6+$8+$10} END {print n+0}' <<<"$out")
-  ROWS+=("$(printf '%-28s %5s %10s %10s %10s %7s %7s' "$name" "$conns" "$rps" "$p50" "$p99" \
+  ROWS+=("$(printf '%-8s %-26s %5s %10s %10s %10s %7s %7s' "$ALGORITHM" "$name" "$conns" "$rps" "$p50" "$p99" \
     "$(awk -v r="$rps" -v s="$SIGN_RATE" 'BEGIN {printf "%.2f", r/s}')" "$errors")")
   echo "${ROWS[-1]}"
+  RPS[$ALGORITHM/$name]=$rps
 }
 
-say "load: $DURATION s per row (after a 2 s warm-up), wrk on the same 2 cores as the servers"
-printf '%-28s %5s %10s %10s %10s %7s %7s\n' "request" "conns" "req/s" "p50" "p99" "x sign" "errors"
-load "GET /scenario1" "$CONNECTIONS" http://localhost:3000/scenario1
-load "GET /scenario1 (1 conn)" 1 http://localhost:3000/scenario1
-load "GET /scenario2" "$CONNECTIONS" http://localhost:3000/scenario2
-load "GET /scenario3" "$CONNECTIONS" http://localhost:3000/scenario3
-load "GET /scenario4" "$CONNECTIONS" http://localhost:3000/scenario4
-load "POST /issueToken/servicea" "$CONNECTIONS" http://localhost:5555/issueToken/servicea -s "$TMP/issue.lua"
-load "POST /verify/servicea" "$CONNECTIONS" http://localhost:5555/verify/servicea -s "$TMP/verify.lua"
+declare -A RSS=()
+for ALG in $ALGORITHMS; do
+  export ALGORITHM=$ALG
+  start_stack
+  # Fresh keys of the kind ALGORITHM needs, at the factory and at servicea.
+  curl -fsS -o /dev/null localhost:5555/keys/servicea
+  curl -fsS -o /dev/null -X POST localhost:3000/gen-keys
+  TOKEN=$(curl -fsS -X POST localhost:5555/issueToken/servicea -d '{"aud":"serviceb"}')
+  cat >"$TMP/verify.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"token":"$TOKEN","aud":"serviceb","sub":"servicea"}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
+  say "ALGORITHM=$ALG: $DURATION s per row (after a 2 s warm-up), wrk on the same $(nproc) cores as the servers"
+  printf '%-8s %-26s %5s %10s %10s %10s %7s %7s\n' "alg" "request" "conns" "req/s" "p50" "p99" "x sign" "errors"
+  load "GET /scenario1" "$CONNECTIONS" http://localhost:3000/scenario1
+  load "GET /scenario1 (1 conn)" 1 http://localhost:3000/scenario1
+  load "GET /scenario2" "$CONNECTIONS" http://localhost:3000/scenario2
+  load "GET /scenario3" "$CONNECTIONS" http://localhost:3000/scenario3
+  load "GET /scenario4" "$CONNECTIONS" http://localhost:3000/scenario4
+  load "POST /issueToken" "$CONNECTIONS" http://localhost:5555/issueToken/servicea -s "$TMP/issue.lua"
+  load "POST /verify" "$CONNECTIONS" http://localhost:5555/verify/servicea -s "$TMP/verify.lua"
+  for name in jwt-factory servicea serviceb servicec; do
+    RSS[$ALG/$name]=$(awk '/^VmRSS:/ {printf "%.1f MB", $2/1024}' "/proc/$(pid_of "$name")/status")
+    READY[$ALG/$name]=${READY_MS[$name]}
+  done
+  stop_stack
+done
 
 say "results (RUST_LOG=$RUST_LOG, $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))"
 echo "single-core RSA-2048 signing (openssl speed): $SIGN_RATE/s; 'x sign' = req/s divided by that"
-printf '%-28s %5s %10s %10s %10s %7s %7s\n' "request" "conns" "req/s" "p50" "p99" "x sign" "errors"
+printf '%-8s %-26s %5s %10s %10s %10s %7s %7s\n' "alg" "request" "conns" "req/s" "p50" "p99" "x sign" "errors"
 printf '%s\n' "${ROWS[@]}"
 echo
-printf '%-12s %14s %16s\n' "process" "RSS after load" "ready after start"
-for name in jwt-factory servicea serviceb servicec; do
-  rss=$(awk '/^VmRSS:/ {printf "%.1f MB", $2/1024}' "/proc/$(pid_of "$name")/status")
-  printf '%-12s %14s %13s ms\n' "$name" "$rss" "${READY_MS[$name]}"
+printf '%-8s %-12s %14s %18s\n' "alg" "process" "RSS after load" "ready after start"
+for ALG in $ALGORITHMS; do
+  for name in jwt-factory servicea serviceb servicec; do
+    printf '%-8s %-12s %14s %15s ms\n' "$ALG" "$name" "${RSS[$ALG/$name]}" "${READY[$ALG/$name]}"
+  done
 done
+
+set -- $ALGORITHMS
+if [ $# -ge 2 ]; then
+  echo
+  echo "speed-up of $2 over $1 (req/s ratio):"
+  for name in "GET /scenario1" "GET /scenario2" "GET /scenario3" "GET /scenario4" "POST /issueToken" "POST /verify"; do
+    awk -v n="$name" -v a="${RPS[$1/$name]}" -v b="${RPS[$2/$name]}" 'BEGIN {printf "  %-20s %6.2fx\n", n, b/a}'
+  done
+fi

@@ -12,10 +12,8 @@ say()  { printf '\n%s==> %s%s\n' "$BOLD" "$*" "$OFF"; }
 die()  { printf '%s%s: %s%s\n' "$RED" "$(basename "$0")" "$*" "$OFF" >&2; exit 1; }
 
 # Stops every process this script started: SIGTERM (graceful), then a
-# bounded wait, then SIGKILL. Runs on any exit, including Ctrl-C.
-cleanup() {
-  local code=$?
-  trap - EXIT INT TERM
+# bounded wait, then SIGKILL.
+stop_stack() {
   if [ ${#PIDS[@]} -gt 0 ]; then
     say "stopping ${#PIDS[@]} processes (pids ${PIDS[*]})"
     kill -TERM "${PIDS[@]}" 2>/dev/null || true
@@ -25,6 +23,14 @@ cleanup() {
       wait "$pid" 2>/dev/null || true
     done
   fi
+  PIDS=()
+}
+
+# Runs on any exit, including Ctrl-C.
+cleanup() {
+  local code=$?
+  trap - EXIT INT TERM
+  stop_stack
   exit "$code"
 }
 trap cleanup EXIT
