@@ -234,12 +234,11 @@ impl ServiceArgs {
             .unwrap_or_else(|| role.name().to_owned())
     }
 
-    pub fn connect_timeout(&self) -> Duration {
-        Duration::from_millis(self.connect_timeout_ms)
-    }
-
-    pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.request_timeout_ms)
+    pub fn timeouts(&self) -> crate::outbound::Timeouts {
+        crate::outbound::Timeouts {
+            connect: Duration::from_millis(self.connect_timeout_ms),
+            request: Duration::from_millis(self.request_timeout_ms),
+        }
     }
 }
 

@@ -47,11 +47,13 @@ pub enum AppError {
         reason: String,
     },
 
-    /// 504: a dependency did not answer in time.
-    #[error("{who} did not answer within {}ms ({url})", .after.as_millis())]
+    /// 504: a dependency did not accept the connection, or did not answer,
+    /// in time; `phase` says which, `after` is the timeout that fired.
+    #[error("{who} {phase} within {}ms ({url})", .after.as_millis())]
     UpstreamTimeout {
         who: String,
         url: String,
+        phase: &'static str,
         after: Duration,
     },
 

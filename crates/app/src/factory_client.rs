@@ -33,8 +33,7 @@ pub async fn issue_token(
         .http
         .post(&target.url)
         .json(&json!({ "aud": audience }));
-    let (status, body) =
-        outbound::send(request, &target, rid, state.args.request_timeout()).await?;
+    let (status, body) = outbound::send(request, &target, rid, state.args.timeouts()).await?;
     match status {
         StatusCode::OK => Ok(body),
         StatusCode::NOT_FOUND => Err(AppError::FactoryKeyMissing(state.name.clone())),
@@ -58,7 +57,7 @@ pub async fn verify(state: &ServiceState, rid: &RequestId, token: &str) -> Resul
         .http
         .post(&target.url)
         .json(&json!({ "token": token, "aud": state.name, "sub": caller }));
-    let answer = outbound::send_json(request, &target, rid, state.args.request_timeout()).await?;
+    let answer = outbound::send_json(request, &target, rid, state.args.timeouts()).await?;
     match answer.status {
         StatusCode::OK => Ok(answer.body),
         StatusCode::FORBIDDEN => Err(AppError::InvalidToken(

@@ -39,6 +39,15 @@ pub struct Answer {
     pub body: Value,
 }
 
+/// The bounds of every outbound call (`CONNECT_TIMEOUT_MS`, `REQUEST_TIMEOUT_MS`).
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// To open the connection, TLS handshake included.
+    pub connect: Duration,
+    /// For the whole call: connect, send, answer.
+    pub request: Duration,
+}
+
 /// Who is being called, for messages and logs.
 #[derive(Clone, Debug)]
 pub struct Target<'a> {
@@ -48,10 +57,10 @@ pub struct Target<'a> {
 
 /// Builds clients with the service's timeouts. `ca_pem` restricts trust to
 /// that CA alone (built-in and system roots are not used).
-pub fn client(connect: Duration, total: Duration, ca_pem: Option<&[u8]>) -> Result<Client, String> {
+pub fn client(timeouts: Timeouts, ca_pem: Option<&[u8]>) -> Result<Client, String> {
     let mut builder = Client::builder()
-        .connect_timeout(connect)
-        .timeout(total)
+        .connect_timeout(timeouts.connect)
+        .timeout(timeouts.request)
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(30))
         .user_agent(concat!("s2s-jwt-app/", env!("CARGO_PKG_VERSION")));
@@ -67,9 +76,9 @@ pub async fn send_json(
     request: RequestBuilder,
     target: &Target<'_>,
     request_id: &RequestId,
-    timeout: Duration,
+    timeouts: Timeouts,
 ) -> Result<Answer, AppError> {
-    let (status, text) = send(request, target, request_id, timeout).await?;
+    let (status, text) = send(request, target, request_id, timeouts).await?;
     let body = serde_json::from_str(&text).map_err(|_| AppError::Upstream {
         who: target.who.to_owned(),
         url: target.url.clone(),
@@ -83,32 +92,45 @@ pub async fn send(
     request: RequestBuilder,
     target: &Target<'_>,
     request_id: &RequestId,
-    timeout: Duration,
+    timeouts: Timeouts,
 ) -> Result<(StatusCode, String), AppError> {
     let request = match &request_id.0 {
         Some(id) => request.header(REQUEST_ID, id),
         None => request,
     };
-    let map = |e: reqwest::Error| classify(e, target, timeout);
+    let map = |e: reqwest::Error| classify(e, target, timeouts);
     let response = request.send().await.map_err(map)?;
     let status = response.status();
     let text = response.text().await.map_err(map)?;
     Ok((status, text))
 }
 
-/// Names the failure: timeout, refused connection, TLS, ...
-fn classify(err: reqwest::Error, target: &Target<'_>, timeout: Duration) -> AppError {
+/// Names the failure: which timeout fired, refused connection, TLS, ...
+fn classify(err: reqwest::Error, target: &Target<'_>, timeouts: Timeouts) -> AppError {
     if err.is_timeout() {
+        let (phase, after) = if err.is_connect() {
+            ("could not connect", timeouts.connect)
+        } else {
+            ("did not answer", timeouts.request)
+        };
         return AppError::UpstreamTimeout {
             who: target.who.to_owned(),
             url: target.url.clone(),
-            after: timeout,
+            phase,
+            after,
         };
+    }
+    let mut reason = error_chain(&err);
+    if reason.to_ascii_lowercase().contains("certificate") {
+        reason.push_str(
+            " (servicea trusts only the CA in CA_CERT_PATH: are the receivers' certificates \
+             from the same `app gen-certs` run? If not, run it again and restart them)",
+        );
     }
     AppError::Upstream {
         who: target.who.to_owned(),
         url: target.url.clone(),
-        reason: error_chain(&err),
+        reason,
     }
 }
 

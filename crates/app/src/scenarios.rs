@@ -249,7 +249,7 @@ async fn try_leg(
     );
     let target = Target { who: aud, url };
     let request = client.get(&target.url).bearer_auth(&token);
-    let answer = outbound::send_json(request, &target, rid, state.args.request_timeout()).await?;
+    let answer = outbound::send_json(request, &target, rid, state.args.timeouts()).await?;
     tracing::info!("{aud} answered {}: {}", answer.status, answer.body);
     Ok(answer)
 }

@@ -43,15 +43,15 @@ impl Deref for ServiceState {
 
 impl ServiceState {
     pub fn new(role: Role, args: ServiceArgs) -> Result<Self, String> {
-        let (connect, total) = (args.connect_timeout(), args.request_timeout());
+        let timeouts = args.timeouts();
         // A key file of the wrong kind for ALGORITHM is a clear 503, not a
         // signature that fails later.
         let alg = args.algorithm;
-        let http = outbound::client(connect, total, None)?;
+        let http = outbound::client(timeouts, None)?;
         let https = WatchedFile::new(
             &args.ca_cert_path,
             "CA certificate (https trust)",
-            move |pem| outbound::client(connect, total, Some(pem.as_bytes())),
+            move |pem| outbound::client(timeouts, Some(pem.as_bytes())),
         );
         let signing_key = WatchedFile::new(
             &args.service_a_private_key_path,

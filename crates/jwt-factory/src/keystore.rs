@@ -8,7 +8,7 @@ use std::{
     collections::BTreeMap,
     fs, io,
     path::{Path, PathBuf},
-    sync::{Arc, RwLock},
+    sync::{Arc, Mutex, RwLock},
 };
 
 use s2s_auth::{
@@ -26,6 +26,9 @@ pub struct KeyStore {
     dir: PathBuf,
     /// The current key pair per id. Locked only to clone an `Arc` in or out.
     keys: RwLock<BTreeMap<KeyId, Arc<KeyPair>>>,
+    /// One dump at a time: two racing dumps could otherwise leave a key's
+    /// public and private files from different key pairs.
+    dumping: Mutex<()>,
 }
 
 impl KeyStore {
@@ -34,6 +37,7 @@ impl KeyStore {
         Self {
             dir: dir.into(),
             keys: RwLock::new(BTreeMap::new()),
+            dumping: Mutex::new(()),
         }
     }
 
@@ -98,6 +102,7 @@ impl KeyStore {
     /// Writes `{id}-public.pem` (0644) and `{id}-private.pem` (0600) for every
     /// key, each atomically. Blocking: call from `spawn_blocking`.
     pub fn dump(&self) -> io::Result<Vec<PathBuf>> {
+        let _one_at_a_time = self.dumping.lock().unwrap_or_else(|p| p.into_inner());
         let snapshot: Vec<_> = self
             .read()
             .iter()

@@ -88,8 +88,13 @@ pub fn generate(files: &CertFiles, force: bool, validity: Validity) -> Result<()
 
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.distinguished_name
-        .push(DnType::CommonName, "s2s-jwt workshop local CA");
+    // A name unique to this run: a certificate from another run's CA is
+    // then reported as "unknown issuer", not as a bad signature.
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    ca.distinguished_name.push(
+        DnType::CommonName,
+        format!("s2s-jwt workshop local CA {}", &run_id[..8]),
+    );
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     ca.not_before = validity.not_before;
     ca.not_after = validity.not_after;

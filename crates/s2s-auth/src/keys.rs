@@ -47,6 +47,20 @@ impl PublicKey {
     /// Parses an SPKI PEM (`BEGIN PUBLIC KEY`) of any offered kind, or a
     /// PKCS#1 `BEGIN RSA PUBLIC KEY`.
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
+        // Only public-key labels: `jsonwebtoken` would also take a private
+        // key here, and a private key in the public key file is a mistake
+        // to report, not a key to verify with.
+        let label = pem
+            .trim_start()
+            .strip_prefix("-----BEGIN ")
+            .and_then(|rest| rest.split_once("-----"))
+            .map(|(label, _)| label);
+        if !matches!(label, Some("PUBLIC KEY" | "RSA PUBLIC KEY")) {
+            return Err(KeyError::BadPublicKey(format!(
+                "expected a `BEGIN PUBLIC KEY` PEM, found {}",
+                label.map_or_else(|| "no PEM".to_owned(), |l| format!("`BEGIN {l}`"))
+            )));
+        }
         let bytes = pem.as_bytes();
         let decoding = DecodingKey::from_rsa_pem(bytes)
             .or_else(|_| DecodingKey::from_ec_pem(bytes))
@@ -311,5 +325,11 @@ mod tests {
             .is_err()
         );
         assert!(PublicKey::from_pem("not a key").is_err());
+        if let Ok(kp) = KeyPair::generate(SigningAlgorithm::ES256) {
+            assert!(
+                PublicKey::from_pem(kp.private_pem()).is_err(),
+                "a private key is not a public key"
+            );
+        }
     }
 }

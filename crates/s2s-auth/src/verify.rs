@@ -101,7 +101,7 @@ impl Expectations {
         self.check_header(token)?;
         match jsonwebtoken::decode::<Claims>(token, key.decoding_key(), &self.validation()) {
             Ok(data) => {
-                self.check_times(&data.claims)?;
+                self.check_claims(&data.claims)?;
                 Ok(data.claims)
             }
             Err(err) => Err(self.explain(err.kind(), token)),
@@ -134,8 +134,16 @@ impl Expectations {
         Ok(())
     }
 
-    /// What `jsonwebtoken` does not check: `iat` in the future, and lifetime.
-    fn check_times(&self, claims: &Claims) -> Result<(), JwtError> {
+    /// What `jsonwebtoken` does not check: `iss` must be one string (it
+    /// accepts an array holding ours among others), `iat` not in the future,
+    /// and the remaining lifetime.
+    fn check_claims(&self, claims: &Claims) -> Result<(), JwtError> {
+        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+            return Err(JwtError::invalid(format!(
+                "jwt issuer invalid. expected: {}",
+                self.issuer
+            )));
+        }
         let now = now_unix();
         let leeway = i64::try_from(self.leeway_secs).unwrap_or(i64::MAX);
         if let Some(iat) = claims.get("iat") {

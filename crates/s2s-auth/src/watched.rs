@@ -3,7 +3,7 @@
 //! Services start before `gen-keys` has run (as in the original walkthrough),
 //! and keys get rotated while services run. So a key file may be missing,
 //! appear later, or be replaced. [`WatchedFile::get`] answers from the cache
-//! while the file's identity (inode, size, modification time) is unchanged,
+//! while the file's identity (inode, size, modification and change times) is unchanged,
 //! which costs one `stat` per call and no read or parse; when it changed, the
 //! file is read and parsed again. A missing or broken file is an error that
 //! names the file, and the next call tries again: no restart needed.
@@ -36,6 +36,9 @@ struct Stamp {
     ino: u64,
     len: u64,
     modified: Option<SystemTime>,
+    /// Status change time: also moves when a rewrite keeps the mtime
+    /// (`cp -p`, `touch -r`), and key files of one kind share a size.
+    changed: (i64, i64),
 }
 
 impl Stamp {
@@ -45,6 +48,7 @@ impl Stamp {
             ino: meta.ino(),
             len: meta.len(),
             modified: meta.modified().ok(),
+            changed: (meta.ctime(), meta.ctime_nsec()),
         }
     }
 }
