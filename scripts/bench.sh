@@ -49,16 +49,27 @@ wrk.body = '{"aud":"serviceb"}'
 wrk.headers["Content-Type"] = "application/json"
 LUA
 
-# load NAME CONNECTIONS URL [wrk args...]: one row of the table.
+# cpu_ticks PID: user + system CPU time of a process, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK_US=$(( 1000000 / $(getconf CLK_TCK) ))
+
+# load NAME CONNECTIONS URL [wrk args...]: one row of the table, and one row
+# of the CPU profile: CPU microseconds per request spent in each process
+# (and in wrk), which shows where the time goes.
 ROWS=()
+PROFILE=()
 load() {
   local name=$1 conns=$2 url=$3; shift 3
   local threads=$(( conns < 2 ? 1 : 2 ))
   wrk -t"$threads" -c"$conns" -d2s "$@" "$url" >/dev/null 2>&1 || true   # warm-up
-  local out
-  out=$(wrk -t"$threads" -c"$conns" -d"${DURATION}s" --latency "$@" "$url" 2>&1)
-  local rps p50 p99 errors
+  local before=() p
+  for p in jwt-factory servicea serviceb servicec; do before+=("$(cpu_ticks "$(pid_of "$p")")"); done
+  local out wrk_cpu
+  out=$( { TIMEFORMAT='%U %S'; time wrk -t"$threads" -c"$conns" -d"${DURATION}s" --latency "$@" "$url" 2>&1; } 2>&1 )
+  wrk_cpu=$(tail -1 <<<"$out")
+  local rps p50 p99 errors requests
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  requests=$(awk '/requests in/ {print $1}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   errors=$(awk '/Non-2xx or 3xx responses:/ {n+=$NF} /Socket errors:/ {gsub(",",""); n+=$4+$6+$8+$10} END {print n+0}' <<<"$out")
@@ -66,6 +77,14 @@ load() {
     "$(awk -v r="$rps" -v s="$SIGN_RATE" 'BEGIN {printf "%.2f", r/s}')" "$errors")")
   echo "${ROWS[-1]}"
   RPS[$ALGORITHM/$name]=$rps
+  local row i=0 total=0 us
+  row=$(printf '%-8s %-26s' "$ALGORITHM" "$name")
+  for p in jwt-factory servicea serviceb servicec; do
+    us=$(( ( $(cpu_ticks "$(pid_of "$p")") - before[i] ) * TICK_US / (requests > 0 ? requests : 1) ))
+    total=$((total + us)); row+=$(printf ' %9s' "$us"); i=$((i + 1))
+  done
+  us=$(awk -v c="$wrk_cpu" -v n="$requests" 'BEGIN {split(c, t, " "); printf "%d", (t[1] + t[2]) * 1e6 / (n > 0 ? n : 1)}')
+  PROFILE+=("$row$(printf ' %9s %9s' "$total" "$us")")
 }
 
 declare -A RSS=()
@@ -102,6 +121,10 @@ say "results (RUST_LOG=$RUST_LOG, $(nproc) cores, $(awk -F': ' '/model name/ {pr
 echo "single-core RSA-2048 signing (openssl speed): $SIGN_RATE/s; 'x sign' = req/s divided by that"
 printf '%-8s %-26s %5s %10s %10s %10s %7s %7s\n' "alg" "request" "conns" "req/s" "p50" "p99" "x sign" "errors"
 printf '%s\n' "${ROWS[@]}"
+echo
+echo "CPU time per request, in microseconds, by process (clock-tick resolution):"
+printf '%-8s %-26s %9s %9s %9s %9s %9s %9s\n' "alg" "request" "factory" "servicea" "serviceb" "servicec" "services" "wrk"
+printf '%s\n' "${PROFILE[@]}"
 echo
 printf '%-8s %-12s %14s %18s\n' "alg" "process" "RSS after load" "ready after start"
 for ALG in $ALGORITHMS; do

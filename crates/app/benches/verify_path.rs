@@ -1,0 +1,69 @@
+//! serviceb's whole local verify path (scenarios 3-4), per algorithm:
+//! routing, the `Authorization` extractor, the cached public key, decode,
+//! validation, the JSON answer. Driven through the router without a socket,
+//! so the figure is the service's own cost, not the network's.
+//!
+//! Run: `cargo bench -p app --bench verify_path`
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use axum::{body::Body, http::Request};
+use criterion::{Criterion, criterion_group, criterion_main};
+use s2s_auth::{KeyPair, SigningAlgorithm, jws, now_unix};
+use tower::ServiceExt as _;
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut group = c.benchmark_group("serviceb /scenario3-server");
+    for alg in [
+        SigningAlgorithm::RS256,
+        SigningAlgorithm::ES256,
+        SigningAlgorithm::EdDSA,
+    ] {
+        let private = dir.path().join(format!("{alg}-private.pem"));
+        let public = dir.path().join(format!("{alg}-public.pem"));
+        app::keygen::generate(alg, &private, &public).unwrap();
+        let args = [
+            "app",
+            "serviceb",
+            "--algorithm",
+            alg.name(),
+            "--service-a-public-key-path",
+            public.to_str().unwrap(),
+        ];
+        let app::config::Command::Serviceb(args) =
+            <app::config::Cli as clap::Parser>::parse_from(args).command
+        else {
+            unreachable!()
+        };
+        let state = app::ServiceState::new(app::Role::B, args).unwrap();
+        let router = app::https_app(state);
+        let key = KeyPair::from_private_pem(&std::fs::read_to_string(&private).unwrap()).unwrap();
+        let now = now_unix();
+        let serde_json::Value::Object(claims) = serde_json::json!({
+            "iss": "https://service-issuer", "sub": "servicea", "aud": "serviceb",
+            "iat": now, "exp": now + 30,
+        }) else {
+            unreachable!()
+        };
+        // Valid for 30 s: enough for the measurement (criterion's default is 5 s).
+        let bearer = format!("Bearer {}", jws::sign(&claims, &key, alg).unwrap());
+        group.bench_function(alg.name(), |b| {
+            b.to_async(&rt).iter(|| {
+                let req = Request::get("/scenario3-server")
+                    .header("authorization", &bearer)
+                    .body(Body::empty())
+                    .unwrap();
+                let router = router.clone();
+                async move {
+                    let res = router.oneshot(req).await.unwrap();
+                    assert_eq!(res.status(), 200);
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
