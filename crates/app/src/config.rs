@@ -217,6 +217,33 @@ pub struct ServiceArgs {
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 5000,
           value_parser = clap::value_parser!(u64).range(1..=300_000))]
     pub request_timeout_ms: u64,
+
+    /// Scenario 5: where receivers fetch the factory's JWK Set.
+    /// Default: JWT_FACTORY_ENDPOINT + /.well-known/jwks.json.
+    #[arg(long, env = "JWKS_URL")]
+    pub jwks_url: Option<String>,
+
+    /// Scenario 5: longest time the JWK Set is cached, seconds (less if the
+    /// factory's Cache-Control max-age says so).
+    #[arg(long, env = "JWKS_MAX_AGE_SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub jwks_max_age_secs: u64,
+
+    /// Scenario 5: at most one refetch of the JWK Set per this many seconds,
+    /// however many unknown `kid`s arrive.
+    #[arg(long, env = "JWKS_REFRESH_MIN_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub jwks_refresh_min_secs: u64,
+
+    /// Scenario 5: the `iss` of jwt-factory's tokens.
+    #[arg(long, env = "FACTORY_ISSUER", default_value = "https://jwt-factory/")]
+    pub factory_issuer: String,
+
+    /// Scenario 5: the longest remaining lifetime accepted on a jwt-factory
+    /// token, seconds (the factory's TOKEN_LIFETIME_SECS).
+    #[arg(long, env = "FACTORY_TOKEN_LIFETIME_SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub factory_token_lifetime_secs: u64,
 }
 
 impl ServiceArgs {
@@ -232,6 +259,15 @@ impl ServiceArgs {
         self.service_name
             .clone()
             .unwrap_or_else(|| role.name().to_owned())
+    }
+
+    pub fn jwks_url(&self) -> String {
+        self.jwks_url.clone().unwrap_or_else(|| {
+            format!(
+                "{}/.well-known/jwks.json",
+                self.jwt_factory_endpoint.trim_end_matches('/')
+            )
+        })
     }
 
     pub fn timeouts(&self) -> crate::outbound::Timeouts {

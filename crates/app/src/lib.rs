@@ -14,10 +14,11 @@
 //!
 //! | request | on | what happens |
 //! | --- | --- | --- |
-//! | `GET /scenario1..4[?expired=1]` | servicea | see [`scenarios`] |
+//! | `GET /scenario1..5[?expired=1]` | servicea | see [`scenarios`] |
 //! | `POST /gen-keys` | servicea | see [`keygen`] |
 //! | `GET /scenario1-server`, `/scenario2-server` | serviceb, servicec (http) | verified by jwt-factory, see [`receiver`] |
 //! | `GET /scenario3-server`, `/scenario4-server` | serviceb, servicec (https) | verified locally, see [`receiver`] |
+//! | `GET /scenario5-server` | serviceb, servicec (http) | verified locally with the factory's JWK Set, see [`jwks`] |
 //! | `GET /hello` | all | `hello` |
 //!
 //! # Layout
@@ -28,6 +29,7 @@
 //! - [`receiver`]: serviceb's and servicec's side.
 //! - [`bearer`]: the `Authorization: Bearer` extractor and its policy.
 //! - [`factory_client`]: calls to jwt-factory.
+//! - [`jwks`]: scenario 5's cached copy of the factory's JWK Set.
 //! - [`self_signed`]: servicea's own short-lived tokens.
 //! - [`outbound`]: bounded outbound calls, request-id propagation.
 //! - [`keygen`]: servicea's scenario-3 key pair.
@@ -38,6 +40,7 @@ pub mod bearer;
 pub mod config;
 pub mod error;
 pub mod factory_client;
+pub mod jwks;
 pub mod keygen;
 pub mod outbound;
 pub mod receiver;
@@ -78,10 +81,12 @@ pub fn http_app(state: ServiceState) -> Router {
             .route("/scenario2", get(scenarios::scenario2))
             .route("/scenario3", get(scenarios::scenario3))
             .route("/scenario4", get(scenarios::scenario4))
+            .route("/scenario5", get(scenarios::scenario5))
             .route("/gen-keys", post(keygen::route)),
         Role::B | Role::C => router
             .route("/scenario1-server", get(receiver::via_factory))
-            .route("/scenario2-server", get(receiver::via_factory)),
+            .route("/scenario2-server", get(receiver::via_factory))
+            .route("/scenario5-server", get(receiver::via_jwks)),
     };
     finish(router, state)
 }

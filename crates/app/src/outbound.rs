@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use axum::{extract::FromRequestParts, http::request::Parts};
-use reqwest::{Client, RequestBuilder, StatusCode};
+use reqwest::{Client, RequestBuilder, StatusCode, header::HeaderMap};
 use s2s_auth::http::REQUEST_ID;
 use serde_json::Value;
 
@@ -94,15 +94,42 @@ pub async fn send(
     request_id: &RequestId,
     timeouts: Timeouts,
 ) -> Result<(StatusCode, String), AppError> {
+    let (status, _, text) = send_raw(request, target, request_id, timeouts).await?;
+    Ok((status, text))
+}
+
+/// Largest answer read from a dependency: ours are well under 16 KiB; the
+/// bound keeps a broken or hostile peer from filling memory.
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// Sends `request`; the status, headers and body text (at most
+/// [`MAX_RESPONSE_BYTES`]).
+pub async fn send_raw(
+    request: RequestBuilder,
+    target: &Target<'_>,
+    request_id: &RequestId,
+    timeouts: Timeouts,
+) -> Result<(StatusCode, HeaderMap, String), AppError> {
     let request = match &request_id.0 {
         Some(id) => request.header(REQUEST_ID, id),
         None => request,
     };
     let map = |e: reqwest::Error| classify(e, target, timeouts);
-    let response = request.send().await.map_err(map)?;
+    let mut response = request.send().await.map_err(map)?;
     let status = response.status();
-    let text = response.text().await.map_err(map)?;
-    Ok((status, text))
+    let headers = response.headers().clone();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(map)? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(AppError::Upstream {
+                who: target.who.to_owned(),
+                url: target.url.clone(),
+                reason: format!("answer larger than {MAX_RESPONSE_BYTES} bytes"),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((status, headers, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// Names the failure: which timeout fired, refused connection, TLS, ...

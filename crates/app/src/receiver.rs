@@ -9,7 +9,7 @@ use axum::{
     Json,
     extract::{MatchedPath, State},
 };
-use s2s_auth::Expectations;
+use s2s_auth::{Expectations, JwtError};
 use serde_json::{Value, json};
 
 use crate::{
@@ -38,6 +38,44 @@ pub async fn via_factory(
         state.name
     );
     Ok(Json(verdict))
+}
+
+/// `/scenario5-server`: verified here with the factory's key named by the
+/// token's `kid`, from the cached JWK Set (see [`crate::jwks`]).
+pub async fn via_jwks(
+    State(state): State<ServiceState>,
+    rid: RequestId,
+    token: Result<BearerToken, AppError>,
+) -> Result<Json<Value>, AppError> {
+    let BearerToken(token) = token?;
+    let expect = Expectations {
+        algorithm: state.args.algorithm,
+        issuer: state.args.factory_issuer.clone(),
+        audience: state.name.clone(),
+        subject: state.args.caller.clone(),
+        leeway_secs: state.args.leeway_secs,
+        max_lifetime_secs: state.args.factory_token_lifetime_secs,
+    };
+    let kid = expect.kid(&token)?.ok_or_else(|| {
+        AppError::from(JwtError::invalid(
+            "jwt has no kid: it cannot be matched to a key of the issuer's JWK Set",
+        ))
+    })?;
+    tracing::info!(
+        "/scenario5-server: token names kid {kid}; looking it up in the factory's JWK Set"
+    );
+    let key = state
+        .jwks
+        .key_for(&kid, &state.http, &rid, state.args.timeouts())
+        .await?;
+    let claims = expect.verify_with(&token, &key)?;
+    tracing::info!(
+        "token valid: signed by the factory's key {kid}, iss {}, aud {}, sub {}",
+        expect.issuer,
+        expect.audience,
+        expect.subject
+    );
+    Ok(Json(json!({ "valid": true, "claims": claims })))
 }
 
 /// `/scenario3-server`, `/scenario4-server`: verified here with servicea's public key.

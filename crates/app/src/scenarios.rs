@@ -6,6 +6,7 @@
 //! | 2 | jwt-factory (one per audience) | http to serviceb and servicec, concurrently | jwt-factory |
 //! | 3 | servicea signs it | https to serviceb (one-way TLS) | serviceb, locally, with servicea's public key |
 //! | 4 | servicea signs one per audience | https to serviceb and servicec, concurrently | each receiver, locally |
+//! | 5 | jwt-factory (with a `kid`) | http to serviceb | serviceb, locally, with the factory's JWK Set |
 //!
 //! Each call to a receiver is one "leg": get or make a token, call, relay the
 //! answer. A leg that fails (factory down, peer down, key missing) becomes an
@@ -81,6 +82,28 @@ pub async fn scenario1(
             Flow::Factory,
             Peer::B,
             "scenario1-server",
+            expired,
+        )
+        .await,
+    ))
+}
+
+pub async fn scenario5(
+    State(state): State<ServiceState>,
+    rid: RequestId,
+    query: Result<Query<ExpiredQuery>, QueryRejection>,
+) -> Result<Response, AppError> {
+    let expired = expired(query)?;
+    tracing::info!(
+        "scenario 5: get a token from jwt-factory, call serviceb over http; serviceb verifies it locally with the factory's published keys (JWK Set)"
+    );
+    Ok(relay(
+        leg(
+            &state,
+            &rid,
+            Flow::Factory,
+            Peer::B,
+            "scenario5-server",
             expired,
         )
         .await,

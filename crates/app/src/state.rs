@@ -1,11 +1,12 @@
 //! What every handler of a service shares, built once at start-up.
 
-use std::{ops::Deref, sync::Arc};
+use std::{ops::Deref, sync::Arc, time::Duration};
 
 use s2s_auth::{KeyPair, PublicKey, watched::WatchedFile};
 
 use crate::{
     config::{Role, ServiceArgs},
+    jwks::JwksCache,
     outbound,
 };
 
@@ -32,6 +33,8 @@ pub struct Inner {
     pub signing_key: WatchedFile<KeyPair>,
     /// servicea's public key, with which serviceb/servicec verify locally.
     pub caller_key: WatchedFile<PublicKey>,
+    /// Scenario 5: the factory's JWK Set, fetched when needed and cached.
+    pub jwks: JwksCache,
 }
 
 impl Deref for ServiceState {
@@ -63,6 +66,12 @@ impl ServiceState {
             "servicea's public key",
             move |pem| PublicKey::from_pem_for(pem, alg).map_err(|e| e.to_string()),
         );
+        let jwks = JwksCache::new(
+            args.jwks_url(),
+            alg,
+            Duration::from_secs(args.jwks_max_age_secs),
+            Duration::from_secs(args.jwks_refresh_min_secs),
+        );
         Ok(Self(Arc::new(Inner {
             role,
             name: args.service_name(role),
@@ -71,6 +80,7 @@ impl ServiceState {
             https,
             signing_key,
             caller_key,
+            jwks,
         })))
     }
 }

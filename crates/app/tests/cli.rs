@@ -14,7 +14,7 @@ const APP: &str = env!("CARGO_BIN_EXE_app");
 
 /// Every variable the services read, removed so the host's environment
 /// cannot change what a test sees.
-const VARS: [&str; 22] = [
+const VARS: [&str; 27] = [
     "PORT",
     "HOST",
     "SERVICE_NAME",
@@ -37,6 +37,11 @@ const VARS: [&str; 22] = [
     "LEEWAY_SECS",
     "CONNECT_TIMEOUT_MS",
     "REQUEST_TIMEOUT_MS",
+    "JWKS_URL",
+    "JWKS_MAX_AGE_SECS",
+    "JWKS_REFRESH_MIN_SECS",
+    "FACTORY_ISSUER",
+    "FACTORY_TOKEN_LIFETIME_SECS",
 ];
 
 fn app(cwd: &Path) -> Command {

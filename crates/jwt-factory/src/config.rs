@@ -52,4 +52,11 @@ pub struct Config {
     #[arg(long, env = "LEEWAY_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(0..=300))]
     pub leeway_secs: u64,
+
+    /// How long clients may cache `/.well-known/jwks.json` (its
+    /// `Cache-Control: max-age`), in seconds. After a rotation they find the
+    /// new `kid` anyway: an unknown `kid` makes them refetch.
+    #[arg(long, env = "JWKS_MAX_AGE_SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub jwks_max_age_secs: u64,
 }

@@ -1,8 +1,21 @@
 //! The factory's key pairs: in memory while it runs, in `KEYS_DIR` when dumped.
 //!
-//! Each key id has exactly one current key pair; `/keys/{keyId}` replaces it.
-//! Keys are parsed once, when generated or loaded, and shared as `Arc`s so a
-//! request never holds the lock while it signs.
+//! Each key id has a *ring*: one current key pair, which signs, and the key
+//! pairs it replaced by rotation, which still verify the tokens they signed
+//! until those tokens have expired (the token lifetime plus the leeway after
+//! the rotation), and are then dropped. Every key pair has its own `kid`
+//! (see [`s2s_auth::jwk`]), which issued tokens carry in their header, so
+//! `/verify` and the JWK Set can tell old and new keys apart.
+//!
+//! `/keys/{keyId}` *replaces* a ring (old tokens stop verifying at once);
+//! `/keys/{keyId}/rotate` *rotates* it (old tokens keep verifying for the
+//! overlap). Keys are parsed once, when generated or loaded, and shared as
+//! `Arc`s so a request never holds the lock while it signs.
+//!
+//! Files: the current pair is `{keyId}-private.pem` / `-public.pem` (as the
+//! original demo named them); a retired pair is
+//! `{keyId}.retired-{unix time}-private.pem` / `-public.pem`. The dot cannot
+//! occur in a key id, so the two never collide.
 
 use std::{
     collections::BTreeMap,
@@ -11,21 +24,65 @@ use std::{
     sync::{Arc, Mutex, RwLock},
 };
 
+use jsonwebtoken::jwk::Jwk;
 use s2s_auth::{
     KeyId, KeyPair, SigningAlgorithm,
     files::{PRIVATE, PUBLIC, write_atomic},
+    jwk::{kid_of, public_jwk},
+    now_unix,
 };
 
 const PRIVATE_SUFFIX: &str = "-private.pem";
 const PUBLIC_SUFFIX: &str = "-public.pem";
+const RETIRED_INFIX: &str = ".retired-";
+
+/// One key pair with its `kid` and public JWK.
+#[derive(Debug)]
+pub struct Entry {
+    pub pair: KeyPair,
+    pub jwk: Jwk,
+}
+
+impl Entry {
+    fn new(id: &KeyId, pair: KeyPair, alg: SigningAlgorithm) -> Result<Self, String> {
+        let jwk = public_jwk(id, pair.public(), alg).map_err(|e| e.to_string())?;
+        Ok(Self { pair, jwk })
+    }
+
+    pub fn kid(&self) -> &str {
+        kid_of(&self.jwk)
+    }
+}
+
+/// The key pairs of one key id.
+#[derive(Debug, Clone)]
+struct Ring {
+    current: Arc<Entry>,
+    /// Replaced by rotation, with the unix time of the rotation.
+    retired: Vec<(Arc<Entry>, i64)>,
+}
+
+/// What [`KeyStore::rotate`] did.
+#[derive(Debug)]
+pub struct Rotation {
+    pub current: Arc<Entry>,
+    pub previous_kid: String,
+    /// Unix time after which the previous key no longer verifies.
+    pub previous_valid_until: i64,
+}
 
 /// Key pairs by key id.
 #[derive(Debug)]
 pub struct KeyStore {
     /// Where [`KeyStore::dump`] writes and [`KeyStore::load`] reads.
     dir: PathBuf,
-    /// The current key pair per id. Locked only to clone an `Arc` in or out.
-    keys: RwLock<BTreeMap<KeyId, Arc<KeyPair>>>,
+    /// The kind of key every pair must be, from `ALGORITHM`.
+    alg: SigningAlgorithm,
+    /// How long a retired key still verifies: the longest token lifetime
+    /// plus the leeway, so every token it signed has expired by then.
+    overlap_secs: i64,
+    /// The rings. Locked only to clone `Arc`s in or out.
+    keys: RwLock<BTreeMap<KeyId, Ring>>,
     /// One dump at a time: two racing dumps could otherwise leave a key's
     /// public and private files from different key pairs.
     dumping: Mutex<()>,
@@ -33,20 +90,23 @@ pub struct KeyStore {
 
 impl KeyStore {
     /// An empty store that dumps into `dir`.
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
+    pub fn new(dir: impl Into<PathBuf>, alg: SigningAlgorithm, overlap_secs: u64) -> Self {
         Self {
             dir: dir.into(),
+            alg,
+            overlap_secs: i64::try_from(overlap_secs).unwrap_or(i64::MAX),
             keys: RwLock::new(BTreeMap::new()),
             dumping: Mutex::new(()),
         }
     }
 
-    /// Loads every `{keyId}-private.pem` in `dir`. A file that is unreadable,
+    /// Loads the rings dumped in `dir`: every `{keyId}-private.pem`, and the
+    /// retired pairs whose overlap has not ended. A file that is unreadable,
     /// not a key, not a key for `alg`, or named with an invalid key id is
     /// logged and skipped: one bad file must not keep the factory from
     /// starting. A missing `dir` is an empty store.
-    pub fn load(dir: impl Into<PathBuf>, alg: SigningAlgorithm) -> Self {
-        let store = Self::new(dir);
+    pub fn load(dir: impl Into<PathBuf>, alg: SigningAlgorithm, overlap_secs: u64) -> Self {
+        let store = Self::new(dir, alg, overlap_secs);
         let entries = match fs::read_dir(&store.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -58,40 +118,133 @@ impl KeyStore {
                 return store;
             }
         };
+        let mut retired = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            let Some(stem) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(PRIVATE_SUFFIX))
+            else {
                 continue;
             };
-            let Some(raw_id) = name.strip_suffix(PRIVATE_SUFFIX) else {
-                continue;
+            let (raw_id, retired_at) = match stem.split_once(RETIRED_INFIX) {
+                Some((id, at)) => match at.parse::<i64>() {
+                    Ok(at) => (id, Some(at)),
+                    Err(_) => {
+                        tracing::warn!(file = %path.display(), "skipped key file: bad retirement time");
+                        continue;
+                    }
+                },
+                None => (stem, None),
             };
-            match load_one(raw_id, &path, alg) {
-                Ok((id, pair)) => {
-                    tracing::info!(key_id = %id, file = %path.display(), "loaded key pair");
-                    store.insert(id, pair);
+            match store.load_one(raw_id, &path) {
+                Ok((id, entry)) => match retired_at {
+                    None => {
+                        tracing::info!(key_id = %id, kid = entry.kid(), file = %path.display(), "loaded key pair");
+                        store.write().insert(
+                            id,
+                            Ring {
+                                current: Arc::new(entry),
+                                retired: Vec::new(),
+                            },
+                        );
+                    }
+                    Some(at) => retired.push((id, entry, at, path)),
+                },
+                Err(reason) => tracing::warn!(file = %path.display(), %reason, "skipped key file"),
+            }
+        }
+        // Retired pairs join the rings of their key id, if still in overlap.
+        let now = now_unix();
+        for (id, entry, at, path) in retired {
+            let mut keys = store.write();
+            match keys.get_mut(&id) {
+                Some(ring) if at + store.overlap_secs > now => {
+                    tracing::info!(key_id = %id, kid = entry.kid(), file = %path.display(), "loaded retired key pair (verifies until its tokens expire)");
+                    ring.retired.push((Arc::new(entry), at));
                 }
-                Err(reason) => {
-                    tracing::warn!(file = %path.display(), %reason, "skipped key file");
+                Some(_) => {
+                    tracing::info!(file = %path.display(), "skipped retired key pair: its overlap has ended")
+                }
+                None => {
+                    tracing::warn!(file = %path.display(), "skipped retired key pair: no current key for {id}")
                 }
             }
         }
         store
     }
 
-    /// The current key pair for `id`.
-    pub fn get(&self, id: &KeyId) -> Option<Arc<KeyPair>> {
-        self.read().get(id).cloned()
+    fn load_one(&self, raw_id: &str, path: &Path) -> Result<(KeyId, Entry), String> {
+        let id = KeyId::parse(raw_id).map_err(|e| e.to_string())?;
+        let meta = fs::metadata(path).map_err(|e| e.to_string())?;
+        if !meta.is_file() || meta.len() > MAX_KEY_FILE {
+            return Err(format!("not a regular file under {MAX_KEY_FILE} bytes"));
+        }
+        let pem = fs::read_to_string(path).map_err(|e| e.to_string())?;
+        let pair = KeyPair::from_private_pem_for(&pem, self.alg).map_err(|e| e.to_string())?;
+        let entry = Entry::new(&id, pair, self.alg)?;
+        Ok((id, entry))
     }
 
-    /// Makes `pair` the current key pair for `id`, replacing any other.
-    pub fn insert(&self, id: KeyId, pair: KeyPair) -> Arc<KeyPair> {
-        let pair = Arc::new(pair);
-        self.keys
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, Arc::clone(&pair));
-        pair
+    /// The current (signing) key pair for `id`.
+    pub fn get(&self, id: &KeyId) -> Option<Arc<Entry>> {
+        self.read().get(id).map(|ring| Arc::clone(&ring.current))
+    }
+
+    /// The key pair of `id` that verifies a token with header `kid`: the
+    /// current one, or a retired one still in its overlap. A token without a
+    /// `kid` is checked against the current key.
+    pub fn verifying(&self, id: &KeyId, kid: Option<&str>) -> Lookup {
+        let keys = self.read();
+        let Some(ring) = keys.get(id) else {
+            return Lookup::NoKeyId;
+        };
+        let Some(kid) = kid else {
+            return Lookup::Found(Arc::clone(&ring.current));
+        };
+        if ring.current.kid() == kid {
+            return Lookup::Found(Arc::clone(&ring.current));
+        }
+        let now = now_unix();
+        ring.retired
+            .iter()
+            .find(|(e, at)| e.kid() == kid && at + self.overlap_secs > now)
+            .map_or(Lookup::NoKid, |(e, _)| Lookup::Found(Arc::clone(e)))
+    }
+
+    /// Makes `pair` the only key pair of `id`: tokens signed by any earlier
+    /// pair stop verifying at once.
+    pub fn replace(&self, id: KeyId, pair: KeyPair) -> Result<Arc<Entry>, String> {
+        let entry = Arc::new(Entry::new(&id, pair, self.alg)?);
+        self.write().insert(
+            id,
+            Ring {
+                current: Arc::clone(&entry),
+                retired: Vec::new(),
+            },
+        );
+        Ok(entry)
+    }
+
+    /// Makes `pair` the signing key of `id`; the previous one keeps
+    /// verifying for the overlap. `Ok(None)` if `id` has no key to rotate.
+    pub fn rotate(&self, id: &KeyId, pair: KeyPair) -> Result<Option<Rotation>, String> {
+        let entry = Arc::new(Entry::new(id, pair, self.alg)?);
+        let now = now_unix();
+        let mut keys = self.write();
+        let Some(ring) = keys.get_mut(id) else {
+            return Ok(None);
+        };
+        let previous = std::mem::replace(&mut ring.current, Arc::clone(&entry));
+        let previous_kid = previous.kid().to_owned();
+        ring.retired.retain(|(_, at)| at + self.overlap_secs > now);
+        ring.retired.push((previous, now));
+        Ok(Some(Rotation {
+            current: entry,
+            previous_kid,
+            previous_valid_until: now + self.overlap_secs,
+        }))
     }
 
     /// Every key id, sorted.
@@ -99,23 +252,69 @@ impl KeyStore {
         self.read().keys().map(|k| k.to_string()).collect()
     }
 
-    /// Writes `{id}-public.pem` (0644) and `{id}-private.pem` (0600) for every
-    /// key, each atomically. Blocking: call from `spawn_blocking`.
+    /// The public JWK of every key pair that verifies: all current pairs and
+    /// the retired ones still in their overlap.
+    pub fn jwks(&self) -> Vec<Jwk> {
+        let now = now_unix();
+        let keys = self.read();
+        let mut out = Vec::new();
+        for ring in keys.values() {
+            out.push(ring.current.jwk.clone());
+            for (e, at) in &ring.retired {
+                if at + self.overlap_secs > now {
+                    out.push(e.jwk.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Writes every ring to `KEYS_DIR`: current pairs as
+    /// `{id}-public.pem` (0644) / `{id}-private.pem` (0600), retired pairs in
+    /// overlap as `{id}.retired-{t}-...`, each file atomically; removes
+    /// retired files whose overlap has ended. Blocking: call from
+    /// `spawn_blocking`.
     pub fn dump(&self) -> io::Result<Vec<PathBuf>> {
         let _one_at_a_time = self.dumping.lock().unwrap_or_else(|p| p.into_inner());
-        let snapshot: Vec<_> = self
+        let snapshot: Vec<(KeyId, Ring)> = self
             .read()
             .iter()
-            .map(|(id, pair)| (id.clone(), Arc::clone(pair)))
+            .map(|(id, ring)| (id.clone(), ring.clone()))
             .collect();
-        let mut written = Vec::with_capacity(snapshot.len() * 2);
-        for (id, pair) in snapshot {
-            let public = self.dir.join(format!("{id}{PUBLIC_SUFFIX}"));
-            let private = self.dir.join(format!("{id}{PRIVATE_SUFFIX}"));
-            write_atomic(&public, pair.public().pem().as_bytes(), PUBLIC)?;
-            write_atomic(&private, pair.private_pem().as_bytes(), PRIVATE)?;
-            written.push(public);
-            written.push(private);
+        let now = now_unix();
+        let mut written = Vec::new();
+        for (id, ring) in &snapshot {
+            let mut pairs = vec![(id.to_string(), &ring.current)];
+            for (e, at) in &ring.retired {
+                if at + self.overlap_secs > now {
+                    pairs.push((format!("{id}{RETIRED_INFIX}{at}"), e));
+                }
+            }
+            for (stem, entry) in pairs {
+                let public = self.dir.join(format!("{stem}{PUBLIC_SUFFIX}"));
+                let private = self.dir.join(format!("{stem}{PRIVATE_SUFFIX}"));
+                write_atomic(&public, entry.pair.public().pem().as_bytes(), PUBLIC)?;
+                write_atomic(&private, entry.pair.private_pem().as_bytes(), PRIVATE)?;
+                written.push(public);
+                written.push(private);
+            }
+        }
+        // Retired files not written now belong to keys whose overlap ended
+        // or that were replaced: remove them, so they cannot come back.
+        let listing = match fs::read_dir(&self.dir) {
+            Ok(listing) => listing,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(written),
+            Err(e) => return Err(e),
+        };
+        for entry in listing.flatten() {
+            let path = entry.path();
+            let is_retired = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.contains(RETIRED_INFIX) && n.ends_with(".pem"));
+            if is_retired && !written.contains(&path) {
+                fs::remove_file(&path)?;
+            }
         }
         Ok(written)
     }
@@ -124,21 +323,24 @@ impl KeyStore {
         &self.dir
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<KeyId, Arc<KeyPair>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<KeyId, Ring>> {
         self.keys.read().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<KeyId, Ring>> {
+        self.keys.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The answer of [`KeyStore::verifying`].
+#[derive(Debug)]
+pub enum Lookup {
+    Found(Arc<Entry>),
+    /// No key pair for the key id at all.
+    NoKeyId,
+    /// The key id exists, but no current or overlapping pair has this `kid`.
+    NoKid,
 }
 
 /// Largest key file read at start-up.
 const MAX_KEY_FILE: u64 = 64 * 1024;
-
-fn load_one(raw_id: &str, path: &Path, alg: SigningAlgorithm) -> Result<(KeyId, KeyPair), String> {
-    let id = KeyId::parse(raw_id).map_err(|e| e.to_string())?;
-    let meta = fs::metadata(path).map_err(|e| e.to_string())?;
-    if !meta.is_file() || meta.len() > MAX_KEY_FILE {
-        return Err(format!("not a regular file under {MAX_KEY_FILE} bytes"));
-    }
-    let pem = fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let pair = KeyPair::from_private_pem_for(&pem, alg).map_err(|e| e.to_string())?;
-    Ok((id, pair))
-}

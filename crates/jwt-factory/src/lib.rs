@@ -19,6 +19,8 @@
 //! | `GET`/`POST /keys/{keyId}` | new key pair: `{"publicKey": base64 PEM}` |
 //! | `POST /issueToken/{keyId}[?expired=1]` | the token, `text/plain` |
 //! | `POST /verify/{keyId}` | `{"valid", "claims"}`, 403 with the reason |
+//! | `POST /keys/{keyId}/rotate` | new signing key; the old one verifies until its tokens expire |
+//! | `GET /.well-known/jwks.json` | every public key that verifies, as a JWK Set (RFC 7517) |
 //! | `GET /utils/publicKey/{keyId}` | `{"publicKey": base64 PEM}` |
 //! | `GET /utils/keys` | `["servicea", ...]` |
 //! | `POST /utils/dump`, `POST /dump` | writes `KEYS_DIR/{keyId}-{public,private}.pem` |
@@ -66,7 +68,11 @@ impl AppState {
     /// State for `config`, with the key pairs found in its `keys_dir`.
     pub fn load(config: Config) -> Self {
         Self {
-            keys: Arc::new(KeyStore::load(&config.keys_dir, config.algorithm)),
+            keys: Arc::new(KeyStore::load(
+                &config.keys_dir,
+                config.algorithm,
+                config.token_lifetime_secs + config.leeway_secs,
+            )),
             config: Arc::new(config),
         }
     }
@@ -79,6 +85,8 @@ pub fn app(state: AppState) -> Router {
             "/keys/{keyId}",
             get(routes::keys::create).post(routes::keys::create),
         )
+        .route("/keys/{keyId}/rotate", post(routes::keys::rotate))
+        .route("/.well-known/jwks.json", get(routes::keys::jwks))
         .route("/issueToken/{keyId}", post(routes::tokens::issue))
         .route("/verify/{keyId}", post(routes::verify::verify))
         .route("/utils/publicKey/{keyId}", get(routes::keys::public_key))

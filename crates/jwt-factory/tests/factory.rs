@@ -426,9 +426,30 @@ async fn verify_token_signed_by_another_key() {
     )
     .await;
 
+    // Its kid names serviceb's key, which is not one of servicea's.
     let (status, body) = verify(&http, &f, "servicea", &token, "servicec", "servicea").await;
     let err = refused(status, &body);
     assert_eq!(err["name"], "JsonWebTokenError");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no key with kid serviceb-"),
+        "{err:?}"
+    );
+    // Without a kid, it is checked against servicea's current key: the signature fails.
+    let without_kid = {
+        let (header, rest) = token.split_once('.').unwrap();
+        let mut h: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+        h.as_object_mut().unwrap().remove("kid");
+        format!(
+            "{}.{rest}",
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&h).unwrap())
+        )
+    };
+    let (status, body) = verify(&http, &f, "servicea", &without_kid, "servicec", "servicea").await;
+    let err = refused(status, &body);
     assert_eq!(err["message"], "invalid signature");
     // Sanity: the same token is fine against its own key.
     let (status, body) = verify(&http, &f, "serviceb", &token, "servicec", "servicea").await;

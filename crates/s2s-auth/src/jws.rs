@@ -18,7 +18,21 @@ pub type Claims = Map<String, Value>;
 
 /// Signs `claims` with `key` using `alg`; the header is `{"alg","typ":"JWT"}`.
 pub fn sign(claims: &Claims, key: &KeyPair, alg: SigningAlgorithm) -> Result<String, SignError> {
-    let header = serde_json::json!({ "alg": alg.name(), "typ": "JWT" });
+    sign_with_kid(claims, key, alg, None)
+}
+
+/// As [`sign`], naming the key in the header (`"kid"`) so a verifier holding
+/// a JWK Set knows which key to check the signature with.
+pub fn sign_with_kid(
+    claims: &Claims,
+    key: &KeyPair,
+    alg: SigningAlgorithm,
+    kid: Option<&str>,
+) -> Result<String, SignError> {
+    let header = match kid {
+        Some(kid) => serde_json::json!({ "alg": alg.name(), "typ": "JWT", "kid": kid }),
+        None => serde_json::json!({ "alg": alg.name(), "typ": "JWT" }),
+    };
     let header = serde_json::to_vec(&header).map_err(|_| SignError)?;
     let payload = serde_json::to_vec(claims).map_err(|_| SignError)?;
 

@@ -11,6 +11,7 @@
 //!   touches a map or a path.
 //! - [`algorithm`]: the pinned signing algorithm (`ALGORITHM`), parsed once.
 //! - [`keys`]: key pairs (RSA, EC, Ed25519): generate, parse once, keep parsed.
+//! - [`jwk`]: public keys as JWKs (RFC 7517) and the `kid` derived from them.
 //! - [`jws`]: sign a claims object into a compact JWT with a key parsed once.
 //! - [`verify`]: the explicit validation rules, and errors shaped like Node's
 //!   `jsonwebtoken` so the original README's outputs read true.
@@ -28,6 +29,7 @@ pub mod certs;
 pub mod env_file;
 pub mod files;
 pub mod http;
+pub mod jwk;
 pub mod jws;
 pub mod key_id;
 pub mod keys;

@@ -19,7 +19,7 @@
 //! outputs read true against this implementation.
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use jsonwebtoken::{Validation, errors::ErrorKind};
+use jsonwebtoken::{DecodingKey, Validation, errors::ErrorKind};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -28,6 +28,9 @@ use crate::{PublicKey, SigningAlgorithm, jws::Claims, now_unix, time_fmt::iso_mi
 /// Longest token accepted, in bytes. Real tokens here are ~600 bytes; the
 /// bound keeps a hostile header from costing base64 and JSON work.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// Longest `kid` looked up; ours are about 20 characters.
+pub const MAX_KID_LEN: usize = 128;
 
 /// What the verifier expects of a token. Nothing is taken from the token.
 #[derive(Clone, Debug)]
@@ -63,7 +66,8 @@ pub enum JwtError {
 }
 
 impl JwtError {
-    fn invalid(message: impl Into<String>) -> Self {
+    /// A `JsonWebTokenError` with `message`.
+    pub fn invalid(message: impl Into<String>) -> Self {
         Self::Invalid {
             message: message.into(),
         }
@@ -98,8 +102,13 @@ impl Expectations {
 
     /// Checks `token` against these expectations and `key`; the claims on success.
     pub fn verify(&self, token: &str, key: &PublicKey) -> Result<Claims, JwtError> {
+        self.verify_with(token, key.decoding_key())
+    }
+
+    /// As [`Expectations::verify`], with a key from a JWK Set.
+    pub fn verify_with(&self, token: &str, key: &DecodingKey) -> Result<Claims, JwtError> {
         self.check_header(token)?;
-        match jsonwebtoken::decode::<Claims>(token, key.decoding_key(), &self.validation()) {
+        match jsonwebtoken::decode::<Claims>(token, key, &self.validation()) {
             Ok(data) => {
                 self.check_claims(&data.claims)?;
                 Ok(data.claims)
@@ -108,8 +117,16 @@ impl Expectations {
         }
     }
 
-    /// Structure, algorithm and `crit`, before any cryptography runs.
-    fn check_header(&self, token: &str) -> Result<(), JwtError> {
+    /// The header's `kid`, after the same structure, algorithm and `crit`
+    /// checks as [`Expectations::verify`]. The `kid` only *selects* among
+    /// the verifier's own keys (a JWK Set it fetched itself); it never
+    /// brings a key, and naming no known key is a refusal.
+    pub fn kid(&self, token: &str) -> Result<Option<String>, JwtError> {
+        self.check_header(token)
+    }
+
+    /// Structure, algorithm and `crit`, before any cryptography runs; the `kid`.
+    fn check_header(&self, token: &str) -> Result<Option<String>, JwtError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(JwtError::invalid(format!(
                 "jwt too large: over {MAX_TOKEN_LEN} bytes"
@@ -131,7 +148,14 @@ impl Expectations {
                 "unsupported critical header parameter (crit)",
             ));
         }
-        Ok(())
+        match header.get("kid") {
+            None => Ok(None),
+            Some(Value::String(kid)) if kid.len() <= MAX_KID_LEN => Ok(Some(kid.clone())),
+            Some(Value::String(_)) => Err(JwtError::invalid(format!(
+                "jwt kid longer than {MAX_KID_LEN} characters"
+            ))),
+            Some(_) => Err(JwtError::malformed()),
+        }
     }
 
     /// What `jsonwebtoken` does not check: `iss` must be one string (it

@@ -22,6 +22,8 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 pub struct Running {
     pub addr: SocketAddr,
     pub https: Option<SocketAddr>,
+    /// The service's state (not for jwt-factory), to look inside caches.
+    pub state: Option<ServiceState>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -90,21 +92,34 @@ pub fn start_factory(listener: TcpListener, keys_dir: &Path) -> Running {
 
 /// Starts jwt-factory on `listener` with keys in `keys_dir`, signing with `alg`.
 pub fn start_factory_with(listener: TcpListener, keys_dir: &Path, alg: &str) -> Running {
-    let config = jwt_factory::Config::parse_from([
-        "jwt-factory",
-        "--port",
-        "0",
-        "--keys-dir",
-        keys_dir.to_str().unwrap(),
-        "--issuer",
-        "https://jwt-factory/",
-        "--algorithm",
-        alg,
-        "--token-lifetime-secs",
-        "3600",
-        "--leeway-secs",
-        "30",
-    ]);
+    start_factory_flags(listener, keys_dir, &["--algorithm", alg])
+}
+
+/// Starts jwt-factory with `flags` after the defaults of the tests
+/// (RS256, 3600 s tokens, 30 s leeway), which they may override.
+pub fn start_factory_flags(listener: TcpListener, keys_dir: &Path, flags: &[&str]) -> Running {
+    let keys_dir = keys_dir.to_str().unwrap();
+    let mut settings = vec![
+        ("--port", "0"),
+        ("--keys-dir", keys_dir),
+        ("--issuer", "https://jwt-factory/"),
+        ("--algorithm", "RS256"),
+        ("--token-lifetime-secs", "3600"),
+        ("--leeway-secs", "30"),
+        ("--jwks-max-age-secs", "300"),
+    ];
+    for pair in flags.chunks(2) {
+        let [flag, value] = pair else {
+            panic!("flags come in pairs: {flags:?}")
+        };
+        match settings.iter_mut().find(|(f, _)| f == flag) {
+            Some(setting) => setting.1 = value,
+            None => settings.push((flag, value)),
+        }
+    }
+    let mut argv = vec!["jwt-factory"];
+    argv.extend(settings.iter().flat_map(|(f, v)| [*f, *v]));
+    let config = jwt_factory::Config::parse_from(argv);
     let addr = listener.local_addr().unwrap();
     let (stop, shutdown) = shutdown_pair();
     let state = jwt_factory::AppState::load(config);
@@ -112,6 +127,7 @@ pub fn start_factory_with(listener: TcpListener, keys_dir: &Path, alg: &str) -> 
     Running {
         addr,
         https: None,
+        state: None,
         stop: Some(stop),
         task: Some(task),
     }
@@ -151,10 +167,11 @@ pub async fn start_service(
     };
     let state = ServiceState::new(role, args).unwrap();
     let (stop, shutdown) = shutdown_pair();
-    let task = tokio::spawn(app::run(state, http, https, shutdown));
+    let task = tokio::spawn(app::run(state.clone(), http, https, shutdown));
     Running {
         addr,
         https: https_addr,
+        state: Some(state),
         stop: Some(stop),
         task: Some(task),
     }
@@ -185,6 +202,8 @@ pub struct Options {
     pub no_scenario3_keys: bool,
     /// `ALGORITHM` of every process (default RS256).
     pub algorithm: Option<&'static str>,
+    /// Extra flags for jwt-factory (e.g. a short token lifetime).
+    pub factory_args: Vec<&'static str>,
 }
 
 impl Stack {
@@ -215,7 +234,9 @@ impl Stack {
             app::keygen::generate(alg.parse().unwrap(), &private, &public).unwrap();
         }
 
-        let factory = start_factory_with(bind().await, &dir.path().join("keys"), alg);
+        let mut factory_flags = vec!["--algorithm", alg];
+        factory_flags.extend_from_slice(&opts.factory_args);
+        let factory = start_factory_flags(bind().await, &dir.path().join("keys"), &factory_flags);
         let (b_http, b_https, c_http, c_https, a_http) = (
             bind().await,
             bind().await,

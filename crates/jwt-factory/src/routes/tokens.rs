@@ -68,15 +68,21 @@ pub async fn issue(
     claims.insert("iat".into(), (exp - lifetime).into());
     claims.insert("exp".into(), exp.into());
 
-    let token = jws::sign(&claims, &pair, state.config.algorithm)
-        .map_err(|e| FactoryError::Internal(e.to_string()))?;
+    let token = jws::sign_with_kid(
+        &claims,
+        &pair.pair,
+        state.config.algorithm,
+        Some(pair.kid()),
+    )
+    .map_err(|e| FactoryError::Internal(e.to_string()))?;
     tracing::info!(
         key_id = %id,
         sub = %claims.get("sub").unwrap_or(&serde_json::Value::Null),
         aud = %claims.get("aud").unwrap_or(&serde_json::Value::Null),
         exp,
-        "issued {} token signed with {id}'s key ({})",
+        "issued {} token signed with {id}'s key (kid {}, {})",
         if query.is_expired() { "an EXPIRED" } else { "a" },
+        pair.kid(),
         state.config.algorithm,
     );
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], token))

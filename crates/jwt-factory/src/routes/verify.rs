@@ -9,13 +9,14 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use s2s_auth::{Expectations, http::BadInput};
+use s2s_auth::{Expectations, JwtError, http::BadInput};
 use serde_json::{Value, json};
 
 use super::KeyIdPath;
 use crate::{
     AppState,
     error::{FactoryError, VerifyFailure},
+    keystore::Lookup,
 };
 
 pub async fn verify(
@@ -38,10 +39,9 @@ pub async fn verify(
     let token = field("token", "no token specified")?;
     let audience = field("aud", "no audience specified")?;
     let subject = field("sub", "no subject specified")?;
-    let pair = state
-        .keys
-        .get(&id)
-        .ok_or(FactoryError::KeyNotFound(id.clone()))?;
+    if state.keys.get(&id).is_none() {
+        return Err(FactoryError::KeyNotFound(id).into());
+    }
 
     let expectations = Expectations {
         algorithm: state.config.algorithm,
@@ -51,11 +51,25 @@ pub async fn verify(
         leeway_secs: state.config.leeway_secs,
         max_lifetime_secs: state.config.token_lifetime_secs,
     };
-    Ok(match expectations.verify(&token, pair.public()) {
-        Ok(claims) => {
+    // The header's `kid` picks one of the key id's own keys (current, or
+    // rotated out but still in its overlap); it can never bring a key.
+    let verdict =
+        expectations
+            .kid(&token)
+            .and_then(|kid| match state.keys.verifying(&id, kid.as_deref()) {
+                Lookup::Found(entry) => expectations
+                    .verify(&token, entry.pair.public())
+                    .map(|claims| (claims, entry.kid().to_owned())),
+                Lookup::NoKid | Lookup::NoKeyId => Err(JwtError::invalid(format!(
+                    "no key with kid {}: unknown, or rotated out and past its overlap",
+                    kid.as_deref().unwrap_or_default()
+                ))),
+            });
+    Ok(match verdict {
+        Ok((claims, kid)) => {
             tracing::info!(
                 key_id = %id,
-                "token valid: signed by {id}'s key, sub {}, aud {}",
+                "token valid: signed by {id}'s key (kid {kid}), sub {}, aud {}",
                 expectations.subject,
                 expectations.audience
             );

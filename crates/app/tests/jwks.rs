@@ -1,0 +1,389 @@
+//! Scenario 5 and key rotation: the factory's JWK Set, `kid`s, rotation with
+//! an overlap, and serviceb's cached copy of the set, against real servers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::{
+    os::unix::fs::PermissionsExt as _,
+    time::{Duration, Instant},
+};
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use common::{Options, Stack};
+use jsonwebtoken::{DecodingKey, Validation, jwk::JwkSet};
+use serde_json::{Value, json};
+
+async fn issue(s: &Stack, factory: &common::Running, id: &str, expired: bool) -> String {
+    let q = if expired { "?expired=1" } else { "" };
+    let r = s
+        .client
+        .post(format!("{}/issueToken/{id}{q}", factory.url()))
+        .json(&json!({ "aud": "serviceb" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
+}
+
+async fn verify(s: &Stack, factory: &common::Running, token: &str) -> (u16, Value) {
+    let r = s
+        .client
+        .post(format!("{}/verify/servicea", factory.url()))
+        .json(&json!({ "token": token, "aud": "serviceb", "sub": "servicea" }))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn jwks(s: &Stack, factory: &common::Running) -> (JwkSet, String) {
+    let r = s
+        .client
+        .get(format!("{}/.well-known/jwks.json", factory.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cache = r.headers()["cache-control"].to_str().unwrap().to_owned();
+    (r.json().await.unwrap(), cache)
+}
+
+async fn rotate(s: &Stack, factory: &common::Running, id: &str) -> Value {
+    let r = s
+        .client
+        .post(format!("{}/keys/{id}/rotate", factory.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+fn kid(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+/// serviceb's `/scenario5-server` with `token`.
+async fn b5(s: &Stack, token: &str) -> (u16, Value) {
+    let r = s
+        .client
+        .get(format!("{}/scenario5-server", s.b.url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+fn fetches(s: &Stack) -> u64 {
+    s.b.state.as_ref().unwrap().jwks.fetches()
+}
+
+/// `token` with its header changed by `edit` (the signature no longer
+/// matches, but a verifier looks the `kid` up first).
+fn edit_header(token: &str, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) -> String {
+    let (header, rest) = token.split_once('.').unwrap();
+    let mut h: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    edit(h.as_object_mut().unwrap());
+    format!(
+        "{}.{rest}",
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&h).unwrap())
+    )
+}
+
+fn with_kid(token: &str, kid: &str) -> String {
+    edit_header(token, |h| {
+        h.insert("kid".into(), kid.into());
+    })
+}
+
+#[tokio::test]
+async fn scenario5_valid_and_expired() {
+    let s = Stack::start(Options::default()).await;
+    let (status, body) = s.get_a("/scenario5").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["claims"]["iss"], "https://jwt-factory/");
+    assert_eq!(body["claims"]["aud"], "serviceb");
+    let (status, body) = s.get_a("/scenario5?expired=1").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["name"], "TokenExpiredError");
+}
+
+#[tokio::test]
+async fn the_jwk_set_parses_and_each_key_verifies_the_tokens_it_signed() {
+    let s = Stack::start(Options::default()).await;
+    let f = &s.factory;
+    s.client
+        .get(format!("{}/keys/serviceb", f.url()))
+        .send()
+        .await
+        .unwrap();
+    let before = issue(&s, f, "servicea", false).await;
+    let rotated = rotate(&s, f, "servicea").await;
+    let after = issue(&s, f, "servicea", false).await;
+    let other = issue(&s, f, "serviceb", false).await;
+    assert_eq!(rotated["previousKid"], kid(&before));
+    assert_eq!(rotated["kid"], kid(&after));
+    assert_ne!(
+        kid(&before),
+        kid(&after),
+        "a kid names a key pair, not a key id"
+    );
+    assert!(kid(&before).starts_with("servicea-") && kid(&other).starts_with("serviceb-"));
+
+    let (set, cache) = jwks(&s, f).await;
+    assert_eq!(cache, "public, max-age=300");
+    assert_eq!(set.keys.len(), 3, "servicea current + previous, serviceb");
+    for jwk in &set.keys {
+        let json = serde_json::to_value(jwk).unwrap();
+        for field in ["kid", "kty", "alg", "use", "n", "e"] {
+            assert!(json.get(field).is_some(), "{field} missing: {json}");
+        }
+        assert_eq!(json["use"], "sig");
+        assert_eq!(json["alg"], "RS256");
+        assert_eq!(json["kty"], "RSA");
+    }
+    // An independent check: each token verifies with the JWK its kid names.
+    for token in [&before, &after, &other] {
+        let jwk = set.find(&kid(token)).expect("kid in the set");
+        let mut v = Validation::new(jsonwebtoken::Algorithm::RS256);
+        v.set_audience(&["serviceb"]);
+        jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &v).unwrap();
+    }
+    // ...and not with another one.
+    let wrong = set.find(&kid(&other)).unwrap();
+    let mut v = Validation::new(jsonwebtoken::Algorithm::RS256);
+    v.set_audience(&["serviceb"]);
+    assert!(
+        jsonwebtoken::decode::<Value>(&after, &DecodingKey::from_jwk(wrong).unwrap(), &v).is_err()
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_out_key_verifies_until_its_tokens_expire_then_drops_out() {
+    // Tokens live 2 s and no leeway: the previous key overlaps for 2 s.
+    let s = Stack::start(Options {
+        factory_args: vec!["--token-lifetime-secs", "2", "--leeway-secs", "0"],
+        ..Default::default()
+    })
+    .await;
+    let f = &s.factory;
+    let old = issue(&s, f, "servicea", false).await;
+    rotate(&s, f, "servicea").await;
+    let (status, body) = verify(&s, f, &old).await;
+    assert_eq!(status, 200, "old token, during the overlap: {body}");
+    assert_eq!(jwks(&s, f).await.0.keys.len(), 2);
+
+    // Bounded wait for the overlap to end (about 2 s).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = verify(&s, f, &old).await;
+        if status == 403 {
+            let msg = body["error"]["message"].as_str().unwrap();
+            assert!(
+                msg == "jwt expired" || msg.contains("no key with kid"),
+                "{body}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "old token still valid after its expiry"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while jwks(&s, f).await.0.keys.len() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "old key still published after its overlap"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let new = issue(&s, f, "servicea", false).await;
+    assert_eq!(verify(&s, f, &new).await.0, 200);
+}
+
+#[tokio::test]
+async fn replacing_a_key_ends_old_tokens_at_once_unlike_rotating() {
+    let s = Stack::start(Options::default()).await;
+    let f = &s.factory;
+    let old = issue(&s, f, "servicea", false).await;
+    s.client
+        .get(format!("{}/keys/servicea", f.url()))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = verify(&s, f, &old).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no key with kid"),
+        "{body}"
+    );
+    assert_eq!(jwks(&s, f).await.0.keys.len(), 1);
+}
+
+#[tokio::test]
+async fn dump_and_restart_during_the_overlap_keep_the_previous_key() {
+    let mut s = Stack::start(Options::default()).await;
+    let old = issue(&s, &s.factory, "servicea", false).await;
+    rotate(&s, &s.factory, "servicea").await;
+    let r = s
+        .client
+        .post(format!("{}/utils/dump", s.factory.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let retired: Vec<_> = std::fs::read_dir(s.path("keys"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.to_str().unwrap().contains("servicea.retired-")
+                && p.to_str().unwrap().ends_with("-private.pem")
+        })
+        .collect();
+    assert_eq!(retired.len(), 1, "{retired:?}");
+    assert_eq!(
+        std::fs::metadata(&retired[0]).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    s.factory.stop().await;
+    let restarted = common::start_factory(common::bind().await, &s.path("keys"));
+    let (status, body) = verify(&s, &restarted, &old).await;
+    assert_eq!(status, 200, "old token after the restart: {body}");
+    assert_eq!(jwks(&s, &restarted).await.0.keys.len(), 2);
+}
+
+#[tokio::test]
+async fn serviceb_fetches_the_set_once_and_again_only_for_a_new_kid() {
+    let s = Stack::start(Options::default()).await;
+    for _ in 0..5 {
+        assert_eq!(s.get_a("/scenario5").await.0, 200);
+    }
+    assert_eq!(fetches(&s), 1, "one fetch for five requests");
+
+    rotate(&s, &s.factory, "servicea").await;
+    let (status, body) = s.get_a("/scenario5").await;
+    assert_eq!(status, 200, "new kid after the rotation: {body}");
+    assert_eq!(fetches(&s), 2, "one refetch for the new kid");
+    for _ in 0..5 {
+        assert_eq!(s.get_a("/scenario5").await.0, 200);
+    }
+    assert_eq!(fetches(&s), 2);
+}
+
+#[tokio::test]
+async fn a_flood_of_unknown_kids_causes_at_most_one_refetch() {
+    let s = Stack::start(Options::default()).await;
+    let token = issue(&s, &s.factory, "servicea", false).await;
+    assert_eq!(b5(&s, &token).await.0, 200);
+    assert_eq!(fetches(&s), 1);
+    for i in 0..100 {
+        let (status, body) = b5(&s, &with_kid(&token, &format!("forged-{i}"))).await;
+        assert_eq!(status, 403, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("no key with kid forged-{i}")),
+            "{body}"
+        );
+    }
+    assert!(
+        fetches(&s) <= 2,
+        "{} fetches for 100 unknown kids",
+        fetches(&s)
+    );
+    // The real kid still verifies, from the cache.
+    assert_eq!(b5(&s, &token).await.0, 200);
+}
+
+#[tokio::test]
+async fn the_cached_set_keeps_working_while_the_factory_is_down() {
+    // JWKS_MAX_AGE_SECS=0: the cached set is always stale, so every request
+    // tries to refresh it; with the factory down, the stale set still serves.
+    for max_age in ["300", "0"] {
+        let mut s = Stack::start(Options {
+            bc_args: vec!["--jwks-max-age-secs".into(), max_age.into()],
+            ..Default::default()
+        })
+        .await;
+        let token = issue(&s, &s.factory, "servicea", false).await;
+        assert_eq!(b5(&s, &token).await.0, 200);
+        s.factory.stop().await;
+        for _ in 0..3 {
+            let (status, body) = b5(&s, &token).await;
+            assert_eq!(status, 200, "max-age {max_age}, factory down: {body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_set_and_no_factory_is_a_502_not_a_hang() {
+    let mut s = Stack::start(Options::default()).await;
+    let token = issue(&s, &s.factory, "servicea", false).await;
+    s.factory.stop().await;
+    let started = Instant::now();
+    let (status, body) = b5(&s, &token).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("jwt-factory"),
+        "{body}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn a_token_without_kid_or_with_an_unknown_kid_is_a_clear_403() {
+    let s = Stack::start(Options::default()).await;
+    let token = issue(&s, &s.factory, "servicea", false).await;
+    let (status, body) = b5(&s, &with_kid(&token, "servicea-nosuchkey")).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["message"], "invalid token");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no key with kid servicea-nosuchkey"),
+        "{body}"
+    );
+
+    // Remove the kid: a JWK Set verifier cannot pick a key.
+    let no_kid = edit_header(&token, |h| {
+        h.remove("kid");
+    });
+    let (status, body) = b5(&s, &no_kid).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no kid"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn rotating_an_unknown_key_is_a_404() {
+    let s = Stack::start(Options::default()).await;
+    let r = s
+        .client
+        .post(format!("{}/keys/nobody/rotate", s.factory.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("key not found"),
+        "{body}"
+    );
+}
