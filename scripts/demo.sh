@@ -2,8 +2,9 @@
 # The whole walkthrough in one command, on a fresh clone:
 #   builds, creates what is missing (certificates, keys), starts jwt-factory,
 #   servicea, serviceb and servicec, waits until each answers, runs every
-#   scenario valid and expired, prints each request and response, checks each
-#   outcome, and stops every process it started (also on Ctrl-C or failure).
+#   scenario (1-5) valid and expired and a key rotation, prints each request
+#   and response, checks each outcome, and stops every process it started
+#   (also on Ctrl-C or failure).
 # Exit status: 0 when every outcome is the expected one, 1 otherwise.
 # Logs of the four processes: target/demo-logs/*.log
 cd "$(dirname "$0")/.."
@@ -12,14 +13,9 @@ cd "$(dirname "$0")/.."
 FAILED=0
 PASSED=0
 
-# check PATH EXPECTED_STATUS PATTERN... : one scenario request and its verdict.
-check() {
-  local path=$1 want=$2; shift 2
-  local out status body
-  printf '\n$ curl localhost:3000%s\n' "$path"
-  out=$(curl -sS --max-time 15 -w '\n%{http_code}' "localhost:3000$path") || out=$'\n000'
-  status=${out##*$'\n'}
-  body=${out%$'\n'*}
+# verdict STATUS BODY WANT_STATUS PATTERN...: prints and counts one outcome.
+verdict() {
+  local status=$1 body=$2 want=$3; shift 3
   printf '%s\nHTTP %s\n' "$body" "$status"
   local ok=1
   [ "$status" = "$want" ] || { echo "  expected HTTP $want, got $status"; ok=0; }
@@ -28,6 +24,36 @@ check() {
   done
   if [ $ok = 1 ]; then PASSED=$((PASSED + 1)); echo "  ok: as expected"
   else FAILED=$((FAILED + 1)); echo "  WRONG OUTCOME"; fi
+}
+
+# request WANT_STATUS PATTERNS... -- CURL_ARGS...: one request and its verdict.
+request() {
+  local want=$1; shift
+  local patterns=()
+  while [ "$1" != "--" ]; do patterns+=("$1"); shift; done
+  shift
+  printf '\n$ curl'
+  for arg in "$@"; do
+    if [[ $arg == *" "* ]]; then printf " '%s'" "$arg"; else printf ' %s' "$arg"; fi
+  done
+  echo
+  local out
+  out=$(curl -sS --max-time 15 -w '\n%{http_code}' "$@") || out=$'\n000'
+  verdict "${out##*$'\n'}" "${out%$'\n'*}" "$want" "${patterns[@]}"
+}
+
+# check PATH WANT_STATUS PATTERN...: a scenario request to servicea.
+check() {
+  local path=$1 want=$2; shift 2
+  request "$want" "$@" -- "localhost:3000$path"
+}
+
+# kid_of TOKEN: the kid in a JWT's header (base64url-decoded with tr + base64).
+kid_of() {
+  local h=${1%%.*}
+  h=$(tr '_-' '/+' <<<"$h")
+  while [ $(( ${#h} % 4 )) -ne 0 ]; do h+="="; done
+  base64 -d <<<"$h" 2>/dev/null | grep -o '"kid":"[^"]*"'
 }
 
 build
@@ -49,8 +75,8 @@ check /scenario2 200 '"serviceb":{"valid":true' '"servicec":{"valid":true'
 check '/scenario2?expired=1' 403 '"serviceb":{"valid":true' '"servicec":{"message":"invalid token"' '"TokenExpiredError"'
 
 say "scenario 3: servicea signs its own token; serviceb verifies it locally, over https"
-if [ ! -f scenario-3-keys/jwt-private.pem ]; then
-  echo "(no scenario-3 key pair yet: servicea answers 503 and says how to make one)"
+if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 localhost:3000/scenario3)" = 503 ]; then
+  echo "(no usable scenario-3 key pair yet: servicea answers 503 and says how to make one)"
   check /scenario3 503 'jwt-private.pem' 'gen-keys'
   echo "$ curl -X POST localhost:3000/gen-keys"
   curl -sS --max-time 10 -X POST localhost:3000/gen-keys; echo
@@ -61,6 +87,29 @@ check '/scenario3?expired=1' 403 '"TokenExpiredError"'
 say "scenario 4: one self-signed token per audience, both over https"
 check /scenario4 200 '"serviceb":{"valid":true' '"servicec":{"valid":true'
 check '/scenario4?expired=1' 403 '"serviceb":{"message":"invalid token"' '"servicec":{"message":"invalid token"'
+
+say "scenario 5: token from jwt-factory, serviceb verifies it locally with the factory's published keys (JWK Set)"
+check /scenario5 200 '"valid":true' '"iss":"https://jwt-factory/"'
+check '/scenario5?expired=1' 403 '"TokenExpiredError"'
+
+say "key rotation: servicea gets a new signing key; the previous one keeps verifying its tokens"
+echo "(a token signed before the rotation, to try afterwards)"
+echo "$ curl -X POST localhost:5555/issueToken/servicea -d '{\"aud\":\"serviceb\"}'"
+OLD_TOKEN=$(curl -fsS --max-time 10 -X POST localhost:5555/issueToken/servicea -d '{"aud":"serviceb"}')
+echo "${OLD_TOKEN:0:60}...   header: $(kid_of "$OLD_TOKEN")"
+echo "$ curl localhost:5555/.well-known/jwks.json   # the kids it publishes"
+curl -fsS --max-time 10 localhost:5555/.well-known/jwks.json | grep -o '"kid":"[^"]*"' || true
+echo "$ curl -X POST localhost:5555/keys/servicea/rotate"
+curl -fsS --max-time 10 -X POST localhost:5555/keys/servicea/rotate | sed 's/"publicKey":"[^"]*",//'; echo
+echo "$ curl localhost:5555/.well-known/jwks.json   # new and previous key, both published"
+curl -fsS --max-time 10 localhost:5555/.well-known/jwks.json | grep -o '"kid":"[^"]*"' || true
+echo "(scenario 5 again: the new token names the new kid, serviceb fetches the set once more)"
+check /scenario5 200 '"valid":true'
+echo "(the token signed before the rotation still verifies during the overlap)"
+request 200 '"valid":true' -- -H "Authorization: Bearer $OLD_TOKEN" localhost:3001/scenario5-server
+echo
+echo "serviceb's log, JWK Set lines:"
+grep -E "JWK Set|JWKS cache" "$LOGS/serviceb.log" | sed -E 's/^[^ ]+ +INFO +//' | cut -c1-160 || true
 
 say "result"
 echo "demo: $PASSED outcomes as expected, $FAILED wrong"
