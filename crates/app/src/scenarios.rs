@@ -1,4 +1,4 @@
-//! servicea's side of the four scenarios.
+//! servicea's side of the five scenarios.
 //!
 //! | scenario | token from | transport | verified by |
 //! | --- | --- | --- | --- |
@@ -66,145 +66,136 @@ enum Flow {
     SelfSigned,
 }
 
-pub async fn scenario1(
-    State(state): State<ServiceState>,
-    rid: RequestId,
-    query: Result<Query<ExpiredQuery>, QueryRejection>,
-) -> Result<Response, AppError> {
-    let expired = expired(query)?;
-    tracing::info!(
-        "scenario 1: get a token from jwt-factory, call serviceb over http; serviceb asks jwt-factory to verify it"
-    );
-    Ok(relay(
-        leg(
-            &state,
-            &rid,
-            Flow::Factory,
-            Peer::B,
-            "scenario1-server",
-            expired,
-        )
-        .await,
-    ))
+/// What a scenario does, as data: the five handlers below differ only here.
+struct Scenario {
+    /// Its number: the receivers' path is `/scenario{n}-server`.
+    n: u8,
+    flow: Flow,
+    /// Call servicec too, concurrently.
+    fan_out: bool,
+    /// With `?expired=1`, expire servicec's token only (scenario 2 shows one
+    /// leg failing), or every token.
+    expire_only_c: bool,
+    /// The first log line: what is about to happen.
+    story: &'static str,
 }
 
-pub async fn scenario5(
-    State(state): State<ServiceState>,
+pub async fn scenario1(
+    state: State<ServiceState>,
     rid: RequestId,
     query: Result<Query<ExpiredQuery>, QueryRejection>,
 ) -> Result<Response, AppError> {
-    let expired = expired(query)?;
-    tracing::info!(
-        "scenario 5: get a token from jwt-factory, call serviceb over http; serviceb verifies it locally with the factory's published keys (JWK Set)"
-    );
-    Ok(relay(
-        leg(
-            &state,
-            &rid,
-            Flow::Factory,
-            Peer::B,
-            "scenario5-server",
-            expired,
-        )
-        .await,
-    ))
+    const S: Scenario = Scenario {
+        n: 1,
+        flow: Flow::Factory,
+        fan_out: false,
+        expire_only_c: false,
+        story: "get a token from jwt-factory, call serviceb over http; serviceb asks jwt-factory to verify it",
+    };
+    run(&S, state, rid, query).await
 }
 
 pub async fn scenario2(
-    State(state): State<ServiceState>,
+    state: State<ServiceState>,
     rid: RequestId,
     query: Result<Query<ExpiredQuery>, QueryRejection>,
 ) -> Result<Response, AppError> {
-    let expired = expired(query)?;
-    tracing::info!(
-        "scenario 2: one jwt-factory token per audience, call serviceb and servicec concurrently{}",
-        if expired {
-            " (servicec's token EXPIRED on purpose)"
-        } else {
-            ""
-        }
-    );
-    let (b, c) = tokio::join!(
-        leg(
-            &state,
-            &rid,
-            Flow::Factory,
-            Peer::B,
-            "scenario2-server",
-            false
-        ),
-        leg(
-            &state,
-            &rid,
-            Flow::Factory,
-            Peer::C,
-            "scenario2-server",
-            expired
-        ),
-    );
-    Ok(combine(b, c))
+    const S: Scenario = Scenario {
+        n: 2,
+        flow: Flow::Factory,
+        fan_out: true,
+        expire_only_c: true,
+        story: "one jwt-factory token per audience, call serviceb and servicec concurrently",
+    };
+    run(&S, state, rid, query).await
 }
 
 pub async fn scenario3(
-    State(state): State<ServiceState>,
+    state: State<ServiceState>,
     rid: RequestId,
     query: Result<Query<ExpiredQuery>, QueryRejection>,
 ) -> Result<Response, AppError> {
-    let expired = expired(query)?;
-    tracing::info!(
-        "scenario 3: sign my own short-lived token, call serviceb over https; serviceb verifies it locally with my public key"
-    );
-    Ok(relay(
-        leg(
-            &state,
-            &rid,
-            Flow::SelfSigned,
-            Peer::B,
-            "scenario3-server",
-            expired,
-        )
-        .await,
-    ))
+    const S: Scenario = Scenario {
+        n: 3,
+        flow: Flow::SelfSigned,
+        fan_out: false,
+        expire_only_c: false,
+        story: "sign my own short-lived token, call serviceb over https; serviceb verifies it locally with my public key",
+    };
+    run(&S, state, rid, query).await
 }
 
 pub async fn scenario4(
+    state: State<ServiceState>,
+    rid: RequestId,
+    query: Result<Query<ExpiredQuery>, QueryRejection>,
+) -> Result<Response, AppError> {
+    const S: Scenario = Scenario {
+        n: 4,
+        flow: Flow::SelfSigned,
+        fan_out: true,
+        expire_only_c: false,
+        story: "sign one token per audience, call serviceb and servicec over https concurrently",
+    };
+    run(&S, state, rid, query).await
+}
+
+pub async fn scenario5(
+    state: State<ServiceState>,
+    rid: RequestId,
+    query: Result<Query<ExpiredQuery>, QueryRejection>,
+) -> Result<Response, AppError> {
+    const S: Scenario = Scenario {
+        n: 5,
+        flow: Flow::Factory,
+        fan_out: false,
+        expire_only_c: false,
+        story: "get a token from jwt-factory, call serviceb over http; serviceb verifies it locally with the factory's published keys (JWK Set)",
+    };
+    run(&S, state, rid, query).await
+}
+
+/// Runs scenario `s`: one leg to serviceb (status and body relayed as they
+/// are), or legs to serviceb and servicec concurrently (200 when both
+/// accept, otherwise the first failing status; both results in the body).
+async fn run(
+    s: &Scenario,
     State(state): State<ServiceState>,
     rid: RequestId,
     query: Result<Query<ExpiredQuery>, QueryRejection>,
 ) -> Result<Response, AppError> {
-    let expired = expired(query)?;
-    tracing::info!(
-        "scenario 4: sign one token per audience, call serviceb and servicec over https concurrently{}",
-        if expired {
-            " (both tokens EXPIRED on purpose)"
-        } else {
-            ""
-        }
+    let Query(query) = query.map_err(BadInput::from)?;
+    let expired = query.is_expired();
+    let note = match (expired, s.expire_only_c) {
+        (false, _) => "",
+        (true, true) => " (servicec's token EXPIRED on purpose)",
+        (true, false) => " (EXPIRED token on purpose)",
+    };
+    tracing::info!("scenario {}: {}{note}", s.n, s.story);
+    let path = format!("scenario{}-server", s.n);
+    let b = leg(
+        &state,
+        &rid,
+        s.flow,
+        Peer::B,
+        &path,
+        expired && !s.expire_only_c,
     );
-    let (b, c) = tokio::join!(
-        leg(
-            &state,
-            &rid,
-            Flow::SelfSigned,
-            Peer::B,
-            "scenario4-server",
-            expired
-        ),
-        leg(
-            &state,
-            &rid,
-            Flow::SelfSigned,
-            Peer::C,
-            "scenario4-server",
-            expired
-        ),
-    );
-    Ok(combine(b, c))
-}
-
-fn expired(query: Result<Query<ExpiredQuery>, QueryRejection>) -> Result<bool, AppError> {
-    let Query(q) = query.map_err(BadInput::from)?;
-    Ok(q.is_expired())
+    if !s.fan_out {
+        let b = b.await;
+        return Ok((b.status, Json(b.body)).into_response());
+    }
+    let c = leg(&state, &rid, s.flow, Peer::C, &path, expired);
+    let (b, c) = tokio::join!(b, c);
+    let status = [b.status, c.status]
+        .into_iter()
+        .find(|s| !s.is_success())
+        .unwrap_or(StatusCode::OK);
+    Ok((
+        status,
+        Json(json!({ "serviceb": b.body, "servicec": c.body })),
+    )
+        .into_response())
 }
 
 /// One leg, never an error: a failure is an answer with its status and message.
@@ -258,7 +249,7 @@ async fn try_leg(
                     source,
                     hint: "Create it with `cargo run --release --bin app -- gen-certs`",
                 })?;
-            ((token), (*client).clone())
+            (token, (*client).clone())
         }
     };
     let url = format!(
@@ -275,23 +266,4 @@ async fn try_leg(
     let answer = outbound::send_json(request, &target, rid, state.args.timeouts()).await?;
     tracing::info!("{aud} answered {}: {}", answer.status, answer.body);
     Ok(answer)
-}
-
-/// Scenarios 1 and 3: the receiver's status and body, as they are.
-fn relay(answer: Answer) -> Response {
-    (answer.status, Json(answer.body)).into_response()
-}
-
-/// Scenarios 2 and 4: 200 when both accept, otherwise the first failing
-/// status; the body always carries both results.
-fn combine(b: Answer, c: Answer) -> Response {
-    let status = [b.status, c.status]
-        .into_iter()
-        .find(|s| !s.is_success())
-        .unwrap_or(StatusCode::OK);
-    (
-        status,
-        Json(json!({ "serviceb": b.body, "servicec": c.body })),
-    )
-        .into_response()
 }
