@@ -4,7 +4,7 @@
 set -euo pipefail
 
 LOGS=${LOGS:-target/demo-logs}
-BIN=target/release
+BIN=${CARGO_TARGET_DIR:-target}/release
 PIDS=()
 
 if [ -t 1 ]; then BOLD=$'\033[1m' RED=$'\033[31m' OFF=$'\033[0m'; else BOLD='' RED='' OFF=''; fi
@@ -41,7 +41,8 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # wait_ready NAME PID URL [curl args...]: poll until URL answers (10 s at most).
 wait_ready() {
   local name=$1 pid=$2 url=$3; shift 3
-  for _ in $(seq 1000); do
+  local deadline=$((SECONDS + 10))
+  while [ "$SECONDS" -lt "$deadline" ]; do
     kill -0 "$pid" 2>/dev/null || { tail -20 "$LOGS/$name.log" >&2; die "$name exited during start-up (log above)"; }
     curl -fsS --max-time 1 "$@" "$url" >/dev/null 2>&1 && return 0
     sleep 0.01
@@ -66,7 +67,8 @@ build() {
 ensure_certs() {
   if [ ! -f certs/ca.pem ] || [ ! -f certs/localhost.pem ] || [ ! -f certs/localhost-key.pem ]; then
     say "creating the local CA and localhost certificate (once)"
-    echo "$ cargo run --release --bin app -- gen-certs"
+    # --force: some of the four files may exist from an earlier run.
+    echo "$ cargo run --release --bin app -- gen-certs --force"
     "$BIN/app" gen-certs --force
   fi
 }

@@ -16,6 +16,10 @@ use s2s_auth::verify::MAX_TOKEN_LEN;
 
 use crate::error::AppError;
 
+const TOO_LARGE: &str = "token too large: over 8192 bytes";
+// The message above names the limit: keep the two in step.
+const _: () = assert!(MAX_TOKEN_LEN == 8192);
+
 /// A bearer token as sent; not yet verified.
 #[derive(Debug)]
 pub struct BearerToken(pub String);
@@ -45,7 +49,7 @@ impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
             // Refused here, before it is forwarded to jwt-factory or parsed.
             Some(t) if t.len() > MAX_TOKEN_LEN => {
                 tracing::info!("rejected: token of {} bytes", t.len());
-                Err(AppError::NoToken("token too large: over 8192 bytes"))
+                Err(AppError::NoToken(TOO_LARGE))
             }
             Some(t) => {
                 tracing::info!("got bearer token from caller: {}", preview(t));

@@ -95,11 +95,11 @@ pub struct ServiceArgs {
 
     /// This service's name: the `aud` it accepts and the `sub` it signs as.
     /// Default: the subcommand (servicea, serviceb, servicec).
-    #[arg(long, env = "SERVICE_NAME")]
+    #[arg(long, env = "SERVICE_NAME", value_parser = key_id)]
     pub service_name: Option<String>,
 
     /// The `sub` receivers expect, and the jwt-factory key id they verify with.
-    #[arg(long, env = "CALLER", default_value = "servicea")]
+    #[arg(long, env = "CALLER", default_value = "servicea", value_parser = key_id)]
     pub caller: String,
 
     /// jwt-factory base URL.
@@ -223,8 +223,9 @@ pub struct ServiceArgs {
     #[arg(long, env = "JWKS_URL")]
     pub jwks_url: Option<String>,
 
-    /// Scenario 5: longest time the JWK Set is cached, seconds (less if the
-    /// factory's Cache-Control max-age says so).
+    /// Scenario 5: longest time the JWK Set is fresh, seconds (less if the
+    /// factory's Cache-Control max-age says so; never less than
+    /// JWKS_REFRESH_MIN_SECS).
     #[arg(long, env = "JWKS_MAX_AGE_SECS", default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub jwks_max_age_secs: u64,
@@ -235,6 +236,12 @@ pub struct ServiceArgs {
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub jwks_refresh_min_secs: u64,
 
+    /// Scenario 5: how long past its freshness the cached JWK Set still
+    /// serves while jwt-factory cannot be reached, seconds.
+    #[arg(long, env = "JWKS_MAX_STALE_SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub jwks_max_stale_secs: u64,
+
     /// Scenario 5: the `iss` of jwt-factory's tokens.
     #[arg(long, env = "FACTORY_ISSUER", default_value = "https://jwt-factory/")]
     pub factory_issuer: String,
@@ -244,6 +251,14 @@ pub struct ServiceArgs {
     #[arg(long, env = "FACTORY_TOKEN_LIFETIME_SECS", default_value_t = 3600,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub factory_token_lifetime_secs: u64,
+}
+
+/// Service names become key ids and URL path segments at jwt-factory:
+/// the same rule as any key id.
+fn key_id(raw: &str) -> Result<String, String> {
+    s2s_auth::KeyId::parse(raw)
+        .map(|id| id.to_string())
+        .map_err(|e| e.to_string())
 }
 
 impl ServiceArgs {

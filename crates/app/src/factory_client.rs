@@ -59,7 +59,8 @@ pub async fn verify(state: &ServiceState, rid: &RequestId, token: &str) -> Resul
         .json(&json!({ "token": token, "aud": state.name, "sub": caller }));
     let answer = outbound::send_json(request, &target, rid, state.args.timeouts()).await?;
     match answer.status {
-        StatusCode::OK => Ok(answer.body),
+        // A 200 must also say so: anything else is not a verdict to trust.
+        StatusCode::OK if answer.body.get("valid") == Some(&Value::Bool(true)) => Ok(answer.body),
         StatusCode::FORBIDDEN => Err(AppError::InvalidToken(
             answer.body.get("error").cloned().unwrap_or(Value::Null),
         )),

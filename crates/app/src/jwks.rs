@@ -14,8 +14,15 @@
 //! flood of tokens with made-up `kid`s cannot make it hammer the factory
 //! (the first new `kid` after a rotation is fetched at once); after a failed
 //! fetch, the next try also waits that long. Only one fetch runs at a time;
-//! requests that arrive meanwhile wait for it. If the factory is down, the
-//! cached set keeps working, also past its expiry.
+//! requests that arrive meanwhile are answered from the cached set if it
+//! holds their `kid`, or wait for it. If the factory is down, the cached set
+//! keeps working past its freshness, for `JWKS_MAX_STALE_SECS` at most (a
+//! key the issuer withdrew must not be trusted forever).
+//!
+//! The set holds the keys of every key id at the factory; only keys of the
+//! caller (`CALLER`, whose key id begins the `kid`: `servicea.2gvowRNF`) are
+//! kept and used, so a token signed with another key id's key is refused
+//! even if it claims `sub: servicea`.
 
 use std::{
     collections::HashMap,
@@ -31,7 +38,7 @@ use jsonwebtoken::{
     jwk::{JwkSet, PublicKeyUse},
 };
 use reqwest::{StatusCode, header::CACHE_CONTROL};
-use s2s_auth::{JwtError, SigningAlgorithm};
+use s2s_auth::{JwtError, SigningAlgorithm, jwk::key_id_of};
 
 use crate::{
     error::AppError,
@@ -49,6 +56,11 @@ impl Snapshot {
     fn fresh(&self) -> bool {
         self.fetched.elapsed() < self.ttl
     }
+
+    /// Still allowed to serve when it cannot be refreshed.
+    fn usable(&self, max_stale: Duration) -> bool {
+        self.fetched.elapsed() < self.ttl.saturating_add(max_stale)
+    }
 }
 
 /// When fetches last happened, for rate limiting.
@@ -63,7 +75,12 @@ struct Attempts {
 /// The cached JWK Set of one issuer.
 pub struct JwksCache {
     url: String,
+    /// The key id whose keys may verify: the caller's (`CALLER`).
+    owner: String,
     alg: SigningAlgorithm,
+    /// How long past its freshness the cached set may still serve, while
+    /// the issuer cannot be reached.
+    max_stale: Duration,
     max_age: Duration,
     min_refresh: Duration,
     snapshot: RwLock<Option<Arc<Snapshot>>>,
@@ -84,13 +101,17 @@ impl std::fmt::Debug for JwksCache {
 impl JwksCache {
     pub fn new(
         url: String,
+        owner: String,
         alg: SigningAlgorithm,
         max_age: Duration,
         min_refresh: Duration,
+        max_stale: Duration,
     ) -> Self {
         Self {
             url,
+            owner,
             alg,
+            max_stale,
             max_age,
             min_refresh,
             snapshot: RwLock::new(None),
@@ -119,6 +140,12 @@ impl JwksCache {
         rid: &RequestId,
         timeouts: Timeouts,
     ) -> Result<Arc<DecodingKey>, AppError> {
+        // The set holds every key id's keys; only the caller's own keys may
+        // verify the caller's tokens. A `kid` of another key id is refused
+        // here, however valid its signature, and never causes a fetch.
+        if key_id_of(kid) != Some(self.owner.as_str()) {
+            return Err(no_such_kid(kid, &format!("not a key of {}", self.owner)));
+        }
         if let Some(snap) = self.current()
             && snap.fresh()
             && let Some(key) = snap.keys.get(kid)
@@ -131,8 +158,23 @@ impl JwksCache {
             return Ok(Arc::clone(key));
         }
 
-        // One fetch at a time; whoever waited here finds its result.
-        let mut attempts = self.fetching.lock().await;
+        // One fetch at a time. While one runs, a request whose kid is in the
+        // cached set is answered from it rather than kept waiting.
+        let mut attempts = match self.fetching.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                if let Some(snap) = self.current()
+                    && snap.usable(self.max_stale)
+                    && let Some(key) = snap.keys.get(kid)
+                {
+                    tracing::info!(
+                        "another request is refreshing the JWK Set: using the cached one for kid {kid}"
+                    );
+                    return Ok(Arc::clone(key));
+                }
+                self.fetching.lock().await
+            }
+        };
         let cached = self.current();
         if let Some(snap) = &cached
             && snap.fresh()
@@ -179,8 +221,9 @@ impl JwksCache {
                 let mut kids: Vec<&str> = snap.keys.keys().map(String::as_str).collect();
                 kids.sort_unstable();
                 tracing::info!(
-                    "fetched the JWK Set: {} keys (kids {}), cached for {} s",
+                    "fetched the JWK Set: {} keys of {} (kids {}), cached for {} s",
                     kids.len(),
+                    self.owner,
                     kids.join(", "),
                     snap.ttl.as_secs()
                 );
@@ -194,20 +237,27 @@ impl JwksCache {
             Err(err) => {
                 attempts.failure = Some(Instant::now());
                 tracing::warn!("could not fetch the JWK Set: {err}");
-                self.answer_from_cache(
-                    cached.as_deref(),
-                    kid,
-                    "the issuer's JWK Set could not be fetched",
-                )
-                .map_err(|e| match (&cached, e) {
-                    (None, _) => err,
-                    (Some(_), e) => e,
-                })
+                // A kid the cached set holds is still served; for any other
+                // kid we cannot tell, so the answer is the fetch's failure.
+                match cached
+                    .as_deref()
+                    .filter(|s| s.usable(self.max_stale))
+                    .and_then(|s| s.keys.get(kid))
+                {
+                    Some(key) => {
+                        tracing::info!(
+                            "using the cached JWK Set for kid {kid} (the issuer could not be reached)"
+                        );
+                        Ok(Arc::clone(key))
+                    }
+                    None => Err(err),
+                }
             }
         }
     }
 
-    /// No fetch now: answer from the cached set, even if it has expired.
+    /// No fetch now: answer from the cached set, also past its freshness,
+    /// but not past `JWKS_MAX_STALE_SECS` beyond it.
     fn answer_from_cache(
         &self,
         cached: Option<&Snapshot>,
@@ -215,13 +265,21 @@ impl JwksCache {
         why: &str,
     ) -> Result<Arc<DecodingKey>, AppError> {
         match cached {
-            Some(snap) => match snap.keys.get(kid) {
+            Some(snap) if snap.usable(self.max_stale) => match snap.keys.get(kid) {
                 Some(key) => {
                     tracing::info!("using the cached JWK Set for kid {kid} ({why})");
                     Ok(Arc::clone(key))
                 }
                 None => Err(no_such_kid(kid, why)),
             },
+            Some(_) => Err(AppError::Upstream {
+                who: "jwt-factory".into(),
+                url: self.url.clone(),
+                reason: format!(
+                    "the cached JWK Set is more than {} s past its freshness and cannot be refreshed ({why})",
+                    self.max_stale.as_secs()
+                ),
+            }),
             None => Err(AppError::Upstream {
                 who: "jwt-factory".into(),
                 url: self.url.clone(),
@@ -255,8 +313,8 @@ impl JwksCache {
         let mut keys = HashMap::new();
         for jwk in &set.keys {
             let kid = jwk.common.key_id.clone().unwrap_or_default();
-            // Only signature keys for the pinned algorithm, and with a kid.
-            let usable = !kid.is_empty()
+            // Only the owner's signature keys for the pinned algorithm.
+            let usable = key_id_of(&kid) == Some(self.owner.as_str())
                 && jwk
                     .common
                     .key_algorithm
@@ -267,8 +325,9 @@ impl JwksCache {
                 );
             if !usable {
                 tracing::info!(
-                    "ignoring JWK {kid:?}: not a {} signature key with a kid",
-                    self.alg
+                    "ignoring JWK {kid:?}: not a {} signature key of {}",
+                    self.alg,
+                    self.owner
                 );
                 continue;
             }
@@ -279,8 +338,11 @@ impl JwksCache {
                 Err(e) => tracing::warn!("ignoring JWK {kid}: {e}"),
             }
         }
+        // Never fresh for less than JWKS_REFRESH_MIN_SECS: otherwise every
+        // request could refetch, and the refetch limit would not hold.
         let ttl = max_age(headers.get(CACHE_CONTROL).and_then(|v| v.to_str().ok()))
-            .map_or(self.max_age, |m| m.min(self.max_age));
+            .map_or(self.max_age, |m| m.min(self.max_age))
+            .max(self.min_refresh);
         Ok(Snapshot {
             keys,
             fetched: Instant::now(),

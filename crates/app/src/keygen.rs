@@ -5,7 +5,7 @@
 //! running servicea, serviceb and servicec pick the new files up on their
 //! next request; nothing needs a restart.
 
-use std::path::Path;
+use std::{path::Path, sync::Mutex};
 
 use axum::{Json, extract::State};
 use s2s_auth::{KeyPair, SigningAlgorithm, files};
@@ -16,6 +16,10 @@ use crate::{error::AppError, state::ServiceState};
 /// Generates a key pair for `alg` into the two files. Blocking: RSA
 /// generation is CPU.
 pub fn generate(alg: SigningAlgorithm, private: &Path, public: &Path) -> Result<(), String> {
+    // One generation at a time: two racing ones could leave the private file
+    // of one pair beside the public file of the other.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let pair = KeyPair::generate(alg).map_err(|e| e.to_string())?;
     files::write_atomic(private, pair.private_pem().as_bytes(), files::PRIVATE)
         .map_err(|e| format!("cannot write {}: {e}", private.display()))?;

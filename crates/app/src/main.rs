@@ -15,12 +15,14 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<_> = std::env::args_os().collect();
     // The env file must be in the environment before clap reads it: find
     // the role and `--env-file` first, load, then parse for real.
-    let role = args
-        .get(1)
-        .and_then(|a| a.to_str())
-        .and_then(Role::from_name);
+    // `gen-keys` reads servicea's file: the same key paths and ALGORITHM.
+    let default = match args.get(1).and_then(|a| a.to_str()) {
+        Some("gen-keys") => Some(PathBuf::from("env/servicea.env")),
+        other => other
+            .and_then(Role::from_name)
+            .map(|r| PathBuf::from(format!("env/{}.env", r.name()))),
+    };
     let explicit = s2s_auth::env_file::flag_in_args(&args);
-    let default = role.map(|r| PathBuf::from(format!("env/{}.env", r.name())));
     let loaded = s2s_auth::env_file::load(explicit.as_deref(), default.as_deref())?;
     let cli = Cli::parse_from(args);
     s2s_auth::telemetry::init();

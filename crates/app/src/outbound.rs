@@ -62,6 +62,9 @@ pub fn client(timeouts: Timeouts, ca_pem: Option<&[u8]>) -> Result<Client, Strin
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.request)
         .tcp_nodelay(true)
+        // A redirect from a dependency is not followed: the bearer token
+        // would go wherever the answer points.
+        .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(Duration::from_secs(30))
         .user_agent(concat!("s2s-jwt-app/", env!("CARGO_PKG_VERSION")));
     if let Some(pem) = ca_pem {

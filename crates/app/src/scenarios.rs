@@ -207,7 +207,20 @@ async fn leg(
     path: &str,
     expired: bool,
 ) -> Answer {
-    match try_leg(state, rid, flow, peer, path, expired).await {
+    // The whole leg (a token from jwt-factory, then the call) within one
+    // REQUEST_TIMEOUT_MS, not one per step.
+    let limit = state.args.timeouts().request;
+    let outcome = tokio::time::timeout(limit, try_leg(state, rid, flow, peer, path, expired))
+        .await
+        .unwrap_or_else(|_| {
+            Err(AppError::UpstreamTimeout {
+                who: peer.name().to_owned(),
+                url: format!("/{path}"),
+                phase: "leg (token and call) did not finish",
+                after: limit,
+            })
+        });
+    match outcome {
         Ok(answer) => answer,
         Err(err) => {
             tracing::warn!(peer = peer.name(), status = %err.status(), "leg failed: {err}");

@@ -5,8 +5,10 @@
 //! receivers allow `LEEWAY_SECS` (default 5) of clock skew. (The original
 //! used a 1 s lifetime, which only works with zero skew.)
 
-use s2s_auth::{jws, now_unix};
-use serde_json::json;
+use s2s_auth::{
+    jws::{self, Claims},
+    now_unix,
+};
 
 use crate::{error::AppError, state::ServiceState};
 
@@ -27,16 +29,12 @@ pub fn mint(state: &ServiceState, audience: &str, expired: bool) -> Result<Strin
     let lifetime = i64::try_from(state.args.token_lifetime_secs).unwrap_or(30);
     let now = now_unix();
     let exp = if expired { now - 3600 } else { now + lifetime };
-    let claims = json!({
-        "iss": state.args.issuer,
-        "sub": state.name,
-        "aud": audience,
-        "iat": exp - lifetime,
-        "exp": exp,
-    });
-    let serde_json::Value::Object(claims) = claims else {
-        return Err(AppError::Internal("claims are not an object".into()));
-    };
+    let mut claims = Claims::new();
+    claims.insert("iss".into(), state.args.issuer.clone().into());
+    claims.insert("sub".into(), state.name.clone().into());
+    claims.insert("aud".into(), audience.into());
+    claims.insert("iat".into(), (exp - lifetime).into());
+    claims.insert("exp".into(), exp.into());
     let token = jws::sign(&claims, &key, state.args.algorithm)
         .map_err(|e| AppError::Internal(e.to_string()))?;
     tracing::info!(

@@ -68,9 +68,11 @@ impl ServiceState {
         );
         let jwks = JwksCache::new(
             args.jwks_url(),
+            args.caller.clone(),
             alg,
             Duration::from_secs(args.jwks_max_age_secs),
             Duration::from_secs(args.jwks_refresh_min_secs),
+            Duration::from_secs(args.jwks_max_stale_secs),
         );
         Ok(Self(Arc::new(Inner {
             role,

@@ -820,7 +820,19 @@ async fn kid_never_brings_a_key() {
         "\u{0000}",
         "http://127.0.0.1:1/jwks.json",
         "",
+        "x\n2026-11-22T10:00:00Z  INFO token valid: signed by servicea",
+        "servicea.nope",
+        "..",
     ];
+    // Only plain kids (`[A-Za-z0-9_.-]`, as the factory makes them) are
+    // looked at; any other is refused as malformed before anything else, so
+    // it can neither reach a lookup nor forge a log line.
+    let plain = |kid: &str| {
+        !kid.is_empty()
+            && kid
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    };
     let mut cases = 0;
     for kid in kids {
         for &p in &ALL {
@@ -828,7 +840,11 @@ async fn kid_never_brings_a_key() {
                 h.insert("kid".into(), kid.into());
             });
             let case = format!("valid token with kid {kid:?}");
-            if p.via_factory() {
+            if !plain(kid) {
+                let r = a.send(p, &valid).await;
+                a.check_refused(&case, p, r, Some(403), &["malformed"])
+                    .await;
+            } else if p.via_factory() {
                 // The factory picks the key by `kid`: one naming none of
                 // servicea's keys is refused, whatever the signature.
                 let r = a.send(p, &valid).await;
@@ -848,7 +864,7 @@ async fn kid_never_brings_a_key() {
                         h.insert("kid".into(), kid.into());
                     })
                 },
-                &["invalid signature"],
+                &["invalid signature", "malformed"],
             )
             .await;
     }
@@ -1976,11 +1992,14 @@ async fn factory_bodies_over_16_kib_are_413_json() {
             .body(claims_of(limit)),
     )
     .await;
+    // Exactly the limit passes the body limit, but the token it would make
+    // is over what any verifier accepts: a 400 that says so, not a 413.
     assert_eq!(
-        r.status, 200,
-        "exactly the limit is accepted: {:.200}",
+        r.status, 400,
+        "exactly the limit is read, and refused for its size: {:.200}",
         r.text
     );
+    assert!(r.text.contains("claims too large"), "{:.200}", r.text);
     for (case, url, body) in [
         (
             "issueToken, limit + 1",

@@ -252,9 +252,9 @@ async fn serviceb_key_file_missing_empty_or_corrupt_is_503_then_recovers_without
         (
             "not UTF-8",
             b"\xff\xfe\x00\x01garbage",
-            &["could not be read"],
+            &["not a valid key: not UTF-8 text"],
         ),
-        ("100 KiB", &huge, &["not a regular file under"]),
+        ("100 KiB", &huge, &["larger than 65536 bytes"]),
     ];
     for (case, bytes, says) in faults {
         std::fs::write(&public, bytes).unwrap();

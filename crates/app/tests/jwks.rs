@@ -131,7 +131,7 @@ async fn the_jwk_set_parses_and_each_key_verifies_the_tokens_it_signed() {
         kid(&after),
         "a kid names a key pair, not a key id"
     );
-    assert!(kid(&before).starts_with("servicea-") && kid(&other).starts_with("serviceb-"));
+    assert!(kid(&before).starts_with("servicea.") && kid(&other).starts_with("serviceb."));
 
     let (set, cache) = jwks(&s, f).await;
     assert_eq!(cache, "public, max-age=300");
@@ -312,7 +312,12 @@ async fn the_cached_set_keeps_working_while_the_factory_is_down() {
     // tries to refresh it; with the factory down, the stale set still serves.
     for max_age in ["300", "0"] {
         let mut s = Stack::start(Options {
-            bc_args: vec!["--jwks-max-age-secs".into(), max_age.into()],
+            bc_args: vec![
+                "--jwks-max-age-secs".into(),
+                max_age.into(),
+                "--jwks-refresh-min-secs".into(),
+                "0".into(),
+            ],
             ..Default::default()
         })
         .await;
@@ -386,4 +391,168 @@ async fn rotating_an_unknown_key_is_a_404() {
         body["error"].as_str().unwrap().contains("key not found"),
         "{body}"
     );
+}
+
+/// Every key id's keys are in the factory's set, and `/issueToken` lets the
+/// body set `sub`. A token from another key id's key that claims to be
+/// servicea must still be refused: only servicea's keys verify servicea.
+#[tokio::test]
+async fn a_token_signed_with_another_key_ids_key_is_refused_even_if_it_claims_servicea() {
+    let s = Stack::start(Options::default()).await;
+    let f = &s.factory;
+    s.client
+        .get(format!("{}/keys/mallory", f.url()))
+        .send()
+        .await
+        .unwrap();
+    let forged = s
+        .client
+        .post(format!("{}/issueToken/mallory", f.url()))
+        .json(&json!({ "sub": "servicea", "aud": "serviceb" }))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(kid(&forged).starts_with("mallory."));
+    let (status, body) = b5(&s, &forged).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a key of servicea"),
+        "{body}"
+    );
+    assert_eq!(fetches(&s), 0, "a foreign kid causes no fetch");
+    // The same holds on the factory's own path (scenarios 1-2).
+    let (status, body) = verify(&s, f, &forged).await;
+    assert_eq!(status, 403, "{body}");
+    // servicea's real tokens still pass.
+    assert_eq!(s.get_a("/scenario5").await.0, 200);
+}
+
+/// A JWK Set whose freshness is short still causes at most one refetch for
+/// a flood of unknown kids: it is never fresh for less than the refetch
+/// interval.
+#[tokio::test]
+async fn a_short_cache_lifetime_does_not_defeat_the_refetch_limit() {
+    let s = Stack::start(Options {
+        bc_args: vec!["--jwks-max-age-secs".into(), "0".into()],
+        ..Default::default()
+    })
+    .await;
+    let token = issue(&s, &s.factory, "servicea", false).await;
+    assert_eq!(b5(&s, &token).await.0, 200);
+    for i in 0..50 {
+        assert_eq!(
+            b5(&s, &with_kid(&token, &format!("servicea.forged{i}")))
+                .await
+                .0,
+            403
+        );
+    }
+    assert!(fetches(&s) <= 2, "{} fetches", fetches(&s));
+}
+
+/// With the factory down, the cached set serves only `JWKS_MAX_STALE_SECS`
+/// past its freshness: a key the issuer withdrew is not trusted forever.
+#[tokio::test]
+async fn a_stale_set_is_not_served_past_its_limit() {
+    let mut s = Stack::start(Options {
+        bc_args: vec![
+            "--jwks-max-age-secs".into(),
+            "0".into(),
+            "--jwks-refresh-min-secs".into(),
+            "0".into(),
+            "--jwks-max-stale-secs".into(),
+            "0".into(),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let token = issue(&s, &s.factory, "servicea", false).await;
+    assert_eq!(b5(&s, &token).await.0, 200);
+    s.factory.stop().await;
+    let (status, body) = b5(&s, &token).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("jwt-factory"),
+        "{body}"
+    );
+}
+
+/// Key creation is open to anyone (the demo's simplification), so what it
+/// can grow is bounded: 256 key ids, 3 rotated-out keys per key id in
+/// overlap. Past a bound, a 409 that says which and what to do.
+#[tokio::test]
+async fn key_ids_and_rotations_are_bounded() {
+    common::init();
+    let dir = tempfile::tempdir().unwrap();
+    // ES256: key generation is fast enough to reach the bound quickly.
+    let f = common::start_factory_flags(
+        common::bind().await,
+        &dir.path().join("keys"),
+        &["--algorithm", "ES256"],
+    );
+    let client = reqwest::Client::new();
+    let limit = jwt_factory::keystore::MAX_KEY_IDS;
+    for i in 0..limit {
+        let r = client
+            .post(format!("{}/keys/k{i}", f.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "key {i}");
+    }
+    let r = client
+        .post(format!("{}/keys/one-too-many", f.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("256 key ids"),
+        "{body}"
+    );
+    // Replacing an existing key id is still fine.
+    let r = client
+        .post(format!("{}/keys/k0", f.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    for n in 0..jwt_factory::keystore::MAX_RETIRED {
+        let r = client
+            .post(format!("{}/keys/k1/rotate", f.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "rotation {n}");
+    }
+    let r = client
+        .post(format!("{}/keys/k1/rotate", f.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("rotated-out keys still verifying"),
+        "{body}"
+    );
+    // The JWK Set holds every current key and the overlapping ones, no more.
+    let r = client
+        .get(format!("{}/.well-known/jwks.json", f.url()))
+        .send()
+        .await
+        .unwrap();
+    let set: JwkSet = r.json().await.unwrap();
+    assert_eq!(set.keys.len(), limit + jwt_factory::keystore::MAX_RETIRED);
 }

@@ -376,3 +376,118 @@ async fn a_key_of_the_wrong_kind_is_a_clear_503() {
         "{body}"
     );
 }
+
+/// A stand-in dependency on 127.0.0.1 answering every request with `answer`;
+/// counts the connections it accepts.
+async fn stand_in(
+    answer: axum::response::Response<String>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::{Arc, atomic::AtomicUsize};
+    let hits = Arc::new(AtomicUsize::new(0));
+    let listener = common::bind().await;
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let (status, headers, body) = {
+        let (parts, body) = answer.into_parts();
+        (parts.status, parts.headers, body)
+    };
+    let counted = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        let (headers, body) = (headers.clone(), body.clone());
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move { (status, headers, body) }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, hits)
+}
+
+#[tokio::test]
+async fn a_200_from_the_factory_that_does_not_say_valid_is_not_trusted() {
+    let s = Stack::start(Options::default()).await;
+    let (fake, _) = stand_in(
+        axum::http::Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(r#"{"valid":false}"#.to_string())
+            .unwrap(),
+    )
+    .await;
+    let b = common::start_service(
+        app::Role::B,
+        &["--jwt-factory-endpoint".into(), fake],
+        common::bind().await,
+        None,
+    )
+    .await;
+    let r = s
+        .client
+        .get(format!("{}/scenario1-server", b.url()))
+        .bearer_auth("a.b.c")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("unexpected answer"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_from_a_peer_is_not_followed() {
+    let s = Stack::start(Options::default()).await;
+    let (elsewhere, hits) = stand_in(
+        axum::http::Response::builder()
+            .status(200)
+            .body("{}".to_string())
+            .unwrap(),
+    )
+    .await;
+    let (redirecting, _) = stand_in(
+        axum::http::Response::builder()
+            .status(307)
+            .header("location", format!("{elsewhere}/steal"))
+            .body(String::new())
+            .unwrap(),
+    )
+    .await;
+    let a = common::start_service(
+        app::Role::A,
+        &[
+            "--jwt-factory-endpoint".into(),
+            s.factory.url(),
+            "--service-b-endpoint".into(),
+            redirecting,
+        ],
+        common::bind().await,
+        None,
+    )
+    .await;
+    let (status, body) = get_json(&s.client, &format!("{}/scenario1", a.url())).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the bearer token went to the redirect target"
+    );
+}
+
+#[tokio::test]
+async fn an_unreasonable_request_id_is_replaced() {
+    let s = Stack::start(Options::default()).await;
+    for bad in ["x".repeat(100), "has space".into(), "semi;colon".into()] {
+        let r = s
+            .client
+            .get(format!("{}/hello", s.b.url()))
+            .header("x-request-id", &bad)
+            .send()
+            .await
+            .unwrap();
+        let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_ne!(id, bad);
+        assert_eq!(id.len(), 8, "{id}");
+    }
+}

@@ -21,9 +21,21 @@ pub enum FactoryError {
     /// 404: no key pair for this id.
     #[error("key not found")]
     KeyNotFound(KeyId),
+    /// 409: a bound on keys was reached (see `keystore::MAX_KEY_IDS`, `MAX_RETIRED`).
+    #[error("{0}")]
+    Conflict(String),
     /// 500: key generation, signing or a file write failed; logged in full.
     #[error("internal error")]
     Internal(String),
+}
+
+impl From<crate::keystore::StoreError> for FactoryError {
+    fn from(e: crate::keystore::StoreError) -> Self {
+        match e {
+            crate::keystore::StoreError::Limit(m) => Self::Conflict(m),
+            crate::keystore::StoreError::Internal(m) => Self::Internal(m),
+        }
+    }
 }
 
 impl FactoryError {
@@ -32,6 +44,7 @@ impl FactoryError {
             Self::BadInput(b) => b.status,
             Self::InvalidKeyId(_) => StatusCode::BAD_REQUEST,
             Self::KeyNotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -27,7 +27,7 @@ use std::{
 use jsonwebtoken::jwk::Jwk;
 use s2s_auth::{
     KeyId, KeyPair, SigningAlgorithm,
-    files::{PRIVATE, PUBLIC, write_atomic},
+    files::{PRIVATE, PUBLIC, read_small_text, write_atomic},
     jwk::{kid_of, public_jwk},
     now_unix,
 };
@@ -35,6 +35,23 @@ use s2s_auth::{
 const PRIVATE_SUFFIX: &str = "-private.pem";
 const PUBLIC_SUFFIX: &str = "-public.pem";
 const RETIRED_INFIX: &str = ".retired-";
+
+/// Most key ids one factory holds: key creation is open to anyone (the
+/// demo's simplification), so the JWK Set, memory and dumps must be bounded.
+pub const MAX_KEY_IDS: usize = 256;
+/// Most rotated-out key pairs one key id keeps in overlap at once.
+pub const MAX_RETIRED: usize = 3;
+
+/// Why the store refused a change.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A bound above was reached; the message says which and what to do.
+    #[error("{0}")]
+    Limit(String),
+    /// The key could not be described as a JWK.
+    #[error("{0}")]
+    Internal(String),
+}
 
 /// One key pair with its `kid` and public JWK.
 #[derive(Debug)]
@@ -160,7 +177,7 @@ impl KeyStore {
         for (id, entry, at, path) in retired {
             let mut keys = store.write();
             match keys.get_mut(&id) {
-                Some(ring) if at + store.overlap_secs > now => {
+                Some(ring) if store.in_overlap(at, now) => {
                     tracing::info!(key_id = %id, kid = entry.kid(), file = %path.display(), "loaded retired key pair (verifies until its tokens expire)");
                     ring.retired.push((Arc::new(entry), at));
                 }
@@ -175,13 +192,18 @@ impl KeyStore {
         store
     }
 
+    /// Whether a key retired at `at` still verifies at `now`. A retirement
+    /// time in the future (a hand-edited file name) never does.
+    fn in_overlap(&self, at: i64, now: i64) -> bool {
+        at <= now && at.saturating_add(self.overlap_secs) > now
+    }
+
     fn load_one(&self, raw_id: &str, path: &Path) -> Result<(KeyId, Entry), String> {
         let id = KeyId::parse(raw_id).map_err(|e| e.to_string())?;
-        let meta = fs::metadata(path).map_err(|e| e.to_string())?;
-        if !meta.is_file() || meta.len() > MAX_KEY_FILE {
-            return Err(format!("not a regular file under {MAX_KEY_FILE} bytes"));
+        if !fs::metadata(path).map_err(|e| e.to_string())?.is_file() {
+            return Err("not a regular file".into());
         }
-        let pem = fs::read_to_string(path).map_err(|e| e.to_string())?;
+        let pem = read_small_text(path, MAX_KEY_FILE).map_err(|e| e.to_string())?;
         let pair = KeyPair::from_private_pem_for(&pem, self.alg).map_err(|e| e.to_string())?;
         let entry = Entry::new(&id, pair, self.alg)?;
         Ok((id, entry))
@@ -209,15 +231,21 @@ impl KeyStore {
         let now = now_unix();
         ring.retired
             .iter()
-            .find(|(e, at)| e.kid() == kid && at + self.overlap_secs > now)
+            .find(|(e, at)| e.kid() == kid && self.in_overlap(*at, now))
             .map_or(Lookup::NoKid, |(e, _)| Lookup::Found(Arc::clone(e)))
     }
 
     /// Makes `pair` the only key pair of `id`: tokens signed by any earlier
     /// pair stop verifying at once.
-    pub fn replace(&self, id: KeyId, pair: KeyPair) -> Result<Arc<Entry>, String> {
-        let entry = Arc::new(Entry::new(&id, pair, self.alg)?);
-        self.write().insert(
+    pub fn replace(&self, id: KeyId, pair: KeyPair) -> Result<Arc<Entry>, StoreError> {
+        let entry = Arc::new(Entry::new(&id, pair, self.alg).map_err(StoreError::Internal)?);
+        let mut keys = self.write();
+        if !keys.contains_key(&id) && keys.len() >= MAX_KEY_IDS {
+            return Err(StoreError::Limit(format!(
+                "this factory already holds {MAX_KEY_IDS} key ids, its limit"
+            )));
+        }
+        keys.insert(
             id,
             Ring {
                 current: Arc::clone(&entry),
@@ -229,21 +257,34 @@ impl KeyStore {
 
     /// Makes `pair` the signing key of `id`; the previous one keeps
     /// verifying for the overlap. `Ok(None)` if `id` has no key to rotate.
-    pub fn rotate(&self, id: &KeyId, pair: KeyPair) -> Result<Option<Rotation>, String> {
-        let entry = Arc::new(Entry::new(id, pair, self.alg)?);
+    pub fn rotate(&self, id: &KeyId, pair: KeyPair) -> Result<Option<Rotation>, StoreError> {
+        let entry = Arc::new(Entry::new(id, pair, self.alg).map_err(StoreError::Internal)?);
         let now = now_unix();
         let mut keys = self.write();
         let Some(ring) = keys.get_mut(id) else {
             return Ok(None);
         };
+        ring.retired.retain(|(_, at)| self.in_overlap(*at, now));
+        if ring.retired.len() >= MAX_RETIRED {
+            let next = ring
+                .retired
+                .iter()
+                .map(|(_, at)| at.saturating_add(self.overlap_secs))
+                .min()
+                .unwrap_or(now);
+            return Err(StoreError::Limit(format!(
+                "{id} already has {MAX_RETIRED} rotated-out keys still verifying; \
+                 the oldest leaves at {} (or replace the key with GET /keys/{id})",
+                s2s_auth::time_fmt::iso_millis(next)
+            )));
+        }
         let previous = std::mem::replace(&mut ring.current, Arc::clone(&entry));
         let previous_kid = previous.kid().to_owned();
-        ring.retired.retain(|(_, at)| at + self.overlap_secs > now);
         ring.retired.push((previous, now));
         Ok(Some(Rotation {
             current: entry,
             previous_kid,
-            previous_valid_until: now + self.overlap_secs,
+            previous_valid_until: now.saturating_add(self.overlap_secs),
         }))
     }
 
@@ -261,7 +302,7 @@ impl KeyStore {
         for ring in keys.values() {
             out.push(ring.current.jwk.clone());
             for (e, at) in &ring.retired {
-                if at + self.overlap_secs > now {
+                if self.in_overlap(*at, now) {
                     out.push(e.jwk.clone());
                 }
             }
@@ -286,7 +327,7 @@ impl KeyStore {
         for (id, ring) in &snapshot {
             let mut pairs = vec![(id.to_string(), &ring.current)];
             for (e, at) in &ring.retired {
-                if at + self.overlap_secs > now {
+                if self.in_overlap(*at, now) {
                     pairs.push((format!("{id}{RETIRED_INFIX}{at}"), e));
                 }
             }

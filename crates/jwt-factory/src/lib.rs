@@ -62,7 +62,12 @@ pub struct AppState {
     pub keys: Arc<KeyStore>,
     /// Issuer, algorithm, lifetimes: read-only after start-up.
     pub config: Arc<Config>,
+    /// Key generations running at once (RSA-2048 takes tens of ms of CPU).
+    pub keygen: Arc<tokio::sync::Semaphore>,
 }
+
+/// At most this many key pairs are generated at once.
+pub const KEYGEN_AT_ONCE: usize = 2;
 
 impl AppState {
     /// State for `config`, with the key pairs found in its `keys_dir`.
@@ -74,6 +79,7 @@ impl AppState {
                 config.token_lifetime_secs + config.leeway_secs,
             )),
             config: Arc::new(config),
+            keygen: Arc::new(tokio::sync::Semaphore::new(KEYGEN_AT_ONCE)),
         }
     }
 }

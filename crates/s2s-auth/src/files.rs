@@ -5,7 +5,7 @@
 
 use std::{
     fs,
-    io::{self, Write},
+    io::{self, Read, Write},
     os::unix::fs::PermissionsExt,
     path::Path,
 };
@@ -35,6 +35,24 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Reads a small text file (a key, a certificate), refusing more than `max`
+/// bytes. The bound applies to what is read, not to a size seen earlier: the
+/// file may be replaced in between.
+pub fn read_small_text(path: &Path, max: u64) -> io::Result<String> {
+    let mut bytes = Vec::new();
+    fs::File::open(path)?
+        .take(max + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes"),
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
 #[cfg(test)]

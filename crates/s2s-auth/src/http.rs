@@ -98,10 +98,34 @@ impl tower_http::request_id::MakeRequestId for ShortRequestId {
     }
 }
 
+/// An incoming request id is kept only if it is 1-64 characters of
+/// `[A-Za-z0-9_-]`: it is repeated in every log line and forwarded on every
+/// hop, so it must be short and unable to forge a log line.
+fn acceptable_request_id(value: &axum::http::HeaderValue) -> bool {
+    (1..=64).contains(&value.len())
+        && value
+            .as_bytes()
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+}
+
+/// Drops an unacceptable incoming `x-request-id`, so a fresh one is made.
+fn sanitize_request_id<B>(mut req: axum::http::Request<B>) -> axum::http::Request<B> {
+    if req
+        .headers()
+        .get(REQUEST_ID)
+        .is_some_and(|v| !acceptable_request_id(v))
+    {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    req
+}
+
 /// Wraps a router with request ids and one log span per request.
 ///
 /// An incoming `x-request-id` (from the service that called us) is kept, so
-/// serviceb logs under the id servicea chose; otherwise a new one is made.
+/// serviceb logs under the id servicea chose, if it is short and plain;
+/// otherwise a new one is made.
 /// Each log line then carries `req{id=.. method=.. path=..}`.
 pub fn with_request_tracing(router: axum::Router) -> axum::Router {
     use axum::{extract::MatchedPath, http::Request};
@@ -131,4 +155,7 @@ pub fn with_request_tracing(router: axum::Router) -> axum::Router {
         .layer(PropagateRequestIdLayer::new(header.clone()))
         .layer(trace)
         .layer(SetRequestIdLayer::new(header, ShortRequestId))
+        .layer(axum::middleware::map_request(
+            |req: axum::extract::Request| async move { sanitize_request_id(req) },
+        ))
 }

@@ -1,9 +1,12 @@
 //! Public keys as JWKs (RFC 7517), and key ids (`kid`) derived from them.
 //!
-//! A `kid` names one key pair, not a key id: `servicea-Xb3f0Q2k` is
-//! servicea's key id and the start of the key's RFC 7638 thumbprint. So a
-//! rotated key gets a new `kid` by construction, the same key always gets the
-//! same `kid` (also after a restart), and nothing has to be stored for it.
+//! A `kid` names one key pair, not a key id: `servicea.Xb3f0Q2k` is
+//! servicea's key id, a dot, and the start of the key's RFC 7638 thumbprint.
+//! So a rotated key gets a new `kid` by construction, the same key always
+//! gets the same `kid` (also after a restart), and nothing has to be stored
+//! for it. The dot occurs in neither a key id nor base64url, so a verifier
+//! can tell whose key a `kid` names ([`key_id_of`]) and refuse a token that
+//! names another key id's key, however valid its signature.
 
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse, ThumbprintHash};
 
@@ -25,9 +28,14 @@ pub fn public_jwk(key_id: &KeyId, key: &PublicKey, alg: SigningAlgorithm) -> Res
         .thumbprint(ThumbprintHash::SHA256)
         .map_err(|e| JwkError(e.to_string()))?;
     let short: String = thumbprint.chars().take(THUMBPRINT_CHARS).collect();
-    jwk.common.key_id = Some(format!("{key_id}-{short}"));
+    jwk.common.key_id = Some(format!("{key_id}.{short}"));
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
     Ok(jwk)
+}
+
+/// The key id a `kid` made by [`public_jwk`] belongs to.
+pub fn key_id_of(kid: &str) -> Option<&str> {
+    kid.split_once('.').map(|(id, _)| id)
 }
 
 /// The `kid` of a JWK made by [`public_jwk`].
@@ -58,7 +66,8 @@ mod tests {
             )?;
             assert_eq!(kid_of(&ja), kid_of(&again));
             assert_ne!(kid_of(&ja), kid_of(&public_jwk(&id, b.public(), alg)?));
-            assert!(kid_of(&ja).starts_with("servicea-"));
+            assert!(kid_of(&ja).starts_with("servicea."));
+            assert_eq!(key_id_of(kid_of(&ja)), Some("servicea"));
             let json = serde_json::to_value(&ja)?;
             assert_eq!(json["use"], "sig");
             assert_eq!(json["alg"], alg.name());

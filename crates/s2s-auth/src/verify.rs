@@ -29,7 +29,7 @@ use crate::{PublicKey, SigningAlgorithm, jws::Claims, now_unix, time_fmt::iso_mi
 /// bound keeps a hostile header from costing base64 and JSON work.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
-/// Longest `kid` looked up; ours are about 20 characters.
+/// Longest `kid` looked up; ours are about 20 characters (`servicea.2gvowRNF`).
 pub const MAX_KID_LEN: usize = 128;
 
 /// What the verifier expects of a token. Nothing is taken from the token.
@@ -148,13 +148,21 @@ impl Expectations {
                 "unsupported critical header parameter (crit)",
             ));
         }
+        // A `kid` is looked up and logged: only plain characters may pass,
+        // so it can neither traverse a path nor forge a log line.
         match header.get("kid") {
             None => Ok(None),
-            Some(Value::String(kid)) if kid.len() <= MAX_KID_LEN => Ok(Some(kid.clone())),
-            Some(Value::String(_)) => Err(JwtError::invalid(format!(
-                "jwt kid longer than {MAX_KID_LEN} characters"
+            Some(Value::String(kid))
+                if (1..=MAX_KID_LEN).contains(&kid.len())
+                    && kid
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) =>
+            {
+                Ok(Some(kid.clone()))
+            }
+            Some(_) => Err(JwtError::invalid(format!(
+                "jwt malformed: kid must be 1-{MAX_KID_LEN} characters of A-Z, a-z, 0-9, '_', '-', '.'"
             ))),
-            Some(_) => Err(JwtError::malformed()),
         }
     }
 

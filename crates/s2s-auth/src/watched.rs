@@ -8,6 +8,7 @@
 //! file is read and parsed again. A missing or broken file is an error that
 //! names the file, and the next call tries again: no restart needed.
 
+use crate::files::read_small_text;
 use std::{
     fmt, fs, io,
     os::unix::fs::MetadataExt,
@@ -53,6 +54,9 @@ impl Stamp {
     }
 }
 
+/// A loaded key, or why the file could not give one.
+type Outcome<T> = Result<Arc<T>, WatchedError>;
+
 /// Turns the file's text into the value, or says why it cannot.
 type Parse<T> = Box<dyn Fn(&str) -> Result<T, String> + Send + Sync>;
 
@@ -61,7 +65,8 @@ pub struct WatchedFile<T> {
     path: PathBuf,
     what: &'static str,
     parse: Parse<T>,
-    cached: RwLock<Option<(Stamp, Arc<T>)>>,
+    /// The last outcome (a key or why not) and the file identity it is for.
+    cached: RwLock<Option<(Stamp, Outcome<T>)>>,
 }
 
 impl<T> fmt::Debug for WatchedFile<T> {
@@ -93,43 +98,44 @@ impl<T> WatchedFile<T> {
     }
 
     /// The parsed key: from the cache, or freshly loaded if the file changed.
+    /// A file that is broken is reported from the cache too, until it changes:
+    /// it is not re-read and re-parsed for every request.
     pub fn get(&self) -> Result<Arc<T>, WatchedError> {
         let meta = fs::metadata(&self.path).map_err(|e| self.io_error(&e))?;
         let stamp = Stamp::of(&meta);
-        if let Some((seen, value)) = &*self.cached.read().unwrap_or_else(|p| p.into_inner())
+        if let Some((seen, outcome)) = &*self.cached.read().unwrap_or_else(|p| p.into_inner())
             && *seen == stamp
         {
-            return Ok(Arc::clone(value));
+            return outcome.clone();
         }
-        self.reload(&meta, stamp)
+        let outcome = self.load(&meta);
+        let mut slot = self.cached.write().unwrap_or_else(|p| p.into_inner());
+        match &outcome {
+            Ok(_) => tracing::info!(
+                path = %self.path.display(),
+                "{} {} (parsed once, cached until the file changes)",
+                if slot.is_some() { "reloaded changed" } else { "loaded" },
+                self.what
+            ),
+            Err(err) => tracing::warn!("{} is not usable: {err}", self.what),
+        }
+        *slot = Some((stamp, outcome.clone()));
+        outcome
     }
 
-    fn reload(&self, meta: &fs::Metadata, stamp: Stamp) -> Result<Arc<T>, WatchedError> {
-        if !meta.is_file() || meta.len() > MAX_FILE_LEN {
-            return Err(WatchedError::Invalid {
-                path: self.path.clone(),
-                reason: format!("not a regular file under {MAX_FILE_LEN} bytes"),
-            });
+    fn load(&self, meta: &fs::Metadata) -> Outcome<T> {
+        let invalid = |reason: String| WatchedError::Invalid {
+            path: self.path.clone(),
+            reason,
+        };
+        if !meta.is_file() {
+            return Err(invalid("not a regular file".into()));
         }
-        let text = fs::read_to_string(&self.path).map_err(|e| self.io_error(&e))?;
-        let value = (self.parse)(&text).map_err(|reason| {
-            tracing::warn!(path = %self.path.display(), %reason, "{} is not usable", self.what);
-            WatchedError::Invalid {
-                path: self.path.clone(),
-                reason,
-            }
+        let text = read_small_text(&self.path, MAX_FILE_LEN).map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidData => invalid(e.to_string()),
+            _ => self.io_error(&e),
         })?;
-        let value = Arc::new(value);
-        let mut slot = self.cached.write().unwrap_or_else(|p| p.into_inner());
-        let reloaded = slot.is_some();
-        *slot = Some((stamp, Arc::clone(&value)));
-        tracing::info!(
-            path = %self.path.display(),
-            "{} {} (parsed once, cached until the file changes)",
-            if reloaded { "reloaded changed" } else { "loaded" },
-            self.what
-        );
-        Ok(value)
+        (self.parse)(&text).map(Arc::new).map_err(invalid)
     }
 
     fn io_error(&self, e: &io::Error) -> WatchedError {

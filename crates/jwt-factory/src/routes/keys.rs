@@ -16,10 +16,7 @@ pub async fn create(
     KeyIdPath(id): KeyIdPath,
 ) -> Result<Json<Value>, FactoryError> {
     let pair = generate(&state).await?;
-    let entry = state
-        .keys
-        .replace(id.clone(), pair)
-        .map_err(FactoryError::Internal)?;
+    let entry = state.keys.replace(id.clone(), pair)?;
     tracing::info!(
         key_id = %id,
         "created a new {} key pair for {id}, kid {} (replaces any previous one)",
@@ -43,8 +40,7 @@ pub async fn rotate(
     let pair = generate(&state).await?;
     let rotation = state
         .keys
-        .rotate(&id, pair)
-        .map_err(FactoryError::Internal)?
+        .rotate(&id, pair)?
         .ok_or_else(|| FactoryError::KeyNotFound(id.clone()))?;
     let until = iso_millis(rotation.previous_valid_until);
     tracing::info!(
@@ -62,9 +58,16 @@ pub async fn rotate(
 }
 
 /// A key pair for `ALGORITHM`. RSA key generation is tens of milliseconds of
-/// CPU: it runs off the async workers so other requests are not stalled.
+/// CPU: it runs off the async workers so other requests are not stalled, and
+/// at most [`crate::KEYGEN_AT_ONCE`] at a time, so a flood of `/keys` calls
+/// queues instead of taking every core.
 async fn generate(state: &AppState) -> Result<KeyPair, FactoryError> {
     let alg = state.config.algorithm;
+    let _permit = state
+        .keygen
+        .acquire()
+        .await
+        .map_err(|e| FactoryError::Internal(e.to_string()))?;
     tokio::task::spawn_blocking(move || KeyPair::generate(alg))
         .await
         .map_err(|e| FactoryError::Internal(e.to_string()))?

@@ -24,6 +24,7 @@ use s2s_auth::{
     http::{BadInput, ExpiredQuery},
     jws::{self, Claims},
     now_unix,
+    verify::MAX_TOKEN_LEN,
 };
 use serde_json::Value;
 
@@ -41,11 +42,10 @@ const HEADER_NAMES: [&str; 9] = [
 
 pub async fn issue(
     State(state): State<AppState>,
-    path: Result<KeyIdPath, FactoryError>,
+    KeyIdPath(id): KeyIdPath,
     query: Result<Query<ExpiredQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, FactoryError> {
-    let KeyIdPath(id) = path?;
     let Query(query) = query.map_err(BadInput::from)?;
     let body = body.map_err(BadInput::from)?;
     let extra = parse_claims(&body)?;
@@ -75,6 +75,14 @@ pub async fn issue(
         Some(pair.kid()),
     )
     .map_err(|e| FactoryError::Internal(e.to_string()))?;
+    // Every verifier refuses tokens over MAX_TOKEN_LEN: do not issue one.
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(BadInput::bad_request(format!(
+            "claims too large: the token would be {} bytes, over the {MAX_TOKEN_LEN} every verifier accepts",
+            token.len()
+        ))
+        .into());
+    }
     tracing::info!(
         key_id = %id,
         sub = %claims.get("sub").unwrap_or(&serde_json::Value::Null),

@@ -69,14 +69,14 @@ pub async fn verify(
         Ok((claims, kid)) => {
             tracing::info!(
                 key_id = %id,
-                "token valid: signed by {id}'s key (kid {kid}), sub {}, aud {}",
+                "token valid: signed by {id}'s key (kid {kid}), sub {:?}, aud {:?}",
                 expectations.subject,
                 expectations.audience
             );
             Json(json!({ "valid": true, "claims": claims })).into_response()
         }
         Err(err) => {
-            tracing::info!(key_id = %id, reason = %err, "token refused");
+            tracing::info!(key_id = %id, reason = ?err.message(), "token refused");
             (
                 StatusCode::FORBIDDEN,
                 Json(json!({ "valid": false, "error": err, "claims": {} })),

@@ -54,6 +54,8 @@ pub fn config(keys_dir: &Path) -> Config {
         "3600",
         "--leeway-secs",
         "30",
+        "--jwks-max-age-secs",
+        "300",
     ])
 }
 
