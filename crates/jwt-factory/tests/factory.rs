@@ -1105,3 +1105,51 @@ async fn dumped_pkcs1_loaded_key_is_a_well_labelled_pem() {
     assert_eq!(status, StatusCode::OK, "{body}");
     f.stop().await;
 }
+
+// ---------------------------------------------------------------- the binary
+
+/// `jwt-factory --help` explains every option with its env variable, and a
+/// bad value names the variable.
+#[test]
+fn help_explains_every_option_and_bad_values_name_the_variable() {
+    let exe = env!("CARGO_BIN_EXE_jwt-factory");
+    let vars = [
+        "HOST",
+        "PORT",
+        "ISSUER",
+        "ALGORITHM",
+        "KEYS_DIR",
+        "TOKEN_LIFETIME_SECS",
+        "LEEWAY_SECS",
+        "JWKS_MAX_AGE_SECS",
+    ];
+    let clean = |cmd: &mut std::process::Command| {
+        for v in vars {
+            cmd.env_remove(v);
+        }
+    };
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--help");
+    clean(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for v in vars {
+        assert!(
+            help.contains(&format!("[env: {v}")),
+            "--help lacks {v}:\n{help}"
+        );
+    }
+    assert!(help.contains("--env-file"));
+
+    let mut cmd = std::process::Command::new(exe);
+    clean(&mut cmd);
+    cmd.env("ALGORITHM", "none");
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ALGORITHM") && err.contains("unsupported algorithm"),
+        "{err}"
+    );
+}
