@@ -2,6 +2,8 @@
 //! `gen-certs`, `--help`. Each test runs the real executable in a temp dir.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::{os::unix::fs::PermissionsExt as _, path::Path, process::Stdio, time::Duration};
 
 use tokio::{
@@ -12,44 +14,12 @@ use tokio::{
 
 const APP: &str = env!("CARGO_BIN_EXE_app");
 
-/// Every variable the services read, removed so the host's environment
-/// cannot change what a test sees.
-const VARS: [&str; 27] = [
-    "PORT",
-    "HOST",
-    "SERVICE_NAME",
-    "CALLER",
-    "JWT_FACTORY_ENDPOINT",
-    "SERVICE_B_ENDPOINT",
-    "SERVICE_B_ENDPOINT_HTTPS",
-    "SERVICE_C_ENDPOINT",
-    "SERVICE_C_ENDPOINT_HTTPS",
-    "SERVICE_A_PRIVATE_KEY_PATH",
-    "SERVICE_A_PUBLIC_KEY_PATH",
-    "SERVER_PRIVATE_KEY_PATH",
-    "SERVER_PUBLIC_KEY_PATH",
-    "START_HTTPS",
-    "HTTPS_PORT",
-    "ISSUER",
-    "ALGORITHM",
-    "CA_CERT_PATH",
-    "TOKEN_LIFETIME_SECS",
-    "LEEWAY_SECS",
-    "CONNECT_TIMEOUT_MS",
-    "REQUEST_TIMEOUT_MS",
-    "JWKS_URL",
-    "JWKS_MAX_AGE_SECS",
-    "JWKS_REFRESH_MIN_SECS",
-    "FACTORY_ISSUER",
-    "FACTORY_TOKEN_LIFETIME_SECS",
-];
-
 fn app(cwd: &Path) -> Command {
     let mut c = Command::new(APP);
     c.current_dir(cwd)
         .env("RUST_LOG", "info")
         .kill_on_drop(true);
-    for v in VARS {
+    for v in common::SERVICE_VARS {
         c.env_remove(v);
     }
     c
@@ -248,7 +218,7 @@ async fn help_explains_every_setting_with_its_env_variable() {
     cmd.args(["servicea", "--help"]);
     let (ok, text) = run(cmd).await;
     assert!(ok, "{text}");
-    for v in VARS {
+    for v in common::SERVICE_VARS {
         assert!(
             text.contains(&format!("[env: {v}")),
             "--help lacks {v}:\n{text}"

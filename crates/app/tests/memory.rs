@@ -61,38 +61,6 @@ const MAX_GROWTH_KIB: u64 = 8 * 1024;
 /// No single request, readiness wait or exit may take longer than this.
 const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 
-/// The service settings the environment could carry (as in tests/cli.rs);
-/// all removed, so the host's environment cannot interfere.
-const VARS: [&str; 27] = [
-    "PORT",
-    "HOST",
-    "SERVICE_NAME",
-    "CALLER",
-    "JWT_FACTORY_ENDPOINT",
-    "SERVICE_B_ENDPOINT",
-    "SERVICE_B_ENDPOINT_HTTPS",
-    "SERVICE_C_ENDPOINT",
-    "SERVICE_C_ENDPOINT_HTTPS",
-    "SERVICE_A_PRIVATE_KEY_PATH",
-    "SERVICE_A_PUBLIC_KEY_PATH",
-    "SERVER_PRIVATE_KEY_PATH",
-    "SERVER_PUBLIC_KEY_PATH",
-    "START_HTTPS",
-    "HTTPS_PORT",
-    "ISSUER",
-    "ALGORITHM",
-    "CA_CERT_PATH",
-    "TOKEN_LIFETIME_SECS",
-    "LEEWAY_SECS",
-    "CONNECT_TIMEOUT_MS",
-    "REQUEST_TIMEOUT_MS",
-    "JWKS_URL",
-    "JWKS_MAX_AGE_SECS",
-    "JWKS_REFRESH_MIN_SECS",
-    "FACTORY_ISSUER",
-    "FACTORY_TOKEN_LIFETIME_SECS",
-];
-
 /// `n` distinct free ports on 127.0.0.1 (all bound at once, then released).
 fn free_ports<const N: usize>() -> [u16; N] {
     let listeners: Vec<_> = (0..N)
@@ -120,7 +88,7 @@ impl Service {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
-        for v in VARS {
+        for v in common::SERVICE_VARS {
             cmd.env_remove(v);
         }
         Self {

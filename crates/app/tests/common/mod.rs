@@ -18,6 +18,40 @@ use clap::Parser as _;
 use tempfile::TempDir;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
+/// Every variable the services read. Tests that run the `app` binary
+/// remove them all, so the host's environment cannot change what they see;
+/// `--help` must explain each.
+pub const SERVICE_VARS: [&str; 28] = [
+    "PORT",
+    "HOST",
+    "SERVICE_NAME",
+    "CALLER",
+    "JWT_FACTORY_ENDPOINT",
+    "SERVICE_B_ENDPOINT",
+    "SERVICE_B_ENDPOINT_HTTPS",
+    "SERVICE_C_ENDPOINT",
+    "SERVICE_C_ENDPOINT_HTTPS",
+    "SERVICE_A_PRIVATE_KEY_PATH",
+    "SERVICE_A_PUBLIC_KEY_PATH",
+    "SERVER_PRIVATE_KEY_PATH",
+    "SERVER_PUBLIC_KEY_PATH",
+    "START_HTTPS",
+    "HTTPS_PORT",
+    "ISSUER",
+    "ALGORITHM",
+    "CA_CERT_PATH",
+    "TOKEN_LIFETIME_SECS",
+    "LEEWAY_SECS",
+    "CONNECT_TIMEOUT_MS",
+    "REQUEST_TIMEOUT_MS",
+    "JWKS_URL",
+    "JWKS_MAX_AGE_SECS",
+    "JWKS_REFRESH_MIN_SECS",
+    "JWKS_MAX_STALE_SECS",
+    "FACTORY_ISSUER",
+    "FACTORY_TOKEN_LIFETIME_SECS",
+];
+
 /// A running server and the means to stop it.
 pub struct Running {
     pub addr: SocketAddr,
