@@ -218,6 +218,12 @@ pub struct ServiceArgs {
           value_parser = clap::value_parser!(u64).range(1..=300_000))]
     pub request_timeout_ms: u64,
 
+    /// Time a client has to send its request headers before the connection
+    /// is closed (against clients that trickle headers to hold connections), ms.
+    #[arg(long, env = "HEADER_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=300_000))]
+    pub header_timeout_ms: u64,
+
     /// Scenario 5: where receivers fetch the factory's JWK Set.
     /// Default: JWT_FACTORY_ENDPOINT + /.well-known/jwks.json.
     #[arg(long, env = "JWKS_URL")]
@@ -283,6 +289,10 @@ impl ServiceArgs {
                 self.jwt_factory_endpoint.trim_end_matches('/')
             )
         })
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
     }
 
     pub fn timeouts(&self) -> crate::outbound::Timeouts {

@@ -58,11 +58,8 @@ use axum::{
     response::IntoResponse,
     routing::{get, post},
 };
-use axum_server::{
-    Handle,
-    accept::NoDelayAcceptor,
-    tls_rustls::{RustlsAcceptor, RustlsConfig},
-};
+use axum_server::{Handle, tls_rustls::RustlsConfig};
+use s2s_auth::http::serve;
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -139,43 +136,43 @@ pub async fn run(
     https: Option<(TcpListener, RustlsConfig)>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // One handle for both listeners: one signal stops both.
     let handle: Handle<std::net::SocketAddr> = Handle::new();
     {
         let handle = handle.clone();
         tokio::spawn(async move {
             shutdown.await;
-            let _ = stop_tx.send(true);
             handle.graceful_shutdown(Some(DRAIN));
         });
     }
+    let header_timeout = state.args.header_timeout();
 
-    let http_addr = http.local_addr()?;
-    tracing::info!("{} listening on http://{http_addr}", state.name);
-    let mut rx = stop_rx.clone();
-    let plain = axum::serve(http, http_app(state.clone()))
-        .with_graceful_shutdown(async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        })
-        .into_future();
+    tracing::info!("{} listening on http://{}", state.name, http.local_addr()?);
+    let plain = serve(
+        http,
+        http_app(state.clone()),
+        None,
+        handle.clone(),
+        header_timeout,
+    );
 
     let secure = async {
         let Some((listener, config)) = https else {
             return Ok(());
         };
-        let addr = listener.local_addr()?;
         tracing::info!(
-            "{} listening on https://{addr} (certificate from gen-certs)",
-            state.name
+            "{} listening on https://{} (certificate from gen-certs)",
+            state.name,
+            listener.local_addr()?
         );
-        // NoDelayAcceptor: without TCP_NODELAY, each new TLS connection
-        // stalls 15-20 ms (Nagle against delayed ACK).
-        let acceptor = RustlsAcceptor::new(config).acceptor(NoDelayAcceptor::new());
-        axum_server::from_tcp(listener.into_std()?)?
-            .acceptor(acceptor)
-            .handle(handle)
-            .serve(https_app(state.clone()).into_make_service())
-            .await
+        serve(
+            listener,
+            https_app(state.clone()),
+            Some(config),
+            handle,
+            header_timeout,
+        )
+        .await
     };
     let (a, b) = tokio::join!(plain, secure);
     a?;

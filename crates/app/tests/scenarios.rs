@@ -491,3 +491,35 @@ async fn an_unreasonable_request_id_is_replaced() {
         assert_eq!(id.len(), 8, "{id}");
     }
 }
+
+/// A client that sends half its headers and waits ("slowloris") is cut off
+/// after HEADER_TIMEOUT_MS, on every kind of listener; the servers go on.
+#[tokio::test]
+async fn a_client_that_trickles_its_headers_is_cut_off() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let s = Stack::start(Options {
+        bc_args: vec!["--header-timeout-ms".into(), "300".into()],
+        factory_args: vec!["--header-timeout-ms", "300"],
+        ..Default::default()
+    })
+    .await;
+    for (name, addr) in [("serviceb", s.b.addr), ("jwt-factory", s.factory.addr)] {
+        let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+        sock.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n")
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let mut buf = [0u8; 512];
+        // Closed (0 bytes, or a reset) rather than left waiting.
+        let read = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("{name} kept a half-sent request open"));
+        assert!(matches!(read, Ok(0) | Err(_)), "{name}: {read:?}");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+            "{name}: {took:?}"
+        );
+    }
+    assert_eq!(s.get_a("/scenario1").await.0, 200);
+}

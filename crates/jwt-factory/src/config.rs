@@ -53,6 +53,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(0..=300))]
     pub leeway_secs: u64,
 
+    /// Time a client has to send its request headers before the connection
+    /// is closed (against clients that trickle headers to hold connections), ms.
+    #[arg(long, env = "HEADER_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=300_000))]
+    pub header_timeout_ms: u64,
+
     /// How long clients may cache `/.well-known/jwks.json` (its
     /// `Cache-Control: max-age`), in seconds. After a rotation they find the
     /// new `kid` anyway: an unknown `kid` makes them refetch.

@@ -37,7 +37,7 @@ pub mod error;
 pub mod keystore;
 pub mod routes;
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
@@ -51,6 +51,9 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 pub use keystore::KeyStore;
+
+/// How long in-flight requests get to finish after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(10);
 
 /// Largest request body accepted: claims and tokens are well under 1 KiB.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -135,9 +138,16 @@ pub async fn run(
         state.config.algorithm,
         state.config.issuer,
     );
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let handle = axum_server::Handle::new();
+    {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            handle.graceful_shutdown(Some(DRAIN));
+        });
+    }
+    let header_timeout = Duration::from_millis(state.config.header_timeout_ms);
+    s2s_auth::http::serve(listener, app(state), None, handle, header_timeout).await?;
     tracing::info!("jwt-factory stopped");
     Ok(())
 }

@@ -1122,6 +1122,7 @@ fn help_explains_every_option_and_bad_values_name_the_variable() {
         "TOKEN_LIFETIME_SECS",
         "LEEWAY_SECS",
         "JWKS_MAX_AGE_SECS",
+        "HEADER_TIMEOUT_MS",
     ];
     let clean = |cmd: &mut std::process::Command| {
         for v in vars {

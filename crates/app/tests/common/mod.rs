@@ -21,7 +21,7 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 /// Every variable the services read. Tests that run the `app` binary
 /// remove them all, so the host's environment cannot change what they see;
 /// `--help` must explain each.
-pub const SERVICE_VARS: [&str; 28] = [
+pub const SERVICE_VARS: [&str; 29] = [
     "PORT",
     "HOST",
     "SERVICE_NAME",
@@ -50,6 +50,7 @@ pub const SERVICE_VARS: [&str; 28] = [
     "JWKS_MAX_STALE_SECS",
     "FACTORY_ISSUER",
     "FACTORY_TOKEN_LIFETIME_SECS",
+    "HEADER_TIMEOUT_MS",
 ];
 
 /// A running server and the means to stop it.
