@@ -5,10 +5,7 @@
 //! receivers allow `LEEWAY_SECS` (default 5) of clock skew. (The original
 //! used a 1 s lifetime, which only works with zero skew.)
 
-use s2s_auth::{
-    jws::{self, Claims},
-    now_unix,
-};
+use s2s_auth::jws::{self, Claims};
 
 use crate::{error::AppError, state::ServiceState};
 
@@ -26,15 +23,11 @@ pub fn mint(state: &ServiceState, audience: &str, expired: bool) -> Result<Strin
             source,
             hint: KEY_HINT,
         })?;
-    let lifetime = i64::try_from(state.args.token_lifetime_secs).unwrap_or(30);
-    let now = now_unix();
-    let exp = if expired { now - 3600 } else { now + lifetime };
     let mut claims = Claims::new();
     claims.insert("iss".into(), state.args.issuer.clone().into());
     claims.insert("sub".into(), state.name.clone().into());
     claims.insert("aud".into(), audience.into());
-    claims.insert("iat".into(), (exp - lifetime).into());
-    claims.insert("exp".into(), exp.into());
+    jws::set_times(&mut claims, state.args.token_lifetime_secs, expired);
     let token = jws::sign(&claims, &key, state.args.algorithm)
         .map_err(|e| AppError::Internal(e.to_string()))?;
     tracing::info!(
@@ -42,7 +35,7 @@ pub fn mint(state: &ServiceState, audience: &str, expired: bool) -> Result<Strin
         if expired { "an EXPIRED" } else { "a" },
         state.args.issuer,
         state.name,
-        lifetime,
+        state.args.token_lifetime_secs,
         state.args.algorithm,
         state.signing_key.path().display(),
     );

@@ -16,6 +16,25 @@ use crate::{KeyPair, SigningAlgorithm};
 /// A claims set: a JSON object.
 pub type Claims = Map<String, Value>;
 
+/// How far in the past an expired-on-purpose token (`?expired=1`) expired.
+pub const EXPIRED_BY_SECS: i64 = 3600;
+
+/// Sets `iat` and `exp` for a token living `lifetime_secs`: from now, or,
+/// with `expired`, one that expired [`EXPIRED_BY_SECS`] ago (to show the
+/// refusal). Returns `exp`.
+pub fn set_times(claims: &mut Claims, lifetime_secs: u64, expired: bool) -> i64 {
+    let lifetime = i64::try_from(lifetime_secs).unwrap_or(i64::MAX / 4);
+    let now = crate::now_unix();
+    let exp = if expired {
+        now - EXPIRED_BY_SECS
+    } else {
+        now.saturating_add(lifetime)
+    };
+    claims.insert("iat".into(), exp.saturating_sub(lifetime).into());
+    claims.insert("exp".into(), exp.into());
+    exp
+}
+
 /// Signs `claims` with `key` using `alg`; the header is `{"alg","typ":"JWT"}`.
 pub fn sign(claims: &Claims, key: &KeyPair, alg: SigningAlgorithm) -> Result<String, SignError> {
     sign_with_kid(claims, key, alg, None)

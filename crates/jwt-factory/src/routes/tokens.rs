@@ -23,16 +23,12 @@ use axum::{
 use s2s_auth::{
     http::{BadInput, ExpiredQuery},
     jws::{self, Claims},
-    now_unix,
     verify::MAX_TOKEN_LEN,
 };
 use serde_json::Value;
 
 use super::KeyIdPath;
 use crate::{AppState, error::FactoryError};
-
-/// How far in the past `?expired=1` puts `exp`.
-const EXPIRED_BY_SECS: i64 = 3600;
 
 /// Header parameters: claims bodies that try to set these are refused, so
 /// nobody mistakes a claim named `alg` for control over the header.
@@ -58,15 +54,11 @@ pub async fn issue(
     claims.insert("iss".into(), state.config.issuer.clone().into());
     claims.insert("sub".into(), id.to_string().into());
     claims.extend(extra);
-    let lifetime = i64::try_from(state.config.token_lifetime_secs).unwrap_or(3600);
-    let now = now_unix();
-    let exp = if query.is_expired() {
-        now - EXPIRED_BY_SECS
-    } else {
-        now + lifetime
-    };
-    claims.insert("iat".into(), (exp - lifetime).into());
-    claims.insert("exp".into(), exp.into());
+    let exp = jws::set_times(
+        &mut claims,
+        state.config.token_lifetime_secs,
+        query.is_expired(),
+    );
 
     let token = jws::sign_with_kid(
         &claims,
