@@ -23,21 +23,15 @@ fn bench(c: &mut Criterion) {
         let private = dir.path().join(format!("{alg}-private.pem"));
         let public = dir.path().join(format!("{alg}-public.pem"));
         app::keygen::generate(alg, &private, &public).unwrap();
-        let args = [
-            "app",
-            "serviceb",
+        let flags = [
             "--algorithm",
             alg.name(),
             "--service-a-public-key-path",
             public.to_str().unwrap(),
-        ];
-        let app::config::Command::Serviceb(args) =
-            <app::config::Cli as clap::Parser>::parse_from(args).command
-        else {
-            unreachable!()
-        };
-        let state = app::ServiceState::new(app::Role::B, args).unwrap();
-        let router = app::https_app(state);
+        ]
+        .map(String::from);
+        let state = test_support::receiver_state(app::Role::B, &flags);
+        let router = app::receiver::https_router(state);
         let key = KeyPair::from_private_pem(&std::fs::read_to_string(&private).unwrap()).unwrap();
         let now = now_unix();
         let serde_json::Value::Object(claims) = serde_json::json!({

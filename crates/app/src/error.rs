@@ -1,16 +1,21 @@
 //! Every way a service request can fail, and the one place each becomes a
 //! response: JSON with a `message` that says what was wrong and, where there
 //! is one, what to do about it. The status is in each variant's doc.
-
-use std::time::Duration;
+//! Causes are kept as `#[source]` and logged; internal ones are never sent.
 
 use axum::{
     Json,
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use s2s_auth::{JwtError, http::BadInput, watched::WatchedError};
+use s2s_auth::{JwtError, keys::SignError, watched::Unavailable};
+use s2s_web::{
+    BadInput,
+    outbound::{UpstreamError, error_chain},
+};
 use serde_json::{Value, json};
+
+use crate::keygen::KeygenError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -22,52 +27,39 @@ pub enum AppError {
     #[error("{0}")]
     NoToken(&'static str),
 
-    /// 403: the token was checked and refused; the Node-shaped `error`
-    /// (from local verification, or relayed from jwt-factory) says why.
-    #[error("invalid token: {}", .0.get("message").and_then(Value::as_str).unwrap_or("refused"))]
-    InvalidToken(Value),
+    /// 403: the token was checked and refused; the Node-shaped error (from
+    /// local verification, or relayed by jwt-factory) says why.
+    #[error("invalid token: {}", .0.message())]
+    InvalidToken(#[from] JwtError),
 
-    /// 503: a key or certificate file this scenario needs is missing or broken.
-    #[error("{what} unavailable: {source}. {hint}")]
-    FileUnavailable {
-        what: &'static str,
-        source: WatchedError,
-        hint: &'static str,
-    },
+    /// 503: a key or certificate file this scenario needs is missing or
+    /// broken; the message names the file and how to make it.
+    #[error(transparent)]
+    FileUnavailable(#[from] Unavailable),
 
-    /// 503: jwt-factory has no key pair for the caller.
+    /// 503: jwt-factory has no key pair for this key id.
     #[error("jwt-factory has no key for {0}: create it with `curl localhost:5555/keys/{0}`")]
     FactoryKeyMissing(String),
 
-    /// 502: a dependency could not be reached or answered nonsense.
-    #[error("{who} unavailable at {url}: {reason}")]
-    Upstream {
-        who: String,
-        url: String,
-        reason: String,
-    },
-
-    /// 504: a dependency did not accept the connection, or did not answer,
-    /// in time; `phase` says which, `after` is the timeout that fired.
-    #[error("{who} {phase} within {}ms ({url})", .after.as_millis())]
-    UpstreamTimeout {
-        who: String,
-        url: String,
-        phase: &'static str,
-        after: Duration,
-    },
+    /// 502 or 504: a dependency could not be reached, answered nonsense,
+    /// or ran out of time.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
 
     /// 500: signing or key generation failed; logged in full.
     #[error("internal error")]
-    Internal(String),
+    Internal(#[from] Internal),
 }
 
-impl From<JwtError> for AppError {
-    fn from(err: JwtError) -> Self {
-        Self::InvalidToken(
-            serde_json::to_value(&err).unwrap_or_else(|_| json!({ "message": err.message() })),
-        )
-    }
+/// What went wrong inside the service: kept for the log, never sent.
+#[derive(Debug, thiserror::Error)]
+pub enum Internal {
+    #[error("signing failed")]
+    Sign(#[from] SignError),
+    #[error("key generation failed")]
+    Keygen(#[from] KeygenError),
+    #[error("a background task failed")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl AppError {
@@ -76,11 +68,10 @@ impl AppError {
             Self::BadInput(b) => b.status,
             Self::NoToken(_) => StatusCode::UNAUTHORIZED,
             Self::InvalidToken(_) => StatusCode::FORBIDDEN,
-            Self::FileUnavailable { .. } | Self::FactoryKeyMissing(_) => {
+            Self::FileUnavailable(_) | Self::FactoryKeyMissing(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
-            Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::Upstream(e) => e.status(),
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -97,7 +88,9 @@ impl AppError {
 
     fn log(&self) {
         match self {
-            Self::Internal(detail) => tracing::error!(%detail, "request failed"),
+            Self::Internal(cause) => {
+                tracing::error!(error = %error_chain(cause), "request failed");
+            }
             Self::InvalidToken(_) => tracing::info!("{self}"),
             other => tracing::warn!(status = %other.status(), "{other}"),
         }

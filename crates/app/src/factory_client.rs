@@ -1,79 +1,76 @@
-//! Talking to jwt-factory (scenarios 1-2): servicea asks it for tokens,
-//! serviceb/servicec ask it to verify them. Neither service holds a key.
+//! Talking to jwt-factory (scenarios 1, 2, 5): servicea asks it for tokens,
+//! serviceb/servicec ask it to verify them (scenarios 1-2).
 
 use reqwest::StatusCode;
+use s2s_auth::JwtError;
+use s2s_web::{
+    outbound::{self, Deadline, Target, UpstreamError},
+    request_tracing::RequestId,
+};
 use serde_json::{Value, json};
 
-use crate::{
-    error::AppError,
-    outbound::{self, RequestId, Target},
-    state::ServiceState,
-};
+use crate::{error::AppError, receiver, servicea};
 
 /// `POST /issueToken/{self}[?expired=1]` with `{"aud": audience}`.
 pub async fn issue_token(
-    state: &ServiceState,
+    state: &servicea::State,
     rid: &RequestId,
     audience: &str,
     expired: bool,
+    deadline: Deadline,
 ) -> Result<String, AppError> {
-    let mut url = format!(
-        "{}/issueToken/{}",
-        state.args.jwt_factory_endpoint.trim_end_matches('/'),
-        state.name
+    let query = if expired { "?expired=1" } else { "" };
+    let target = factory(
+        &state.settings.common.factory,
+        &format!("issueToken/{}{query}", state.name()),
     );
-    if expired {
-        url.push_str("?expired=1");
-    }
-    let target = Target {
-        who: "jwt-factory",
-        url,
-    };
     let request = state
         .http
         .post(&target.url)
         .json(&json!({ "aud": audience }));
-    let (status, body) = outbound::send(request, &target, rid, state.args.timeouts()).await?;
+    let (status, _, body) = outbound::send(request, &target, rid, deadline).await?;
     match status {
         StatusCode::OK => Ok(body),
-        StatusCode::NOT_FOUND => Err(AppError::FactoryKeyMissing(state.name.clone())),
-        other => Err(unexpected(&target, other, &body)),
+        StatusCode::NOT_FOUND => Err(AppError::FactoryKeyMissing(state.name().to_owned())),
+        other => Err(UpstreamError::unexpected(&target, other, &body).into()),
     }
 }
 
 /// `POST /verify/{caller}` with `{"token", "aud": self, "sub": caller}`:
-/// the factory's `{"valid": true, "claims"}`, or why it refused.
-pub async fn verify(state: &ServiceState, rid: &RequestId, token: &str) -> Result<Value, AppError> {
-    let caller = &state.args.caller;
-    let url = format!(
-        "{}/verify/{caller}",
-        state.args.jwt_factory_endpoint.trim_end_matches('/')
-    );
-    let target = Target {
-        who: "jwt-factory",
-        url,
-    };
+/// the factory's `{"valid": true, "claims"}`, or why it refused, parsed
+/// back into the verification error it was made from.
+pub async fn verify(
+    state: &receiver::State,
+    rid: &RequestId,
+    token: &str,
+) -> Result<Value, AppError> {
+    let caller = &state.settings.caller;
+    let target = factory(&state.settings.common.factory, &format!("verify/{caller}"));
     let request = state
         .http
         .post(&target.url)
-        .json(&json!({ "token": token, "aud": state.name, "sub": caller }));
-    let answer = outbound::send_json(request, &target, rid, state.args.timeouts()).await?;
+        .json(&json!({ "token": token, "aud": state.name(), "sub": caller }));
+    let deadline = Deadline::start(state.settings.common.timeouts);
+    let answer = outbound::send_json(request, &target, rid, deadline).await?;
     match answer.status {
         // A 200 must also say so: anything else is not a verdict to trust.
         StatusCode::OK if answer.body.get("valid") == Some(&Value::Bool(true)) => Ok(answer.body),
-        StatusCode::FORBIDDEN => Err(AppError::InvalidToken(
-            answer.body.get("error").cloned().unwrap_or(Value::Null),
-        )),
+        StatusCode::FORBIDDEN => {
+            let refusal = answer.body.get("error").cloned().unwrap_or(Value::Null);
+            let err: JwtError = serde_json::from_value(refusal).map_err(|e| {
+                UpstreamError::bad_answer(&target, format!("a refusal without a usable error: {e}"))
+            })?;
+            Err(err.into())
+        }
         StatusCode::NOT_FOUND => Err(AppError::FactoryKeyMissing(caller.clone())),
-        other => Err(unexpected(&target, other, &answer.body.to_string())),
+        other => Err(UpstreamError::unexpected(&target, other, &answer.body.to_string()).into()),
     }
 }
 
-fn unexpected(target: &Target<'_>, status: StatusCode, body: &str) -> AppError {
-    let body: String = body.chars().take(200).collect();
-    AppError::Upstream {
-        who: target.who.to_owned(),
-        url: target.url.clone(),
-        reason: format!("unexpected answer {status}: {body}"),
+/// jwt-factory's endpoint `path` under its base URL `base`.
+fn factory(base: &str, path: &str) -> Target<'static> {
+    Target {
+        who: "jwt-factory",
+        url: format!("{base}/{path}"),
     }
 }

@@ -39,11 +39,12 @@ use jsonwebtoken::{
 };
 use reqwest::{StatusCode, header::CACHE_CONTROL};
 use s2s_auth::{JwtError, SigningAlgorithm, jwk::key_id_of};
-
-use crate::{
-    error::AppError,
-    outbound::{self, RequestId, Target, Timeouts},
+use s2s_web::{
+    outbound::{self, Deadline, Target, Timeouts, UpstreamError},
+    request_tracing::RequestId,
 };
+
+use crate::{error::AppError, receiver::JwksSettings};
 
 /// A fetched set: keys by `kid`, and until when it is fresh.
 struct Snapshot {
@@ -72,6 +73,13 @@ struct Attempts {
     failure: Option<Instant>,
 }
 
+/// Why a fetch is about to happen, for the log and the rate limit.
+struct Reason {
+    /// A fresh set lacks the `kid`: a refetch a forged `kid` could cause.
+    unknown_kid: bool,
+    text: String,
+}
+
 /// The cached JWK Set of one issuer.
 pub struct JwksCache {
     url: String,
@@ -83,6 +91,7 @@ pub struct JwksCache {
     max_stale: Duration,
     max_age: Duration,
     min_refresh: Duration,
+    timeouts: Timeouts,
     snapshot: RwLock<Option<Arc<Snapshot>>>,
     /// Held while fetching (one fetch at a time).
     fetching: tokio::sync::Mutex<Attempts>,
@@ -100,20 +109,19 @@ impl std::fmt::Debug for JwksCache {
 
 impl JwksCache {
     pub fn new(
-        url: String,
+        settings: &JwksSettings,
         owner: String,
         alg: SigningAlgorithm,
-        max_age: Duration,
-        min_refresh: Duration,
-        max_stale: Duration,
+        timeouts: Timeouts,
     ) -> Self {
         Self {
-            url,
+            url: settings.url.clone(),
             owner,
             alg,
-            max_stale,
-            max_age,
-            min_refresh,
+            max_stale: settings.max_stale,
+            max_age: settings.max_age,
+            min_refresh: settings.min_refresh,
+            timeouts,
             snapshot: RwLock::new(None),
             fetching: tokio::sync::Mutex::new(Attempts::default()),
             fetches: AtomicU64::new(0),
@@ -138,7 +146,6 @@ impl JwksCache {
         kid: &str,
         client: &reqwest::Client,
         rid: &RequestId,
-        timeouts: Timeouts,
     ) -> Result<Arc<DecodingKey>, AppError> {
         // The set holds every key id's keys; only the caller's own keys may
         // verify the caller's tokens. A `kid` of another key id is refused
@@ -146,47 +153,65 @@ impl JwksCache {
         if key_id_of(kid) != Some(self.owner.as_str()) {
             return Err(no_such_kid(kid, &format!("not a key of {}", self.owner)));
         }
-        if let Some(snap) = self.current()
-            && snap.fresh()
-            && let Some(key) = snap.keys.get(kid)
-        {
-            tracing::info!(
-                "JWKS cache hit: kid {kid} (set fetched {} s ago, fresh for {} s more)",
-                snap.fetched.elapsed().as_secs(),
-                snap.ttl.saturating_sub(snap.fetched.elapsed()).as_secs()
-            );
-            return Ok(Arc::clone(key));
+        if let Some(key) = self.fresh_hit(kid, "") {
+            return Ok(key);
         }
-
         // One fetch at a time. While one runs, a request whose kid is in the
         // cached set is answered from it rather than kept waiting.
         let mut attempts = match self.fetching.try_lock() {
             Ok(guard) => guard,
             Err(_) => {
-                if let Some(snap) = self.current()
-                    && snap.usable(self.max_stale)
-                    && let Some(key) = snap.keys.get(kid)
-                {
+                if let Some(key) = self.usable_hit(kid) {
                     tracing::info!(
                         "another request is refreshing the JWK Set: using the cached one for kid {kid}"
                     );
-                    return Ok(Arc::clone(key));
+                    return Ok(key);
                 }
                 self.fetching.lock().await
             }
         };
-        let cached = self.current();
-        if let Some(snap) = &cached
-            && snap.fresh()
-            && let Some(key) = snap.keys.get(kid)
-        {
-            tracing::info!("JWKS cache hit: kid {kid} (set just refreshed by another request)");
-            return Ok(Arc::clone(key));
+        if let Some(key) = self.fresh_hit(kid, " (set just refreshed by another request)") {
+            return Ok(key);
         }
-        let unknown_kid = cached
-            .as_ref()
-            .is_some_and(|s| s.fresh() && !s.keys.contains_key(kid));
-        let why = match &cached {
+        let cached = self.current();
+        let reason = self.reason(cached.as_deref(), kid);
+        if let Some((what, at)) = self.rate_limited(&attempts, &reason) {
+            tracing::info!(
+                "not fetching the JWK Set ({}): {what} was {} ms ago, at most one per {} s",
+                reason.text,
+                at.elapsed().as_millis(),
+                self.min_refresh.as_secs()
+            );
+            return self.answer_from_cache(cached.as_deref(), kid, "refetch rate-limited");
+        }
+        if reason.unknown_kid {
+            attempts.unknown_kid = Some(Instant::now());
+        }
+        self.refresh(&mut attempts, cached.as_deref(), kid, &reason, client, rid)
+            .await
+    }
+
+    /// The key from a fresh cached set, logged as a cache hit.
+    fn fresh_hit(&self, kid: &str, note: &str) -> Option<Arc<DecodingKey>> {
+        let snap = self.current().filter(|s| s.fresh())?;
+        let key = snap.keys.get(kid)?;
+        tracing::info!(
+            "JWKS cache hit: kid {kid} (set fetched {} s ago, fresh for {} s more){note}",
+            snap.fetched.elapsed().as_secs(),
+            snap.ttl.saturating_sub(snap.fetched.elapsed()).as_secs()
+        );
+        Some(Arc::clone(key))
+    }
+
+    /// The key from a cached set that may still serve, fresh or not.
+    fn usable_hit(&self, kid: &str) -> Option<Arc<DecodingKey>> {
+        let snap = self.current().filter(|s| s.usable(self.max_stale))?;
+        snap.keys.get(kid).cloned()
+    }
+
+    fn reason(&self, cached: Option<&Snapshot>, kid: &str) -> Reason {
+        let unknown_kid = cached.is_some_and(|s| s.fresh() && !s.keys.contains_key(kid));
+        let text = match cached {
             None => "first use".to_owned(),
             Some(_) if unknown_kid => format!("unknown kid {kid}"),
             Some(s) if !s.keys.contains_key(kid) => {
@@ -194,28 +219,37 @@ impl JwksCache {
             }
             Some(_) => "cached set expired".to_owned(),
         };
-        let recent = |at: Option<Instant>| at.filter(|t| t.elapsed() < self.min_refresh);
-        let limit = if unknown_kid {
-            recent(attempts.unknown_kid).map(|t| ("an unknown-kid refetch", t))
-        } else {
-            None
-        }
-        .or_else(|| recent(attempts.failure).map(|t| ("a failed fetch", t)));
-        if let Some((what, at)) = limit {
-            tracing::info!(
-                "not fetching the JWK Set ({why}): {what} was {} ms ago, at most one per {} s",
-                at.elapsed().as_millis(),
-                self.min_refresh.as_secs()
-            );
-            return self.answer_from_cache(cached.as_deref(), kid, "refetch rate-limited");
-        }
+        Reason { unknown_kid, text }
+    }
 
-        if unknown_kid {
-            attempts.unknown_kid = Some(Instant::now());
-        }
+    /// Which limit forbids fetching now, and when it last applied.
+    fn rate_limited(
+        &self,
+        attempts: &Attempts,
+        reason: &Reason,
+    ) -> Option<(&'static str, Instant)> {
+        let recent = |at: Option<Instant>| at.filter(|t| t.elapsed() < self.min_refresh);
+        reason
+            .unknown_kid
+            .then(|| recent(attempts.unknown_kid).map(|t| ("an unknown-kid refetch", t)))
+            .flatten()
+            .or_else(|| recent(attempts.failure).map(|t| ("a failed fetch", t)))
+    }
+
+    /// Fetches the set, keeps it, and answers for `kid` from it; if the
+    /// fetch fails, answers from the cached set if it may still serve.
+    async fn refresh(
+        &self,
+        attempts: &mut Attempts,
+        cached: Option<&Snapshot>,
+        kid: &str,
+        reason: &Reason,
+        client: &reqwest::Client,
+        rid: &RequestId,
+    ) -> Result<Arc<DecodingKey>, AppError> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        tracing::info!("fetching the JWK Set from {} ({why})", self.url);
-        match self.fetch(client, rid, timeouts).await {
+        tracing::info!("fetching the JWK Set from {} ({})", self.url, reason.text);
+        match self.fetch(client, rid).await {
             Ok(snap) => {
                 attempts.failure = None;
                 let mut kids: Vec<&str> = snap.keys.keys().map(String::as_str).collect();
@@ -227,12 +261,9 @@ impl JwksCache {
                     kids.join(", "),
                     snap.ttl.as_secs()
                 );
-                let snap = Arc::new(snap);
-                *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&snap));
-                snap.keys
-                    .get(kid)
-                    .cloned()
-                    .ok_or_else(|| no_such_kid(kid, "not in the issuer's JWK Set"))
+                let key = snap.keys.get(kid).cloned();
+                *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(snap));
+                key.ok_or_else(|| no_such_kid(kid, "not in the issuer's JWK Set"))
             }
             Err(err) => {
                 attempts.failure = Some(Instant::now());
@@ -240,7 +271,6 @@ impl JwksCache {
                 // A kid the cached set holds is still served; for any other
                 // kid we cannot tell, so the answer is the fetch's failure.
                 match cached
-                    .as_deref()
                     .filter(|s| s.usable(self.max_stale))
                     .and_then(|s| s.keys.get(kid))
                 {
@@ -250,7 +280,7 @@ impl JwksCache {
                         );
                         Ok(Arc::clone(key))
                     }
-                    None => Err(err),
+                    None => Err(err.into()),
                 }
             }
         }
@@ -264,6 +294,7 @@ impl JwksCache {
         kid: &str,
         why: &str,
     ) -> Result<Arc<DecodingKey>, AppError> {
+        let target = self.target();
         match cached {
             Some(snap) if snap.usable(self.max_stale) => match snap.keys.get(kid) {
                 Some(key) => {
@@ -272,19 +303,22 @@ impl JwksCache {
                 }
                 None => Err(no_such_kid(kid, why)),
             },
-            Some(_) => Err(AppError::Upstream {
-                who: "jwt-factory".into(),
-                url: self.url.clone(),
-                reason: format!(
+            Some(_) => Err(UpstreamError::bad_answer(
+                &target,
+                format!(
                     "the cached JWK Set is more than {} s past its freshness and cannot be refreshed ({why})",
                     self.max_stale.as_secs()
                 ),
-            }),
-            None => Err(AppError::Upstream {
-                who: "jwt-factory".into(),
-                url: self.url.clone(),
-                reason: format!("no JWK Set yet ({why})"),
-            }),
+            )
+            .into()),
+            None => Err(UpstreamError::bad_answer(&target, format!("no JWK Set yet ({why})")).into()),
+        }
+    }
+
+    fn target(&self) -> Target<'static> {
+        Target {
+            who: "jwt-factory",
+            url: self.url.clone(),
         }
     }
 
@@ -292,28 +326,34 @@ impl JwksCache {
         &self,
         client: &reqwest::Client,
         rid: &RequestId,
-        timeouts: Timeouts,
-    ) -> Result<Snapshot, AppError> {
-        let target = Target {
-            who: "jwt-factory",
-            url: self.url.clone(),
-        };
+    ) -> Result<Snapshot, UpstreamError> {
+        let target = self.target();
+        let deadline = Deadline::start(self.timeouts);
         let (status, headers, body) =
-            outbound::send_raw(client.get(&self.url), &target, rid, timeouts).await?;
-        let bad = |reason: String| AppError::Upstream {
-            who: "jwt-factory".into(),
-            url: self.url.clone(),
-            reason,
-        };
+            outbound::send(client.get(&self.url), &target, rid, deadline).await?;
         if status != StatusCode::OK {
-            return Err(bad(format!("JWK Set answered {status}")));
+            return Err(UpstreamError::unexpected(&target, status, &body));
         }
-        let set: JwkSet =
-            serde_json::from_str(&body).map_err(|e| bad(format!("not a JWK Set: {e}")))?;
+        let set: JwkSet = serde_json::from_str(&body)
+            .map_err(|e| UpstreamError::bad_answer(&target, format!("not a JWK Set: {e}")))?;
+        let keys = self.usable_keys(&set);
+        // Never fresh for less than JWKS_REFRESH_MIN_SECS: otherwise every
+        // request could refetch, and the refetch limit would not hold.
+        let ttl = max_age(headers.get(CACHE_CONTROL).and_then(|v| v.to_str().ok()))
+            .map_or(self.max_age, |m| m.min(self.max_age))
+            .max(self.min_refresh);
+        Ok(Snapshot {
+            keys,
+            fetched: Instant::now(),
+            ttl,
+        })
+    }
+
+    /// Only the owner's signature keys for the pinned algorithm.
+    fn usable_keys(&self, set: &JwkSet) -> HashMap<String, Arc<DecodingKey>> {
         let mut keys = HashMap::new();
         for jwk in &set.keys {
             let kid = jwk.common.key_id.clone().unwrap_or_default();
-            // Only the owner's signature keys for the pinned algorithm.
             let usable = key_id_of(&kid) == Some(self.owner.as_str())
                 && jwk
                     .common
@@ -338,21 +378,12 @@ impl JwksCache {
                 Err(e) => tracing::warn!("ignoring JWK {kid}: {e}"),
             }
         }
-        // Never fresh for less than JWKS_REFRESH_MIN_SECS: otherwise every
-        // request could refetch, and the refetch limit would not hold.
-        let ttl = max_age(headers.get(CACHE_CONTROL).and_then(|v| v.to_str().ok()))
-            .map_or(self.max_age, |m| m.min(self.max_age))
-            .max(self.min_refresh);
-        Ok(Snapshot {
-            keys,
-            fetched: Instant::now(),
-            ttl,
-        })
+        keys
     }
 }
 
 fn no_such_kid(kid: &str, why: &str) -> AppError {
-    AppError::from(JwtError::invalid(format!("no key with kid {kid} ({why})")))
+    JwtError::invalid(format!("no key with kid {kid} ({why})")).into()
 }
 
 /// `max-age=N` from a `Cache-Control` value.

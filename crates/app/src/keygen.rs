@@ -5,26 +5,50 @@
 //! running servicea, serviceb and servicec pick the new files up on their
 //! next request; nothing needs a restart.
 
-use std::{path::Path, sync::Mutex};
+use std::{
+    io,
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
 
 use axum::{Json, extract::State};
-use s2s_auth::{KeyPair, SigningAlgorithm, files};
+use s2s_auth::{KeyPair, SigningAlgorithm, files, keys::KeyError};
 use serde_json::{Value, json};
 
-use crate::{error::AppError, state::ServiceState};
+use crate::{
+    error::{AppError, Internal},
+    servicea,
+};
+
+/// Why a key pair could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum KeygenError {
+    #[error(transparent)]
+    Generate(#[from] KeyError),
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
 
 /// Generates a key pair for `alg` into the two files. Blocking: RSA
 /// generation is CPU.
-pub fn generate(alg: SigningAlgorithm, private: &Path, public: &Path) -> Result<(), String> {
+pub fn generate(alg: SigningAlgorithm, private: &Path, public: &Path) -> Result<(), KeygenError> {
     // One generation at a time: two racing ones could leave the private file
     // of one pair beside the public file of the other.
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let pair = KeyPair::generate(alg).map_err(|e| e.to_string())?;
-    files::write_atomic(private, pair.private_pem().as_bytes(), files::PRIVATE)
-        .map_err(|e| format!("cannot write {}: {e}", private.display()))?;
-    files::write_atomic(public, pair.public().pem().as_bytes(), files::PUBLIC)
-        .map_err(|e| format!("cannot write {}: {e}", public.display()))?;
+    let pair = KeyPair::generate(alg)?;
+    let write = |path: &Path, pem: &str, mode| {
+        files::write_atomic(path, pem.as_bytes(), mode).map_err(|source| KeygenError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    write(private, pair.private_pem(), files::PRIVATE)?;
+    write(public, pair.public().pem(), files::PUBLIC)?;
     Ok(())
 }
 
@@ -39,18 +63,21 @@ fn folder(private: &Path) -> String {
 }
 
 /// `POST /gen-keys` on servicea.
-pub async fn route(State(state): State<ServiceState>) -> Result<Json<Value>, AppError> {
-    let private = state.args.service_a_private_key_path.clone();
-    let public = state.args.service_a_public_key_path.clone();
-    let (p, q, alg) = (private.clone(), public.clone(), state.args.algorithm);
-    tokio::task::spawn_blocking(move || generate(alg, &p, &q))
+pub async fn route(State(state): State<servicea::State>) -> Result<Json<Value>, AppError> {
+    let keys = &state.settings.keys;
+    let (private, public, alg) = (
+        keys.private.clone(),
+        keys.public.clone(),
+        state.settings.common.algorithm,
+    );
+    tokio::task::spawn_blocking(move || generate(alg, &private, &public))
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
-        .map_err(AppError::Internal)?;
+        .map_err(Internal::from)?
+        .map_err(Internal::from)?;
     tracing::info!(
         "generated a new {alg} key pair for scenarios 3-4: {} (0600) and {}",
-        private.display(),
-        public.display()
+        keys.private.display(),
+        keys.public.display()
     );
-    Ok(Json(json!({ "folder": folder(&private) })))
+    Ok(Json(json!({ "folder": folder(&keys.private) })))
 }

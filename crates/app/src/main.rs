@@ -1,78 +1,99 @@
 //! `app`: see the library docs (`cargo doc -p app`) or `app --help`.
 
-use std::path::PathBuf;
+use std::process::ExitCode;
 
-use anyhow::{Context as _, anyhow};
+use anyhow::Context as _;
 use clap::Parser as _;
 
 use app::{
-    ServiceState,
-    config::{Cli, Command, GenCertsArgs, GenKeysArgs, Role, ServiceArgs},
+    Role,
+    cli::{Cli, Command, GenCertsArgs, GenKeysArgs},
+    receiver, servicea,
 };
+use s2s_web::pki::{self, CertFiles, Generated};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().collect();
     // The env file must be in the environment before clap reads it: find
     // the role and `--env-file` first, load, then parse for real.
     // `gen-keys` reads servicea's file: the same key paths and ALGORITHM.
     let default = match args.get(1).and_then(|a| a.to_str()) {
-        Some("gen-keys") => Some(PathBuf::from("env/servicea.env")),
-        other => other
-            .and_then(Role::from_name)
-            .map(|r| PathBuf::from(format!("env/{}.env", r.name()))),
+        Some("gen-keys") => Some(Role::A.env_file()),
+        other => other.and_then(Role::from_name).map(Role::env_file),
     };
-    let explicit = s2s_auth::env_file::flag_in_args(&args);
-    let loaded = s2s_auth::env_file::load(explicit.as_deref(), default.as_deref())?;
+    let explicit = s2s_web::env_file::flag_in_args(&args);
+    let loaded = match s2s_web::env_file::load(explicit.as_deref(), default.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(err) => return s2s_web::cli::report(Err(err)),
+    };
     let cli = Cli::parse_from(args);
-    s2s_auth::telemetry::init();
+    let log = s2s_web::telemetry::init();
     if let Some(file) = loaded {
         tracing::info!("loaded settings from {}", file.display());
     }
     // One crypto provider for rustls in the whole process: aws-lc-rs.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 
-    match cli.command {
-        Command::Servicea(a) => serve(Role::A, a).await,
-        Command::Serviceb(a) => serve(Role::B, a).await,
-        Command::Servicec(a) => serve(Role::C, a).await,
+    let result = match cli.command {
+        Command::Servicea(a) => run_servicea(a),
+        Command::Serviceb(a) => run_receiver(Role::B, a),
+        Command::Servicec(a) => run_receiver(Role::C, a),
         Command::GenCerts(a) => gen_certs(&a),
         Command::GenKeys(a) => gen_keys(&a),
-    }
+    };
+    drop(log);
+    s2s_web::cli::report(result)
 }
 
-async fn serve(role: Role, args: ServiceArgs) -> anyhow::Result<()> {
-    let https = if args.start_https {
-        let config =
-            app::tls::server_config(&args.server_public_key_path, &args.server_private_key_path)
-                .await?;
-        let port = args.https_port(role);
-        let listener = tokio::net::TcpListener::bind((args.host, port))
-            .await
-            .with_context(|| format!("cannot listen on https port {}:{port}", args.host))?;
-        Some((listener, config))
-    } else {
-        None
-    };
-    let port = args.port(role);
-    let http = tokio::net::TcpListener::bind((args.host, port))
+#[tokio::main]
+async fn run_servicea(args: servicea::Args) -> anyhow::Result<()> {
+    let settings = args.settle();
+    let (host, port) = (settings.common.host, settings.common.port);
+    let http = tokio::net::TcpListener::bind((host, port))
         .await
-        .with_context(|| format!("cannot listen on {}:{port}", args.host))?;
-    let state =
-        ServiceState::new(role, args).map_err(|e| anyhow!("cannot build the http client: {e}"))?;
-    app::run(state, http, https, s2s_auth::shutdown::signal()).await?;
+        .with_context(|| format!("cannot listen on {host}:{port}"))?;
+    let state = servicea::State::new(settings)?;
+    servicea::run(state, http, s2s_web::shutdown::signal()).await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn run_receiver(role: Role, args: receiver::Args) -> anyhow::Result<()> {
+    let settings = args.settle(role);
+    let host = settings.common.host;
+    let https = match &settings.https {
+        Some(h) => {
+            let config = s2s_web::tls::server_config(&h.cert, &h.key).await?;
+            let listener = tokio::net::TcpListener::bind((host, h.port))
+                .await
+                .with_context(|| format!("cannot listen on https port {host}:{}", h.port))?;
+            Some((listener, config))
+        }
+        None => None,
+    };
+    let port = settings.common.port;
+    let http = tokio::net::TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{port}"))?;
+    let state = receiver::State::new(settings)?;
+    receiver::run(state, http, https, s2s_web::shutdown::signal()).await?;
     Ok(())
 }
 
 fn gen_certs(args: &GenCertsArgs) -> anyhow::Result<()> {
-    let files = s2s_auth::certs::CertFiles::in_dir(&args.dir);
-    s2s_auth::certs::generate(&files, args.force, Default::default())?;
-    tracing::info!(
-        "created local CA {} and certificate {} for {:?} (keys mode 0600)",
-        files.ca_cert.display(),
-        files.server_cert.display(),
-        s2s_auth::certs::SERVER_NAMES
-    );
+    let files = CertFiles::in_dir(&args.dir);
+    match pki::generate(&files, args.force, Default::default())? {
+        Generated::Created => tracing::info!(
+            "created local CA {} and certificate {} for {:?} (keys mode 0600)",
+            files.ca_cert.display(),
+            files.server_cert.display(),
+            pki::SERVER_NAMES
+        ),
+        Generated::KeptValid => tracing::info!(
+            "valid certificates already in {}: kept them (--force replaces them)",
+            args.dir.display()
+        ),
+    }
     Ok(())
 }
 
@@ -81,8 +102,7 @@ fn gen_keys(args: &GenKeysArgs) -> anyhow::Result<()> {
         args.algorithm,
         &args.private_key_path,
         &args.public_key_path,
-    )
-    .map_err(|e| anyhow!(e))?;
+    )?;
     tracing::info!(
         "created scenario-3 {} key pair {} (0600) and {}",
         args.algorithm,

@@ -1,73 +1,380 @@
-//! serviceb's and servicec's side: check the caller's bearer token.
+//! serviceb and servicec, the receivers: each checks the caller's bearer
+//! token, in the way its scenario teaches.
 //!
-//! Scenarios 1-2 ask jwt-factory (`/verify/servicea`, with `aud` = own name
-//! and `sub` = servicea): the receiver holds no key. Scenarios 3-4 verify
-//! locally, over https, with servicea's public key: no network hop, but the
-//! key must be distributed (and rotated) to every receiver.
+//! | check | scenarios | how |
+//! | --- | --- | --- |
+//! | [`Check::Factory`] | 1, 2 | ask jwt-factory (`/verify/servicea`, `aud` = own name, `sub` = servicea): the receiver holds no key |
+//! | [`Check::CallerKey`] | 3, 4 | verify locally, over https only, with servicea's public key file |
+//! | [`Check::Jwks`] | 5 | verify locally with the factory's key named by the token's `kid`, from a cached JWK Set ([`crate::jwks`]) |
+//!
+//! The routes come from the scenario table: each scenario's receiver path
+//! is served on the listener its check needs (https for `CallerKey`).
+
+use std::{ops::Deref, path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{
-    Json,
-    extract::{MatchedPath, State},
+    Json, Router,
+    extract::{MatchedPath, State as Shared},
+    routing::{MethodRouter, get},
 };
-use s2s_auth::{Expectations, JwtError};
+use axum_server::tls_rustls::RustlsConfig;
+use clap::{Args as ClapArgs, builder::BoolishValueParser};
+use s2s_auth::{Expectations, JwtError, PublicKey, watched::WatchedFile};
+use s2s_web::{
+    outbound::{self, ClientError},
+    request_tracing::RequestId,
+};
 use serde_json::{Value, json};
+use tokio::net::TcpListener;
 
 use crate::{
-    bearer::BearerToken, error::AppError, factory_client, outbound::RequestId, state::ServiceState,
+    bearer::BearerToken,
+    cli::Role,
+    error::AppError,
+    factory_client,
+    jwks::JwksCache,
+    scenarios::{Check, SCENARIOS},
+    settings::{Common, CommonArgs, key_id},
 };
 
+#[derive(ClapArgs, Debug, Clone)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// The `sub` this receiver expects, and the jwt-factory key id whose
+    /// keys verify it.
+    #[arg(long, env = "CALLER", default_value = "servicea", value_parser = key_id)]
+    pub caller: String,
+
+    /// servicea's public key, to verify its self-signed tokens locally
+    /// (scenarios 3-4).
+    #[arg(
+        long,
+        env = "SERVICE_A_PUBLIC_KEY_PATH",
+        default_value = "scenario-3-keys/jwt-public.pem"
+    )]
+    pub service_a_public_key_path: PathBuf,
+
+    /// Also serve https (scenarios 3-4): true/false, 1/0, yes/no.
+    #[arg(long, env = "START_HTTPS", default_value = "false", value_parser = BoolishValueParser::new(),
+          num_args = 0..=1, default_missing_value = "true")]
+    pub start_https: bool,
+
+    /// HTTPS port. Default: 8443 (serviceb), 9443 (servicec).
+    #[arg(long, env = "HTTPS_PORT")]
+    pub https_port: Option<u16>,
+
+    /// TLS private key of the https listener (written by gen-certs).
+    #[arg(
+        long,
+        env = "SERVER_PRIVATE_KEY_PATH",
+        default_value = "certs/localhost-key.pem"
+    )]
+    pub server_private_key_path: PathBuf,
+
+    /// TLS certificate of the https listener (written by gen-certs).
+    #[arg(
+        long,
+        env = "SERVER_PUBLIC_KEY_PATH",
+        default_value = "certs/localhost.pem"
+    )]
+    pub server_public_key_path: PathBuf,
+
+    /// The `iss` accepted on servicea's self-signed tokens (scenarios 3-4).
+    #[arg(long, env = "ISSUER", default_value = "https://service-issuer")]
+    pub issuer: String,
+
+    /// The longest remaining lifetime accepted on servicea's self-signed
+    /// tokens (scenarios 3-4), seconds: servicea's TOKEN_LIFETIME_SECS.
+    #[arg(long, env = "TOKEN_LIFETIME_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub token_lifetime_secs: u64,
+
+    /// Clock tolerance when verifying locally (scenarios 3-5), seconds.
+    #[arg(long, env = "LEEWAY_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub leeway_secs: u64,
+
+    /// Scenario 5: where the factory's JWK Set is.
+    /// Default: JWT_FACTORY_ENDPOINT + /.well-known/jwks.json.
+    #[arg(long, env = "JWKS_URL")]
+    pub jwks_url: Option<String>,
+
+    /// Scenario 5: longest time the JWK Set is fresh, seconds (less if the
+    /// factory's Cache-Control max-age says so; never less than
+    /// JWKS_REFRESH_MIN_SECS).
+    #[arg(long, env = "JWKS_MAX_AGE_SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub jwks_max_age_secs: u64,
+
+    /// Scenario 5: at most one refetch of the JWK Set per this many seconds,
+    /// however many unknown `kid`s arrive.
+    #[arg(long, env = "JWKS_REFRESH_MIN_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub jwks_refresh_min_secs: u64,
+
+    /// Scenario 5: how long past its freshness the cached JWK Set still
+    /// serves while jwt-factory cannot be reached, seconds.
+    #[arg(long, env = "JWKS_MAX_STALE_SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub jwks_max_stale_secs: u64,
+
+    /// Scenario 5: the `iss` of jwt-factory's tokens.
+    #[arg(long, env = "FACTORY_ISSUER", default_value = "https://jwt-factory/")]
+    pub factory_issuer: String,
+
+    /// Scenario 5: the longest remaining lifetime accepted on a jwt-factory
+    /// token, seconds (the factory's TOKEN_LIFETIME_SECS).
+    #[arg(long, env = "FACTORY_TOKEN_LIFETIME_SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub factory_token_lifetime_secs: u64,
+}
+
+/// The https listener of a receiver.
+#[derive(Clone, Debug)]
+pub struct HttpsSettings {
+    pub port: u16,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The JWK Set cache's bounds.
+#[derive(Clone, Debug)]
+pub struct JwksSettings {
+    pub url: String,
+    pub max_age: Duration,
+    pub min_refresh: Duration,
+    pub max_stale: Duration,
+}
+
+/// [`Args`] as typed values, built once at start.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub common: Common,
+    /// `CALLER`: the `sub` expected, the factory key id that verifies it.
+    pub caller: String,
+    pub caller_key: PathBuf,
+    /// `None` when `START_HTTPS` is off.
+    pub https: Option<HttpsSettings>,
+    /// What servicea's self-signed tokens must satisfy (scenarios 3-4).
+    pub self_signed: Expectations,
+    /// What jwt-factory's tokens must satisfy (scenario 5).
+    pub factory_tokens: Expectations,
+    pub jwks: JwksSettings,
+}
+
+impl Args {
+    pub fn settle(self, role: Role) -> Settings {
+        let common = self.common.settle(role);
+        let expect = |issuer: String, max_lifetime_secs| Expectations {
+            algorithm: common.algorithm,
+            issuer,
+            audience: common.name.clone(),
+            subject: self.caller.clone(),
+            leeway_secs: self.leeway_secs,
+            max_lifetime_secs,
+        };
+        let self_signed = expect(self.issuer, self.token_lifetime_secs);
+        let factory_tokens = expect(self.factory_issuer, self.factory_token_lifetime_secs);
+        let https = self.start_https.then(|| HttpsSettings {
+            port: self.https_port.unwrap_or(role.default_https_port()),
+            cert: self.server_public_key_path,
+            key: self.server_private_key_path,
+        });
+        let jwks = JwksSettings {
+            url: self
+                .jwks_url
+                .unwrap_or_else(|| format!("{}/.well-known/jwks.json", common.factory)),
+            max_age: Duration::from_secs(self.jwks_max_age_secs),
+            min_refresh: Duration::from_secs(self.jwks_refresh_min_secs),
+            max_stale: Duration::from_secs(self.jwks_max_stale_secs),
+        };
+        Settings {
+            common,
+            caller: self.caller,
+            caller_key: self.service_a_public_key_path,
+            https,
+            self_signed,
+            factory_tokens,
+            jwks,
+        }
+    }
+}
+
+/// What a receiver's handlers share. Cheap to clone: one `Arc`.
+#[derive(Clone, Debug)]
+pub struct State(Arc<Inner>);
+
+#[derive(Debug)]
+pub struct Inner {
+    pub settings: Settings,
+    /// The one http client of the process (jwt-factory's `/verify` and JWK Set).
+    pub http: reqwest::Client,
+    /// servicea's public key, parsed once, reloaded when the file changes.
+    pub caller_key: WatchedFile<PublicKey>,
+    /// Scenario 5: the factory's JWK Set, fetched when needed and cached.
+    pub jwks: JwksCache,
+}
+
+impl Deref for State {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl State {
+    pub fn new(settings: Settings) -> Result<Self, ClientError> {
+        let alg = settings.common.algorithm;
+        let http = outbound::client(settings.common.timeouts, None)?;
+        let caller_key = WatchedFile::new(
+            &settings.caller_key,
+            "servicea's public key",
+            "Create it on servicea with `curl -X POST localhost:3000/gen-keys`",
+            move |pem| PublicKey::from_pem_for(pem, alg),
+        );
+        let jwks = JwksCache::new(
+            &settings.jwks,
+            settings.caller.clone(),
+            alg,
+            settings.common.timeouts,
+        );
+        Ok(Self(Arc::new(Inner {
+            settings,
+            http,
+            caller_key,
+            jwks,
+        })))
+    }
+
+    /// `SERVICE_NAME`.
+    pub fn name(&self) -> &str {
+        &self.settings.common.name
+    }
+}
+
+/// The handler for a way of checking tokens.
+fn handler(check: Check) -> MethodRouter<State> {
+    match check {
+        Check::Factory => get(via_factory),
+        Check::CallerKey => get(via_caller_key),
+        Check::Jwks => get(via_jwks),
+    }
+}
+
+/// The receiver paths of every scenario whose check runs over plain http
+/// (`tls: false`) or https (`tls: true`).
+fn routes(state: State, tls: bool) -> Router {
+    let name = state.name().to_owned();
+    let router = SCENARIOS
+        .iter()
+        .filter(|s| s.check.over_tls() == tls)
+        .fold(Router::new(), |router, s| {
+            router.route(&s.receiver_path(), handler(s.check))
+        });
+    crate::finish(router.with_state(state), &name)
+}
+
+/// The plain-http routes: scenarios checked via the factory or the JWK Set.
+pub fn http_router(state: State) -> Router {
+    routes(state, false)
+}
+
+/// The https routes: scenarios 3-4 are only served over TLS, so a
+/// self-signed token never crosses the wire in clear text.
+pub fn https_router(state: State) -> Router {
+    routes(state, true)
+}
+
+/// Serves `http` (and `https`, with its TLS config, if given) until
+/// `shutdown` resolves; then both listeners stop accepting and in-flight
+/// requests get [`s2s_web::shutdown::DRAIN`] to finish.
+pub async fn run(
+    state: State,
+    http: TcpListener,
+    https: Option<(TcpListener, RustlsConfig)>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use s2s_web::serve::serve;
+    // One handle for both listeners: one signal stops both.
+    let handle = s2s_web::shutdown::handle_on(shutdown);
+    let name = state.name().to_owned();
+    let header_timeout = state.settings.common.header_timeout;
+
+    tracing::info!("{name} listening on http://{}", http.local_addr()?);
+    let plain = serve(
+        http,
+        http_router(state.clone()),
+        None,
+        handle.clone(),
+        header_timeout,
+    );
+    let secure = async {
+        let Some((listener, config)) = https else {
+            return Ok(());
+        };
+        tracing::info!(
+            "{name} listening on https://{} (certificate from gen-certs)",
+            listener.local_addr()?
+        );
+        serve(
+            listener,
+            https_router(state),
+            Some(config),
+            handle,
+            header_timeout,
+        )
+        .await
+    };
+    let (a, b) = tokio::join!(plain, secure);
+    a?;
+    b?;
+    tracing::info!("{name} stopped");
+    Ok(())
+}
+
 /// `/scenario1-server`, `/scenario2-server`: jwt-factory decides.
-pub async fn via_factory(
-    State(state): State<ServiceState>,
+async fn via_factory(
+    Shared(state): Shared<State>,
     path: MatchedPath,
     rid: RequestId,
     token: Result<BearerToken, AppError>,
 ) -> Result<Json<Value>, AppError> {
     let BearerToken(token) = token?;
+    let caller = &state.settings.caller;
     tracing::info!(
         "{}: asking jwt-factory to verify the token (signed by {caller}? aud {me}? sub {caller}?)",
         path.as_str(),
-        caller = state.args.caller,
-        me = state.name,
+        me = state.name(),
     );
     // A refusal is logged where it becomes a response (`AppError`).
     let verdict = factory_client::verify(&state, &rid, &token).await?;
     tracing::info!(
-        "jwt-factory says: token valid: signed by {}, aud {}",
-        state.args.caller,
-        state.name
+        "jwt-factory says: token valid: signed by {caller}, aud {}",
+        state.name()
     );
     Ok(Json(verdict))
 }
 
 /// `/scenario5-server`: verified here with the factory's key named by the
 /// token's `kid`, from the cached JWK Set (see [`crate::jwks`]).
-pub async fn via_jwks(
-    State(state): State<ServiceState>,
+async fn via_jwks(
+    Shared(state): Shared<State>,
+    path: MatchedPath,
     rid: RequestId,
     token: Result<BearerToken, AppError>,
 ) -> Result<Json<Value>, AppError> {
     let BearerToken(token) = token?;
-    let expect = Expectations {
-        algorithm: state.args.algorithm,
-        issuer: state.args.factory_issuer.clone(),
-        audience: state.name.clone(),
-        subject: state.args.caller.clone(),
-        leeway_secs: state.args.leeway_secs,
-        max_lifetime_secs: state.args.factory_token_lifetime_secs,
-    };
+    let expect = &state.settings.factory_tokens;
     let kid = expect.kid(&token)?.ok_or_else(|| {
-        AppError::from(JwtError::invalid(
-            "jwt has no kid: it cannot be matched to a key of the issuer's JWK Set",
-        ))
+        JwtError::invalid("jwt has no kid: it cannot be matched to a key of the issuer's JWK Set")
     })?;
     tracing::info!(
-        "/scenario5-server: token names kid {kid}; looking it up in the factory's JWK Set"
+        "{}: token names kid {kid}; looking it up in the factory's JWK Set",
+        path.as_str()
     );
-    let key = state
-        .jwks
-        .key_for(&kid, &state.http, &rid, state.args.timeouts())
-        .await?;
+    let key = state.jwks.key_for(&kid, &state.http, &rid).await?;
     let claims = expect.verify_with(&token, &key)?;
     tracing::info!(
         "token valid: signed by the factory's key {kid}, iss {}, aud {}, sub {}",
@@ -79,28 +386,14 @@ pub async fn via_jwks(
 }
 
 /// `/scenario3-server`, `/scenario4-server`: verified here with servicea's public key.
-pub async fn local(
-    State(state): State<ServiceState>,
+async fn via_caller_key(
+    Shared(state): Shared<State>,
     path: MatchedPath,
     token: Result<BearerToken, AppError>,
 ) -> Result<Json<Value>, AppError> {
     let BearerToken(token) = token?;
-    let key = state
-        .caller_key
-        .get()
-        .map_err(|source| AppError::FileUnavailable {
-            what: "servicea's public key",
-            source,
-            hint: "Create it on servicea with `curl -X POST localhost:3000/gen-keys`",
-        })?;
-    let expect = Expectations {
-        algorithm: state.args.algorithm,
-        issuer: state.args.issuer.clone(),
-        audience: state.name.clone(),
-        subject: state.args.caller.clone(),
-        leeway_secs: state.args.leeway_secs,
-        max_lifetime_secs: state.args.token_lifetime_secs,
-    };
+    let key = state.caller_key.get()?;
+    let expect = &state.settings.self_signed;
     tracing::info!(
         "{}: verifying locally with {} ({}, iss {}, aud {}, sub {}, leeway {} s)",
         path.as_str(),

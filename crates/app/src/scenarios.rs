@@ -1,4 +1,6 @@
-//! servicea's side of the five scenarios.
+//! The scenarios, as one table ([`SCENARIOS`]), and servicea's one handler
+//! for all of them ([`run`]). servicea's routes and the receivers' routes
+//! are both registered from the table, so a new scenario is one row.
 //!
 //! | scenario | token from | transport | verified by |
 //! | --- | --- | --- | --- |
@@ -8,10 +10,15 @@
 //! | 4 | servicea signs one per audience | https to serviceb and servicec, concurrently | each receiver, locally |
 //! | 5 | jwt-factory (with a `kid`) | http to serviceb | serviceb, locally, with the factory's JWK Set |
 //!
+//! `?expired=1` asks for an expired token: absent, `0`, `false`, `no` or
+//! `off` (any case) mean not expired, anything else means expired
+//! ([`s2s_web::expired`]).
+//!
 //! Each call to a receiver is one "leg": get or make a token, call, relay the
-//! answer. A leg that fails (factory down, peer down, key missing) becomes an
-//! answer with the failing status and a JSON message, so in scenarios 2 and
-//! 4 the other leg's result is still reported.
+//! answer, all within one `REQUEST_TIMEOUT_MS`. A leg that fails (factory
+//! down, peer down, key missing) becomes an answer with the failing status
+//! and a JSON message, so in scenarios 2 and 4 the other leg's result is
+//! still reported.
 
 use axum::{
     Json,
@@ -19,19 +26,118 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use s2s_auth::http::{BadInput, ExpiredQuery};
+use s2s_web::{
+    BadInput,
+    expired::ExpiredQuery,
+    outbound::{self, Answer, Deadline, Target},
+    request_tracing::RequestId,
+};
 use serde_json::json;
 
-use crate::{
-    bearer::preview,
-    error::AppError,
-    factory_client,
-    outbound::{self, Answer, RequestId, Target},
-    self_signed,
-    state::ServiceState,
-};
+use crate::{bearer::preview, error::AppError, factory_client, self_signed, servicea};
 
-/// A receiver, by name and base URLs.
+/// How the receivers check a scenario's token (and so where the token
+/// comes from, and over which transport it travels).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// Token from jwt-factory; the receiver asks jwt-factory (plain http).
+    Factory,
+    /// servicea signs its own token; the receiver verifies it with
+    /// servicea's public key, over https only.
+    CallerKey,
+    /// Token from jwt-factory; the receiver verifies it with the factory's
+    /// published keys (JWK Set), plain http.
+    Jwks,
+}
+
+impl Check {
+    /// Whether the token travels over TLS (servicea's https client, the
+    /// receivers' https listener).
+    pub fn over_tls(self) -> bool {
+        matches!(self, Self::CallerKey)
+    }
+
+    /// Whether servicea gets the token from jwt-factory.
+    fn token_from_factory(self) -> bool {
+        matches!(self, Self::Factory | Self::Jwks)
+    }
+}
+
+/// One scenario, as data.
+#[derive(Debug)]
+pub struct Scenario {
+    /// Its number: servicea serves `/scenario{n}`, receivers `/scenario{n}-server`.
+    pub n: u8,
+    /// What it teaches, in one line.
+    pub teaches: &'static str,
+    pub check: Check,
+    /// Call servicec too, concurrently.
+    pub fan_out: bool,
+    /// With `?expired=1`, expire servicec's token only (scenario 2 shows one
+    /// leg failing), or every token.
+    pub expire_only_c: bool,
+    /// The first log line: what is about to happen.
+    pub story: &'static str,
+}
+
+impl Scenario {
+    /// servicea's path.
+    pub fn path(&self) -> String {
+        format!("/scenario{}", self.n)
+    }
+
+    /// The receivers' path.
+    pub fn receiver_path(&self) -> String {
+        format!("/scenario{}-server", self.n)
+    }
+}
+
+/// Every scenario. Adding one here adds its routes on servicea and on the
+/// receivers.
+pub static SCENARIOS: [Scenario; 5] = [
+    Scenario {
+        n: 1,
+        teaches: "central issue and verify: the receiver holds no key and asks the issuer",
+        check: Check::Factory,
+        fan_out: false,
+        expire_only_c: false,
+        story: "get a token from jwt-factory, call serviceb over http; serviceb asks jwt-factory to verify it",
+    },
+    Scenario {
+        n: 2,
+        teaches: "one token per audience: a token for serviceb cannot be replayed at servicec",
+        check: Check::Factory,
+        fan_out: true,
+        expire_only_c: true,
+        story: "one jwt-factory token per audience, call serviceb and servicec concurrently",
+    },
+    Scenario {
+        n: 3,
+        teaches: "self-signed tokens over one-way TLS: the receiver verifies locally with the caller's public key",
+        check: Check::CallerKey,
+        fan_out: false,
+        expire_only_c: false,
+        story: "sign my own short-lived token, call serviceb over https; serviceb verifies it locally with my public key",
+    },
+    Scenario {
+        n: 4,
+        teaches: "self-signed tokens, one per audience, to two receivers over TLS",
+        check: Check::CallerKey,
+        fan_out: true,
+        expire_only_c: false,
+        story: "sign one token per audience, call serviceb and servicec over https concurrently",
+    },
+    Scenario {
+        n: 5,
+        teaches: "the issuer publishes its keys (JWKS); receivers verify locally from a cache, and keys rotate without restarts",
+        check: Check::Jwks,
+        fan_out: false,
+        expire_only_c: false,
+        story: "get a token from jwt-factory, call serviceb over http; serviceb verifies it locally with the factory's published keys (JWK Set)",
+    },
+];
+
+/// A receiver, by name.
 #[derive(Clone, Copy, Debug)]
 enum Peer {
     B,
@@ -46,121 +152,23 @@ impl Peer {
         }
     }
 
-    fn base_url(self, state: &ServiceState, https: bool) -> &str {
-        let a = &state.args;
-        match (self, https) {
-            (Self::B, false) => &a.service_b_endpoint,
-            (Self::B, true) => &a.service_b_endpoint_https,
-            (Self::C, false) => &a.service_c_endpoint,
-            (Self::C, true) => &a.service_c_endpoint_https,
+    fn base_url(self, state: &servicea::State, tls: bool) -> &str {
+        let p = &state.settings.peers;
+        match (self, tls) {
+            (Self::B, false) => &p.b_http,
+            (Self::B, true) => &p.b_https,
+            (Self::C, false) => &p.c_http,
+            (Self::C, true) => &p.c_https,
         }
     }
-}
-
-/// How a leg gets its token and reaches its receiver.
-#[derive(Clone, Copy, Debug)]
-enum Flow {
-    /// Scenarios 1-2: token from jwt-factory, plain http.
-    Factory,
-    /// Scenarios 3-4: self-signed token, https trusting our CA only.
-    SelfSigned,
-}
-
-/// What a scenario does, as data: the five handlers below differ only here.
-struct Scenario {
-    /// Its number: the receivers' path is `/scenario{n}-server`.
-    n: u8,
-    flow: Flow,
-    /// Call servicec too, concurrently.
-    fan_out: bool,
-    /// With `?expired=1`, expire servicec's token only (scenario 2 shows one
-    /// leg failing), or every token.
-    expire_only_c: bool,
-    /// The first log line: what is about to happen.
-    story: &'static str,
-}
-
-pub async fn scenario1(
-    state: State<ServiceState>,
-    rid: RequestId,
-    query: Result<Query<ExpiredQuery>, QueryRejection>,
-) -> Result<Response, AppError> {
-    const S: Scenario = Scenario {
-        n: 1,
-        flow: Flow::Factory,
-        fan_out: false,
-        expire_only_c: false,
-        story: "get a token from jwt-factory, call serviceb over http; serviceb asks jwt-factory to verify it",
-    };
-    run(&S, state, rid, query).await
-}
-
-pub async fn scenario2(
-    state: State<ServiceState>,
-    rid: RequestId,
-    query: Result<Query<ExpiredQuery>, QueryRejection>,
-) -> Result<Response, AppError> {
-    const S: Scenario = Scenario {
-        n: 2,
-        flow: Flow::Factory,
-        fan_out: true,
-        expire_only_c: true,
-        story: "one jwt-factory token per audience, call serviceb and servicec concurrently",
-    };
-    run(&S, state, rid, query).await
-}
-
-pub async fn scenario3(
-    state: State<ServiceState>,
-    rid: RequestId,
-    query: Result<Query<ExpiredQuery>, QueryRejection>,
-) -> Result<Response, AppError> {
-    const S: Scenario = Scenario {
-        n: 3,
-        flow: Flow::SelfSigned,
-        fan_out: false,
-        expire_only_c: false,
-        story: "sign my own short-lived token, call serviceb over https; serviceb verifies it locally with my public key",
-    };
-    run(&S, state, rid, query).await
-}
-
-pub async fn scenario4(
-    state: State<ServiceState>,
-    rid: RequestId,
-    query: Result<Query<ExpiredQuery>, QueryRejection>,
-) -> Result<Response, AppError> {
-    const S: Scenario = Scenario {
-        n: 4,
-        flow: Flow::SelfSigned,
-        fan_out: true,
-        expire_only_c: false,
-        story: "sign one token per audience, call serviceb and servicec over https concurrently",
-    };
-    run(&S, state, rid, query).await
-}
-
-pub async fn scenario5(
-    state: State<ServiceState>,
-    rid: RequestId,
-    query: Result<Query<ExpiredQuery>, QueryRejection>,
-) -> Result<Response, AppError> {
-    const S: Scenario = Scenario {
-        n: 5,
-        flow: Flow::Factory,
-        fan_out: false,
-        expire_only_c: false,
-        story: "get a token from jwt-factory, call serviceb over http; serviceb verifies it locally with the factory's published keys (JWK Set)",
-    };
-    run(&S, state, rid, query).await
 }
 
 /// Runs scenario `s`: one leg to serviceb (status and body relayed as they
 /// are), or legs to serviceb and servicec concurrently (200 when both
 /// accept, otherwise the first failing status; both results in the body).
-async fn run(
-    s: &Scenario,
-    State(state): State<ServiceState>,
+pub async fn run(
+    s: &'static Scenario,
+    State(state): State<servicea::State>,
     rid: RequestId,
     query: Result<Query<ExpiredQuery>, QueryRejection>,
 ) -> Result<Response, AppError> {
@@ -172,20 +180,12 @@ async fn run(
         (true, false) => " (EXPIRED token on purpose)",
     };
     tracing::info!("scenario {}: {}{note}", s.n, s.story);
-    let path = format!("scenario{}-server", s.n);
-    let b = leg(
-        &state,
-        &rid,
-        s.flow,
-        Peer::B,
-        &path,
-        expired && !s.expire_only_c,
-    );
+    let b = leg(&state, &rid, s, Peer::B, expired && !s.expire_only_c);
     if !s.fan_out {
         let b = b.await;
         return Ok((b.status, Json(b.body)).into_response());
     }
-    let c = leg(&state, &rid, s.flow, Peer::C, &path, expired);
+    let c = leg(&state, &rid, s, Peer::C, expired);
     let (b, c) = tokio::join!(b, c);
     let status = [b.status, c.status]
         .into_iter()
@@ -200,27 +200,16 @@ async fn run(
 
 /// One leg, never an error: a failure is an answer with its status and message.
 async fn leg(
-    state: &ServiceState,
+    state: &servicea::State,
     rid: &RequestId,
-    flow: Flow,
+    s: &Scenario,
     peer: Peer,
-    path: &str,
     expired: bool,
 ) -> Answer {
     // The whole leg (a token from jwt-factory, then the call) within one
-    // REQUEST_TIMEOUT_MS, not one per step.
-    let limit = state.args.timeouts().request;
-    let outcome = tokio::time::timeout(limit, try_leg(state, rid, flow, peer, path, expired))
-        .await
-        .unwrap_or_else(|_| {
-            Err(AppError::UpstreamTimeout {
-                who: peer.name().to_owned(),
-                url: format!("/{path}"),
-                phase: "leg (token and call) did not finish",
-                after: limit,
-            })
-        });
-    match outcome {
+    // REQUEST_TIMEOUT_MS: every call of the leg gets what is left of it.
+    let deadline = Deadline::start(state.settings.common.timeouts);
+    match try_leg(state, rid, s, peer, expired, deadline).await {
         Ok(answer) => answer,
         Err(err) => {
             tracing::warn!(peer = peer.name(), status = %err.status(), "leg failed: {err}");
@@ -233,50 +222,36 @@ async fn leg(
 }
 
 async fn try_leg(
-    state: &ServiceState,
+    state: &servicea::State,
     rid: &RequestId,
-    flow: Flow,
+    s: &Scenario,
     peer: Peer,
-    path: &str,
     expired: bool,
+    deadline: Deadline,
 ) -> Result<Answer, AppError> {
     let aud = peer.name();
-    let (token, client) = match flow {
-        Flow::Factory => {
-            tracing::info!(
-                "asking jwt-factory for a token (sub {}, aud {aud}{})",
-                state.name,
-                if expired { ", expired" } else { "" }
-            );
-            let token = factory_client::issue_token(state, rid, aud, expired).await?;
-            tracing::info!("got token from jwt-factory for {aud}: {}", preview(&token));
-            (token, state.http.clone())
-        }
-        Flow::SelfSigned => {
-            let token = self_signed::mint(state, aud, expired)?;
-            let client = state
-                .https
-                .get()
-                .map_err(|source| AppError::FileUnavailable {
-                    what: "CA certificate",
-                    source,
-                    hint: "Create it with `cargo run --release --bin app -- gen-certs`",
-                })?;
-            (token, (*client).clone())
-        }
+    let tls = s.check.over_tls();
+    let (token, client) = if s.check.token_from_factory() {
+        tracing::info!(
+            "asking jwt-factory for a token (sub {}, aud {aud}{})",
+            state.name(),
+            if expired { ", expired" } else { "" }
+        );
+        let token = factory_client::issue_token(state, rid, aud, expired, deadline).await?;
+        tracing::info!("got token from jwt-factory for {aud}: {}", preview(&token));
+        (token, state.http.clone())
+    } else {
+        let token = self_signed::mint(state, aud, expired)?;
+        (token, (*state.https.get()?).clone())
     };
-    let url = format!(
-        "{}/{path}",
-        peer.base_url(state, matches!(flow, Flow::SelfSigned))
-            .trim_end_matches('/')
-    );
+    let url = format!("{}{}", peer.base_url(state, tls), s.receiver_path());
     tracing::info!(
         "calling {url} with Authorization: Bearer {}",
         preview(&token)
     );
     let target = Target { who: aud, url };
     let request = client.get(&target.url).bearer_auth(&token);
-    let answer = outbound::send_json(request, &target, rid, state.args.timeouts()).await?;
+    let answer = outbound::send_json(request, &target, rid, deadline).await?;
     tracing::info!("{aud} answered {}: {}", answer.status, answer.body);
     Ok(answer)
 }

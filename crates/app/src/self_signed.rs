@@ -7,36 +7,28 @@
 
 use s2s_auth::jws::{self, Claims};
 
-use crate::{error::AppError, state::ServiceState};
-
-/// What to do when the key is missing: the two ways to create it.
-pub const KEY_HINT: &str = "Create it with `curl -X POST localhost:3000/gen-keys` \
-     (or `cargo run --release --bin app -- gen-keys`)";
+use crate::{
+    error::{AppError, Internal},
+    servicea,
+};
 
 /// A token from servicea for `audience`; expired an hour ago if `expired`.
-pub fn mint(state: &ServiceState, audience: &str, expired: bool) -> Result<String, AppError> {
-    let key = state
-        .signing_key
-        .get()
-        .map_err(|source| AppError::FileUnavailable {
-            what: "scenario-3 signing key",
-            source,
-            hint: KEY_HINT,
-        })?;
+pub fn mint(state: &servicea::State, audience: &str, expired: bool) -> Result<String, AppError> {
+    let key = state.signing_key.get()?;
+    let settings = &state.settings;
+    let alg = settings.common.algorithm;
     let mut claims = Claims::new();
-    claims.insert("iss".into(), state.args.issuer.clone().into());
-    claims.insert("sub".into(), state.name.clone().into());
+    claims.insert("iss".into(), settings.issuer.clone().into());
+    claims.insert("sub".into(), state.name().into());
     claims.insert("aud".into(), audience.into());
-    jws::set_times(&mut claims, state.args.token_lifetime_secs, expired);
-    let token = jws::sign(&claims, &key, state.args.algorithm)
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+    jws::set_times(&mut claims, settings.token_lifetime_secs, expired);
+    let token = jws::sign(&claims, &key, alg).map_err(Internal::from)?;
     tracing::info!(
-        "signed {} token myself (iss {}, sub {}, aud {audience}, {} s lifetime, {}) with {}",
+        "signed {} token myself (iss {}, sub {}, aud {audience}, {} s lifetime, {alg}) with {}",
         if expired { "an EXPIRED" } else { "a" },
-        state.args.issuer,
-        state.name,
-        state.args.token_lifetime_secs,
-        state.args.algorithm,
+        settings.issuer,
+        state.name(),
+        settings.token_lifetime_secs,
         state.signing_key.path().display(),
     );
     Ok(token)

@@ -13,29 +13,24 @@
 //! server must accept a valid token right after it (one bad token must not
 //! poison a cache, a connection or a key). See `docs/security.md`.
 
-mod common;
+use test_support as common;
 
 use std::{
     io::{Read as _, Write as _},
     net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
     time::Duration,
 };
 
-use base64::{
-    Engine as _,
-    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
+use base64::{Engine as _, engine::general_purpose::STANDARD};
+use common::{
+    ANSWER_WITHIN, Options, Reply, Silent, Stack,
+    factory::{dump, public_pem},
+    forge::{Sig, b64, forge, forge_raw, pem_der},
+    reply,
 };
-use common::{Options, Stack};
 use jsonwebtoken::{Algorithm, EncodingKey, jwk::Jwk};
 use reqwest::{RequestBuilder, header::AUTHORIZATION};
 use serde_json::{Map, Value, json};
-
-/// No single request may take longer than this: "never hang".
-const ANSWER_WITHIN: Duration = Duration::from_secs(20);
 
 type Obj = Map<String, Value>;
 
@@ -129,77 +124,7 @@ impl Path {
 }
 
 // ---------------------------------------------------------------------------
-// Answers.
-
-/// A server's answer: status, body text, and the body as JSON (or Null).
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    text: String,
-    json: Option<Value>,
-    /// The `WWW-Authenticate` challenge, if any.
-    challenge: Option<String>,
-}
-
-impl Reply {
-    /// What the body says about why: `message`, `error` (a string, or
-    /// Node's `{name, message}`), all of it, lowercased.
-    fn reason(&self) -> String {
-        let Some(body) = &self.json else {
-            return String::new();
-        };
-        let mut parts = Vec::new();
-        for v in [
-            &body["message"],
-            &body["error"],
-            &body["error"]["message"],
-            &body["error"]["name"],
-        ] {
-            if let Some(s) = v.as_str() {
-                parts.push(s.to_lowercase());
-            }
-        }
-        parts.join(" | ")
-    }
-}
-
-async fn reply(rb: RequestBuilder) -> Reply {
-    let r = tokio::time::timeout(ANSWER_WITHIN, rb.send())
-        .await
-        .expect("no answer in time: the server hangs")
-        .expect("request failed");
-    let status = r.status().as_u16();
-    let challenge = r
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let is_json = r
-        .headers()
-        .get("content-type")
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    let text = tokio::time::timeout(ANSWER_WITHIN, r.text())
-        .await
-        .expect("body not sent in time")
-        .unwrap_or_default();
-    let json = if is_json {
-        serde_json::from_str(&text).ok()
-    } else {
-        None
-    };
-    Reply {
-        status,
-        text,
-        json,
-        challenge,
-    }
-}
-
-// ---------------------------------------------------------------------------
 // Tokens.
-
-fn seg(v: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
-}
 
 fn alg_name(alg: Algorithm) -> String {
     serde_json::to_value(alg)
@@ -207,23 +132,6 @@ fn alg_name(alg: Algorithm) -> String {
         .as_str()
         .unwrap()
         .to_owned()
-}
-
-/// `header.claims` signed with `key` under `alg`, whatever the header says.
-fn sign_raw(header: &Value, claims: &Value, key: &EncodingKey, alg: Algorithm) -> String {
-    let message = format!("{}.{}", seg(header), seg(claims));
-    let sig = jsonwebtoken::crypto::sign(message.as_bytes(), key, alg).unwrap();
-    format!("{message}.{sig}")
-}
-
-/// The DER inside a PEM.
-fn pem_to_der(pem: &str) -> Vec<u8> {
-    let b64: String = pem
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect::<Vec<_>>()
-        .concat();
-    STANDARD.decode(b64).unwrap()
 }
 
 fn now() -> i64 {
@@ -282,33 +190,13 @@ struct Arena {
 impl Arena {
     async fn start() -> Arena {
         let s = Stack::start(Options::default()).await;
-        let r = reply(s.client.post(format!("{}/utils/dump", s.factory.url()))).await;
-        assert_eq!(r.status, 200, "{}", r.text);
-        let factory_private = std::fs::read_to_string(s.path("keys/servicea-private.pem")).unwrap();
-        let r = reply(
-            s.client
-                .get(format!("{}/utils/publicKey/servicea", s.factory.url())),
-        )
-        .await;
-        assert_eq!(r.status, 200, "{}", r.text);
-        let factory_public_pem = String::from_utf8(
-            STANDARD
-                .decode(r.json.unwrap()["publicKey"].as_str().unwrap())
-                .unwrap(),
-        )
-        .unwrap();
-        let local_private =
-            std::fs::read_to_string(s.path("scenario-3-keys/jwt-private.pem")).unwrap();
-        let local_public_pem =
-            std::fs::read_to_string(s.path("scenario-3-keys/jwt-public.pem")).unwrap();
-        let h1 = reqwest::Client::builder()
-            .tls_certs_only([reqwest::Certificate::from_pem(
-                &std::fs::read(s.path("certs/ca.pem")).unwrap(),
-            )
-            .unwrap()])
-            .http1_only()
-            .build()
-            .unwrap();
+        dump(&s.client, &s.factory).await;
+        let factory_private =
+            std::fs::read_to_string(s.files.keys.join("servicea-private.pem")).unwrap();
+        let factory_public_pem = public_pem(&s.client, &s.factory, "servicea").await;
+        let local_private = std::fs::read_to_string(&s.files.private).unwrap();
+        let local_public_pem = std::fs::read_to_string(&s.files.public).unwrap();
+        let h1 = s.files.client().http1_only().build().unwrap();
         Arena {
             h1,
             factory_key: EncodingKey::from_rsa_pem(factory_private.as_bytes()).unwrap(),
@@ -377,7 +265,11 @@ impl Arena {
         let mut header = Self::header(alg);
         let mut claims = Self::claims(p);
         edit(&mut header, &mut claims);
-        sign_raw(&Value::Object(header), &Value::Object(claims), key, alg)
+        forge(
+            &Value::Object(header),
+            &Value::Object(claims),
+            Sig::By(key, alg),
+        )
     }
 
     /// A token for `p` signed by the right key (RS256), after `edit`.
@@ -470,7 +362,11 @@ impl Arena {
                 _ => None,
             };
             if want.is_some() {
-                assert_eq!(r.challenge.as_deref(), want, "{case} on {p:?}: challenge");
+                assert_eq!(
+                    r.header("www-authenticate"),
+                    want,
+                    "{case} on {p:?}: challenge"
+                );
             }
         }
         if let Some(body) = &r.json {
@@ -490,15 +386,15 @@ impl Arena {
         self.check_refused(case, p, r, Some(403), says).await;
     }
 
-    /// `make(p)` is refused with a 403 that says one of `says`, on each of `paths`.
-    async fn refused_on(
+    /// `make(p)` is refused with a 403 that says one of `says`, on every
+    /// path; one case.
+    async fn refused_everywhere(
         &self,
-        paths: &[Path],
         case: &str,
         make: impl Fn(Path) -> String,
         says: &[&str],
     ) -> usize {
-        for &p in paths {
+        for p in ALL {
             self.refused(case, p, &make(p), says).await;
         }
         1
@@ -531,42 +427,6 @@ impl Arena {
 
     fn factory(&self) -> String {
         self.s.factory.url()
-    }
-}
-
-/// A local listener that counts every connection made to it.
-struct Tripwire {
-    addr: SocketAddr,
-    hits: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Tripwire {
-    async fn start() -> Self {
-        let listener = common::bind().await;
-        let addr = listener.local_addr().unwrap();
-        let hits = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&hits);
-        let task = tokio::spawn(async move {
-            while let Ok((_sock, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-            }
-        });
-        Self { addr, hits, task }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Tripwire {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -607,21 +467,19 @@ async fn alg_none_in_every_spelling_is_refused_everywhere() {
     for spelling in ["none", "None", "NONE", "nOnE"] {
         // Unsigned: `header.payload.` (what a `none` library produces).
         cases += a
-            .refused_on(
-                &ALL,
+            .refused_everywhere(
                 &format!("alg {spelling}, no signature"),
                 |p| {
                     let claims = Value::Object(Arena::claims(p));
                     let header = json!({ "alg": spelling, "typ": "JWT" });
-                    format!("{}.{}.", seg(&header), seg(&claims))
+                    forge(&header, &claims, Sig::Raw(""))
                 },
                 &["invalid algorithm"],
             )
             .await;
         // With the right key's real signature over the same bytes.
         cases += a
-            .refused_on(
-                &ALL,
+            .refused_everywhere(
                 &format!("alg {spelling}, signed"),
                 |p| {
                     Arena::forge_with(p, a.key(p), Algorithm::RS256, |h, _| {
@@ -642,8 +500,7 @@ async fn alg_none_in_every_spelling_is_refused_everywhere() {
         ("alg with a trailing space", json!("RS256 ")),
     ] {
         cases += a
-            .refused_on(
-                &ALL,
+            .refused_everywhere(
                 case,
                 |p| {
                     a.forge(p, |h, _| {
@@ -670,19 +527,11 @@ async fn alg_none_in_every_spelling_is_refused_everywhere() {
         ),
     ] {
         cases += a
-            .refused_on(
-                &ALL,
+            .refused_everywhere(
                 case,
                 |p| {
-                    let message = format!(
-                        "{}.{}",
-                        URL_SAFE_NO_PAD.encode(header),
-                        seg(&Value::Object(Arena::claims(p)))
-                    );
-                    let sig =
-                        jsonwebtoken::crypto::sign(message.as_bytes(), a.key(p), Algorithm::RS256)
-                            .unwrap();
-                    format!("{message}.{sig}")
+                    let claims = Value::Object(Arena::claims(p)).to_string();
+                    forge_raw(header, &claims, Sig::By(a.key(p), Algorithm::RS256))
                 },
                 &["invalid algorithm", "malformed"],
             )
@@ -698,13 +547,12 @@ async fn hmac_keyed_with_the_rsa_public_key_is_refused_everywhere() {
     for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
         for (form, der) in [("PEM", false), ("DER", true)] {
             cases += a
-                .refused_on(
-                    &ALL,
+                .refused_everywhere(
                     &format!("{alg:?} keyed with the public key {form}"),
                     |p| {
                         let pem = a.public_pem(p);
                         let secret = if der {
-                            pem_to_der(pem)
+                            pem_der(pem)
                         } else {
                             pem.as_bytes().to_vec()
                         };
@@ -731,8 +579,7 @@ async fn other_algorithms_are_refused_even_with_the_right_key() {
         Algorithm::RS512,
     ] {
         cases += a
-            .refused_on(
-                &ALL,
+            .refused_everywhere(
                 &format!("{alg:?} by the right key"),
                 |p| Arena::forge_with(p, a.key(p), alg, |_, _| {}),
                 &["invalid algorithm"],
@@ -740,16 +587,14 @@ async fn other_algorithms_are_refused_even_with_the_right_key() {
             .await;
     }
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "ES256",
             |p| Arena::forge_with(p, &evil.ec, Algorithm::ES256, |_, _| {}),
             &["invalid algorithm"],
         )
         .await;
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "EdDSA",
             |p| Arena::forge_with(p, &evil.ed, Algorithm::EdDSA, |_, _| {}),
             &["invalid algorithm"],
@@ -757,8 +602,7 @@ async fn other_algorithms_are_refused_even_with_the_right_key() {
         .await;
     // An ES256 signature under an RS256 label.
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "ES256 signature labelled RS256",
             |p| {
                 Arena::forge_with(p, &evil.ec, Algorithm::ES256, |h, _| {
@@ -777,8 +621,7 @@ async fn tokens_signed_by_another_rsa_key_are_refused_everywhere() {
     let evil = Attacker::new();
     let mut cases = 0;
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "another RSA key, right claims",
             |p| Arena::forge_with(p, &evil.rsa, Algorithm::RS256, |_, _| {}),
             &["invalid signature"],
@@ -786,8 +629,7 @@ async fn tokens_signed_by_another_rsa_key_are_refused_everywhere() {
         .await;
     // The key of the other scenarios: a real key of servicea, wrong place.
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "servicea's key from the other scenarios",
             |p| Arena::forge_with(p, a.other_family_key(p), Algorithm::RS256, |_, _| {}),
             &["invalid signature"],
@@ -856,8 +698,7 @@ async fn kid_never_brings_a_key() {
             }
         }
         cases += a
-            .refused_on(
-                &ALL,
+            .refused_everywhere(
                 &format!("attacker's token with kid {kid:?}"),
                 |p| {
                     Arena::forge_with(p, &evil.rsa, Algorithm::RS256, |h, _| {
@@ -870,8 +711,7 @@ async fn kid_never_brings_a_key() {
     }
     for kid in [json!(1), json!({ "$ne": null }), json!(["servicea"])] {
         cases += a
-            .refused_on(
-                &ALL,
+            .refused_everywhere(
                 &format!("valid token with kid {kid}"),
                 |p| {
                     a.forge(p, |h, _| {
@@ -890,13 +730,12 @@ async fn kid_never_brings_a_key() {
 async fn jku_and_x5u_are_never_fetched() {
     let a = &Arena::start().await;
     let evil = Attacker::new();
-    let trip = Tripwire::start().await;
+    let trip = Silent::start().await;
     let mut cases = 0;
     for param in ["jku", "x5u"] {
         let url = trip.url("/.well-known/jwks.json");
         cases += a
-            .refused_on(
-                &ALL,
+            .refused_everywhere(
                 &format!("attacker's token with {param}"),
                 |p| {
                     Arena::forge_with(p, &evil.rsa, Algorithm::RS256, |h, _| {
@@ -942,8 +781,7 @@ async fn embedded_jwk_and_x5c_are_not_trusted() {
     let x5c = evil.x5c();
     let mut cases = 0;
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "attacker's token with the attacker's jwk",
             |p| {
                 Arena::forge_with(p, &evil.rsa, Algorithm::RS256, |h, _| {
@@ -954,8 +792,7 @@ async fn embedded_jwk_and_x5c_are_not_trusted() {
         )
         .await;
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "attacker's token with the attacker's x5c",
             |p| {
                 Arena::forge_with(p, &evil.rsa, Algorithm::RS256, |h, _| {
@@ -967,8 +804,7 @@ async fn embedded_jwk_and_x5c_are_not_trusted() {
         .await;
     // HMAC keyed with a symmetric jwk the token itself brings.
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "HS256 with an embedded oct jwk",
             |p| {
                 let secret = b"attacker-chosen-secret";
@@ -977,10 +813,7 @@ async fn embedded_jwk_and_x5c_are_not_trusted() {
                     &EncodingKey::from_secret(secret),
                     Algorithm::HS256,
                     |h, _| {
-                        h.insert(
-                            "jwk".into(),
-                            json!({ "kty": "oct", "k": URL_SAFE_NO_PAD.encode(secret) }),
-                        );
+                        h.insert("jwk".into(), json!({ "kty": "oct", "k": b64(secret) }));
                     },
                 )
             },
@@ -1010,8 +843,7 @@ async fn unknown_crit_is_refused_even_when_well_signed() {
         ("crit not an array", json!("x-evil"), None),
     ] {
         cases += a
-            .refused_on(
-                &ALL,
+            .refused_everywhere(
                 case,
                 |p| {
                     a.forge(p, |h, _| {
@@ -1078,12 +910,11 @@ async fn wrong_or_missing_iss_aud_sub_are_refused() {
             "jwt audience invalid",
         ),
     ] {
-        cases += a.refused_on(&ALL, case, set(name, v), &[says]).await;
+        cases += a.refused_everywhere(case, set(name, v), &[says]).await;
     }
     // Issuer near misses, per family.
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "issuer with a different trailing slash",
             |p| {
                 let iss = p.issuer();
@@ -1098,8 +929,7 @@ async fn wrong_or_missing_iss_aud_sub_are_refused() {
         )
         .await;
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "the other family's issuer",
             |p| {
                 let other = if p.is_local() {
@@ -1116,8 +946,7 @@ async fn wrong_or_missing_iss_aud_sub_are_refused() {
         .await;
     // A token for one receiver replayed at the other.
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "token for the other receiver",
             |p| {
                 a.forge(p, |_, c| {
@@ -1153,8 +982,7 @@ async fn lifetime_and_time_claims_are_enforced() {
     let mut cases = 0;
     let with = |edit: fn(Path, &mut Obj)| move |p: Path| a.forge(p, |_, c| edit(p, c));
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "missing exp",
             with(|_, c| {
                 c.remove("exp");
@@ -1163,8 +991,7 @@ async fn lifetime_and_time_claims_are_enforced() {
         )
         .await;
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "exp ten years ahead",
             with(|_, c| {
                 c.insert("exp".into(), (now() + 10 * 365 * 86_400).into());
@@ -1173,8 +1000,7 @@ async fn lifetime_and_time_claims_are_enforced() {
         )
         .await;
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "exp u64::MAX",
             with(|_, c| {
                 c.insert("exp".into(), u64::MAX.into());
@@ -1183,8 +1009,7 @@ async fn lifetime_and_time_claims_are_enforced() {
         )
         .await;
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "exp a minute past the verifier's maximum lifetime plus leeway",
             with(|p, c| {
                 let (max, leeway) = p.max_lifetime_and_leeway();
@@ -1194,8 +1019,7 @@ async fn lifetime_and_time_claims_are_enforced() {
         )
         .await;
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "expired beyond the leeway",
             with(|p, c| {
                 let (_, leeway) = p.max_lifetime_and_leeway();
@@ -1206,8 +1030,7 @@ async fn lifetime_and_time_claims_are_enforced() {
         )
         .await;
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "nbf beyond the leeway",
             with(|p, c| {
                 let (_, leeway) = p.max_lifetime_and_leeway();
@@ -1217,8 +1040,7 @@ async fn lifetime_and_time_claims_are_enforced() {
         )
         .await;
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "iat beyond the leeway",
             with(|p, c| {
                 let (_, leeway) = p.max_lifetime_and_leeway();
@@ -1275,8 +1097,7 @@ async fn claims_of_the_wrong_type_are_refused() {
         ("sub", json!(["servicea"]), &["subject", "malformed"]),
     ] {
         cases += a
-            .refused_on(
-                &ALL,
+            .refused_everywhere(
                 &format!("{name} = {v}"),
                 |p| {
                     a.forge(p, |_, c| {
@@ -1297,8 +1118,7 @@ async fn claims_of_the_wrong_type_are_refused() {
         ),
     ] {
         cases += a
-            .refused_on(
-                &ALL,
+            .refused_everywhere(
                 case,
                 |p| {
                     let payload = if payload.is_empty() {
@@ -1308,15 +1128,8 @@ async fn claims_of_the_wrong_type_are_refused() {
                     } else {
                         payload.clone()
                     };
-                    let message = format!(
-                        "{}.{}",
-                        seg(&Value::Object(Arena::header(Algorithm::RS256))),
-                        URL_SAFE_NO_PAD.encode(&payload)
-                    );
-                    let sig =
-                        jsonwebtoken::crypto::sign(message.as_bytes(), a.key(p), Algorithm::RS256)
-                            .unwrap();
-                    format!("{message}.{sig}")
+                    let header = Value::Object(Arena::header(Algorithm::RS256)).to_string();
+                    forge_raw(&header, &payload, Sig::By(a.key(p), Algorithm::RS256))
                 },
                 &["malformed", "audience"],
             )
@@ -1331,8 +1144,7 @@ async fn claims_of_the_wrong_type_are_refused() {
 
 async fn iss_as_an_array_is_refused() {
     let a = &Arena::start().await;
-    a.refused_on(
-        &ALL,
+    a.refused_everywhere(
         "iss array with the right issuer",
         |p| {
             a.forge(p, |_, c| {
@@ -1354,36 +1166,38 @@ async fn tampered_and_misshapen_tokens_are_refused() {
     let parts = |t: &str| -> Vec<String> { t.split('.').map(str::to_owned).collect() };
     // Tampered payload under the original signature: a longer exp.
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "tampered payload",
             |p| {
                 let t = parts(&a.valid(p));
                 let mut claims = Arena::claims(p);
                 claims.insert("exp".into(), (now() + 25).into());
-                format!("{}.{}.{}", t[0], seg(&Value::Object(claims)), t[2])
+                format!(
+                    "{}.{}.{}",
+                    t[0],
+                    b64(Value::Object(claims).to_string()),
+                    t[2]
+                )
             },
             &["invalid signature"],
         )
         .await;
     // Tampered header (a kid added after signing).
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "tampered header",
             |p| {
                 let t = parts(&a.valid(p));
                 let mut h = Arena::header(Algorithm::RS256);
                 h.insert("kid".into(), "x".into());
-                format!("{}.{}.{}", seg(&Value::Object(h)), t[1], t[2])
+                format!("{}.{}.{}", b64(Value::Object(h).to_string()), t[1], t[2])
             },
             &["invalid signature"],
         )
         .await;
     // Another valid token's signature.
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "signature of another token",
             |p| {
                 let t = parts(&a.valid(p));
@@ -1396,8 +1210,7 @@ async fn tampered_and_misshapen_tokens_are_refused() {
         )
         .await;
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "empty signature",
             |p| {
                 let t = parts(&a.valid(p));
@@ -1407,8 +1220,7 @@ async fn tampered_and_misshapen_tokens_are_refused() {
         )
         .await;
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "signature truncated by one byte",
             |p| {
                 let t = a.valid(p);
@@ -1442,21 +1254,15 @@ async fn tampered_and_misshapen_tokens_are_refused() {
             format!("{}==.{}.{}", t[0], t[1], t[2])
         }),
         ("header is not JSON", |t| {
-            format!("{}.{}.{}", URL_SAFE_NO_PAD.encode("{alg:RS256"), t[1], t[2])
+            format!("{}.{}.{}", b64("{alg:RS256"), t[1], t[2])
         }),
         ("header is a JSON array", |t| {
-            format!(
-                "{}.{}.{}",
-                URL_SAFE_NO_PAD.encode("[\"RS256\"]"),
-                t[1],
-                t[2]
-            )
+            format!("{}.{}.{}", b64("[\"RS256\"]"), t[1], t[2])
         }),
     ];
     for (case, shape) in shapes {
         cases += a
-            .refused_on(
-                &ALL,
+            .refused_everywhere(
                 case,
                 |p| shape(&parts(&a.valid(p))),
                 &["malformed", "invalid algorithm", "invalid signature"],
@@ -1465,19 +1271,12 @@ async fn tampered_and_misshapen_tokens_are_refused() {
     }
     // Payload not JSON, signed by the right key.
     cases += a
-        .refused_on(
-            &ALL,
+        .refused_everywhere(
             "payload is not JSON",
             |p| {
-                let message = format!(
-                    "{}.{}",
-                    seg(&Value::Object(Arena::header(Algorithm::RS256))),
-                    URL_SAFE_NO_PAD.encode("{\"sub\":\"servicea\",")
-                );
-                let sig =
-                    jsonwebtoken::crypto::sign(message.as_bytes(), a.key(p), Algorithm::RS256)
-                        .unwrap();
-                format!("{message}.{sig}")
+                let header = Value::Object(Arena::header(Algorithm::RS256)).to_string();
+                let payload = "{\"sub\":\"servicea\",";
+                forge_raw(&header, payload, Sig::By(a.key(p), Algorithm::RS256))
             },
             &["malformed"],
         )
@@ -1749,8 +1548,7 @@ async fn factory_refuses_hostile_key_ids_on_every_endpoint() {
     cases += 1;
 
     // Nothing was created outside, or oddly named inside, the keys folder.
-    let r = reply(a.s.client.post(format!("{f}/utils/dump"))).await;
-    assert_eq!(r.status, 200);
+    dump(&a.s.client, &a.s.factory).await;
     let mut names: Vec<String> = std::fs::read_dir(a.s.path("keys"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -1834,8 +1632,7 @@ async fn proto_like_key_ids_are_ordinary_ids() {
         .await;
         assert_eq!(r.status, 200);
     }
-    let r = reply(c.post(format!("{f}/utils/dump"))).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    dump(c, &a.s.factory).await;
     assert!(a.s.path("keys/__proto__-private.pem").is_file());
     let r = reply(c.get(format!("{f}/utils/keys"))).await;
     assert_eq!(

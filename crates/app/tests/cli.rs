@@ -2,7 +2,7 @@
 //! `gen-certs`, `--help`. Each test runs the real executable in a temp dir.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use test_support as common;
 
 use std::{os::unix::fs::PermissionsExt as _, path::Path, process::Stdio, time::Duration};
 
@@ -19,7 +19,7 @@ fn app(cwd: &Path) -> Command {
     c.current_dir(cwd)
         .env("RUST_LOG", "info")
         .kill_on_drop(true);
-    for v in common::SERVICE_VARS {
+    for v in common::all_service_vars() {
         c.env_remove(v);
     }
     c
@@ -37,14 +37,6 @@ async fn run(mut cmd: Command) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts the service and returns the port it says it listens on.
@@ -110,7 +102,7 @@ async fn a_bad_value_names_the_variable() {
 #[tokio::test]
 async fn precedence_is_flag_then_environment_then_env_file_then_default() {
     let dir = tempfile::tempdir().unwrap();
-    let (file_port, env_port, flag_port) = (free_port(), free_port(), free_port());
+    let [file_port, env_port, flag_port] = common::free_ports();
     // The conventional file, env/servicea.env, is found without --env-file.
     std::fs::create_dir_all(dir.path().join("env")).unwrap();
     std::fs::write(
@@ -145,7 +137,7 @@ async fn precedence_is_flag_then_environment_then_env_file_then_default() {
     );
 
     // --env-file picks another file.
-    let other_port = free_port();
+    let other_port = common::free_port();
     std::fs::write(dir.path().join("other.env"), format!("PORT={other_port}\n")).unwrap();
     let mut cmd = app(dir.path());
     cmd.args(["servicea", "--env-file", "other.env"]);
@@ -153,7 +145,7 @@ async fn precedence_is_flag_then_environment_then_env_file_then_default() {
 }
 
 #[tokio::test]
-async fn gen_certs_writes_four_files_and_refuses_to_overwrite_without_force() {
+async fn gen_certs_writes_four_files_keeps_valid_ones_and_replaces_with_force() {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = app(dir.path());
     cmd.arg("gen-certs");
@@ -170,15 +162,33 @@ async fn gen_certs_writes_four_files_and_refuses_to_overwrite_without_force() {
     }
     let before = std::fs::read(dir.path().join("certs/ca.pem")).unwrap();
 
+    // Valid certificates are there: said so, exit 0, nothing replaced.
     let mut cmd = app(dir.path());
     cmd.arg("gen-certs");
     let (ok, text) = run(cmd).await;
-    assert!(!ok);
-    assert!(text.contains("--force"), "{text}");
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("valid certificates already in certs"),
+        "{text}"
+    );
     assert_eq!(
         std::fs::read(dir.path().join("certs/ca.pem")).unwrap(),
         before,
         "untouched"
+    );
+
+    // A broken file is named, with the way out, and left alone.
+    std::fs::write(dir.path().join("certs/localhost.pem"), "garbage").unwrap();
+    let mut cmd = app(dir.path());
+    cmd.arg("gen-certs");
+    let (ok, text) = run(cmd).await;
+    assert!(!ok, "{text}");
+    assert!(text.contains("not usable"), "{text}");
+    assert!(text.contains("--force"), "{text}");
+    assert_eq!(
+        text.trim().lines().count(),
+        1,
+        "one line, no backtrace: {text}"
     );
 
     let mut cmd = app(dir.path());
@@ -188,6 +198,22 @@ async fn gen_certs_writes_four_files_and_refuses_to_overwrite_without_force() {
         std::fs::read(dir.path().join("certs/ca.pem")).unwrap(),
         before,
         "replaced"
+    );
+}
+
+#[tokio::test]
+async fn a_user_error_is_one_line_even_with_rust_backtrace_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = app(dir.path());
+    cmd.env("RUST_BACKTRACE", "1")
+        .args(["servicea", "--env-file", "nope.env"]);
+    let (ok, text) = run(cmd).await;
+    assert!(!ok);
+    let lines: Vec<&str> = text.trim().lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(
+        lines[0].starts_with("error: could not load env file nope.env"),
+        "{text}"
     );
 }
 
@@ -214,15 +240,46 @@ async fn gen_keys_writes_the_scenario3_pair() {
 #[tokio::test]
 async fn help_explains_every_setting_with_its_env_variable() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = app(dir.path());
-    cmd.args(["servicea", "--help"]);
-    let (ok, text) = run(cmd).await;
-    assert!(ok, "{text}");
-    for v in common::SERVICE_VARS {
-        assert!(
-            text.contains(&format!("[env: {v}")),
-            "--help lacks {v}:\n{text}"
-        );
+    for role in ["servicea", "serviceb", "servicec", "gen-keys"] {
+        let mut cmd = app(dir.path());
+        cmd.args([role, "--help"]);
+        let (ok, text) = run(cmd).await;
+        assert!(ok, "{text}");
+        let own = common::env_vars(role);
+        assert!(own.len() >= 3, "{role}: {own:?}");
+        for v in &own {
+            assert!(
+                text.contains(&format!("[env: {v}")),
+                "{role} --help lacks {v}:\n{text}"
+            );
+        }
+        // Each role lists only what it reads.
+        for v in common::all_service_vars() {
+            if !own.contains(&v) {
+                assert!(
+                    !text.contains(&format!("[env: {v}")),
+                    "{role} --help lists {v}, which it does not read:\n{text}"
+                );
+            }
+        }
+    }
+    let a = common::env_vars("servicea");
+    for v in [
+        "START_HTTPS",
+        "HTTPS_PORT",
+        "SERVER_PUBLIC_KEY_PATH",
+        "SERVER_PRIVATE_KEY_PATH",
+    ] {
+        assert!(!a.iter().any(|x| x == v), "servicea reads {v}");
+    }
+    let b = common::env_vars("serviceb");
+    for v in [
+        "SERVICE_B_ENDPOINT",
+        "SERVICE_B_ENDPOINT_HTTPS",
+        "SERVICE_C_ENDPOINT",
+        "SERVICE_A_PRIVATE_KEY_PATH",
+    ] {
+        assert!(!b.iter().any(|x| x == v), "serviceb reads {v}");
     }
     let mut cmd = app(dir.path());
     cmd.arg("--help");

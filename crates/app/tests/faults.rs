@@ -6,7 +6,7 @@
 //!
 //! Every wait is bounded, and readiness is polled rather than slept on.
 
-mod common;
+use test_support as common;
 
 use std::{
     os::unix::fs::MetadataExt as _,
@@ -20,39 +20,34 @@ use std::{
 };
 
 use app::Role;
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use common::{Options, Running, Stack};
+use common::{
+    ANSWER_WITHIN, Files, Options, Running, Silent, Stack,
+    factory::create_key,
+    files::peer_flags,
+    forge::{Sig, forge},
+    get_json, json_reply,
+};
 use futures::StreamExt as _;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use reqwest::header::AUTHORIZATION;
 use serde_json::{Value, json};
 
-/// No single request may take longer than this.
-const ANSWER_WITHIN: Duration = Duration::from_secs(20);
-
 // ---------------------------------------------------------------------------
 // Helpers.
 
-/// `GET url` with a bearer token (if any); the status and JSON body.
-async fn get_bearer(client: &reqwest::Client, url: &str, token: Option<&str>) -> (u16, Value) {
-    let mut rb = client.get(url);
-    if let Some(t) = token {
-        rb = rb.header(AUTHORIZATION, format!("Bearer {t}"));
-    }
-    let r = tokio::time::timeout(ANSWER_WITHIN, rb.send())
-        .await
-        .unwrap_or_else(|_| panic!("{url}: no answer in time"))
-        .unwrap_or_else(|e| panic!("{url}: {e:?}"));
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    let body = serde_json::from_str(&text)
-        .unwrap_or_else(|_| panic!("{url}: not JSON ({status}): {text}"));
-    (status, body)
+/// `GET url` with a bearer token; the status and JSON body.
+async fn get_bearer(client: &reqwest::Client, url: &str, token: &str) -> (u16, Value) {
+    json_reply(
+        client
+            .get(url)
+            .header(AUTHORIZATION, format!("Bearer {token}")),
+    )
+    .await
 }
 
 /// A scenario-3 token for `aud`, signed with the private key now on disk.
 fn local_token(s: &Stack, aud: &str) -> String {
-    let pem = std::fs::read(s.path("scenario-3-keys/jwt-private.pem")).unwrap();
+    let pem = std::fs::read(&s.files.private).unwrap();
     token_with(&EncodingKey::from_rsa_pem(&pem).unwrap(), aud)
 }
 
@@ -63,27 +58,25 @@ fn token_with(key: &EncodingKey, aud: &str) -> String {
         "iss": "https://service-issuer", "sub": "servicea", "aud": aud,
         "iat": now, "exp": now + 20,
     });
-    let message = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let sig = jsonwebtoken::crypto::sign(message.as_bytes(), key, Algorithm::RS256).unwrap();
-    format!("{message}.{sig}")
+    forge(&header, &claims, Sig::By(key, Algorithm::RS256))
+}
+
+/// serviceb's `/scenario3-server` with a fresh token: the status and body.
+async fn b3(s: &Stack) -> (u16, Value) {
+    let url = format!("{}/scenario3-server", s.b.https_url());
+    get_bearer(&s.client, &url, &local_token(s, "serviceb")).await
 }
 
 /// serviceb's `/scenario3-server` accepts a fresh token.
 async fn b3_accepts(s: &Stack, case: &str) {
-    let url = format!("{}/scenario3-server", s.b.https_url());
-    let (status, body) = get_bearer(&s.client, &url, Some(&local_token(s, "serviceb"))).await;
+    let (status, body) = b3(s).await;
     assert_eq!(status, 200, "{case}: {body}");
     assert_eq!(body["valid"], true, "{case}: {body}");
 }
 
 /// serviceb's `/scenario3-server` answers 503 with a message containing all of `says`.
 async fn b3_unavailable(s: &Stack, case: &str, says: &[&str]) {
-    let url = format!("{}/scenario3-server", s.b.https_url());
-    let (status, body) = get_bearer(&s.client, &url, Some(&local_token(s, "serviceb"))).await;
+    let (status, body) = b3(s).await;
     assert_eq!(status, 503, "{case}: {body}");
     let msg = body["message"].as_str().unwrap_or_default();
     for word in says {
@@ -91,63 +84,45 @@ async fn b3_unavailable(s: &Stack, case: &str, says: &[&str]) {
     }
 }
 
-/// The flags `common::Stack` gives every service, for services started
-/// here beside a stack (same keys, `ca` as the trusted CA).
-fn service_flags(s: &Stack, ca: &Path) -> Vec<String> {
-    let p = |rel: &str| s.path(rel).to_str().unwrap().to_owned();
-    [
-        "--service-a-private-key-path".to_owned(),
-        p("scenario-3-keys/jwt-private.pem"),
-        "--service-a-public-key-path".into(),
-        p("scenario-3-keys/jwt-public.pem"),
-        "--ca-cert-path".into(),
-        ca.to_str().unwrap().into(),
-        "--issuer".into(),
-        "https://service-issuer".into(),
-        "--caller".into(),
-        "servicea".into(),
-        "--jwt-factory-endpoint".into(),
-        s.factory.url(),
-    ]
-    .to_vec()
-}
-
-/// A second servicea, beside the stack, whose serviceb https endpoint is
-/// `b_https`, trusting `ca`, with `extra` flags.
+/// A second servicea, beside the stack, whose serviceb endpoints are
+/// `b_http` and `b_https`, trusting the CA in `certs`, with `extra` flags.
 async fn servicea_for(
     s: &Stack,
     b_http: &str,
     b_https: &str,
-    ca: &Path,
+    certs: &Path,
     extra: &[&str],
 ) -> Running {
-    let mut flags = service_flags(s, ca);
-    flags.extend([
-        "--service-b-endpoint".into(),
-        b_http.to_owned(),
-        "--service-c-endpoint".into(),
-        s.c.url(),
-        "--service-b-endpoint-https".into(),
-        b_https.to_owned(),
-        "--service-c-endpoint-https".into(),
-        s.c.https_url(),
-    ]);
+    let files = Files {
+        certs: certs.to_owned(),
+        ..s.files.clone()
+    };
+    let mut flags = files.servicea_flags(s.alg, &s.factory.url());
+    flags.extend(peer_flags(b_http, b_https, &s.c.url(), &s.c.https_url()));
     flags.extend(extra.iter().map(|f| (*f).to_owned()));
     common::start_service(Role::A, &flags, common::bind().await, None).await
 }
 
 /// A second serviceb whose https listener uses the certificate in
-/// `cert_dir`, and a second servicea that calls it trusting `ca`.
-async fn peer_with_certificate(s: &Stack, cert_dir: &Path, ca: &Path) -> (Running, Running) {
+/// `cert_dir`, and a second servicea that calls it trusting the CA in
+/// `ca_dir`.
+async fn peer_with_certificate(s: &Stack, cert_dir: &Path, ca_dir: &Path) -> (Running, Running) {
     let b = common::start_service(
         Role::B,
-        &service_flags(s, ca),
+        &s.files.receiver_flags(s.alg, &s.factory.url()),
         common::bind().await,
         Some((common::bind().await, cert_dir)),
     )
     .await;
-    let a = servicea_for(s, &b.url(), &b.https_url(), ca, &[]).await;
+    let a = servicea_for(s, &b.url(), &b.https_url(), ca_dir, &[]).await;
     (b, a)
+}
+
+/// `cert` and its `key` into `dir` under the names the https listener loads.
+fn install_server_cert(dir: &Path, cert: &rcgen::Certificate, key: &rcgen::KeyPair) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("localhost.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("localhost-key.pem"), key.serialize_pem()).unwrap();
 }
 
 /// A CA of its own (named `ca_name`) and a `localhost` certificate signed
@@ -166,10 +141,7 @@ fn foreign_ca_certificate(ca_name: &str, dir: &Path) {
     leaf.distinguished_name
         .push(DnType::CommonName, "localhost");
     let key = KeyPair::generate().unwrap();
-    let cert = leaf.signed_by(&key, &issuer).unwrap();
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("localhost.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("localhost-key.pem"), key.serialize_pem()).unwrap();
+    install_server_cert(dir, &leaf.signed_by(&key, &issuer).unwrap(), &key);
 }
 
 /// A server certificate for `name`, signed by the stack's own CA (loaded
@@ -179,8 +151,8 @@ fn certificate_from_stack_ca(s: &Stack, name: &str, dir: &Path) {
     use rcgen::{
         CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose,
     };
-    let ca_pem = std::fs::read_to_string(s.path("certs/ca.pem")).unwrap();
-    let ca_key = std::fs::read_to_string(s.path("certs/ca-key.pem")).unwrap();
+    let ca_pem = std::fs::read_to_string(s.files.ca()).unwrap();
+    let ca_key = std::fs::read_to_string(s.files.certs.join("ca-key.pem")).unwrap();
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, KeyPair::from_pem(&ca_key).unwrap()).unwrap();
     let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
     params.distinguished_name.push(DnType::CommonName, name);
@@ -188,16 +160,13 @@ fn certificate_from_stack_ca(s: &Stack, name: &str, dir: &Path) {
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("localhost.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("localhost-key.pem"), key.serialize_pem()).unwrap();
+    install_server_cert(dir, &params.signed_by(&key, &issuer).unwrap(), &key);
 }
 
 /// servicea's `/scenario3` through a peer with a bad certificate: 502 whose
 /// message names the peer, says "certificate", and contains `cause`.
 async fn scenario3_fails_with(a: &Running, client: &reqwest::Client, cause: &str) -> String {
-    let (status, body) = get_bearer(client, &format!("{}/scenario3", a.url()), None).await;
+    let (status, body) = get_json(client, &format!("{}/scenario3", a.url())).await;
     assert_eq!(status, 502, "{body}");
     let msg = body["message"].as_str().unwrap().to_owned();
     eprintln!("servicea says: {msg}");
@@ -317,7 +286,6 @@ async fn serviceb_public_key_file_holding_another_kind_of_key_is_503() {
 /// The private key put where the public key belongs (an easy slip when
 /// copying `scenario-3-keys/` by hand).
 #[tokio::test]
-
 async fn serviceb_public_key_file_holding_the_private_key_is_503() {
     let s = Stack::start(Options::default()).await;
     let public = s.path("scenario-3-keys/jwt-public.pem");
@@ -347,16 +315,12 @@ async fn key_pair_replaced_while_running_is_used_without_restart() {
             format!("{}/scenario3-server", s.b.https_url()),
             format!("{}/scenario4-server", s.b.https_url()),
         ] {
-            let (status, body) = get_bearer(&s.client, &url, Some(&old)).await;
+            let (status, body) = get_bearer(&s.client, &url, &old).await;
             assert_eq!(status, 403, "round {round}, old key: {body}");
             assert_eq!(body["error"]["message"], "invalid signature", "{body}");
         }
-        let (status, body) = get_bearer(
-            &s.client,
-            &format!("{}/scenario3-server", s.c.https_url()),
-            Some(&local_token(&s, "servicec")),
-        )
-        .await;
+        let url = format!("{}/scenario3-server", s.c.https_url());
+        let (status, body) = get_bearer(&s.client, &url, &local_token(&s, "servicec")).await;
         assert_eq!(status, 200, "round {round}, servicec, new key: {body}");
         b3_accepts(&s, &format!("round {round}, new key")).await;
         // servicea signs with the new private key, the receivers verify with
@@ -369,7 +333,6 @@ async fn key_pair_replaced_while_running_is_used_without_restart() {
 /// An in-place rewrite that keeps size, inode and modification time (what
 /// `cp -p`, `touch -r` or `rsync --inplace -t` do): the cache must notice.
 #[tokio::test]
-
 async fn key_rewritten_in_place_with_the_same_mtime_is_noticed() {
     let s = Stack::start(Options::default()).await;
     let public = s.path("scenario-3-keys/jwt-public.pem");
@@ -399,7 +362,7 @@ async fn key_rewritten_in_place_with_the_same_mtime_is_noticed() {
     );
     let key = EncodingKey::from_rsa_pem(&std::fs::read(&p2).unwrap()).unwrap();
     let url = format!("{}/scenario3-server", s.b.https_url());
-    let (status, body) = get_bearer(&s.client, &url, Some(&token_with(&key, "serviceb"))).await;
+    let (status, body) = get_bearer(&s.client, &url, &token_with(&key, "serviceb")).await;
     assert_eq!(status, 200, "the new public key is in use: {body}");
 }
 
@@ -438,10 +401,10 @@ async fn tls_peer_with_a_certificate_from_another_ca_is_502_unknown_issuer() {
     let s = Stack::start(Options::default()).await;
     let other = tempfile::tempdir().unwrap();
     foreign_ca_certificate("Some Other CA", other.path());
-    let (_b, a) = peer_with_certificate(&s, other.path(), &s.path("certs/ca.pem")).await;
+    let (_b, a) = peer_with_certificate(&s, other.path(), &s.files.certs).await;
     scenario3_fails_with(&a, &s.client, "UnknownIssuer").await;
     // Scenario 1 (plain http) on the same pair is unaffected.
-    let (status, body) = get_bearer(&s.client, &format!("{}/scenario1", a.url()), None).await;
+    let (status, body) = get_json(&s.client, &format!("{}/scenario1", a.url())).await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -451,17 +414,10 @@ async fn tls_peer_with_a_certificate_from_another_ca_is_502_unknown_issuer() {
 /// signature and reports `BadSignature`, which sends people looking at
 /// signatures instead of at which CA signed the peer's certificate.
 #[tokio::test]
-
 async fn tls_peer_with_a_certificate_from_another_gen_certs_run_is_502_unknown_issuer() {
     let s = Stack::start(Options::default()).await;
-    let other = tempfile::tempdir().unwrap();
-    s2s_auth::certs::generate(
-        &s2s_auth::certs::CertFiles::in_dir(other.path()),
-        false,
-        Default::default(),
-    )
-    .unwrap();
-    let (_b, a) = peer_with_certificate(&s, other.path(), &s.path("certs/ca.pem")).await;
+    let other = common::files::other_ca();
+    let (_b, a) = peer_with_certificate(&s, other.path(), &s.files.certs).await;
     scenario3_fails_with(&a, &s.client, "UnknownIssuer").await;
 }
 
@@ -469,22 +425,14 @@ async fn tls_peer_with_a_certificate_from_another_gen_certs_run_is_502_unknown_i
 /// handshake: servicea gives up after its *connect* timeout, and the message
 /// must say so (not the request timeout, which never elapsed).
 #[tokio::test]
-
 async fn tls_handshake_that_never_completes_is_504_naming_the_connect_timeout() {
     let s = Stack::start(Options::default()).await;
-    let silent = common::bind().await;
-    let port = silent.local_addr().unwrap().port();
-    let hold = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((sock, _)) = silent.accept().await {
-            held.push(sock);
-        }
-    });
+    let silent = Silent::start().await;
     let a = servicea_for(
         &s,
         &s.b.url(),
-        &format!("https://localhost:{port}"),
-        &s.path("certs/ca.pem"),
+        &format!("https://localhost:{}", silent.addr.port()),
+        &s.files.certs,
         &[
             "--connect-timeout-ms",
             "300",
@@ -494,7 +442,7 @@ async fn tls_handshake_that_never_completes_is_504_naming_the_connect_timeout() 
     )
     .await;
     let started = Instant::now();
-    let (status, body) = get_bearer(&s.client, &format!("{}/scenario3", a.url()), None).await;
+    let (status, body) = get_json(&s.client, &format!("{}/scenario3", a.url())).await;
     let took = started.elapsed();
     assert_eq!(status, 504, "{body}");
     assert!(
@@ -507,63 +455,54 @@ async fn tls_handshake_that_never_completes_is_504_naming_the_connect_timeout() 
         msg.contains("300ms") && !msg.contains("8000ms"),
         "names the timeout that fired (connect, 300ms): {msg}"
     );
-    hold.abort();
 }
 
 #[tokio::test]
 async fn tls_peer_with_a_certificate_for_another_name_is_502_not_valid_for_name() {
     let s = Stack::start(Options::default()).await;
-    let ca = s.path("certs/ca.pem");
+    let ca = &s.files.certs;
     // Control: the same code making a certificate for localhost works, so a
     // failure below is the name, not how the certificate was made.
     let right = tempfile::tempdir().unwrap();
     certificate_from_stack_ca(&s, "localhost", right.path());
-    let (_b, a) = peer_with_certificate(&s, right.path(), &ca).await;
-    let (status, body) = get_bearer(&s.client, &format!("{}/scenario3", a.url()), None).await;
+    let (_b, a) = peer_with_certificate(&s, right.path(), ca).await;
+    let (status, body) = get_json(&s.client, &format!("{}/scenario3", a.url())).await;
     assert_eq!(status, 200, "control: {body}");
 
     let wrong = tempfile::tempdir().unwrap();
     certificate_from_stack_ca(&s, "example.com", wrong.path());
-    let (_b, a) = peer_with_certificate(&s, wrong.path(), &ca).await;
+    let (_b, a) = peer_with_certificate(&s, wrong.path(), ca).await;
     let msg = scenario3_fails_with(&a, &s.client, "not valid for name").await;
     assert!(msg.contains("example.com"), "says which name it has: {msg}");
 }
 
-#[tokio::test]
-async fn tls_peer_with_an_expired_certificate_is_502_expired() {
+/// servicea's `/scenario3` through a peer whose certificate, and the CA
+/// servicea trusts for it, are valid only from `from` to `until` days from
+/// now: a 502 that says `cause`.
+async fn scenario3_with_certificate_valid(from: i64, until: i64, cause: &str) {
     let s = Stack::start(Options::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let now = time::OffsetDateTime::now_utc();
-    s2s_auth::certs::generate(
-        &s2s_auth::certs::CertFiles::in_dir(dir.path()),
-        false,
-        s2s_auth::certs::Validity {
-            not_before: now - time::Duration::days(30),
-            not_after: now - time::Duration::days(1),
+    common::files::gen_certs_valid(
+        dir.path(),
+        s2s_web::pki::Validity {
+            not_before: now + time::Duration::days(from),
+            not_after: now + time::Duration::days(until),
         },
-    )
-    .unwrap();
-    // servicea trusts this (expired) CA: expiry is the only fault.
-    let (_b, a) = peer_with_certificate(&s, dir.path(), &dir.path().join("ca.pem")).await;
-    scenario3_fails_with(&a, &s.client, "expired").await;
+    );
+    // servicea trusts this CA: its validity is the only fault.
+    let (_b, a) = peer_with_certificate(&s, dir.path(), dir.path()).await;
+    scenario3_fails_with(&a, &s.client, cause).await;
+}
+
+#[tokio::test]
+async fn tls_peer_with_an_expired_certificate_is_502_expired() {
+    scenario3_with_certificate_valid(-30, -1, "expired").await;
 }
 
 #[tokio::test]
 async fn tls_peer_with_a_not_yet_valid_certificate_is_502_not_valid_yet() {
-    let s = Stack::start(Options::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let now = time::OffsetDateTime::now_utc();
-    s2s_auth::certs::generate(
-        &s2s_auth::certs::CertFiles::in_dir(dir.path()),
-        false,
-        s2s_auth::certs::Validity {
-            not_before: now + time::Duration::days(1),
-            not_after: now + time::Duration::days(30),
-        },
-    )
-    .unwrap();
-    let (_b, a) = peer_with_certificate(&s, dir.path(), &dir.path().join("ca.pem")).await;
-    scenario3_fails_with(&a, &s.client, "not valid yet").await;
+    scenario3_with_certificate_valid(1, 30, "not valid yet").await;
 }
 
 // ---------------------------------------------------------------------------
@@ -636,8 +575,7 @@ async fn concurrent_key_creation_and_dump_keep_every_dumped_file_usable() {
     let s = Stack::start(Options::default()).await;
     let f = s.factory.url();
     let private = s.path("keys/x-private.pem");
-    let r = s.client.get(format!("{f}/keys/x")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    create_key(&s.client, &s.factory, "x").await;
 
     // While the burst runs, keep reading the dumped private key: an atomic
     // writer never lets a reader see half a file.
@@ -719,15 +657,7 @@ async fn concurrent_key_creation_and_dump_keep_every_dumped_file_usable() {
 async fn dumped_public_key_matches_the_dumped_private_key_after_concurrent_dumps() {
     let s = Stack::start(Options::default()).await;
     let f = s.factory.url();
-    assert_eq!(
-        s.client
-            .get(format!("{f}/keys/x"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    create_key(&s.client, &s.factory, "x").await;
     for round in 0..3 {
         let _: Vec<u16> = futures::stream::iter(0..20)
             .map(|i| {
@@ -757,15 +687,6 @@ async fn dumped_public_key_matches_the_dumped_private_key_after_concurrent_dumps
 
 // ---------------------------------------------------------------------------
 // Graceful shutdown of the real binary.
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Kills the child on drop, so a failing test leaves no process behind.
 struct ChildGuard(Option<Child>);
@@ -837,13 +758,8 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
 
     // serviceb as its own process, https on too, from an empty directory.
     let dir = tempfile::tempdir().unwrap();
-    s2s_auth::certs::generate(
-        &s2s_auth::certs::CertFiles::in_dir(&dir.path().join("certs")),
-        false,
-        Default::default(),
-    )
-    .unwrap();
-    let (port, https_port) = (free_port(), free_port());
+    common::files::gen_certs(&dir.path().join("certs"));
+    let [port, https_port] = common::free_ports();
     let log_path = dir.path().join("serviceb.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let mut child = ChildGuard(Some(

@@ -2,63 +2,43 @@
 //! an overlap, and serviceb's cached copy of the set, against real servers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use test_support as common;
 
 use std::{
     os::unix::fs::PermissionsExt as _,
     time::{Duration, Instant},
 };
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use common::{Options, Stack};
+use common::{
+    Options, Running, Stack,
+    factory::{self, create_key, dump, rotate},
+    forge::edit_header,
+    json_reply, reply,
+};
 use jsonwebtoken::{DecodingKey, Validation, jwk::JwkSet};
 use serde_json::{Value, json};
 
-async fn issue(s: &Stack, factory: &common::Running, id: &str, expired: bool) -> String {
-    let q = if expired { "?expired=1" } else { "" };
-    let r = s
-        .client
-        .post(format!("{}/issueToken/{id}{q}", factory.url()))
-        .json(&json!({ "aud": "serviceb" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.text().await.unwrap()
+/// A token from `factory`'s key `id`, for serviceb.
+async fn issue(s: &Stack, factory: &Running, id: &str) -> String {
+    let aud = json!({ "aud": "serviceb" });
+    factory::issue(&s.client, factory, id, "", &aud).await
 }
 
-async fn verify(s: &Stack, factory: &common::Running, token: &str) -> (u16, Value) {
-    let r = s
-        .client
-        .post(format!("{}/verify/servicea", factory.url()))
-        .json(&json!({ "token": token, "aud": "serviceb", "sub": "servicea" }))
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
+/// `factory`'s answer to `/verify/servicea` for `token` (serviceb, servicea).
+async fn verify(s: &Stack, factory: &Running, token: &str) -> (u16, Value) {
+    factory::verify(
+        &s.client, factory, "servicea", token, "serviceb", "servicea",
+    )
+    .await
 }
 
-async fn jwks(s: &Stack, factory: &common::Running) -> (JwkSet, String) {
-    let r = s
-        .client
-        .get(format!("{}/.well-known/jwks.json", factory.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let cache = r.headers()["cache-control"].to_str().unwrap().to_owned();
-    (r.json().await.unwrap(), cache)
-}
-
-async fn rotate(s: &Stack, factory: &common::Running, id: &str) -> Value {
-    let r = s
-        .client
-        .post(format!("{}/keys/{id}/rotate", factory.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
+/// The factory's JWK Set and its `Cache-Control`.
+async fn jwks(s: &Stack, factory: &Running) -> (JwkSet, String) {
+    let url = format!("{}/.well-known/jwks.json", factory.url());
+    let r = reply(s.client.get(url)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let cache = r.header("cache-control").unwrap().to_owned();
+    (serde_json::from_str(&r.text).unwrap(), cache)
 }
 
 fn kid(token: &str) -> String {
@@ -67,32 +47,29 @@ fn kid(token: &str) -> String {
 
 /// serviceb's `/scenario5-server` with `token`.
 async fn b5(s: &Stack, token: &str) -> (u16, Value) {
-    let r = s
-        .client
-        .get(format!("{}/scenario5-server", s.b.url()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
+    let url = format!("{}/scenario5-server", s.b.url());
+    json_reply(s.client.get(url).bearer_auth(token)).await
+}
+
+/// A stack whose receivers also get `bc_args`, and a scenario-5 token that
+/// serviceb has accepted once (so it holds the factory's JWK Set).
+async fn with_cached_set(bc_args: &[&str]) -> (Stack, String) {
+    let s = Stack::start(Options {
+        bc_args: bc_args.iter().map(|a| (*a).to_owned()).collect(),
+        ..Default::default()
+    })
+    .await;
+    let token = issue(&s, &s.factory, "servicea").await;
+    assert_eq!(b5(&s, &token).await.0, 200);
+    (s, token)
 }
 
 fn fetches(s: &Stack) -> u64 {
-    s.b.state.as_ref().unwrap().jwks.fetches()
+    s.b.receiver.as_ref().unwrap().jwks.fetches()
 }
 
-/// `token` with its header changed by `edit` (the signature no longer
-/// matches, but a verifier looks the `kid` up first).
-fn edit_header(token: &str, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) -> String {
-    let (header, rest) = token.split_once('.').unwrap();
-    let mut h: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
-    edit(h.as_object_mut().unwrap());
-    format!(
-        "{}.{rest}",
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&h).unwrap())
-    )
-}
-
+/// `token` with another `kid` (the signature no longer matches, but a
+/// verifier looks the `kid` up first).
 fn with_kid(token: &str, kid: &str) -> String {
     edit_header(token, |h| {
         h.insert("kid".into(), kid.into());
@@ -102,28 +79,21 @@ fn with_kid(token: &str, kid: &str) -> String {
 #[tokio::test]
 async fn scenario5_valid_and_expired() {
     let s = Stack::start(Options::default()).await;
-    let (status, body) = s.get_a("/scenario5").await;
-    assert_eq!(status, 200, "{body}");
+    let (body, expired) = s.valid_then_expired(5).await;
     assert_eq!(body["claims"]["iss"], "https://jwt-factory/");
     assert_eq!(body["claims"]["aud"], "serviceb");
-    let (status, body) = s.get_a("/scenario5?expired=1").await;
-    assert_eq!(status, 403, "{body}");
-    assert_eq!(body["error"]["name"], "TokenExpiredError");
+    assert_eq!(expired["error"]["name"], "TokenExpiredError");
 }
 
 #[tokio::test]
 async fn the_jwk_set_parses_and_each_key_verifies_the_tokens_it_signed() {
     let s = Stack::start(Options::default()).await;
     let f = &s.factory;
-    s.client
-        .get(format!("{}/keys/serviceb", f.url()))
-        .send()
-        .await
-        .unwrap();
-    let before = issue(&s, f, "servicea", false).await;
-    let rotated = rotate(&s, f, "servicea").await;
-    let after = issue(&s, f, "servicea", false).await;
-    let other = issue(&s, f, "serviceb", false).await;
+    create_key(&s.client, f, "serviceb").await;
+    let before = issue(&s, f, "servicea").await;
+    let rotated = rotate(&s.client, f, "servicea").await;
+    let after = issue(&s, f, "servicea").await;
+    let other = issue(&s, f, "serviceb").await;
     assert_eq!(rotated["previousKid"], kid(&before));
     assert_eq!(rotated["kid"], kid(&after));
     assert_ne!(
@@ -170,8 +140,8 @@ async fn a_rotated_out_key_verifies_until_its_tokens_expire_then_drops_out() {
     })
     .await;
     let f = &s.factory;
-    let old = issue(&s, f, "servicea", false).await;
-    rotate(&s, f, "servicea").await;
+    let old = issue(&s, f, "servicea").await;
+    rotate(&s.client, f, "servicea").await;
     let (status, body) = verify(&s, f, &old).await;
     assert_eq!(status, 200, "old token, during the overlap: {body}");
     assert_eq!(jwks(&s, f).await.0.keys.len(), 2);
@@ -202,7 +172,7 @@ async fn a_rotated_out_key_verifies_until_its_tokens_expire_then_drops_out() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let new = issue(&s, f, "servicea", false).await;
+    let new = issue(&s, f, "servicea").await;
     assert_eq!(verify(&s, f, &new).await.0, 200);
 }
 
@@ -210,12 +180,8 @@ async fn a_rotated_out_key_verifies_until_its_tokens_expire_then_drops_out() {
 async fn replacing_a_key_ends_old_tokens_at_once_unlike_rotating() {
     let s = Stack::start(Options::default()).await;
     let f = &s.factory;
-    let old = issue(&s, f, "servicea", false).await;
-    s.client
-        .get(format!("{}/keys/servicea", f.url()))
-        .send()
-        .await
-        .unwrap();
+    let old = issue(&s, f, "servicea").await;
+    create_key(&s.client, f, "servicea").await;
     let (status, body) = verify(&s, f, &old).await;
     assert_eq!(status, 403, "{body}");
     assert!(
@@ -231,15 +197,9 @@ async fn replacing_a_key_ends_old_tokens_at_once_unlike_rotating() {
 #[tokio::test]
 async fn dump_and_restart_during_the_overlap_keep_the_previous_key() {
     let mut s = Stack::start(Options::default()).await;
-    let old = issue(&s, &s.factory, "servicea", false).await;
-    rotate(&s, &s.factory, "servicea").await;
-    let r = s
-        .client
-        .post(format!("{}/utils/dump", s.factory.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let old = issue(&s, &s.factory, "servicea").await;
+    rotate(&s.client, &s.factory, "servicea").await;
+    dump(&s.client, &s.factory).await;
     let retired: Vec<_> = std::fs::read_dir(s.path("keys"))
         .unwrap()
         .flatten()
@@ -256,7 +216,7 @@ async fn dump_and_restart_during_the_overlap_keep_the_previous_key() {
     );
 
     s.factory.stop().await;
-    let restarted = common::start_factory(common::bind().await, &s.path("keys"));
+    let restarted = common::start_factory(&s.files.keys, &[]).await;
     let (status, body) = verify(&s, &restarted, &old).await;
     assert_eq!(status, 200, "old token after the restart: {body}");
     assert_eq!(jwks(&s, &restarted).await.0.keys.len(), 2);
@@ -270,7 +230,7 @@ async fn serviceb_fetches_the_set_once_and_again_only_for_a_new_kid() {
     }
     assert_eq!(fetches(&s), 1, "one fetch for five requests");
 
-    rotate(&s, &s.factory, "servicea").await;
+    rotate(&s.client, &s.factory, "servicea").await;
     let (status, body) = s.get_a("/scenario5").await;
     assert_eq!(status, 200, "new kid after the rotation: {body}");
     assert_eq!(fetches(&s), 2, "one refetch for the new kid");
@@ -282,9 +242,7 @@ async fn serviceb_fetches_the_set_once_and_again_only_for_a_new_kid() {
 
 #[tokio::test]
 async fn a_flood_of_unknown_kids_causes_at_most_one_refetch() {
-    let s = Stack::start(Options::default()).await;
-    let token = issue(&s, &s.factory, "servicea", false).await;
-    assert_eq!(b5(&s, &token).await.0, 200);
+    let (s, token) = with_cached_set(&[]).await;
     assert_eq!(fetches(&s), 1);
     for i in 0..100 {
         let (status, body) = b5(&s, &with_kid(&token, &format!("forged-{i}"))).await;
@@ -311,18 +269,13 @@ async fn the_cached_set_keeps_working_while_the_factory_is_down() {
     // JWKS_MAX_AGE_SECS=0: the cached set is always stale, so every request
     // tries to refresh it; with the factory down, the stale set still serves.
     for max_age in ["300", "0"] {
-        let mut s = Stack::start(Options {
-            bc_args: vec![
-                "--jwks-max-age-secs".into(),
-                max_age.into(),
-                "--jwks-refresh-min-secs".into(),
-                "0".into(),
-            ],
-            ..Default::default()
-        })
+        let (mut s, token) = with_cached_set(&[
+            "--jwks-max-age-secs",
+            max_age,
+            "--jwks-refresh-min-secs",
+            "0",
+        ])
         .await;
-        let token = issue(&s, &s.factory, "servicea", false).await;
-        assert_eq!(b5(&s, &token).await.0, 200);
         s.factory.stop().await;
         for _ in 0..3 {
             let (status, body) = b5(&s, &token).await;
@@ -334,7 +287,7 @@ async fn the_cached_set_keeps_working_while_the_factory_is_down() {
 #[tokio::test]
 async fn no_set_and_no_factory_is_a_502_not_a_hang() {
     let mut s = Stack::start(Options::default()).await;
-    let token = issue(&s, &s.factory, "servicea", false).await;
+    let token = issue(&s, &s.factory, "servicea").await;
     s.factory.stop().await;
     let started = Instant::now();
     let (status, body) = b5(&s, &token).await;
@@ -349,7 +302,7 @@ async fn no_set_and_no_factory_is_a_502_not_a_hang() {
 #[tokio::test]
 async fn a_token_without_kid_or_with_an_unknown_kid_is_a_clear_403() {
     let s = Stack::start(Options::default()).await;
-    let token = issue(&s, &s.factory, "servicea", false).await;
+    let token = issue(&s, &s.factory, "servicea").await;
     let (status, body) = b5(&s, &with_kid(&token, "servicea-nosuchkey")).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["message"], "invalid token");
@@ -379,14 +332,8 @@ async fn a_token_without_kid_or_with_an_unknown_kid_is_a_clear_403() {
 #[tokio::test]
 async fn rotating_an_unknown_key_is_a_404() {
     let s = Stack::start(Options::default()).await;
-    let r = s
-        .client
-        .post(format!("{}/keys/nobody/rotate", s.factory.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-    let body: Value = r.json().await.unwrap();
+    let (status, body) = s.post(&s.factory, "/keys/nobody/rotate").await;
+    assert_eq!(status, 404, "{body}");
     assert!(
         body["error"].as_str().unwrap().contains("key not found"),
         "{body}"
@@ -400,21 +347,9 @@ async fn rotating_an_unknown_key_is_a_404() {
 async fn a_token_signed_with_another_key_ids_key_is_refused_even_if_it_claims_servicea() {
     let s = Stack::start(Options::default()).await;
     let f = &s.factory;
-    s.client
-        .get(format!("{}/keys/mallory", f.url()))
-        .send()
-        .await
-        .unwrap();
-    let forged = s
-        .client
-        .post(format!("{}/issueToken/mallory", f.url()))
-        .json(&json!({ "sub": "servicea", "aud": "serviceb" }))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    create_key(&s.client, f, "mallory").await;
+    let claims = json!({ "sub": "servicea", "aud": "serviceb" });
+    let forged = factory::issue(&s.client, f, "mallory", "", &claims).await;
     assert!(kid(&forged).starts_with("mallory."));
     let (status, body) = b5(&s, &forged).await;
     assert_eq!(status, 403, "{body}");
@@ -438,13 +373,7 @@ async fn a_token_signed_with_another_key_ids_key_is_refused_even_if_it_claims_se
 /// interval.
 #[tokio::test]
 async fn a_short_cache_lifetime_does_not_defeat_the_refetch_limit() {
-    let s = Stack::start(Options {
-        bc_args: vec!["--jwks-max-age-secs".into(), "0".into()],
-        ..Default::default()
-    })
-    .await;
-    let token = issue(&s, &s.factory, "servicea", false).await;
-    assert_eq!(b5(&s, &token).await.0, 200);
+    let (s, token) = with_cached_set(&["--jwks-max-age-secs", "0"]).await;
     for i in 0..50 {
         assert_eq!(
             b5(&s, &with_kid(&token, &format!("servicea.forged{i}")))
@@ -460,20 +389,15 @@ async fn a_short_cache_lifetime_does_not_defeat_the_refetch_limit() {
 /// past its freshness: a key the issuer withdrew is not trusted forever.
 #[tokio::test]
 async fn a_stale_set_is_not_served_past_its_limit() {
-    let mut s = Stack::start(Options {
-        bc_args: vec![
-            "--jwks-max-age-secs".into(),
-            "0".into(),
-            "--jwks-refresh-min-secs".into(),
-            "0".into(),
-            "--jwks-max-stale-secs".into(),
-            "0".into(),
-        ],
-        ..Default::default()
-    })
+    let (mut s, token) = with_cached_set(&[
+        "--jwks-max-age-secs",
+        "0",
+        "--jwks-refresh-min-secs",
+        "0",
+        "--jwks-max-stale-secs",
+        "0",
+    ])
     .await;
-    let token = issue(&s, &s.factory, "servicea", false).await;
-    assert_eq!(b5(&s, &token).await.0, 200);
     s.factory.stop().await;
     let (status, body) = b5(&s, &token).await;
     assert_eq!(status, 502, "{body}");
@@ -491,55 +415,29 @@ async fn key_ids_and_rotations_are_bounded() {
     common::init();
     let dir = tempfile::tempdir().unwrap();
     // ES256: key generation is fast enough to reach the bound quickly.
-    let f = common::start_factory_flags(
-        common::bind().await,
-        &dir.path().join("keys"),
-        &["--algorithm", "ES256"],
-    );
+    let f = common::start_factory(&dir.path().join("keys"), &["--algorithm", "ES256"]).await;
     let client = reqwest::Client::new();
+    let post = |path: String| json_reply(client.post(format!("{}{path}", f.url())));
     let limit = jwt_factory::keystore::MAX_KEY_IDS;
     for i in 0..limit {
-        let r = client
-            .post(format!("{}/keys/k{i}", f.url()))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "key {i}");
+        let (status, body) = post(format!("/keys/k{i}")).await;
+        assert_eq!(status, 200, "key {i}: {body}");
     }
-    let r = client
-        .post(format!("{}/keys/one-too-many", f.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 409);
-    let body: Value = r.json().await.unwrap();
+    let (status, body) = post("/keys/one-too-many".into()).await;
+    assert_eq!(status, 409, "{body}");
     assert!(
         body["error"].as_str().unwrap().contains("256 key ids"),
         "{body}"
     );
     // Replacing an existing key id is still fine.
-    let r = client
-        .post(format!("{}/keys/k0", f.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(post("/keys/k0".into()).await.0, 200);
 
     for n in 0..jwt_factory::keystore::MAX_RETIRED {
-        let r = client
-            .post(format!("{}/keys/k1/rotate", f.url()))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "rotation {n}");
+        let (status, body) = post("/keys/k1/rotate".into()).await;
+        assert_eq!(status, 200, "rotation {n}: {body}");
     }
-    let r = client
-        .post(format!("{}/keys/k1/rotate", f.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 409);
-    let body: Value = r.json().await.unwrap();
+    let (status, body) = post("/keys/k1/rotate".into()).await;
+    assert_eq!(status, 409, "{body}");
     assert!(
         body["error"]
             .as_str()
@@ -548,11 +446,7 @@ async fn key_ids_and_rotations_are_bounded() {
         "{body}"
     );
     // The JWK Set holds every current key and the overlapping ones, no more.
-    let r = client
-        .get(format!("{}/.well-known/jwks.json", f.url()))
-        .send()
-        .await
-        .unwrap();
-    let set: JwkSet = r.json().await.unwrap();
+    let r = reply(client.get(format!("{}/.well-known/jwks.json", f.url()))).await;
+    let set: JwkSet = serde_json::from_str(&r.text).unwrap();
     assert_eq!(set.keys.len(), limit + jwt_factory::keystore::MAX_RETIRED);
 }

@@ -14,7 +14,7 @@
 //! Every wait is bounded, readiness is polled rather than slept on, and all
 //! traffic goes to 127.0.0.1.
 
-mod common;
+use test_support as common;
 
 use std::{
     path::Path,
@@ -22,6 +22,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::{Files, factory::create_key, files::peer_flags};
 use futures::StreamExt as _;
 use tokio::process::{Child, Command};
 
@@ -61,12 +62,8 @@ const MAX_GROWTH_KIB: u64 = 8 * 1024;
 /// No single request, readiness wait or exit may take longer than this.
 const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 
-/// `n` distinct free ports on 127.0.0.1 (all bound at once, then released).
-fn free_ports<const N: usize>() -> [u16; N] {
-    let listeners: Vec<_> = (0..N)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
+fn path(p: &Path) -> String {
+    p.to_str().unwrap().to_owned()
 }
 
 /// A service as a child process of the `app` binary.
@@ -88,7 +85,7 @@ impl Service {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
-        for v in common::SERVICE_VARS {
+        for v in common::all_service_vars() {
             cmd.env_remove(v);
         }
         Self {
@@ -205,95 +202,50 @@ fn mib(kib: u64) -> String {
 async fn bursts_leave_no_errors_and_memory_returns_to_its_baseline() {
     common::init();
     let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    s2s_auth::certs::generate(
-        &s2s_auth::certs::CertFiles::in_dir(&certs),
-        false,
-        Default::default(),
-    )
-    .unwrap();
-    let private = dir.path().join("scenario-3-keys/jwt-private.pem");
-    let public = dir.path().join("scenario-3-keys/jwt-public.pem");
-    app::keygen::generate(s2s_auth::SigningAlgorithm::RS256, &private, &public).unwrap();
-
-    let client = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(
-            &std::fs::read(certs.join("ca.pem")).unwrap(),
-        )
-        .unwrap()])
+    let files = Files::generate(dir.path(), Some(s2s_auth::SigningAlgorithm::RS256));
+    let client = files
+        .client()
         .connect_timeout(Duration::from_secs(2))
         .timeout(ANSWER_WITHIN)
         .build()
         .unwrap();
 
     // jwt-factory in this process, with servicea's key.
-    let mut factory = common::start_factory(common::bind().await, &dir.path().join("keys"));
+    let mut factory = common::start_factory(&files.keys, &[]).await;
     let factory_url = factory.url();
-    let r = client
-        .get(format!("{factory_url}/keys/servicea"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "creating servicea's key at the factory");
+    create_key(&client, &factory, "servicea").await;
 
     // The three services, as processes, every setting a flag.
-    let [a_port, b_port, b_https, c_port, c_https] = free_ports();
-    let path = |p: &Path| p.to_str().unwrap().to_owned();
-    let common_flags = [
-        "--host".to_owned(),
-        "127.0.0.1".into(),
-        "--caller".into(),
-        "servicea".into(),
-        "--jwt-factory-endpoint".into(),
-        factory_url.clone(),
-        "--service-a-private-key-path".into(),
-        path(&private),
-        "--service-a-public-key-path".into(),
-        path(&public),
-        "--ca-cert-path".into(),
-        path(&certs.join("ca.pem")),
-        "--issuer".into(),
-        "https://service-issuer".into(),
-        "--algorithm".into(),
-        "RS256".into(),
-        "--token-lifetime-secs".into(),
-        "30".into(),
-        "--leeway-secs".into(),
-        "5".into(),
-        "--factory-issuer".into(),
-        "https://jwt-factory/".into(),
-        "--factory-token-lifetime-secs".into(),
-        "3600".into(),
-    ];
+    let [a_port, b_port, b_https, c_port, c_https] = common::free_ports();
     let receiver = |port: u16, https: u16| {
-        let mut v = common_flags.to_vec();
-        v.extend([
-            "--port".into(),
-            port.to_string(),
-            "--start-https".into(),
-            "true".into(),
-            "--https-port".into(),
-            https.to_string(),
-            "--server-public-key-path".into(),
-            path(&certs.join("localhost.pem")),
-            "--server-private-key-path".into(),
-            path(&certs.join("localhost-key.pem")),
-        ]);
+        let mut v = files.receiver_flags("RS256", &factory_url);
+        v.extend(
+            [
+                ("--port", port.to_string()),
+                ("--start-https", "true".into()),
+                ("--https-port", https.to_string()),
+                (
+                    "--server-public-key-path",
+                    path(&files.certs.join("localhost.pem")),
+                ),
+                (
+                    "--server-private-key-path",
+                    path(&files.certs.join("localhost-key.pem")),
+                ),
+            ]
+            .into_iter()
+            .flat_map(|(flag, value)| [flag.to_owned(), value]),
+        );
         v
     };
-    let mut a_flags = common_flags.to_vec();
-    a_flags.extend([
-        "--port".into(),
-        a_port.to_string(),
-        "--service-b-endpoint".into(),
-        format!("http://127.0.0.1:{b_port}"),
-        "--service-c-endpoint".into(),
-        format!("http://127.0.0.1:{c_port}"),
-        "--service-b-endpoint-https".into(),
-        format!("https://127.0.0.1:{b_https}"),
-        "--service-c-endpoint-https".into(),
-        format!("https://127.0.0.1:{c_https}"),
-    ]);
+    let mut a_flags = files.servicea_flags("RS256", &factory_url);
+    a_flags.extend(["--port".into(), a_port.to_string()]);
+    a_flags.extend(peer_flags(
+        &format!("http://127.0.0.1:{b_port}"),
+        &format!("https://127.0.0.1:{b_https}"),
+        &format!("http://127.0.0.1:{c_port}"),
+        &format!("https://127.0.0.1:{c_https}"),
+    ));
     let mut b = Service::spawn("serviceb", dir.path(), &receiver(b_port, b_https));
     b.hello = format!("https://127.0.0.1:{b_https}/hello");
     let mut c = Service::spawn("servicec", dir.path(), &receiver(c_port, c_https));

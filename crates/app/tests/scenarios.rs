@@ -3,29 +3,34 @@
 //! a dead or silent factory, a peer with an untrusted certificate.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use test_support as common;
 
 use std::time::{Duration, Instant};
 
-use common::{Options, Stack, get_json};
-use serde_json::Value;
+use common::{Options, Silent, Stack, factory, get_json, json_reply, reply};
+use serde_json::{Value, json};
 
 fn error_name(body: &Value) -> &str {
     body["error"]["name"].as_str().unwrap_or_default()
 }
 
+/// A fan-out scenario's answer: serviceb and servicec each accepted a token
+/// for itself.
+fn assert_both_audiences(body: &Value) {
+    assert_eq!(body["serviceb"]["claims"]["aud"], "serviceb", "{body}");
+    assert_eq!(body["servicec"]["claims"]["aud"], "servicec", "{body}");
+}
+
 #[tokio::test]
 async fn scenario1_valid_and_expired() {
     let s = Stack::start(Options::default()).await;
-    let (status, body) = s.get_a("/scenario1").await;
-    assert_eq!(status, 200, "{body}");
+    let (body, expired) = s.valid_then_expired(1).await;
     assert_eq!(body["valid"], true);
     assert_eq!(body["claims"]["sub"], "servicea");
     assert_eq!(body["claims"]["aud"], "serviceb");
     assert_eq!(body["claims"]["iss"], "https://jwt-factory/");
 
-    let (status, body) = s.get_a("/scenario1?expired=1").await;
-    assert_eq!(status, 403, "{body}");
+    let body = expired;
     assert_eq!(body["message"], "invalid token");
     assert_eq!(body["valid"], false);
     assert_eq!(error_name(&body), "TokenExpiredError");
@@ -42,13 +47,10 @@ async fn scenario1_valid_and_expired() {
 #[tokio::test]
 async fn scenario2_both_valid_then_servicec_expired() {
     let s = Stack::start(Options::default()).await;
-    let (status, body) = s.get_a("/scenario2").await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["serviceb"]["claims"]["aud"], "serviceb");
-    assert_eq!(body["servicec"]["claims"]["aud"], "servicec");
+    let (body, expired) = s.valid_then_expired(2).await;
+    assert_both_audiences(&body);
 
-    let (status, body) = s.get_a("/scenario2?expired=1").await;
-    assert_eq!(status, 403, "{body}");
+    let body = expired;
     assert_eq!(
         body["serviceb"]["valid"], true,
         "serviceb's token is not expired"
@@ -59,31 +61,24 @@ async fn scenario2_both_valid_then_servicec_expired() {
 #[tokio::test]
 async fn scenario3_valid_and_expired_over_tls() {
     let s = Stack::start(Options::default()).await;
-    let (status, body) = s.get_a("/scenario3").await;
-    assert_eq!(status, 200, "{body}");
+    let (body, expired) = s.valid_then_expired(3).await;
     assert_eq!(body["claims"]["iss"], "https://service-issuer");
     assert_eq!(body["claims"]["aud"], "serviceb");
     let lifetime =
         body["claims"]["exp"].as_i64().unwrap() - body["claims"]["iat"].as_i64().unwrap();
     assert_eq!(lifetime, 30);
 
-    let (status, body) = s.get_a("/scenario3?expired=1").await;
-    assert_eq!(status, 403, "{body}");
-    assert_eq!(error_name(&body), "TokenExpiredError");
+    assert_eq!(error_name(&expired), "TokenExpiredError");
 }
 
 #[tokio::test]
 async fn scenario4_valid_and_expired() {
     let s = Stack::start(Options::default()).await;
-    let (status, body) = s.get_a("/scenario4").await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["serviceb"]["claims"]["aud"], "serviceb");
-    assert_eq!(body["servicec"]["claims"]["aud"], "servicec");
+    let (body, expired) = s.valid_then_expired(4).await;
+    assert_both_audiences(&body);
 
-    let (status, body) = s.get_a("/scenario4?expired=1").await;
-    assert_eq!(status, 403, "{body}");
-    assert_eq!(error_name(&body["serviceb"]), "TokenExpiredError");
-    assert_eq!(error_name(&body["servicec"]), "TokenExpiredError");
+    assert_eq!(error_name(&expired["serviceb"]), "TokenExpiredError");
+    assert_eq!(error_name(&expired["servicec"]), "TokenExpiredError");
 }
 
 #[tokio::test]
@@ -104,10 +99,10 @@ async fn receivers_answer_401_without_a_token() {
         format!("{}/scenario3-server", s.b.https_url()),
         format!("{}/scenario4-server", s.c.https_url()),
     ] {
-        let r = s.client.get(&url).send().await.unwrap();
-        assert_eq!(r.status(), 401, "{url}");
-        assert_eq!(r.headers()["www-authenticate"], "Bearer");
-        let body: Value = r.json().await.unwrap();
+        let r = reply(s.client.get(&url)).await;
+        assert_eq!(r.status, 401, "{url}");
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+        let (_, body) = r.into_json();
         assert_eq!(body["message"], "no token provided", "{url}");
     }
 }
@@ -125,14 +120,8 @@ async fn scenario3_missing_key_is_503_then_gen_keys_fixes_it_without_restart() {
     assert!(msg.contains("jwt-private.pem"), "{msg}");
     assert!(msg.contains("gen-keys"), "{msg}");
 
-    let r = s
-        .client
-        .post(format!("{}/gen-keys", s.a.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let body: Value = r.json().await.unwrap();
+    let (status, body) = s.post(&s.a, "/gen-keys").await;
+    assert_eq!(status, 200, "{body}");
     assert!(
         body["folder"]
             .as_str()
@@ -157,13 +146,7 @@ async fn rotating_the_scenario3_key_while_running_keeps_working() {
     let s = Stack::start(Options::default()).await;
     assert_eq!(s.get_a("/scenario3").await.0, 200);
     let before = std::fs::read_to_string(s.path("scenario-3-keys/jwt-public.pem")).unwrap();
-    let r = s
-        .client
-        .post(format!("{}/gen-keys", s.a.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(s.post(&s.a, "/gen-keys").await.0, 200);
     let after = std::fs::read_to_string(s.path("scenario-3-keys/jwt-public.pem")).unwrap();
     assert_ne!(before, after, "a new key pair was written");
     let (status, body) = s.get_a("/scenario4").await;
@@ -209,16 +192,9 @@ async fn factory_down_gives_502_quickly() {
 #[tokio::test]
 async fn silent_factory_gives_504_within_the_timeout() {
     // Accepts connections, never answers.
-    let silent = common::bind().await;
-    let silent_url = format!("http://{}", silent.local_addr().unwrap());
-    let hold = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((sock, _)) = silent.accept().await {
-            held.push(sock);
-        }
-    });
+    let silent = Silent::start().await;
     let s = Stack::start(Options {
-        factory_url_for_a: Some(silent_url),
+        factory_url_for_a: Some(silent.url("")),
         a_args: vec!["--request-timeout-ms".into(), "300".into()],
         ..Default::default()
     })
@@ -238,7 +214,6 @@ async fn silent_factory_gives_504_within_the_timeout() {
         took >= Duration::from_millis(300) && took < Duration::from_secs(3),
         "{took:?}"
     );
-    hold.abort();
 }
 
 #[tokio::test]
@@ -260,13 +235,7 @@ async fn peer_down_in_scenario4_still_reports_the_other_half() {
 #[tokio::test]
 async fn servicea_refuses_a_peer_whose_certificate_is_not_from_our_ca() {
     // serviceb gets a certificate from a different CA than servicea trusts.
-    let other = tempfile::tempdir().unwrap();
-    s2s_auth::certs::generate(
-        &s2s_auth::certs::CertFiles::in_dir(other.path()),
-        false,
-        Default::default(),
-    )
-    .unwrap();
+    let other = common::files::other_ca();
     let s = Stack::start(Options {
         b_certs: Some(other.path().to_path_buf()),
         ..Default::default()
@@ -331,23 +300,12 @@ async fn every_scenario_works_with_elliptic_curve_algorithms() {
             ..Default::default()
         })
         .await;
-        for n in 1..=4 {
-            let (status, body) = s.get_a(&format!("/scenario{n}")).await;
-            assert_eq!(status, 200, "{alg} scenario{n}: {body}");
-            let (status, body) = s.get_a(&format!("/scenario{n}?expired=1")).await;
-            assert_eq!(status, 403, "{alg} scenario{n} expired: {body}");
+        for scenario in &app::scenarios::SCENARIOS {
+            s.valid_then_expired(scenario.n).await;
         }
         // The token's header names the algorithm.
-        let token = s
-            .client
-            .post(format!("{}/issueToken/servicea", s.factory.url()))
-            .body(r#"{"aud":"serviceb"}"#)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let aud = json!({ "aud": "serviceb" });
+        let token = factory::issue(&s.client, &s.factory, "servicea", "", &aud).await;
         assert_eq!(
             format!("{:?}", jsonwebtoken::decode_header(&token).unwrap().alg),
             alg
@@ -418,15 +376,9 @@ async fn a_200_from_the_factory_that_does_not_say_valid_is_not_trusted() {
         None,
     )
     .await;
-    let r = s
-        .client
-        .get(format!("{}/scenario1-server", b.url()))
-        .bearer_auth("a.b.c")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 502);
-    let body: Value = r.json().await.unwrap();
+    let url = format!("{}/scenario1-server", b.url());
+    let (status, body) = json_reply(s.client.get(url).bearer_auth("a.b.c")).await;
+    assert_eq!(status, 502, "{body}");
     assert!(
         body["message"]
             .as_str()

@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use axum::{body::Body, http::Request};
-use clap::Parser as _;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::ServiceExt as _;
 
@@ -14,19 +13,7 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     for alg in ["RS256", "ES256", "EdDSA"] {
-        let config = jwt_factory::Config::parse_from([
-            "jwt-factory",
-            "--algorithm",
-            alg,
-            "--keys-dir",
-            dir.path().to_str().unwrap(),
-            "--issuer",
-            "https://jwt-factory/",
-            "--token-lifetime-secs",
-            "3600",
-            "--leeway-secs",
-            "30",
-        ]);
+        let config = test_support::factory_config(dir.path(), &["--algorithm", alg]);
         let router = jwt_factory::app(jwt_factory::AppState::load(config));
         let call = |method: &str, uri: &str, body: String| {
             let router = router.clone();

@@ -7,7 +7,15 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use s2s_auth::{KeyId, http::BadInput, key_id::InvalidKeyId};
+use std::{io, path::PathBuf};
+
+use s2s_auth::{
+    KeyId,
+    jwk::JwkError,
+    key_id::InvalidKeyId,
+    keys::{KeyError, SignError},
+};
+use s2s_web::{BadInput, outbound::error_chain};
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,16 +32,39 @@ pub enum FactoryError {
     /// 409: a bound on keys was reached (see `keystore::MAX_KEY_IDS`, `MAX_RETIRED`).
     #[error("{0}")]
     Conflict(String),
-    /// 500: key generation, signing or a file write failed; logged in full.
+    /// 500: key generation, signing or a file write failed; logged in
+    /// full, with its cause, never sent.
     #[error("internal error")]
-    Internal(String),
+    Internal(#[from] Internal),
+}
+
+/// What went wrong inside the factory: the cause is kept (`#[source]`) for
+/// the log; the caller only hears "internal error".
+#[derive(Debug, thiserror::Error)]
+pub enum Internal {
+    #[error("key generation failed")]
+    KeyGen(#[from] KeyError),
+    #[error("signing failed")]
+    Sign(#[from] SignError),
+    #[error("cannot describe the key as a JWK")]
+    Jwk(#[from] JwkError),
+    #[error("a background task failed")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("the key generation queue is closed")]
+    Closed(#[from] tokio::sync::AcquireError),
+    #[error("dump to {dir} failed")]
+    Dump {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl From<crate::keystore::StoreError> for FactoryError {
     fn from(e: crate::keystore::StoreError) -> Self {
         match e {
             crate::keystore::StoreError::Limit(m) => Self::Conflict(m),
-            crate::keystore::StoreError::Internal(m) => Self::Internal(m),
+            crate::keystore::StoreError::Jwk(e) => Self::Internal(e.into()),
         }
     }
 }
@@ -61,7 +92,9 @@ impl FactoryError {
 
     fn log(&self) {
         match self {
-            Self::Internal(detail) => tracing::error!(%detail, "request failed"),
+            Self::Internal(cause) => {
+                tracing::error!(error = %error_chain(cause), "request failed");
+            }
             other => tracing::info!(status = %other.status(), "refused: {}", other.message()),
         }
     }

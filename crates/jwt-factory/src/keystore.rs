@@ -28,13 +28,57 @@ use jsonwebtoken::jwk::Jwk;
 use s2s_auth::{
     KeyId, KeyPair, SigningAlgorithm,
     files::{PRIVATE, PUBLIC, read_small_text, write_atomic},
-    jwk::{kid_of, public_jwk},
+    jwk::{JwkError, kid_of, public_jwk},
     now_unix,
 };
 
 const PRIVATE_SUFFIX: &str = "-private.pem";
 const PUBLIC_SUFFIX: &str = "-public.pem";
 const RETIRED_INFIX: &str = ".retired-";
+
+/// The names of a key pair's files, written by [`KeyStore::dump`] and read
+/// back by [`KeyStore::load`]: one type, so the two cannot drift apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeyFile {
+    /// `{keyId}-private.pem` / `-public.pem`: the current pair.
+    Current(String),
+    /// `{keyId}.retired-{unix time}-...`: rotated out at that time.
+    Retired(String, i64),
+}
+
+impl KeyFile {
+    fn stem(&self) -> String {
+        match self {
+            Self::Current(id) => id.clone(),
+            Self::Retired(id, at) => format!("{id}{RETIRED_INFIX}{at}"),
+        }
+    }
+
+    fn private(&self, dir: &Path) -> PathBuf {
+        dir.join(format!("{}{PRIVATE_SUFFIX}", self.stem()))
+    }
+
+    fn public(&self, dir: &Path) -> PathBuf {
+        dir.join(format!("{}{PUBLIC_SUFFIX}", self.stem()))
+    }
+
+    /// The private-key file `name` describes: `None` for other files,
+    /// `Some(Err)` for a retired file with a malformed time.
+    fn parse_private(name: &str) -> Option<Result<Self, &'static str>> {
+        let stem = name.strip_suffix(PRIVATE_SUFFIX)?;
+        Some(match stem.split_once(RETIRED_INFIX) {
+            Some((id, at)) => at
+                .parse::<i64>()
+                .map(|at| Self::Retired(id.to_owned(), at))
+                .map_err(|_| "bad retirement time"),
+            None => Ok(Self::Current(stem.to_owned())),
+        })
+    }
+
+    fn is_retired_name(name: &str) -> bool {
+        name.contains(RETIRED_INFIX) && name.ends_with(".pem")
+    }
+}
 
 /// Most key ids one factory holds: key creation is open to anyone (the
 /// demo's simplification), so the JWK Set, memory and dumps must be bounded.
@@ -49,8 +93,8 @@ pub enum StoreError {
     #[error("{0}")]
     Limit(String),
     /// The key could not be described as a JWK.
-    #[error("{0}")]
-    Internal(String),
+    #[error(transparent)]
+    Jwk(#[from] s2s_auth::jwk::JwkError),
 }
 
 /// One key pair with its `kid` and public JWK.
@@ -61,8 +105,8 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn new(id: &KeyId, pair: KeyPair, alg: SigningAlgorithm) -> Result<Self, String> {
-        let jwk = public_jwk(id, pair.public(), alg).map_err(|e| e.to_string())?;
+    fn new(id: &KeyId, pair: KeyPair, alg: SigningAlgorithm) -> Result<Self, JwkError> {
+        let jwk = public_jwk(id, pair.public(), alg)?;
         Ok(Self { pair, jwk })
     }
 
@@ -138,22 +182,20 @@ impl KeyStore {
         let mut retired = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path();
-            let Some(stem) = path
+            let Some(parsed) = path
                 .file_name()
                 .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(PRIVATE_SUFFIX))
+                .and_then(KeyFile::parse_private)
             else {
                 continue;
             };
-            let (raw_id, retired_at) = match stem.split_once(RETIRED_INFIX) {
-                Some((id, at)) => match at.parse::<i64>() {
-                    Ok(at) => (id, Some(at)),
-                    Err(_) => {
-                        tracing::warn!(file = %path.display(), "skipped key file: bad retirement time");
-                        continue;
-                    }
-                },
-                None => (stem, None),
+            let (raw_id, retired_at) = match &parsed {
+                Ok(KeyFile::Current(id)) => (id.as_str(), None),
+                Ok(KeyFile::Retired(id, at)) => (id.as_str(), Some(*at)),
+                Err(why) => {
+                    tracing::warn!(file = %path.display(), "skipped key file: {why}");
+                    continue;
+                }
             };
             match store.load_one(raw_id, &path) {
                 Ok((id, entry)) => match retired_at {
@@ -205,7 +247,7 @@ impl KeyStore {
         }
         let pem = read_small_text(path, MAX_KEY_FILE).map_err(|e| e.to_string())?;
         let pair = KeyPair::from_private_pem_for(&pem, self.alg).map_err(|e| e.to_string())?;
-        let entry = Entry::new(&id, pair, self.alg)?;
+        let entry = Entry::new(&id, pair, self.alg).map_err(|e| e.to_string())?;
         Ok((id, entry))
     }
 
@@ -238,7 +280,7 @@ impl KeyStore {
     /// Makes `pair` the only key pair of `id`: tokens signed by any earlier
     /// pair stop verifying at once.
     pub fn replace(&self, id: KeyId, pair: KeyPair) -> Result<Arc<Entry>, StoreError> {
-        let entry = Arc::new(Entry::new(&id, pair, self.alg).map_err(StoreError::Internal)?);
+        let entry = Arc::new(Entry::new(&id, pair, self.alg)?);
         let mut keys = self.write();
         if !keys.contains_key(&id) && keys.len() >= MAX_KEY_IDS {
             return Err(StoreError::Limit(format!(
@@ -258,7 +300,7 @@ impl KeyStore {
     /// Makes `pair` the signing key of `id`; the previous one keeps
     /// verifying for the overlap. `Ok(None)` if `id` has no key to rotate.
     pub fn rotate(&self, id: &KeyId, pair: KeyPair) -> Result<Option<Rotation>, StoreError> {
-        let entry = Arc::new(Entry::new(id, pair, self.alg).map_err(StoreError::Internal)?);
+        let entry = Arc::new(Entry::new(id, pair, self.alg)?);
         let now = now_unix();
         let mut keys = self.write();
         let Some(ring) = keys.get_mut(id) else {
@@ -325,15 +367,15 @@ impl KeyStore {
         let now = now_unix();
         let mut written = Vec::new();
         for (id, ring) in &snapshot {
-            let mut pairs = vec![(id.to_string(), &ring.current)];
+            let mut pairs = vec![(KeyFile::Current(id.to_string()), &ring.current)];
             for (e, at) in &ring.retired {
                 if self.in_overlap(*at, now) {
-                    pairs.push((format!("{id}{RETIRED_INFIX}{at}"), e));
+                    pairs.push((KeyFile::Retired(id.to_string(), *at), e));
                 }
             }
-            for (stem, entry) in pairs {
-                let public = self.dir.join(format!("{stem}{PUBLIC_SUFFIX}"));
-                let private = self.dir.join(format!("{stem}{PRIVATE_SUFFIX}"));
+            for (file, entry) in pairs {
+                let public = file.public(&self.dir);
+                let private = file.private(&self.dir);
                 write_atomic(&public, entry.pair.public().pem().as_bytes(), PUBLIC)?;
                 write_atomic(&private, entry.pair.private_pem().as_bytes(), PRIVATE)?;
                 written.push(public);
@@ -352,7 +394,7 @@ impl KeyStore {
             let is_retired = path
                 .file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.contains(RETIRED_INFIX) && n.ends_with(".pem"));
+                .is_some_and(KeyFile::is_retired_name);
             if is_retired && !written.contains(&path) {
                 fs::remove_file(&path)?;
             }

@@ -39,6 +39,8 @@ pub mod routes;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
+use s2s_web::{request_tracing::with_request_tracing, serve::serve, shutdown};
+
 use axum::{
     Json, Router,
     extract::DefaultBodyLimit,
@@ -51,9 +53,6 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 pub use keystore::KeyStore;
-
-/// How long in-flight requests get to finish after a shutdown signal.
-const DRAIN: Duration = Duration::from_secs(10);
 
 /// Largest request body accepted: claims and tokens are well under 1 KiB.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -106,7 +105,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
-    s2s_auth::http::with_request_tracing(router)
+    with_request_tracing(router)
 }
 
 async fn not_found() -> impl IntoResponse {
@@ -138,16 +137,9 @@ pub async fn run(
         state.config.algorithm,
         state.config.issuer,
     );
-    let handle = axum_server::Handle::new();
-    {
-        let handle = handle.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            handle.graceful_shutdown(Some(DRAIN));
-        });
-    }
+    let handle = shutdown::handle_on(shutdown);
     let header_timeout = Duration::from_millis(state.config.header_timeout_ms);
-    s2s_auth::http::serve(listener, app(state), None, handle, header_timeout).await?;
+    serve(listener, app(state), None, handle, header_timeout).await?;
     tracing::info!("jwt-factory stopped");
     Ok(())
 }

@@ -1,30 +1,40 @@
 //! `jwt-factory`: see the library docs (`cargo doc -p jwt-factory`) or `--help`.
 
-use std::path::Path;
+use std::{path::Path, process::ExitCode};
 
 use anyhow::Context as _;
 use clap::Parser as _;
 use jwt_factory::{AppState, Config};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().collect();
-    let explicit = s2s_auth::env_file::flag_in_args(&args);
-    let loaded =
-        s2s_auth::env_file::load(explicit.as_deref(), Some(Path::new("env/jwt-factory.env")))?;
+    let explicit = s2s_web::env_file::flag_in_args(&args);
+    let loaded = match s2s_web::env_file::load(
+        explicit.as_deref(),
+        Some(Path::new("env/jwt-factory.env")),
+    ) {
+        Ok(loaded) => loaded,
+        Err(err) => return s2s_web::cli::report(Err(err)),
+    };
     let config = Config::parse_from(args);
-    s2s_auth::telemetry::init();
+    let log = s2s_web::telemetry::init();
     if let Some(file) = loaded {
         tracing::info!("loaded settings from {}", file.display());
     }
+    let result = serve(config);
+    drop(log);
+    s2s_web::cli::report(result)
+}
 
+#[tokio::main]
+async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind((config.host, config.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
     jwt_factory::run(
         listener,
         AppState::load(config),
-        s2s_auth::shutdown::signal(),
+        s2s_web::shutdown::signal(),
     )
     .await?;
     Ok(())

@@ -1,18 +1,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Integration tests: the real jwt-factory over HTTP (see `common`).
+//! Integration tests: the real jwt-factory over HTTP (see `test_support::factory`).
 
-mod common;
+use test_support::factory as common;
 
 use std::{fs, os::unix::fs::PermissionsExt};
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use common::{
-    Factory, ISSUER, create_key, decode_pem, error_message, file_names, iso_millis, issue,
-    issue_raw, json, now_unix, payload, public_pem, refused, verify,
+    Factory, ISSUER, assert_token, create_key, decode_pem, dump, error_message, file_names,
+    iso_millis, issue, issue_request, now_unix, payload, public_pem, refused, verify,
 };
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
+use test_support::{
+    forge::{Sig, edit_header, forge_raw, pem_der},
+    json_reply, reply,
+};
 
 /// Decodes `token` with `jsonwebtoken` alone, using the PEM the factory
 /// publishes: nothing of the factory's own verification code is involved.
@@ -49,16 +52,14 @@ fn iso_helper_matches_node_format() {
 
 #[tokio::test]
 async fn keys_get_and_post_create_and_replace() {
-    let f = Factory::start().await;
-    let http = Client::new();
+    let (f, http) = Factory::with_client().await;
 
     let first = create_key(&http, &f, "servicea").await;
     let pem = decode_pem(&first);
     assert!(pem.contains("PUBLIC KEY"), "{pem}");
     DecodingKey::from_rsa_pem(pem.as_bytes()).expect("an RSA public key");
 
-    let resp = http.post(f.url("/keys/servicea")).send().await.unwrap();
-    let (status, body) = json(resp).await;
+    let (status, body) = json_reply(http.post(f.url("/keys/servicea"))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let second = body["publicKey"].as_str().expect("publicKey").to_owned();
     decode_pem(&second);
@@ -76,9 +77,7 @@ async fn keys_get_and_post_create_and_replace() {
 
 #[tokio::test]
 async fn issue_token_verifies_independently_with_defaults() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
     let pem = public_pem(&http, &f, "servicea").await;
 
     let before = now_unix();
@@ -101,9 +100,7 @@ async fn issue_token_verifies_independently_with_defaults() {
 
 #[tokio::test]
 async fn issue_token_body_overrides_iss_and_sub() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
     let pem = public_pem(&http, &f, "servicea").await;
 
     let body = json!({
@@ -126,9 +123,7 @@ async fn issue_token_body_overrides_iss_and_sub() {
 
 #[tokio::test]
 async fn issue_token_expired_flag() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
     let body = json!({ "aud": "serviceb" });
 
     let now = now_unix();
@@ -150,18 +145,10 @@ async fn issue_token_expired_flag() {
 
 #[tokio::test]
 async fn issue_token_empty_body_is_ok() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
 
-    let resp = issue_raw(&http, &f, "servicea", "", None).await;
-    assert_eq!(resp.status(), StatusCode::OK);
-    let ctype = resp.headers()[reqwest::header::CONTENT_TYPE]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(ctype.starts_with("text/plain"), "{ctype}");
-    let claims = payload(&resp.text().await.unwrap());
+    let r = reply(issue_request(&http, &f, "servicea", "", None)).await;
+    let claims = payload(&assert_token(r));
     assert_eq!(claims["iss"], ISSUER);
     assert_eq!(claims["sub"], "servicea");
     assert!(claims.get("aud").is_none(), "{claims}");
@@ -169,50 +156,47 @@ async fn issue_token_empty_body_is_ok() {
 
 #[tokio::test]
 async fn issue_token_non_json_body_is_400_json() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
 
-    let resp = http
-        .post(f.url("/issueToken/servicea"))
-        .body("aud=serviceb")
-        .send()
-        .await
-        .unwrap();
-    let msg = error_message(resp, StatusCode::BAD_REQUEST).await;
+    let msg = error_message(
+        http.post(f.url("/issueToken/servicea"))
+            .body("aud=serviceb"),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     assert!(msg.contains("JSON"), "{msg}");
 }
 
 #[tokio::test]
 async fn issue_token_json_array_body_is_400() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
 
-    let resp = issue_raw(&http, &f, "servicea", "", Some(&json!(["aud", "serviceb"]))).await;
-    let msg = error_message(resp, StatusCode::BAD_REQUEST).await;
+    let msg = error_message(
+        issue_request(&http, &f, "servicea", "", Some(&json!(["aud", "serviceb"]))),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     assert!(msg.contains("object"), "{msg}");
 }
 
 #[tokio::test]
 async fn issue_token_body_with_exp_or_iat_is_400() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
 
     for claim in ["exp", "iat"] {
         let body = json!({ "aud": "serviceb", claim: now_unix() + 999_999 });
-        let resp = issue_raw(&http, &f, "servicea", "", Some(&body)).await;
-        let msg = error_message(resp, StatusCode::BAD_REQUEST).await;
+        let msg = error_message(
+            issue_request(&http, &f, "servicea", "", Some(&body)),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
         assert!(msg.contains(claim), "{claim}: {msg}");
     }
 }
 
 #[tokio::test]
 async fn issue_token_body_with_header_parameter_is_400() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
 
     for (name, value) in [
         ("alg", json!("none")),
@@ -220,8 +204,11 @@ async fn issue_token_body_with_header_parameter_is_400() {
         ("crit", json!(["x"])),
     ] {
         let body = json!({ "aud": "serviceb", name: value });
-        let resp = issue_raw(&http, &f, "servicea", "", Some(&body)).await;
-        let msg = error_message(resp, StatusCode::BAD_REQUEST).await;
+        let msg = error_message(
+            issue_request(&http, &f, "servicea", "", Some(&body)),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
         assert!(
             msg.contains(name) && msg.contains("header"),
             "{name}: {msg}"
@@ -231,9 +218,7 @@ async fn issue_token_body_with_header_parameter_is_400() {
 
 #[tokio::test]
 async fn issue_token_aud_of_wrong_type_is_400() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
 
     for aud in [
         json!(42),
@@ -242,8 +227,11 @@ async fn issue_token_aud_of_wrong_type_is_400() {
         json!({ "a": 1 }),
         json!(null),
     ] {
-        let resp = issue_raw(&http, &f, "servicea", "", Some(&json!({ "aud": aud }))).await;
-        let msg = error_message(resp, StatusCode::BAD_REQUEST).await;
+        let msg = error_message(
+            issue_request(&http, &f, "servicea", "", Some(&json!({ "aud": aud }))),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
         assert!(msg.contains("aud") && msg.contains("type"), "{aud}: {msg}");
     }
     // A list of strings is a valid audience.
@@ -259,11 +247,13 @@ async fn issue_token_aud_of_wrong_type_is_400() {
 
 #[tokio::test]
 async fn issue_token_unknown_key_is_404_json() {
-    let f = Factory::start().await;
-    let http = Client::new();
+    let (f, http) = Factory::with_client().await;
 
-    let resp = issue_raw(&http, &f, "nobody", "", Some(&json!({ "aud": "serviceb" }))).await;
-    let msg = error_message(resp, StatusCode::NOT_FOUND).await;
+    let msg = error_message(
+        issue_request(&http, &f, "nobody", "", Some(&json!({ "aud": "serviceb" }))),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
     assert!(
         msg.contains("key not found") && msg.contains("nobody"),
         "{msg}"
@@ -272,20 +262,24 @@ async fn issue_token_unknown_key_is_404_json() {
 
 #[tokio::test]
 async fn issue_token_oversize_body_is_413_and_oversize_token_400() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
 
     let body = json!({ "aud": "serviceb", "pad": "x".repeat(17 * 1024) });
-    let resp = issue_raw(&http, &f, "servicea", "", Some(&body)).await;
-    let msg = error_message(resp, StatusCode::PAYLOAD_TOO_LARGE).await;
+    let msg = error_message(
+        issue_request(&http, &f, "servicea", "", Some(&body)),
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
     assert!(msg.contains("limit"), "{msg}");
 
     // Just under the body limit is read, but makes a token over the 8 KiB
     // every verifier accepts: refused, with the reason.
     let body = json!({ "aud": "serviceb", "pad": "x".repeat(15 * 1024) });
-    let resp = issue_raw(&http, &f, "servicea", "", Some(&body)).await;
-    let msg = error_message(resp, StatusCode::BAD_REQUEST).await;
+    let msg = error_message(
+        issue_request(&http, &f, "servicea", "", Some(&body)),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     assert!(msg.contains("claims too large"), "{msg}");
 
     // Claims that fit in a verifiable token are fine.
@@ -297,9 +291,7 @@ async fn issue_token_oversize_body_is_413_and_oversize_token_400() {
 
 #[tokio::test]
 async fn verify_valid_token() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
     let token = issue(&http, &f, "servicea", "", &json!({ "aud": "serviceb" })).await;
 
     let (status, body) = verify(&http, &f, "servicea", &token, "serviceb", "servicea").await;
@@ -318,9 +310,7 @@ async fn verify_valid_token() {
 
 #[tokio::test]
 async fn verify_expired_token() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
     let token = issue(
         &http,
         &f,
@@ -342,9 +332,7 @@ async fn verify_expired_token() {
 
 #[tokio::test]
 async fn verify_wrong_audience() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
     let token = issue(&http, &f, "servicea", "", &json!({ "aud": "serviceb" })).await;
 
     let (status, body) = verify(&http, &f, "servicea", &token, "servicec", "servicea").await;
@@ -355,9 +343,7 @@ async fn verify_wrong_audience() {
 
 #[tokio::test]
 async fn verify_token_without_aud_claim() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
     let token = issue(&http, &f, "servicea", "", &json!({})).await;
 
     let (status, body) = verify(&http, &f, "servicea", &token, "servicec", "servicea").await;
@@ -367,9 +353,7 @@ async fn verify_token_without_aud_claim() {
 
 #[tokio::test]
 async fn verify_wrong_subject() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
     let token = issue(&http, &f, "servicea", "", &json!({ "aud": "serviceb" })).await;
 
     let (status, body) = verify(&http, &f, "servicea", &token, "serviceb", "serviceb").await;
@@ -380,9 +364,7 @@ async fn verify_wrong_subject() {
 
 #[tokio::test]
 async fn verify_wrong_issuer() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
     let body = json!({ "aud": "serviceb", "iss": "https://evil.example/" });
     let token = issue(&http, &f, "servicea", "", &body).await;
 
@@ -397,9 +379,7 @@ async fn verify_wrong_issuer() {
 
 #[tokio::test]
 async fn verify_not_yet_valid_token() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
     let nbf = now_unix() + 3600;
     let token = issue(
         &http,
@@ -419,9 +399,7 @@ async fn verify_not_yet_valid_token() {
 
 #[tokio::test]
 async fn verify_token_signed_by_another_key() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
     create_key(&http, &f, "serviceb").await;
     // Claims that would pass for servicea: only the signature is wrong.
     let token = issue(
@@ -445,16 +423,9 @@ async fn verify_token_signed_by_another_key() {
         "{err:?}"
     );
     // Without a kid, it is checked against servicea's current key: the signature fails.
-    let without_kid = {
-        let (header, rest) = token.split_once('.').unwrap();
-        let mut h: Value =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
-        h.as_object_mut().unwrap().remove("kid");
-        format!(
-            "{}.{rest}",
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&h).unwrap())
-        )
-    };
+    let without_kid = edit_header(&token, |h| {
+        h.remove("kid");
+    });
     let (status, body) = verify(&http, &f, "servicea", &without_kid, "servicec", "servicea").await;
     let err = refused(status, &body);
     assert_eq!(err["message"], "invalid signature");
@@ -465,17 +436,16 @@ async fn verify_token_signed_by_another_key() {
 
 #[tokio::test]
 async fn verify_alg_none_token_is_refused() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
 
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let header = r#"{"alg":"none","typ":"JWT"}"#;
     let claims = json!({
         "iss": ISSUER, "sub": "servicea", "aud": "serviceb",
         "iat": now_unix(), "exp": now_unix() + 600,
-    });
-    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
-    for token in [format!("{header}.{body}."), format!("{header}.{body}.AAAA")] {
+    })
+    .to_string();
+    for sig in ["", "AAAA"] {
+        let token = forge_raw(header, &claims, Sig::Raw(sig));
         let (status, resp) = verify(&http, &f, "servicea", &token, "serviceb", "servicea").await;
         let err = refused(status, &resp);
         assert_eq!(err["message"], "invalid algorithm", "{token}: {resp}");
@@ -484,9 +454,7 @@ async fn verify_alg_none_token_is_refused() {
 
 #[tokio::test]
 async fn verify_hs256_keyed_with_public_key_is_refused() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
     let pem = public_pem(&http, &f, "servicea").await;
 
     let claims = json!({
@@ -507,13 +475,8 @@ async fn verify_hs256_keyed_with_public_key_is_refused() {
 
 #[tokio::test]
 async fn verify_token_without_exp_is_refused() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
-    let resp = http.post(f.url("/utils/dump")).send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let private = fs::read(f.keys_dir().join("servicea-private.pem")).unwrap();
-    let key = EncodingKey::from_rsa_pem(&private).expect("dumped private key parses");
+    let (f, http) = Factory::with_key("servicea").await;
+    let key = dumped_private_key(&http, &f, "servicea").await;
 
     let claims = json!({
         "iss": ISSUER, "sub": "servicea", "aud": "serviceb", "iat": now_unix(),
@@ -534,17 +497,14 @@ async fn verify_token_without_exp_is_refused() {
 
 /// The factory's private key for `id`, read from a dump (to sign test tokens).
 async fn dumped_private_key(http: &Client, f: &Factory, id: &str) -> EncodingKey {
-    let resp = http.post(f.url("/utils/dump")).send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    dump(http, f).await;
     let private = fs::read(f.keys_dir().join(format!("{id}-private.pem"))).unwrap();
     EncodingKey::from_rsa_pem(&private).expect("dumped private key parses")
 }
 
 #[tokio::test]
 async fn verify_refuses_well_signed_tokens_that_break_the_rules() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
     let key = dumped_private_key(&http, &f, "servicea").await;
     let now = now_unix();
     let base = json!({ "iss": ISSUER, "sub": "servicea", "aud": "serviceb" });
@@ -603,9 +563,7 @@ async fn verify_refuses_well_signed_tokens_that_break_the_rules() {
 
 #[tokio::test]
 async fn verify_garbage_is_malformed() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
 
     for token in ["abc", "a.b.c", "....", "e30.e30.e30"] {
         let (status, body) = verify(&http, &f, "servicea", token, "serviceb", "servicea").await;
@@ -623,9 +581,7 @@ async fn verify_garbage_is_malformed() {
 
 #[tokio::test]
 async fn verify_missing_fields_are_400() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
     let cases = [
         (
             json!({ "aud": "serviceb", "sub": "servicea" }),
@@ -650,13 +606,7 @@ async fn verify_missing_fields_are_400() {
         (json!({}), "no token specified"),
     ];
     for (req, expected) in cases {
-        let resp = http
-            .post(f.url("/verify/servicea"))
-            .json(&req)
-            .send()
-            .await
-            .unwrap();
-        let (status, body) = json(resp).await;
+        let (status, body) = json_reply(http.post(f.url("/verify/servicea")).json(&req)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{req}: {body}");
         assert_eq!(body, json!({ "valid": false, "error": expected }), "{req}");
     }
@@ -664,8 +614,7 @@ async fn verify_missing_fields_are_400() {
 
 #[tokio::test]
 async fn verify_unknown_key_is_404() {
-    let f = Factory::start().await;
-    let http = Client::new();
+    let (f, http) = Factory::with_client().await;
     let (status, body) = verify(&http, &f, "nobody", "abc", "serviceb", "servicea").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body, json!({ "valid": false, "error": "key not found" }));
@@ -673,18 +622,10 @@ async fn verify_unknown_key_is_404() {
 
 #[tokio::test]
 async fn verify_non_json_body_is_400_json() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
 
     for raw in ["token=abc", "", "[1,2"] {
-        let resp = http
-            .post(f.url("/verify/servicea"))
-            .body(raw)
-            .send()
-            .await
-            .unwrap();
-        let (status, body) = json(resp).await;
+        let (status, body) = json_reply(http.post(f.url("/verify/servicea")).body(raw)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{raw:?}: {body}");
         assert_eq!(body["valid"], false, "{body}");
         let msg = body["error"].as_str().expect("error string");
@@ -696,24 +637,20 @@ async fn verify_non_json_body_is_400_json() {
 
 #[tokio::test]
 async fn public_key_unknown_is_404_json() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    let resp = http
-        .get(f.url("/utils/publicKey/nobody"))
-        .send()
-        .await
-        .unwrap();
-    let msg = error_message(resp, StatusCode::NOT_FOUND).await;
+    let (f, http) = Factory::with_client().await;
+    let msg = error_message(
+        http.get(f.url("/utils/publicKey/nobody")),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
     assert!(msg.contains("key not found"), "{msg}");
 }
 
 #[tokio::test]
 async fn keys_list_is_sorted() {
-    let f = Factory::start().await;
-    let http = Client::new();
+    let (f, http) = Factory::with_client().await;
 
-    let resp = http.get(f.url("/utils/keys")).send().await.unwrap();
-    let (status, body) = json(resp).await;
+    let (status, body) = json_reply(http.get(f.url("/utils/keys"))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!([]));
 
@@ -721,8 +658,7 @@ async fn keys_list_is_sorted() {
         create_key(&http, &f, id).await;
     }
     create_key(&http, &f, "alpha").await; // a replacement is not a second entry
-    let resp = http.get(f.url("/utils/keys")).send().await.unwrap();
-    let (status, body) = json(resp).await;
+    let (status, body) = json_reply(http.get(f.url("/utils/keys"))).await;
     assert_eq!(status, StatusCode::OK);
     let mut expected = vec!["zeta", "alpha", "Mid", "servicea", "a_1"];
     expected.sort_unstable();
@@ -731,14 +667,12 @@ async fn keys_list_is_sorted() {
 
 #[tokio::test]
 async fn dump_writes_key_files_with_modes() {
-    let f = Factory::start().await;
-    let http = Client::new();
+    let (f, http) = Factory::with_client().await;
     let a = create_key(&http, &f, "servicea").await;
     let b = create_key(&http, &f, "serviceb").await;
 
     for route in ["/utils/dump", "/dump"] {
-        let resp = http.post(f.url(route)).send().await.unwrap();
-        let (status, body) = json(resp).await;
+        let (status, body) = json_reply(http.post(f.url(route))).await;
         assert_eq!(status, StatusCode::OK, "{route}: {body}");
 
         let dir = f.keys_dir();
@@ -777,15 +711,13 @@ async fn dump_writes_key_files_with_modes() {
 
 #[tokio::test]
 async fn dump_then_restart_keeps_keys_and_tokens() {
-    let f = Factory::start().await;
-    let http = Client::new();
+    let (f, http) = Factory::with_client().await;
     for id in ["servicea", "serviceb", "servicec"] {
         create_key(&http, &f, id).await;
     }
     let pem_before = public_pem(&http, &f, "servicea").await;
     let token = issue(&http, &f, "servicea", "", &json!({ "aud": "serviceb" })).await;
-    let resp = http.post(f.url("/utils/dump")).send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    dump(&http, &f).await;
     let old_addr = f.addr;
 
     let dir = f.stop().await;
@@ -799,8 +731,7 @@ async fn dump_then_restart_keeps_keys_and_tokens() {
     );
 
     let f = Factory::start_in(dir).await;
-    let resp = http.get(f.url("/utils/keys")).send().await.unwrap();
-    let (status, body) = json(resp).await;
+    let (status, body) = json_reply(http.get(f.url("/utils/keys"))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!(["servicea", "serviceb", "servicec"]));
     assert_eq!(public_pem(&http, &f, "servicea").await, pem_before);
@@ -818,12 +749,10 @@ async fn dump_then_restart_keeps_keys_and_tokens() {
 #[tokio::test]
 async fn startup_skips_stray_and_corrupt_files() {
     // A good key, dumped by a first instance.
-    let f = Factory::start().await;
-    let http = Client::new();
+    let (f, http) = Factory::with_client().await;
     create_key(&http, &f, "good").await;
     let good_pem = public_pem(&http, &f, "good").await;
-    let resp = http.post(f.url("/dump")).send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    dump(&http, &f).await;
     let keys = f.keys_dir();
     let dir = f.stop().await;
 
@@ -845,8 +774,7 @@ async fn startup_skips_stray_and_corrupt_files() {
     fs::write(keys.join("huge-private.pem"), huge).unwrap();
 
     let f = Factory::start_in(dir).await;
-    let resp = http.get(f.url("/utils/keys")).send().await.unwrap();
-    let (status, body) = json(resp).await;
+    let (status, body) = json_reply(http.get(f.url("/utils/keys"))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!(["good"]));
     assert_eq!(public_pem(&http, &f, "good").await, good_pem);
@@ -860,9 +788,7 @@ async fn startup_skips_stray_and_corrupt_files() {
 
 #[tokio::test]
 async fn invalid_key_ids_are_400_and_never_reach_the_disk() {
-    let f = Factory::start().await;
-    let http = Client::new();
-    create_key(&http, &f, "servicea").await;
+    let (f, http) = Factory::with_key("servicea").await;
 
     let keys = f.keys_dir();
     let parent = keys.parent().unwrap().to_path_buf();
@@ -900,8 +826,7 @@ async fn invalid_key_ids_are_400_and_never_reach_the_disk() {
             } else {
                 http.post(f.url(&path))
             };
-            let resp = req.send().await.unwrap();
-            let msg = error_message(resp, StatusCode::BAD_REQUEST).await;
+            let msg = error_message(req, StatusCode::BAD_REQUEST).await;
             let expected = if id == "%FF" {
                 "Invalid UTF-8"
             } else {
@@ -909,13 +834,11 @@ async fn invalid_key_ids_are_400_and_never_reach_the_disk() {
             };
             assert!(msg.contains(expected), "{method} {path}: {msg}");
         }
-        let resp = http
-            .post(f.url(&format!("/verify/{id}")))
-            .json(&json!({ "token": "abc", "aud": "a", "sub": "b" }))
-            .send()
-            .await
-            .unwrap();
-        let (status, body) = json(resp).await;
+        let (status, body) = json_reply(
+            http.post(f.url(&format!("/verify/{id}")))
+                .json(&json!({ "token": "abc", "aud": "a", "sub": "b" })),
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "/verify/{id}: {body}");
         assert_eq!(body["valid"], false);
         assert!(
@@ -926,10 +849,8 @@ async fn invalid_key_ids_are_400_and_never_reach_the_disk() {
     // A 64-character id is fine.
     create_key(&http, &f, &"x".repeat(64)).await;
 
-    let resp = http.post(f.url("/utils/dump")).send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let resp = http.get(f.url("/utils/keys")).send().await.unwrap();
-    let (_, ids) = json(resp).await;
+    dump(&http, &f).await;
+    let (_, ids) = json_reply(http.get(f.url("/utils/keys"))).await;
     assert_eq!(ids, json!(["servicea", "x".repeat(64)]));
 
     assert_eq!(
@@ -954,19 +875,16 @@ async fn invalid_key_ids_are_400_and_never_reach_the_disk() {
 
 #[tokio::test]
 async fn unknown_route_is_404_json() {
-    let f = Factory::start().await;
-    let http = Client::new();
+    let (f, http) = Factory::with_client().await;
     for path in ["/nope", "/keys", "/keys/", "/keys/a/b", "/utils"] {
-        let resp = http.get(f.url(path)).send().await.unwrap();
-        let msg = error_message(resp, StatusCode::NOT_FOUND).await;
+        let msg = error_message(http.get(f.url(path)), StatusCode::NOT_FOUND).await;
         assert!(msg.contains("endpoint"), "{path}: {msg}");
     }
 }
 
 #[tokio::test]
 async fn wrong_method_is_405_json() {
-    let f = Factory::start().await;
-    let http = Client::new();
+    let (f, http) = Factory::with_client().await;
     for (method, path) in [
         (reqwest::Method::DELETE, "/keys/x"),
         (reqwest::Method::GET, "/issueToken/x"),
@@ -974,12 +892,11 @@ async fn wrong_method_is_405_json() {
         (reqwest::Method::GET, "/utils/dump"),
         (reqwest::Method::POST, "/utils/keys"),
     ] {
-        let resp = http
-            .request(method.clone(), f.url(path))
-            .send()
-            .await
-            .unwrap();
-        let msg = error_message(resp, StatusCode::METHOD_NOT_ALLOWED).await;
+        let msg = error_message(
+            http.request(method.clone(), f.url(path)),
+            StatusCode::METHOD_NOT_ALLOWED,
+        )
+        .await;
         assert!(msg.contains("method"), "{method} {path}: {msg}");
     }
 }
@@ -1000,17 +917,11 @@ fn der_tlv(b: &[u8]) -> (u8, &[u8], &[u8]) {
     (tag, &b[hdr..hdr + len], &b[hdr + len..])
 }
 
-fn pem_body(pem: &str) -> Vec<u8> {
-    use base64::engine::general_purpose::STANDARD;
-    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    STANDARD.decode(b64).unwrap()
-}
-
 /// A PKCS#8 RSA private key PEM rewritten as PKCS#1 (`RSA PRIVATE KEY`), the
 /// form `openssl genrsa -traditional` and older tools produce.
 fn pkcs8_to_pkcs1_pem(pkcs8_pem: &str) -> String {
-    use base64::engine::general_purpose::STANDARD;
-    let der = pem_body(pkcs8_pem);
+    use base64::{Engine as _, engine::general_purpose::STANDARD};
+    let der = pem_der(pkcs8_pem);
     let (tag, info, _) = der_tlv(&der);
     assert_eq!(tag, 0x30);
     let (tag, _version, rest) = der_tlv(info);
@@ -1037,8 +948,7 @@ async fn factory_with_pkcs1_key(http: &Client) -> (Factory, String) {
     let f = Factory::start().await;
     create_key(http, &f, "legacy").await;
     let pem = public_pem(http, &f, "legacy").await;
-    let resp = http.post(f.url("/dump")).send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    dump(http, &f).await;
     let private_path = f.keys_dir().join("legacy-private.pem");
     let dir = f.stop().await;
 
@@ -1063,8 +973,7 @@ async fn pkcs1_key_in_keys_dir_loads_and_survives_dump_and_restart() {
     let http = Client::new();
     let (f, pem) = factory_with_pkcs1_key(&http).await;
     let token = issue(&http, &f, "legacy", "", &json!({ "aud": "x" })).await;
-    let resp = http.post(f.url("/dump")).send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    dump(&http, &f).await;
     let dir = f.stop().await;
 
     let f = Factory::start_in(dir).await;
@@ -1080,11 +989,10 @@ async fn pkcs1_key_in_keys_dir_loads_and_survives_dump_and_restart() {
 async fn dumped_pkcs1_loaded_key_is_a_well_labelled_pem() {
     let http = Client::new();
     let (f, _) = factory_with_pkcs1_key(&http).await;
-    let resp = http.post(f.url("/dump")).send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    dump(&http, &f).await;
 
     let dumped = fs::read_to_string(f.keys_dir().join("legacy-private.pem")).unwrap();
-    let der = pem_body(&dumped);
+    let der = pem_der(&dumped);
     if dumped.starts_with("-----BEGIN PRIVATE KEY-----") {
         // PKCS#8 PrivateKeyInfo: SEQUENCE { INTEGER 0, SEQUENCE {alg}, OCTET STRING }.
         let (_, info, _) = der_tlv(&der);

@@ -17,16 +17,13 @@ use crate::{KeyId, PublicKey, SigningAlgorithm};
 const THUMBPRINT_CHARS: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot describe the key as a JWK: {0}")]
-pub struct JwkError(String);
+#[error("cannot describe the key as a JWK")]
+pub struct JwkError(#[source] jsonwebtoken::errors::Error);
 
 /// The public JWK of `key` for `alg`, with `use: sig` and its `kid`.
 pub fn public_jwk(key_id: &KeyId, key: &PublicKey, alg: SigningAlgorithm) -> Result<Jwk, JwkError> {
-    let mut jwk = Jwk::from_decoding_key(key.decoding_key(), Some(alg.jwt()))
-        .map_err(|e| JwkError(e.to_string()))?;
-    let thumbprint = jwk
-        .thumbprint(ThumbprintHash::SHA256)
-        .map_err(|e| JwkError(e.to_string()))?;
+    let mut jwk = Jwk::from_decoding_key(key.decoding_key(), Some(alg.jwt())).map_err(JwkError)?;
+    let thumbprint = jwk.thumbprint(ThumbprintHash::SHA256).map_err(JwkError)?;
     let short: String = thumbprint.chars().take(THUMBPRINT_CHARS).collect();
     jwk.common.key_id = Some(format!("{key_id}.{short}"));
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);

@@ -1,9 +1,11 @@
-//! What `jwt-factory` and `app` share: the security-sensitive pieces of
-//! service-to-service JWT authentication, written once and tested once.
+//! The token core: the security-sensitive pieces of service-to-service JWT
+//! authentication, written once and tested once.
 //!
-//! Both binaries sign and verify tokens, read and write key files and log the
-//! same way. Keeping those parts here means a reviewer reads the signing and
-//! verification rules in one place, and a fix lands in both services at once.
+//! Both binaries sign and verify tokens and read and write key files.
+//! Keeping those rules here means a reviewer reads them in one place, and a
+//! fix lands in every service at once. This crate knows nothing of HTTP
+//! servers, TLS listeners or logging set-up (that is `s2s-web`): it can be
+//! read, tested and benchmarked on its own.
 //!
 //! # Layout
 //!
@@ -15,26 +17,16 @@
 //! - [`jws`]: sign a claims object into a compact JWT with a key parsed once.
 //! - [`verify`]: the explicit validation rules, and errors shaped like Node's
 //!   `jsonwebtoken` so the original README's outputs read true.
-//! - [`files`]: atomic writes (private keys with mode 0600).
-//! - [`watched`]: a parsed key cached in memory, reloaded when its file changes.
-//! - [`certs`]: the local CA and `localhost` certificate (replaces `mkcert`).
-//! - [`env_file`]: the env file loaded before clap parses (flag > env > file > default).
-//! - [`http`]: JSON error bodies and the extractor rejections turned into them.
-//! - [`telemetry`]: tracing set-up, shared by every binary.
-//! - [`shutdown`]: one future for Ctrl-C and SIGTERM.
+//! - [`files`]: atomic writes (private keys with mode 0600), bounded reads.
+//! - [`watched`]: a parsed file cached in memory, reloaded when it changes.
 //! - [`time_fmt`]: timestamps as Node prints them (`2023-10-02T21:20:03.000Z`).
 
 pub mod algorithm;
-pub mod certs;
-pub mod env_file;
 pub mod files;
-pub mod http;
 pub mod jwk;
 pub mod jws;
 pub mod key_id;
 pub mod keys;
-pub mod shutdown;
-pub mod telemetry;
 pub mod time_fmt;
 pub mod verify;
 pub mod watched;

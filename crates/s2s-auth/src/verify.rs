@@ -20,7 +20,7 @@
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{DecodingKey, Validation, errors::ErrorKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{PublicKey, SigningAlgorithm, jws::Claims, now_unix, time_fmt::iso_millis};
@@ -47,7 +47,9 @@ pub struct Expectations {
 }
 
 /// A refused token, serialized exactly as Node's `jsonwebtoken` names it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+/// It also deserializes, so a verdict relayed by jwt-factory (`/verify`)
+/// becomes this type again instead of travelling as raw JSON.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "name")]
 pub enum JwtError {
     #[serde(rename = "TokenExpiredError")]

@@ -20,7 +20,9 @@ use std::{
 /// Largest key file read, in bytes: a PEM RSA-4096 key is about 3.3 KiB.
 const MAX_FILE_LEN: u64 = 64 * 1024;
 
-/// Why the file could not provide a key. Each names the path.
+/// Why the file could not provide a key. Each names the path. The reason
+/// is kept as text: one outcome is cached and handed to every caller until
+/// the file changes, so it must be cheap to clone.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WatchedError {
     #[error("key file not found: {path}")]
@@ -54,6 +56,17 @@ impl Stamp {
     }
 }
 
+/// A file a request needed and could not use: what it is, why not, and
+/// what to do about it (the hint lives with the file, not with each caller).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{what} unavailable: {source}. {hint}")]
+pub struct Unavailable {
+    pub what: &'static str,
+    #[source]
+    pub source: WatchedError,
+    pub hint: &'static str,
+}
+
 /// A loaded key, or why the file could not give one.
 type Outcome<T> = Result<Arc<T>, WatchedError>;
 
@@ -64,6 +77,8 @@ type Parse<T> = Box<dyn Fn(&str) -> Result<T, String> + Send + Sync>;
 pub struct WatchedFile<T> {
     path: PathBuf,
     what: &'static str,
+    /// What to do when the file is missing or broken ("run `app gen-certs`").
+    hint: &'static str,
     parse: Parse<T>,
     /// The last outcome (a key or why not) and the file identity it is for.
     cached: RwLock<Option<(Stamp, Outcome<T>)>>,
@@ -79,16 +94,19 @@ impl<T> fmt::Debug for WatchedFile<T> {
 }
 
 impl<T> WatchedFile<T> {
-    /// `what` names the key in logs ("scenario-3 signing key").
-    pub fn new(
+    /// `what` names the file in logs and errors ("scenario-3 signing key");
+    /// `hint` says how to create or fix it.
+    pub fn new<E: fmt::Display>(
         path: impl Into<PathBuf>,
         what: &'static str,
-        parse: impl Fn(&str) -> Result<T, String> + Send + Sync + 'static,
+        hint: &'static str,
+        parse: impl Fn(&str) -> Result<T, E> + Send + Sync + 'static,
     ) -> Self {
         Self {
             path: path.into(),
             what,
-            parse: Box::new(parse),
+            hint,
+            parse: Box::new(move |text| parse(text).map_err(|e| e.to_string())),
             cached: RwLock::new(None),
         }
     }
@@ -100,7 +118,15 @@ impl<T> WatchedFile<T> {
     /// The parsed key: from the cache, or freshly loaded if the file changed.
     /// A file that is broken is reported from the cache too, until it changes:
     /// it is not re-read and re-parsed for every request.
-    pub fn get(&self) -> Result<Arc<T>, WatchedError> {
+    pub fn get(&self) -> Result<Arc<T>, Unavailable> {
+        self.get_inner().map_err(|source| Unavailable {
+            what: self.what,
+            source,
+            hint: self.hint,
+        })
+    }
+
+    fn get_inner(&self) -> Outcome<T> {
         let meta = fs::metadata(&self.path).map_err(|e| self.io_error(&e))?;
         let stamp = Stamp::of(&meta);
         if let Some((seen, outcome)) = &*self.cached.read().unwrap_or_else(|p| p.into_inner())
@@ -169,8 +195,13 @@ mod tests {
     fn missing_then_appears_then_changes_then_breaks() -> io::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("k");
-        let w = WatchedFile::new(&path, "test key", parse_len);
-        assert!(matches!(w.get(), Err(WatchedError::Missing { .. })));
+        let w = WatchedFile::new(&path, "test key", "make one", parse_len);
+        let missing = w.get().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            missing.starts_with("test key unavailable: key file not found"),
+            "{missing}"
+        );
+        assert!(missing.ends_with(". make one"), "{missing}");
         write_atomic(&path, b"ok1", PUBLIC)?;
         assert_eq!(w.get().ok().as_deref(), Some(&3));
         let first = w.get().ok();
@@ -180,7 +211,13 @@ mod tests {
         write_atomic(&path, b"ok123", PUBLIC)?;
         assert_eq!(w.get().ok().as_deref(), Some(&5));
         write_atomic(&path, b"garbage", PUBLIC)?;
-        assert!(matches!(w.get(), Err(WatchedError::Invalid { .. })));
+        assert!(matches!(
+            w.get(),
+            Err(Unavailable {
+                source: WatchedError::Invalid { .. },
+                ..
+            })
+        ));
         write_atomic(&path, b"ok12", PUBLIC)?;
         assert_eq!(w.get().ok().as_deref(), Some(&4));
         Ok(())

@@ -7,7 +7,10 @@ use s2s_auth::{KeyPair, time_fmt::iso_millis};
 use serde_json::{Value, json};
 
 use super::KeyIdPath;
-use crate::{AppState, error::FactoryError};
+use crate::{
+    AppState,
+    error::{FactoryError, Internal},
+};
 
 /// `GET|POST /keys/{keyId}`: a new key pair (RSA-2048 for RS256) *replaces*
 /// the key id's keys: tokens signed before stop verifying at once.
@@ -63,15 +66,12 @@ pub async fn rotate(
 /// queues instead of taking every core.
 async fn generate(state: &AppState) -> Result<KeyPair, FactoryError> {
     let alg = state.config.algorithm;
-    let _permit = state
-        .keygen
-        .acquire()
+    let _permit = state.keygen.acquire().await.map_err(Internal::from)?;
+    let pair = tokio::task::spawn_blocking(move || KeyPair::generate(alg))
         .await
-        .map_err(|e| FactoryError::Internal(e.to_string()))?;
-    tokio::task::spawn_blocking(move || KeyPair::generate(alg))
-        .await
-        .map_err(|e| FactoryError::Internal(e.to_string()))?
-        .map_err(|e| FactoryError::Internal(e.to_string()))
+        .map_err(Internal::from)?
+        .map_err(Internal::from)?;
+    Ok(pair)
 }
 
 /// `GET /.well-known/jwks.json`: every public key that verifies (current and
@@ -111,12 +111,10 @@ pub async fn dump(State(state): State<AppState>) -> Result<Json<Value>, FactoryE
     let keys = state.keys.clone();
     let written = tokio::task::spawn_blocking(move || keys.dump())
         .await
-        .map_err(|e| FactoryError::Internal(e.to_string()))?
-        .map_err(|e| {
-            FactoryError::Internal(format!(
-                "dump to {} failed: {e}",
-                state.keys.dir().display()
-            ))
+        .map_err(Internal::from)?
+        .map_err(|source| Internal::Dump {
+            dir: state.keys.dir().to_path_buf(),
+            source,
         })?;
     let files: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
     tracing::info!(dir = %state.keys.dir().display(), count = files.len(), "dumped key pairs (private keys mode 0600)");

@@ -8,7 +8,8 @@ use axum::{
     extract::{FromRequestParts, Path},
     http::request::Parts,
 };
-use s2s_auth::{KeyId, http::BadInput};
+use s2s_auth::KeyId;
+use s2s_web::BadInput;
 
 use crate::error::FactoryError;
 

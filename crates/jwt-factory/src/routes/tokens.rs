@@ -21,14 +21,17 @@ use axum::{
     response::IntoResponse,
 };
 use s2s_auth::{
-    http::{BadInput, ExpiredQuery},
     jws::{self, Claims},
     verify::MAX_TOKEN_LEN,
 };
+use s2s_web::{BadInput, expired::ExpiredQuery};
 use serde_json::Value;
 
 use super::KeyIdPath;
-use crate::{AppState, error::FactoryError};
+use crate::{
+    AppState,
+    error::{FactoryError, Internal},
+};
 
 /// Header parameters: claims bodies that try to set these are refused, so
 /// nobody mistakes a claim named `alg` for control over the header.
@@ -66,7 +69,7 @@ pub async fn issue(
         state.config.algorithm,
         Some(pair.kid()),
     )
-    .map_err(|e| FactoryError::Internal(e.to_string()))?;
+    .map_err(Internal::from)?;
     // Every verifier refuses tokens over MAX_TOKEN_LEN: do not issue one.
     if token.len() > MAX_TOKEN_LEN {
         return Err(BadInput::bad_request(format!(

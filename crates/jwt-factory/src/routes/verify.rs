@@ -9,7 +9,8 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use s2s_auth::{Expectations, JwtError, http::BadInput};
+use s2s_auth::{Expectations, JwtError};
+use s2s_web::BadInput;
 use serde_json::{Value, json};
 
 use super::KeyIdPath;

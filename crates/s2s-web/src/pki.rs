@@ -8,6 +8,7 @@
 use std::{
     io,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use rcgen::{
@@ -16,7 +17,12 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
-use crate::files::{PRIVATE, PUBLIC, write_atomic};
+use rustls::{
+    RootCertStore,
+    client::{WebPkiServerVerifier, danger::ServerCertVerifier as _},
+    pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime, pem::PemObject as _},
+};
+use s2s_auth::files::{PRIVATE, PUBLIC, write_atomic};
 
 /// The names the server certificate is valid for.
 pub const SERVER_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
@@ -53,8 +59,11 @@ impl CertFiles {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
-    #[error("{0} already exists; pass --force to replace the certificates")]
-    Exists(PathBuf),
+    #[error(
+        "{path} exists, but the certificates in its folder are not usable ({reason}); \
+         pass --force to replace them"
+    )]
+    Unusable { path: PathBuf, reason: String },
     #[error("could not create the certificates: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("could not write {path}: {source}")]
@@ -79,11 +88,34 @@ impl Default for Validity {
     }
 }
 
+/// What [`generate`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Generated {
+    /// New files were written.
+    Created,
+    /// Valid certificates were already there and were kept.
+    KeptValid,
+}
+
 /// Creates a CA and a server certificate for [`SERVER_NAMES`] signed by it.
-/// Refuses to replace existing files unless `force`.
-pub fn generate(files: &CertFiles, force: bool, validity: Validity) -> Result<(), CertError> {
+///
+/// Idempotent: if all four files exist and the certificate is valid now,
+/// for `localhost`, under that CA, they are kept ([`Generated::KeptValid`]).
+/// Files that exist but are not usable are an error that says why, and are
+/// replaced only with `force` (a running service may be using them).
+pub fn generate(
+    files: &CertFiles,
+    force: bool,
+    validity: Validity,
+) -> Result<Generated, CertError> {
     if !force && let Some(existing) = files.all().into_iter().find(|p| p.exists()) {
-        return Err(CertError::Exists(existing.to_path_buf()));
+        return match check(files) {
+            Ok(()) => Ok(Generated::KeptValid),
+            Err(reason) => Err(CertError::Unusable {
+                path: existing.to_path_buf(),
+                reason,
+            }),
+        };
     }
 
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
@@ -123,5 +155,29 @@ pub fn generate(files: &CertFiles, force: bool, validity: Validity) -> Result<()
     write(&files.server_key, leaf_key.serialize_pem(), PRIVATE)?;
     write(&files.server_cert, leaf_cert.pem(), PUBLIC)?;
     write(&files.ca_cert, ca_cert.pem(), PUBLIC)?;
+    Ok(Generated::Created)
+}
+
+/// Whether the four files are there and the server certificate is valid
+/// now, for `localhost`, under the CA; the reason if not.
+pub fn check(files: &CertFiles) -> Result<(), String> {
+    let read_err = |path: &Path, e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let ca =
+        CertificateDer::from_pem_file(&files.ca_cert).map_err(|e| read_err(&files.ca_cert, &e))?;
+    let leaf = CertificateDer::from_pem_file(&files.server_cert)
+        .map_err(|e| read_err(&files.server_cert, &e))?;
+    for key in [&files.ca_key, &files.server_key] {
+        PrivateKeyDer::from_pem_file(key).map_err(|e| read_err(key, &e))?;
+    }
+    let mut roots = RootCertStore::empty();
+    roots.add(ca).map_err(|e| read_err(&files.ca_cert, &e))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+    verifier
+        .verify_server_cert(&leaf, &[], &name, &[], UnixTime::now())
+        .map_err(|e| format!("{}: {e}", files.server_cert.display()))?;
     Ok(())
 }

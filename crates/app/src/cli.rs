@@ -1,0 +1,122 @@
+//! The command line: `app servicea|serviceb|servicec` runs a service;
+//! `app gen-certs` and `app gen-keys` create the files the scenarios need.
+//!
+//! Each role has its own arguments ([`crate::servicea::Args`],
+//! [`crate::receiver::Args`]), so `app serviceb --help` lists only what
+//! serviceb reads. `app servicea` first loads `env/servicea.env` (or
+//! `--env-file PATH`); precedence is flag > process environment > env file
+//! > default.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use s2s_auth::SigningAlgorithm;
+
+use crate::{receiver, servicea};
+
+/// servicea, serviceb and servicec: the service-to-service JWT scenarios.
+///
+/// Run each service in its own terminal from the workspace root, then
+/// `curl localhost:3000/scenario1` (2, 3, 4, 5; each also with `?expired=1`).
+#[derive(Parser, Debug)]
+#[command(name = "app", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// The caller: gets or signs tokens and calls serviceb/servicec (:3000).
+    Servicea(servicea::Args),
+    /// A receiver: verifies tokens via jwt-factory (:3001), locally over
+    /// https (:8443), or with the factory's JWK Set.
+    Serviceb(receiver::Args),
+    /// A receiver, like serviceb (:3002, https :9443).
+    Servicec(receiver::Args),
+    /// Create a local CA and a certificate for localhost, 127.0.0.1 and ::1
+    /// in certs/ (replaces mkcert). servicea trusts that CA, and only it.
+    /// Keeps valid certificates that are already there.
+    GenCerts(GenCertsArgs),
+    /// Create servicea's own scenario-3 key pair (same as `POST /gen-keys`).
+    GenKeys(GenKeysArgs),
+}
+
+/// Which of the three services this process is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    A,
+    B,
+    C,
+}
+
+impl Role {
+    /// The subcommand that selects this role, also its default `SERVICE_NAME`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::A => "servicea",
+            Self::B => "serviceb",
+            Self::C => "servicec",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::A, Self::B, Self::C]
+            .into_iter()
+            .find(|r| r.name() == name)
+    }
+
+    /// The env file `app <role>` loads when none is named.
+    pub fn env_file(self) -> PathBuf {
+        PathBuf::from(format!("env/{}.env", self.name()))
+    }
+
+    pub(crate) fn default_port(self) -> u16 {
+        match self {
+            Self::A => 3000,
+            Self::B => 3001,
+            Self::C => 3002,
+        }
+    }
+
+    pub(crate) fn default_https_port(self) -> u16 {
+        match self {
+            Self::A => 7443,
+            Self::B => 8443,
+            Self::C => 9443,
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GenCertsArgs {
+    /// Folder for ca.pem, ca-key.pem, localhost.pem, localhost-key.pem.
+    #[arg(long, default_value = "certs")]
+    pub dir: PathBuf,
+    /// Replace existing certificates, valid or not (restart the services
+    /// to use them).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GenKeysArgs {
+    /// Where the private key goes (mode 0600).
+    #[arg(
+        long,
+        env = "SERVICE_A_PRIVATE_KEY_PATH",
+        default_value = "scenario-3-keys/jwt-private.pem"
+    )]
+    pub private_key_path: PathBuf,
+    /// Where the public key goes.
+    #[arg(
+        long,
+        env = "SERVICE_A_PUBLIC_KEY_PATH",
+        default_value = "scenario-3-keys/jwt-public.pem"
+    )]
+    pub public_key_path: PathBuf,
+    /// The algorithm the key is for: RS* and PS* get RSA-2048, ES256 P-256,
+    /// ES384 P-384, EdDSA Ed25519.
+    #[arg(long, env = "ALGORITHM", default_value = "RS256")]
+    pub algorithm: SigningAlgorithm,
+}

@@ -1,0 +1,233 @@
+//! servicea, the caller: gets or signs tokens and calls serviceb/servicec.
+//!
+//! Its arguments ([`Args`]) are only what servicea reads; they are turned
+//! into [`Settings`] once at start, and every handler shares one [`State`]:
+//! one plain http client, one https client trusting only our CA, and its
+//! scenario-3 signing key, parsed once and reloaded when the file changes.
+
+use std::{ops::Deref, path::PathBuf, sync::Arc};
+
+use axum::{
+    Router,
+    routing::{get, post},
+};
+use clap::Args as ClapArgs;
+use s2s_auth::{KeyPair, watched::WatchedFile};
+use s2s_web::outbound::{self, ClientError};
+use tokio::net::TcpListener;
+
+use crate::{
+    cli::Role,
+    keygen, scenarios,
+    settings::{Common, CommonArgs, base_url},
+};
+
+/// What to do when servicea's signing key is missing: the two ways to make it.
+pub const KEY_HINT: &str = "Create it with `curl -X POST localhost:3000/gen-keys` \
+     (or `cargo run --release --bin app -- gen-keys`)";
+
+#[derive(ClapArgs, Debug, Clone)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// serviceb's http base URL (scenarios 1, 2, 5).
+    #[arg(
+        long,
+        env = "SERVICE_B_ENDPOINT",
+        default_value = "http://localhost:3001"
+    )]
+    pub service_b_endpoint: String,
+
+    /// serviceb's https base URL (scenarios 3-4).
+    #[arg(
+        long,
+        env = "SERVICE_B_ENDPOINT_HTTPS",
+        default_value = "https://localhost:8443"
+    )]
+    pub service_b_endpoint_https: String,
+
+    /// servicec's http base URL (scenario 2).
+    #[arg(
+        long,
+        env = "SERVICE_C_ENDPOINT",
+        default_value = "http://localhost:3002"
+    )]
+    pub service_c_endpoint: String,
+
+    /// servicec's https base URL (scenario 4).
+    #[arg(
+        long,
+        env = "SERVICE_C_ENDPOINT_HTTPS",
+        default_value = "https://localhost:9443"
+    )]
+    pub service_c_endpoint_https: String,
+
+    /// servicea's own signing key for scenarios 3-4 (`POST /gen-keys` writes it).
+    #[arg(
+        long,
+        env = "SERVICE_A_PRIVATE_KEY_PATH",
+        default_value = "scenario-3-keys/jwt-private.pem"
+    )]
+    pub service_a_private_key_path: PathBuf,
+
+    /// Where `POST /gen-keys` writes the matching public key, which
+    /// serviceb/servicec verify with.
+    #[arg(
+        long,
+        env = "SERVICE_A_PUBLIC_KEY_PATH",
+        default_value = "scenario-3-keys/jwt-public.pem"
+    )]
+    pub service_a_public_key_path: PathBuf,
+
+    /// The CA servicea trusts for https, and the only one.
+    #[arg(long, env = "CA_CERT_PATH", default_value = "certs/ca.pem")]
+    pub ca_cert_path: PathBuf,
+
+    /// `iss` of the tokens servicea signs itself (scenarios 3-4).
+    #[arg(long, env = "ISSUER", default_value = "https://service-issuer")]
+    pub issuer: String,
+
+    /// Lifetime of the tokens servicea signs itself (scenarios 3-4), seconds.
+    #[arg(long, env = "TOKEN_LIFETIME_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub token_lifetime_secs: u64,
+}
+
+/// servicea's own key pair files.
+#[derive(Clone, Debug)]
+pub struct KeyFiles {
+    pub private: PathBuf,
+    pub public: PathBuf,
+}
+
+/// The base URLs of the receivers, without a trailing `/`.
+#[derive(Clone, Debug)]
+pub struct Peers {
+    pub b_http: String,
+    pub b_https: String,
+    pub c_http: String,
+    pub c_https: String,
+}
+
+/// [`Args`] as typed values, built once at start.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub common: Common,
+    pub peers: Peers,
+    pub keys: KeyFiles,
+    pub ca_cert: PathBuf,
+    /// `iss` of self-signed tokens.
+    pub issuer: String,
+    /// Lifetime of self-signed tokens, seconds.
+    pub token_lifetime_secs: u64,
+}
+
+impl Args {
+    pub fn settle(self) -> Settings {
+        Settings {
+            common: self.common.settle(Role::A),
+            peers: Peers {
+                b_http: base_url(&self.service_b_endpoint),
+                b_https: base_url(&self.service_b_endpoint_https),
+                c_http: base_url(&self.service_c_endpoint),
+                c_https: base_url(&self.service_c_endpoint_https),
+            },
+            keys: KeyFiles {
+                private: self.service_a_private_key_path,
+                public: self.service_a_public_key_path,
+            },
+            ca_cert: self.ca_cert_path,
+            issuer: self.issuer,
+            token_lifetime_secs: self.token_lifetime_secs,
+        }
+    }
+}
+
+/// What servicea's handlers share. Cheap to clone: one `Arc`.
+#[derive(Clone, Debug)]
+pub struct State(Arc<Inner>);
+
+#[derive(Debug)]
+pub struct Inner {
+    pub settings: Settings,
+    /// The one plain-http client of the process (jwt-factory, scenarios
+    /// 1, 2, 5): pooled keep-alive connections, connect and request timeouts.
+    pub http: reqwest::Client,
+    /// The https client for scenarios 3-4, trusting `CA_CERT_PATH` and
+    /// nothing else. Built when the CA file is first needed and rebuilt only
+    /// if that file changes, so `gen-certs` can run after servicea starts.
+    pub https: WatchedFile<reqwest::Client>,
+    /// servicea's scenario-3 signing key, parsed once, reloaded on change.
+    pub signing_key: WatchedFile<KeyPair>,
+}
+
+impl Deref for State {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl State {
+    pub fn new(settings: Settings) -> Result<Self, ClientError> {
+        let timeouts = settings.common.timeouts;
+        // A key file of the wrong kind for ALGORITHM is a clear 503, not a
+        // signature that fails later.
+        let alg = settings.common.algorithm;
+        let http = outbound::client(timeouts, None)?;
+        let https = WatchedFile::new(
+            &settings.ca_cert,
+            "CA certificate",
+            "Create it with `cargo run --release --bin app -- gen-certs`",
+            move |pem| outbound::client(timeouts, Some(pem.as_bytes())),
+        );
+        let signing_key = WatchedFile::new(
+            &settings.keys.private,
+            "scenario-3 signing key",
+            KEY_HINT,
+            move |pem| KeyPair::from_private_pem_for(pem, alg),
+        );
+        Ok(Self(Arc::new(Inner {
+            settings,
+            http,
+            https,
+            signing_key,
+        })))
+    }
+
+    /// `SERVICE_NAME`.
+    pub fn name(&self) -> &str {
+        &self.settings.common.name
+    }
+}
+
+/// servicea's routes: one per scenario of the table, `/gen-keys`, `/hello`.
+pub fn router(state: State) -> Router {
+    let router = scenarios::SCENARIOS
+        .iter()
+        .fold(Router::new(), |router, s| {
+            router.route(
+                &s.path(),
+                get(move |state, rid, query| scenarios::run(s, state, rid, query)),
+            )
+        })
+        .route("/gen-keys", post(keygen::route));
+    let name = state.name().to_owned();
+    crate::finish(router.with_state(state), &name)
+}
+
+/// Serves servicea on `http` until `shutdown` resolves.
+pub async fn run(
+    state: State,
+    http: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let handle = s2s_web::shutdown::handle_on(shutdown);
+    let name = state.name().to_owned();
+    let header_timeout = state.settings.common.header_timeout;
+    tracing::info!("{name} listening on http://{}", http.local_addr()?);
+    s2s_web::serve::serve(http, router(state), None, handle, header_timeout).await?;
+    tracing::info!("{name} stopped");
+    Ok(())
+}

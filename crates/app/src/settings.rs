@@ -1,0 +1,109 @@
+//! What every service reads, whatever its role: flattened into each role's
+//! arguments (`#[command(flatten)]`) and turned into typed values once, at
+//! start ([`CommonArgs::settle`]). Handlers only ever see [`Common`].
+
+use std::{net::IpAddr, path::PathBuf, time::Duration};
+
+use clap::Args;
+use s2s_auth::SigningAlgorithm;
+use s2s_web::outbound::Timeouts;
+
+use crate::cli::Role;
+
+#[derive(Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// Env file to load first. Default: env/<service>.env, if it exists.
+    /// A file named here must exist.
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// HTTP port. Default: 3000 (servicea), 3001 (serviceb), 3002 (servicec).
+    #[arg(long, env = "PORT")]
+    pub port: Option<u16>,
+
+    /// This service's name: the `aud` it accepts and the `sub` it signs as.
+    /// Default: the subcommand (servicea, serviceb, servicec).
+    #[arg(long, env = "SERVICE_NAME", value_parser = key_id)]
+    pub service_name: Option<String>,
+
+    /// The one signing algorithm, pinned on both sides: RS256, RS384,
+    /// RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA. Key files of
+    /// another kind are refused with a clear 503.
+    #[arg(long, env = "ALGORITHM", default_value = "RS256")]
+    pub algorithm: SigningAlgorithm,
+
+    /// jwt-factory base URL.
+    #[arg(
+        long,
+        env = "JWT_FACTORY_ENDPOINT",
+        default_value = "http://localhost:5555"
+    )]
+    pub jwt_factory_endpoint: String,
+
+    /// Time allowed to open a connection to jwt-factory or a peer, ms.
+    #[arg(long, env = "CONNECT_TIMEOUT_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub connect_timeout_ms: u64,
+
+    /// Time allowed for an outbound call, ms. servicea's whole leg (a
+    /// token, then the call) gets this much in all.
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(1..=300_000))]
+    pub request_timeout_ms: u64,
+
+    /// Time a client has to send its request headers before the connection
+    /// is closed (against clients that trickle headers to hold connections), ms.
+    #[arg(long, env = "HEADER_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=300_000))]
+    pub header_timeout_ms: u64,
+}
+
+/// Service names become key ids and URL path segments at jwt-factory:
+/// the same rule as any key id.
+pub(crate) fn key_id(raw: &str) -> Result<String, String> {
+    s2s_auth::KeyId::parse(raw)
+        .map(|id| id.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// [`CommonArgs`] as typed values.
+#[derive(Clone, Debug)]
+pub struct Common {
+    pub role: Role,
+    /// `SERVICE_NAME`: the `aud` it accepts, the `sub` it signs as.
+    pub name: String,
+    pub host: IpAddr,
+    pub port: u16,
+    pub algorithm: SigningAlgorithm,
+    /// jwt-factory's base URL, without a trailing `/`.
+    pub factory: String,
+    pub timeouts: Timeouts,
+    pub header_timeout: Duration,
+}
+
+impl CommonArgs {
+    pub fn settle(self, role: Role) -> Common {
+        Common {
+            role,
+            name: self.service_name.unwrap_or_else(|| role.name().to_owned()),
+            host: self.host,
+            port: self.port.unwrap_or(role.default_port()),
+            algorithm: self.algorithm,
+            factory: base_url(&self.jwt_factory_endpoint),
+            timeouts: Timeouts {
+                connect: Duration::from_millis(self.connect_timeout_ms),
+                request: Duration::from_millis(self.request_timeout_ms),
+            },
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+        }
+    }
+}
+
+/// A base URL without its trailing `/`, so paths can be appended.
+pub(crate) fn base_url(url: &str) -> String {
+    url.trim_end_matches('/').to_owned()
+}

@@ -1,0 +1,34 @@
+//! Web plumbing that jwt-factory and the three services share.
+//!
+//! None of this is about tokens (that is `s2s-auth`); all of it is what a
+//! small HTTP service needs to be safe to run and easy to follow: listeners
+//! with timeouts, TLS, request ids that read across terminals, one shutdown
+//! signal, configuration from env files, and JSON answers to bad input.
+//!
+//! # Layout
+//!
+//! - [`serve`]: every listener: `TCP_NODELAY`, header-read timeout, TLS.
+//! - [`tls`]: the https listener's certificate and key, checked at start.
+//! - [`pki`]: the local CA and certificates that `app gen-certs` writes (replaces `mkcert`).
+//! - [`request_tracing`]: request ids set at the edge, one log span per request.
+//! - [`telemetry`]: the log subscriber, with a non-blocking writer.
+//! - [`outbound`]: bounded outbound calls that forward the request id.
+//! - [`shutdown`]: one future for Ctrl-C and SIGTERM, one drain period.
+//! - [`env_file`]: the env file loaded before clap parses (flag > env > file > default).
+//! - [`rejection`]: extractor rejections turned into [`rejection::BadInput`].
+//! - [`expired`]: the `?expired=` rule of the scenarios and `/issueToken`.
+//! - [`cli`]: how a binary reports a user error: one line, no backtrace.
+
+pub mod cli;
+pub mod env_file;
+pub mod expired;
+pub mod outbound;
+pub mod pki;
+pub mod rejection;
+pub mod request_tracing;
+pub mod serve;
+pub mod shutdown;
+pub mod telemetry;
+pub mod tls;
+
+pub use rejection::BadInput;

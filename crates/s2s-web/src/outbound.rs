@@ -1,0 +1,267 @@
+//! Outbound calls: to jwt-factory, and from servicea to serviceb/servicec.
+//!
+//! Every call carries the request id of the request that caused it (so one
+//! chain reads across terminals) and is bounded. A chain of calls made for
+//! one purpose (servicea's "leg": a token, then the call) shares one
+//! [`Deadline`]: each call gets what is left of it, so there is exactly one
+//! timer per call and the error names the step that ran out of time. (Two
+//! timers of the same length, one per call and one per leg, used to race,
+//! and the answer then depended on which fired first.)
+//!
+//! Failures are an [`UpstreamError`]: 502 (unreachable, or an answer that
+//! makes no sense) or 504 (out of time), with a message that says which.
+
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use reqwest::{Client, RequestBuilder, header::HeaderMap};
+use serde_json::Value;
+
+use crate::request_tracing::{REQUEST_ID, RequestId};
+
+/// An answer from a dependency: its status and its JSON body.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+/// The bounds of every outbound call (`CONNECT_TIMEOUT_MS`, `REQUEST_TIMEOUT_MS`).
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// To open the connection, TLS handshake included.
+    pub connect: Duration,
+    /// For a whole call, or a whole chain of calls made for one purpose.
+    pub request: Duration,
+}
+
+/// The moment a call, or a chain of calls, must be done by.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline {
+    at: Instant,
+    /// The whole budget, for messages ("within 300ms").
+    budget: Duration,
+    connect: Duration,
+}
+
+impl Deadline {
+    /// `REQUEST_TIMEOUT_MS` from now.
+    pub fn start(timeouts: Timeouts) -> Self {
+        Self {
+            at: Instant::now() + timeouts.request,
+            budget: timeouts.request,
+            connect: timeouts.connect,
+        }
+    }
+
+    fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+}
+
+/// Who is being called, for messages and logs.
+#[derive(Clone, Debug)]
+pub struct Target<'a> {
+    pub who: &'a str,
+    pub url: String,
+}
+
+/// Why a dependency gave no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// 502: refused, reset, TLS failure (an untrusted certificate, ...).
+    #[error("{who} unavailable at {url}: {}", describe(.source))]
+    Unreachable {
+        who: String,
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// 502: it answered, but not with what the protocol promises.
+    #[error("{who} unavailable at {url}: {reason}")]
+    BadAnswer {
+        who: String,
+        url: String,
+        reason: String,
+    },
+    /// 504: it did not accept the connection, or did not answer, in time;
+    /// `phase` says which, `after` is the budget that ran out.
+    #[error("{who} {phase} within {}ms ({url})", .after.as_millis())]
+    Timeout {
+        who: String,
+        url: String,
+        phase: &'static str,
+        after: Duration,
+    },
+}
+
+impl UpstreamError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unreachable { .. } | Self::BadAnswer { .. } => StatusCode::BAD_GATEWAY,
+            Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// An answer that breaks the protocol: `reason` says how.
+    pub fn bad_answer(target: &Target<'_>, reason: impl Into<String>) -> Self {
+        Self::BadAnswer {
+            who: target.who.to_owned(),
+            url: target.url.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// An answer with a status the caller has no use for.
+    pub fn unexpected(target: &Target<'_>, status: StatusCode, body: &str) -> Self {
+        let body: String = body.chars().take(200).collect();
+        Self::bad_answer(target, format!("unexpected answer {status}: {body}"))
+    }
+}
+
+/// Why a client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("not a usable CA certificate: {0}")]
+    BadCa(#[source] reqwest::Error),
+    #[error("cannot build the http client: {0}")]
+    Build(#[source] reqwest::Error),
+}
+
+/// A client with the service's timeouts, pooled keep-alive connections and
+/// no redirects. `ca_pem` restricts trust to that CA alone (built-in and
+/// system roots are not used).
+pub fn client(timeouts: Timeouts, ca_pem: Option<&[u8]>) -> Result<Client, ClientError> {
+    let mut builder = Client::builder()
+        .connect_timeout(timeouts.connect)
+        .timeout(timeouts.request)
+        .tcp_nodelay(true)
+        // A redirect from a dependency is not followed: the bearer token
+        // would go wherever the answer points.
+        .redirect(reqwest::redirect::Policy::none())
+        // Below the servers' idle cut (HEADER_TIMEOUT_MS, 10 s by default,
+        // which hyper also applies while waiting for the next request on a
+        // kept-alive connection): otherwise a pooled connection can be
+        // reused at the moment the server closes it.
+        .pool_idle_timeout(POOL_IDLE)
+        .user_agent(concat!("s2s-jwt/", env!("CARGO_PKG_VERSION")));
+    if let Some(pem) = ca_pem {
+        let ca = reqwest::Certificate::from_pem(pem).map_err(ClientError::BadCa)?;
+        builder = builder.tls_certs_only([ca]).https_only(true);
+    }
+    builder.build().map_err(ClientError::Build)
+}
+
+/// How long an idle pooled connection is kept for reuse.
+pub const POOL_IDLE: Duration = Duration::from_secs(5);
+
+/// Largest answer read from a dependency: ours are well under 16 KiB; the
+/// bound keeps a broken or hostile peer from filling memory.
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// Sends `request` and reads a JSON answer. Non-JSON answers are a 502.
+pub async fn send_json(
+    request: RequestBuilder,
+    target: &Target<'_>,
+    request_id: &RequestId,
+    deadline: Deadline,
+) -> Result<Answer, UpstreamError> {
+    let (status, _, text) = send(request, target, request_id, deadline).await?;
+    let body = serde_json::from_str(&text).map_err(|_| {
+        UpstreamError::bad_answer(
+            target,
+            format!("answered {status} with a body that is not JSON"),
+        )
+    })?;
+    Ok(Answer { status, body })
+}
+
+/// Sends `request` with what is left of `deadline`; the status, headers
+/// and body text (at most [`MAX_RESPONSE_BYTES`]).
+pub async fn send(
+    request: RequestBuilder,
+    target: &Target<'_>,
+    request_id: &RequestId,
+    deadline: Deadline,
+) -> Result<(StatusCode, HeaderMap, String), UpstreamError> {
+    let remaining = deadline.remaining();
+    if remaining.is_zero() {
+        return Err(timeout(
+            target,
+            "was not called: no time left",
+            deadline.budget,
+        ));
+    }
+    let request = match &request_id.0 {
+        Some(id) => request.header(REQUEST_ID, id),
+        None => request,
+    };
+    let map = |e: reqwest::Error| classify(e, target, deadline);
+    let mut response = request.timeout(remaining).send().await.map_err(map)?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(map)? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(UpstreamError::bad_answer(
+                target,
+                format!("answer larger than {MAX_RESPONSE_BYTES} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((status, headers, String::from_utf8_lossy(&body).into_owned()))
+}
+
+fn timeout(target: &Target<'_>, phase: &'static str, after: Duration) -> UpstreamError {
+    UpstreamError::Timeout {
+        who: target.who.to_owned(),
+        url: target.url.clone(),
+        phase,
+        after,
+    }
+}
+
+/// Names the failure: which timeout fired, refused connection, TLS, ...
+fn classify(err: reqwest::Error, target: &Target<'_>, deadline: Deadline) -> UpstreamError {
+    if err.is_timeout() {
+        return if err.is_connect() {
+            timeout(target, "could not connect", deadline.connect)
+        } else {
+            timeout(target, "did not answer", deadline.budget)
+        };
+    }
+    UpstreamError::Unreachable {
+        who: target.who.to_owned(),
+        url: target.url.clone(),
+        source: err,
+    }
+}
+
+/// The whole cause chain on one line, with a hint for certificate errors:
+/// reqwest's own message alone ("error sending request") hides the reason.
+fn describe(err: &reqwest::Error) -> String {
+    let mut reason = error_chain(err);
+    if reason.to_ascii_lowercase().contains("certificate") {
+        reason.push_str(
+            " (servicea trusts only the CA in CA_CERT_PATH: are the receivers' certificates \
+             from the same `app gen-certs` run? If not, run it again and restart them)",
+        );
+    }
+    reason
+}
+
+/// The whole cause chain of an error on one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let s = cause.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        source = cause.source();
+    }
+    text
+}

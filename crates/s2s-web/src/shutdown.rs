@@ -1,0 +1,49 @@
+//! One shutdown trigger for Ctrl-C and SIGTERM, and one drain period.
+//!
+//! Servers take the trigger as a parameter (`run(listener, shutdown)`, as
+//! mini-redis does), so tests stop them the same way a terminal does.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use axum_server::Handle;
+
+/// How long in-flight requests get to finish after a shutdown signal.
+pub const DRAIN: Duration = Duration::from_secs(10);
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(%err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received: finishing in-flight requests, then exiting"),
+        () = term => tracing::info!("SIGTERM received: finishing in-flight requests, then exiting"),
+    }
+}
+
+/// A server handle that starts a graceful shutdown (at most [`DRAIN`])
+/// when `shutdown` resolves. Share it between a process's listeners so one
+/// signal stops them all.
+pub fn handle_on(shutdown: impl Future<Output = ()> + Send + 'static) -> Handle<SocketAddr> {
+    let handle = Handle::new();
+    let trigger = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        trigger.graceful_shutdown(Some(DRAIN));
+    });
+    handle
+}
