@@ -26,26 +26,36 @@ verdict() {
   else FAILED=$((FAILED + 1)); echo "  WRONG OUTCOME"; fi
 }
 
-# request WANT_STATUS PATTERNS... -- CURL_ARGS...: one request and its verdict.
+# shown COMMAND_LINE: prints the command line, then runs exactly that line.
+shown() {
+  printf '$ %s\n' "$1"
+  eval "$1"
+}
+
+# request WANT_STATUS PATTERN... -- CURL_ARGS: one request and its verdict.
+# CURL_ARGS is written as in a shell. The line printed is the line run; its
+# -w makes curl print the status after the body.
 request() {
   local want=$1; shift
   local patterns=()
   while [ "$1" != "--" ]; do patterns+=("$1"); shift; done
-  shift
-  printf '\n$ curl'
-  for arg in "$@"; do
-    if [[ $arg == *" "* ]]; then printf " '%s'" "$arg"; else printf ' %s' "$arg"; fi
-  done
-  echo
-  local out
-  out=$(curl -sS --max-time 15 -w '\n%{http_code}' "$@") || out=$'\n000'
-  verdict "${out##*$'\n'}" "${out%$'\n'*}" "$want" "${patterns[@]}"
+  local cmd="curl -sS -m 15 -w '\nHTTP %{http_code}\n' $2"
+  printf '\n$ %s\n' "$cmd"
+  local out status=000 body=
+  out=$(eval "$cmd") || true
+  if [[ $out == *$'\n'"HTTP "* ]]; then
+    status=${out##*$'\n'HTTP }
+    body=${out%$'\n'HTTP *}
+  fi
+  verdict "$status" "$body" "$want" "${patterns[@]}"
 }
 
 # check PATH WANT_STATUS PATTERN...: a scenario request to servicea.
 check() {
   local path=$1 want=$2; shift 2
-  request "$want" "$@" -- "localhost:3000$path"
+  local url="localhost:3000$path"
+  [[ $url == *[?\&]* ]] && url="\"$url\""
+  request "$want" "$@" -- "$url"
 }
 
 # kid_of TOKEN: the kid in a JWT's header (base64url-decoded with tr + base64).
@@ -61,10 +71,8 @@ ensure_certs
 start_stack
 
 say "jwt-factory: a key pair for servicea, saved to keys/"
-echo "$ curl localhost:5555/keys/servicea"
-curl -sS --max-time 10 localhost:5555/keys/servicea | cut -c1-90; echo "..."
-echo "$ curl -X POST localhost:5555/utils/dump"
-curl -sS --max-time 10 -X POST localhost:5555/utils/dump; echo
+shown 'curl -sS -m 10 localhost:5555/keys/servicea | cut -c1-90'
+shown 'curl -sS -m 10 -X POST localhost:5555/utils/dump'; echo
 
 say "scenario 1: token from jwt-factory, serviceb asks jwt-factory to verify it"
 check /scenario1 200 '"valid":true' '"aud":"serviceb"'
@@ -78,8 +86,7 @@ say "scenario 3: servicea signs its own token; serviceb verifies it locally, ove
 if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 localhost:3000/scenario3)" = 503 ]; then
   echo "(no usable scenario-3 key pair yet: servicea answers 503 and says how to make one)"
   check /scenario3 503 'jwt-private.pem' 'gen-keys'
-  echo "$ curl -X POST localhost:3000/gen-keys"
-  curl -sS --max-time 10 -X POST localhost:3000/gen-keys; echo
+  shown 'curl -sS -m 10 -X POST localhost:3000/gen-keys'; echo
 fi
 check /scenario3 200 '"valid":true' '"iss":"https://service-issuer"'
 check '/scenario3?expired=1' 403 '"TokenExpiredError"'
@@ -94,19 +101,16 @@ check '/scenario5?expired=1' 403 '"TokenExpiredError"'
 
 say "key rotation: servicea gets a new signing key; the previous one keeps verifying its tokens"
 echo "(a token signed before the rotation, to try afterwards)"
-echo "$ curl -X POST localhost:5555/issueToken/servicea -d '{\"aud\":\"serviceb\"}'"
-OLD_TOKEN=$(curl -fsS --max-time 10 -X POST localhost:5555/issueToken/servicea -d '{"aud":"serviceb"}')
-echo "${OLD_TOKEN:0:60}...   header: $(kid_of "$OLD_TOKEN")"
-echo "$ curl localhost:5555/.well-known/jwks.json   # the kids it publishes"
-curl -fsS --max-time 10 localhost:5555/.well-known/jwks.json | grep -o '"kid":"[^"]*"' || true
-echo "$ curl -X POST localhost:5555/keys/servicea/rotate"
-curl -fsS --max-time 10 -X POST localhost:5555/keys/servicea/rotate | sed 's/"publicKey":"[^"]*",//'; echo
-echo "$ curl localhost:5555/.well-known/jwks.json   # new and previous key, both published"
-curl -fsS --max-time 10 localhost:5555/.well-known/jwks.json | grep -o '"kid":"[^"]*"' || true
+shown "TOKEN=\$(curl -fsS -m 10 -X POST localhost:5555/issueToken/servicea -H 'content-type: application/json' -d '{\"aud\":\"serviceb\"}')"
+echo "TOKEN is ${TOKEN:0:60}...   header: $(kid_of "$TOKEN")"
+JWKS_KIDS="curl -fsS -m 10 localhost:5555/.well-known/jwks.json | grep -o '\"kid\":\"[^\"]*\"'"
+shown "$JWKS_KIDS   # the kids it publishes" || true
+shown "curl -fsS -m 10 -X POST localhost:5555/keys/servicea/rotate | sed 's/\"publicKey\":\"[^\"]*\",//'"; echo
+shown "$JWKS_KIDS   # new and previous key, both published" || true
 echo "(scenario 5 again: the new token names the new kid, serviceb fetches the set once more)"
 check /scenario5 200 '"valid":true'
 echo "(the token signed before the rotation still verifies during the overlap)"
-request 200 '"valid":true' -- -H "Authorization: Bearer $OLD_TOKEN" localhost:3001/scenario5-server
+request 200 '"valid":true' -- '-H "Authorization: Bearer $TOKEN" localhost:3001/scenario5-server'
 echo
 echo "serviceb's log, JWK Set lines:"
 grep -E "JWK Set|JWKS cache" "$LOGS/serviceb.log" | sed -E 's/^[^ ]+ +INFO +//' | cut -c1-160 || true
