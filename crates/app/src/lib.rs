@@ -54,7 +54,7 @@ use serde_json::json;
 pub use cli::Role;
 
 /// Largest request body accepted: no endpoint of the services reads one.
-const MAX_BODY_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// What every listener of every role has: `/hello`, JSON 404 and 405,
 /// a body limit, request ids and one log span per request.

@@ -300,7 +300,7 @@ pub async fn run(
     // One handle for both listeners: one signal stops both.
     let handle = s2s_web::shutdown::handle_on(shutdown);
     let name = state.name().to_owned();
-    let header_timeout = state.settings.common.header_timeout;
+    let options = state.settings.common.serve.clone();
 
     tracing::info!("{name} listening on http://{}", http.local_addr()?);
     let plain = serve(
@@ -308,7 +308,7 @@ pub async fn run(
         http_router(state.clone()),
         None,
         handle.clone(),
-        header_timeout,
+        &options,
     );
     let secure = async {
         let Some((listener, config)) = https else {
@@ -323,7 +323,7 @@ pub async fn run(
             https_router(state),
             Some(config),
             handle,
-            header_timeout,
+            &options,
         )
         .await
     };

@@ -225,9 +225,9 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let handle = s2s_web::shutdown::handle_on(shutdown);
     let name = state.name().to_owned();
-    let header_timeout = state.settings.common.header_timeout;
+    let options = state.settings.common.serve.clone();
     tracing::info!("{name} listening on http://{}", http.local_addr()?);
-    s2s_web::serve::serve(http, router(state), None, handle, header_timeout).await?;
+    s2s_web::serve::serve(http, router(state), None, handle, &options).await?;
     tracing::info!("{name} stopped");
     Ok(())
 }

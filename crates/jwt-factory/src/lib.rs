@@ -37,7 +37,7 @@ pub mod error;
 pub mod keystore;
 pub mod routes;
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc};
 
 use s2s_web::{request_tracing::with_request_tracing, serve::serve, shutdown};
 
@@ -138,8 +138,8 @@ pub async fn run(
         state.config.issuer,
     );
     let handle = shutdown::handle_on(shutdown);
-    let header_timeout = Duration::from_millis(state.config.header_timeout_ms);
-    serve(listener, app(state), None, handle, header_timeout).await?;
+    let options = state.config.serve_options();
+    serve(listener, app(state), None, handle, &options).await?;
     tracing::info!("jwt-factory stopped");
     Ok(())
 }

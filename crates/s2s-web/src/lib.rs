@@ -7,7 +7,9 @@
 //!
 //! # Layout
 //!
-//! - [`serve`]: every listener: `TCP_NODELAY`, header-read timeout, TLS.
+//! - [`serve`]: every listener: `TCP_NODELAY`, header, idle and body timeouts, connection cap, `Host` check, TLS.
+//! - [`connections`]: the connections of a listener: first-request deadline, idle timeout, cap.
+//! - [`guard`]: `Host` check (421), body deadline (408), JSON content type (415).
 //! - [`tls`]: the https listener's certificate and key, checked at start.
 //! - [`pki`]: the local CA and certificates that `app gen-certs` writes (replaces `mkcert`).
 //! - [`request_tracing`]: request ids set at the edge, one log span per request.
@@ -20,8 +22,10 @@
 //! - [`cli`]: how a binary reports a user error: one line, no backtrace.
 
 pub mod cli;
+pub mod connections;
 pub mod env_file;
 pub mod expired;
+pub mod guard;
 pub mod outbound;
 pub mod pki;
 pub mod rejection;

@@ -33,6 +33,11 @@ pub struct Timeouts {
     pub connect: Duration,
     /// For a whole call, or a whole chain of calls made for one purpose.
     pub request: Duration,
+    /// How long a pooled connection may stay idle before the client drops
+    /// it: below the servers' idle timeout (`IDLE_TIMEOUT_MS`; the services
+    /// use half of their own), so a client rarely reuses a connection the
+    /// server is closing. When it does anyway, [`send`] retries a `GET` once.
+    pub pool_idle: Duration,
 }
 
 /// The moment a call, or a chain of calls, must be done by.
@@ -139,11 +144,7 @@ pub fn client(timeouts: Timeouts, ca_pem: Option<&[u8]>) -> Result<Client, Clien
         // A redirect from a dependency is not followed: the bearer token
         // would go wherever the answer points.
         .redirect(reqwest::redirect::Policy::none())
-        // Below the servers' idle cut (HEADER_TIMEOUT_MS, 10 s by default,
-        // which hyper also applies while waiting for the next request on a
-        // kept-alive connection): otherwise a pooled connection can be
-        // reused at the moment the server closes it.
-        .pool_idle_timeout(POOL_IDLE)
+        .pool_idle_timeout(timeouts.pool_idle)
         .user_agent(concat!("s2s-jwt/", env!("CARGO_PKG_VERSION")));
     if let Some(pem) = ca_pem {
         let ca = reqwest::Certificate::from_pem(pem).map_err(ClientError::BadCa)?;
@@ -151,9 +152,6 @@ pub fn client(timeouts: Timeouts, ca_pem: Option<&[u8]>) -> Result<Client, Clien
     }
     builder.build().map_err(ClientError::Build)
 }
-
-/// How long an idle pooled connection is kept for reuse.
-pub const POOL_IDLE: Duration = Duration::from_secs(5);
 
 /// Largest answer read from a dependency: ours are well under 16 KiB; the
 /// bound keeps a broken or hostile peer from filling memory.
@@ -197,7 +195,35 @@ pub async fn send(
         None => request,
     };
     let map = |e: reqwest::Error| classify(e, target, deadline);
-    let mut response = request.timeout(remaining).send().await.map_err(map)?;
+    let (client, request) = request.timeout(remaining).build_split();
+    let request = request.map_err(map)?;
+    // A safe request (GET) may be sent again once when the pooled
+    // connection it went out on was closed under it (the server's idle
+    // timeout raced our reuse): nothing happened on the server.
+    let again = if request.method().is_safe() {
+        request.try_clone()
+    } else {
+        None
+    };
+    let mut response = match client.execute(request).await {
+        Ok(response) => response,
+        Err(err) => match again {
+            Some(mut again) if closed_under_us(&err) => {
+                tracing::info!(
+                    "{} closed a reused connection before answering ({}); sending the request again once",
+                    target.who,
+                    error_chain(&err)
+                );
+                let remaining = deadline.remaining();
+                if remaining.is_zero() {
+                    return Err(timeout(target, "did not answer", deadline.budget));
+                }
+                *again.timeout_mut() = Some(remaining);
+                client.execute(again).await.map_err(map)?
+            }
+            _ => return Err(map(err)),
+        },
+    };
     let status = response.status();
     let headers = response.headers().clone();
     let mut body = Vec::new();
@@ -220,6 +246,24 @@ fn timeout(target: &Target<'_>, phase: &'static str, after: Duration) -> Upstrea
         phase,
         after,
     }
+}
+
+/// The connection was closed before any answer came ("connection closed
+/// before message completed"): what a client sees when it reuses a pooled
+/// connection the server has just closed. Never a timeout or a failed
+/// connect, which a retry would only prolong.
+fn closed_under_us(err: &reqwest::Error) -> bool {
+    if err.is_timeout() || err.is_connect() {
+        return false;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = source {
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
+            return hyper.is_incomplete_message();
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// Names the failure: which timeout fired, refused connection, TLS, ...

@@ -3,9 +3,11 @@
 //! Servers take the trigger as a parameter (`run(listener, shutdown)`, as
 //! mini-redis does), so tests stop them the same way a terminal does.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, time::Duration};
 
 use axum_server::Handle;
+
+use crate::connections::ListenAddr;
 
 /// How long in-flight requests get to finish after a shutdown signal.
 pub const DRAIN: Duration = Duration::from_secs(10);
@@ -38,7 +40,7 @@ pub async fn signal() {
 /// A server handle that starts a graceful shutdown (at most [`DRAIN`])
 /// when `shutdown` resolves. Share it between a process's listeners so one
 /// signal stops them all.
-pub fn handle_on(shutdown: impl Future<Output = ()> + Send + 'static) -> Handle<SocketAddr> {
+pub fn handle_on(shutdown: impl Future<Output = ()> + Send + 'static) -> Handle<ListenAddr> {
     let handle = Handle::new();
     let trigger = handle.clone();
     tokio::spawn(async move {

@@ -1,0 +1,391 @@
+//! What the security review of issue 10 found, each against real servers
+//! on port 0: connections that never closed, log amplification, a key
+//! endpoint that starved servicea, any `Host` and any content type.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use app::Role;
+use test_support::{self as common, Options, Running, Stack};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+// ------------------------------------------------- item 1: connections
+
+const HEADER_MS: u64 = 400;
+const IDLE_MS: u64 = 700;
+const BODY_MS: u64 = 500;
+/// What a close may take beyond its timeout: the reaper's tick and a
+/// busy test machine.
+const SLACK: Duration = Duration::from_millis(1500);
+
+fn limits(cap: u64) -> Vec<String> {
+    [
+        "--header-timeout-ms",
+        &HEADER_MS.to_string(),
+        "--idle-timeout-ms",
+        &IDLE_MS.to_string(),
+        "--body-timeout-ms",
+        &BODY_MS.to_string(),
+        "--max-connections",
+        &cap.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+async fn serviceb(cap: u64) -> Running {
+    common::init();
+    common::start_service(Role::B, &limits(cap), common::bind().await, None).await
+}
+
+/// `GET /hello` on a new connection: its status, within 2 s.
+async fn hello(addr: SocketAddr) -> u16 {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    match client
+        .get(format!("http://127.0.0.1:{}/hello", addr.port()))
+        .send()
+        .await
+    {
+        Ok(r) => r.status().as_u16(),
+        Err(err) => panic!("/hello failed: {err}"),
+    }
+}
+
+/// Asks `/hello` every 100 ms until dropped, counting failures: the
+/// service must answer throughout.
+struct HelloLoop {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HelloLoop {
+    fn start(addr: SocketAddr) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let (s, o) = (stop.clone(), ok.clone());
+        let task = tokio::spawn(async move {
+            while !s.load(Ordering::SeqCst) {
+                assert_eq!(hello(addr).await, 200, "/hello must answer throughout");
+                o.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Self { stop, ok, task }
+    }
+
+    async fn finish(self) -> usize {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await.unwrap();
+        self.ok.load(Ordering::SeqCst)
+    }
+}
+
+/// Reads until the server closes `stream` (EOF or reset); how long that
+/// took from `since`, and what was read. Panics past `max`.
+async fn closed_by_server(
+    stream: &mut TcpStream,
+    since: Instant,
+    max: Duration,
+) -> (Duration, Vec<u8>) {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = max.saturating_sub(since.elapsed());
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Err(_) => panic!(
+                "connection still open after {:?} (read so far: {:?})",
+                since.elapsed(),
+                String::from_utf8_lossy(&seen)
+            ),
+            Ok(Ok(0)) | Ok(Err(_)) => return (since.elapsed(), seen),
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+async fn connect(addr: SocketAddr) -> TcpStream {
+    TcpStream::connect(addr).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_socket_that_sends_nothing_is_closed_after_the_header_timeout() {
+    let b = serviceb(64).await;
+    let hellos = HelloLoop::start(b.addr);
+    let start = Instant::now();
+    let mut s = connect(b.addr).await;
+    let (took, _) = closed_by_server(&mut s, start, ms(HEADER_MS) + SLACK).await;
+    assert!(took >= ms(HEADER_MS) - ms(50), "closed too early: {took:?}");
+    assert!(hellos.finish().await >= 1);
+}
+
+#[tokio::test]
+async fn an_http2_preface_alone_is_closed_after_the_header_timeout() {
+    let b = serviceb(64).await;
+    let hellos = HelloLoop::start(b.addr);
+    let start = Instant::now();
+    let mut s = connect(b.addr).await;
+    s.write_all(H2_PREFACE).await.unwrap();
+    s.write_all(&SETTINGS_EMPTY).await.unwrap();
+    let (took, _) = closed_by_server(&mut s, start, ms(HEADER_MS) + SLACK).await;
+    assert!(took >= ms(HEADER_MS) - ms(50), "closed too early: {took:?}");
+    assert!(hellos.finish().await >= 1);
+}
+
+#[tokio::test]
+async fn a_half_open_socket_is_closed_after_the_header_timeout() {
+    let b = serviceb(64).await;
+    let start = Instant::now();
+    let mut s = connect(b.addr).await;
+    // The client's half is closed (FIN sent); the server's stays open
+    // unless the server closes it.
+    s.shutdown().await.unwrap();
+    closed_by_server(&mut s, start, ms(HEADER_MS) + SLACK).await;
+    // Half-open after a first request: the idle timeout (or hyper, on EOF).
+    let start = Instant::now();
+    let mut s = connect(b.addr).await;
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    s.shutdown().await.unwrap();
+    let (_, seen) = closed_by_server(&mut s, start, ms(IDLE_MS) + SLACK).await;
+    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
+    assert_eq!(hello(b.addr).await, 200);
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let b = serviceb(64).await;
+    let mut s = connect(b.addr).await;
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let (took, seen) = closed_by_server(&mut s, start, ms(IDLE_MS) + SLACK).await;
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    assert!(took >= ms(IDLE_MS) - ms(100), "closed too early: {took:?}");
+    assert_eq!(hello(b.addr).await, 200);
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
+    let b = serviceb(64).await;
+    let mut s = connect(b.addr).await;
+    s.write_all(H2_PREFACE).await.unwrap();
+    s.write_all(&SETTINGS_EMPTY).await.unwrap();
+    s.write_all(&h2_get_hello(b.addr.port())).await.unwrap();
+    let start = Instant::now();
+    let (took, seen) = closed_by_server(&mut s, start, ms(IDLE_MS) + SLACK).await;
+    // A HEADERS frame (type 1) on stream 1 came back: the request was
+    // served, then the connection idled out.
+    assert!(
+        h2_frames(&seen).contains(&(1, 1)),
+        "no response headers: {seen:?}"
+    );
+    assert!(took >= ms(IDLE_MS) - ms(100), "closed too early: {took:?}");
+    assert_eq!(hello(b.addr).await, 200);
+}
+
+#[tokio::test]
+async fn a_next_request_head_trickled_on_a_kept_alive_connection_is_cut_off() {
+    // A long idle timeout: the close comes from the header deadline.
+    common::init();
+    let mut args = limits(64);
+    let i = args.iter().position(|a| a == "--idle-timeout-ms").unwrap();
+    args[i + 1] = "30000".into();
+    let b = common::start_service(Role::B, &args, common::bind().await, None).await;
+    let mut s = connect(b.addr).await;
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let (mut read, mut write) = s.into_split();
+    let start = Instant::now();
+    let trickle = tokio::spawn(async move {
+        for b in b"GET /hello HTTP/1.1\r\nHost: localhost\r\nX-Slow: " {
+            if write.write_all(&[*b]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let limit = ms(HEADER_MS) + SLACK;
+    loop {
+        match tokio::time::timeout(limit.saturating_sub(start.elapsed()), read.read(&mut buf)).await
+        {
+            Err(_) => panic!("still open after {:?}", start.elapsed()),
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(_)) => {}
+        }
+    }
+    trickle.abort();
+    assert!(start.elapsed() >= ms(HEADER_MS) - ms(50));
+    assert_eq!(hello(b.addr).await, 200);
+}
+
+#[tokio::test]
+async fn a_body_sent_one_byte_at_a_time_is_cut_off_with_a_json_408() {
+    let b = serviceb(64).await;
+    let hellos = HelloLoop::start(b.addr);
+    let mut s = connect(b.addr).await;
+    s.write_all(
+        b"POST /hello HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let start = Instant::now();
+    let (mut read, mut write) = s.into_split();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..100 {
+            if write.write_all(b"x").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    let limit = ms(BODY_MS) + SLACK;
+    loop {
+        match tokio::time::timeout(limit.saturating_sub(start.elapsed()), read.read(&mut buf)).await
+        {
+            Err(_) => panic!("still open after {:?}", start.elapsed()),
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    trickle.abort();
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(seen.starts_with("HTTP/1.1 408"), "{seen}");
+    assert!(seen.contains("application/json"), "{seen}");
+    assert!(seen.contains("BODY_TIMEOUT_MS"), "{seen}");
+    assert!(start.elapsed() >= ms(BODY_MS) - ms(50));
+    assert!(hellos.finish().await >= 1);
+}
+
+#[tokio::test]
+async fn past_the_connection_cap_hello_still_answers_at_once() {
+    // Long timeouts here: /hello must answer because of the cap's policy
+    // (the oldest idle connection makes room), not because idle sockets
+    // timed out.
+    common::init();
+    let cap = 20;
+    let mut args = limits(cap);
+    for (flag, value) in [
+        ("--header-timeout-ms", "30000"),
+        ("--idle-timeout-ms", "30000"),
+    ] {
+        let i = args.iter().position(|a| a == flag).unwrap();
+        args[i + 1] = value.into();
+    }
+    let b = common::start_service(Role::B, &args, common::bind().await, None).await;
+    let mut idle = Vec::new();
+    for _ in 0..(cap + 30) {
+        idle.push(connect(b.addr).await);
+    }
+    for _ in 0..5 {
+        let start = Instant::now();
+        assert_eq!(hello(b.addr).await, 200);
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "/hello took {:?} past the cap",
+            start.elapsed()
+        );
+    }
+    // The server holds at most `cap`: the oldest idle sockets were closed.
+    let mut closed = 0;
+    for s in &mut idle {
+        let mut buf = [0u8; 16];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(20), s.read(&mut buf)).await
+        {
+            closed += 1;
+        }
+    }
+    assert!(
+        closed >= idle.len() - usize::try_from(cap).unwrap(),
+        "only {closed} of {} idle sockets closed",
+        idle.len()
+    );
+}
+
+#[tokio::test]
+async fn the_https_listener_closes_a_silent_socket_and_the_factory_an_idle_one() {
+    let s = Stack::start(Options {
+        bc_args: limits(64),
+        factory_args: vec!["--header-timeout-ms", "400", "--idle-timeout-ms", "700"],
+        ..Options::default()
+    })
+    .await;
+    let start = Instant::now();
+    let mut tls = connect(s.b.https.unwrap()).await;
+    closed_by_server(&mut tls, start, ms(HEADER_MS) + SLACK).await;
+
+    let mut f = connect(s.factory.addr).await;
+    f.write_all(b"GET /utils/keys HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let (took, seen) = closed_by_server(&mut f, start, ms(IDLE_MS) + SLACK).await;
+    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
+    assert!(took >= ms(IDLE_MS) - ms(100), "closed too early: {took:?}");
+    let mut silent = connect(s.factory.addr).await;
+    closed_by_server(&mut silent, Instant::now(), ms(HEADER_MS) + SLACK).await;
+    let (status, _) = s.get_a("/scenario1").await;
+    assert_eq!(status, 200);
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// An empty SETTINGS frame: length 0, type 4, no flags, stream 0.
+const SETTINGS_EMPTY: [u8; 9] = [0, 0, 0, 4, 0, 0, 0, 0, 0];
+
+/// A HEADERS frame (END_STREAM | END_HEADERS) for `GET /hello` on stream 1,
+/// HPACK without Huffman: indexed `:method GET` (2) and `:scheme http` (6),
+/// literal `:path` (name 4) and `:authority` (name 1).
+fn h2_get_hello(port: u16) -> Vec<u8> {
+    let authority = format!("localhost:{port}");
+    let mut block = vec![0x82, 0x86, 0x04, 6];
+    block.extend_from_slice(b"/hello");
+    block.extend([0x01, u8::try_from(authority.len()).unwrap()]);
+    block.extend_from_slice(authority.as_bytes());
+    let len = block.len();
+    let mut frame = vec![0, 0, u8::try_from(len).unwrap(), 1, 0x05, 0, 0, 0, 1];
+    frame.extend(block);
+    frame
+}
+
+/// The (type, stream) of each whole HTTP/2 frame in `bytes`.
+fn h2_frames(bytes: &[u8]) -> Vec<(u8, u32)> {
+    let mut frames = Vec::new();
+    let mut rest = bytes;
+    while rest.len() >= 9 {
+        let len = usize::from(rest[0]) << 16 | usize::from(rest[1]) << 8 | usize::from(rest[2]);
+        let stream = u32::from_be_bytes([rest[5] & 0x7f, rest[6], rest[7], rest[8]]);
+        frames.push((rest[3], stream));
+        rest = rest.get(9 + len..).unwrap_or_default();
+    }
+    frames
+}

@@ -1,0 +1,293 @@
+//! What every listener checks before a request reaches a route: the `Host`
+//! it was sent to, and that its body arrives in time. [`crate::serve`]
+//! applies both to every router, so no service can forget them; the JSON
+//! content type is required per route ([`require_json`]), where a body is
+//! read.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Json,
+    body::{Body, Bytes, HttpBody as _},
+    extract::{Request, State},
+    http::{StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use futures::StreamExt as _;
+
+/// A JSON error answer: `{"<key>": message}`, where the key is the one the
+/// service uses for its own errors (`error` on jwt-factory, `message` on
+/// the services), so every refusal of a service has one shape.
+fn refuse(status: StatusCode, key: &str, message: String) -> Response {
+    let mut body = serde_json::Map::new();
+    body.insert(key.to_owned(), message.into());
+    (status, Json(serde_json::Value::Object(body))).into_response()
+}
+
+/// The names a listener answers to (without port), lowercase.
+#[derive(Clone, Debug)]
+pub struct AllowedHosts {
+    names: Vec<String>,
+}
+
+impl AllowedHosts {
+    /// `localhost`, `127.0.0.1` and `[::1]`, the configured listen address
+    /// and `extra` (`ALLOWED_HOSTS`). An IPv6 address is written in
+    /// brackets, as in a `Host` header.
+    pub fn new(configured: std::net::IpAddr, extra: &[String]) -> Self {
+        let configured = match configured {
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        };
+        let mut names: Vec<String> = ["localhost", "127.0.0.1", "[::1]"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain([configured])
+            .chain(extra.iter().map(|h| h.trim().to_ascii_lowercase()))
+            .filter(|h| !h.is_empty())
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        names.retain(|n| seen.insert(n.clone()));
+        Self { names }
+    }
+
+    /// The names, for messages.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// `host` (as sent: `name` or `name:port`) names this listener on `port`.
+    pub fn allows(&self, host: &str, port: u16) -> bool {
+        let host = host.to_ascii_lowercase();
+        let (name, sent_port) = split_host(&host);
+        let port_ok = match sent_port {
+            None => true,
+            Some(p) => p.parse::<u16>().is_ok_and(|p| p == port),
+        };
+        port_ok && self.names.iter().any(|n| n == name)
+    }
+}
+
+/// `name[:port]`, `[v6][:port]`.
+fn split_host(host: &str) -> (&str, Option<&str>) {
+    if host.starts_with('[') {
+        return match host.find(']') {
+            Some(end) => {
+                let (name, rest) = host.split_at(end + 1);
+                (name, rest.strip_prefix(':'))
+            }
+            None => (host, None),
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    }
+}
+
+/// What the `Host` check needs: the names, the listener's port, and the
+/// service's JSON error key.
+#[derive(Clone, Debug)]
+pub(crate) struct HostCheck {
+    pub(crate) hosts: Arc<AllowedHosts>,
+    pub(crate) port: u16,
+    pub(crate) error_key: &'static str,
+}
+
+/// A shortened, escaped copy of a value from a request, for messages and
+/// logs: at most 64 characters, control and non-ASCII characters escaped.
+pub fn bounded(value: &str, max: usize) -> String {
+    let mut out: String = value
+        .chars()
+        .take(max)
+        .flat_map(char::escape_default)
+        .collect();
+    if value.chars().nth(max).is_some() {
+        out.push_str("...");
+    }
+    out
+}
+
+/// Refuses a request whose `Host` (or HTTP/2 `:authority`) is not one of
+/// the listener's names, with 421 Misdirected Request: a web page that got
+/// its own domain to resolve to 127.0.0.1 (DNS rebinding) sends its own
+/// name, so it cannot read our answers. The port must be the listener's
+/// when given.
+pub(crate) async fn check_host(
+    State(check): State<HostCheck>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let sent = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+        });
+    match sent {
+        Some(host) if check.hosts.allows(&host, check.port) => next.run(req).await,
+        sent => {
+            let what = match sent {
+                Some(host) => format!("host \"{}\"", bounded(&host, 64)),
+                None => "a request without a Host header".to_owned(),
+            };
+            refuse(
+                StatusCode::MISDIRECTED_REQUEST,
+                check.error_key,
+                format!(
+                    "{what} is not served here: this listener answers to {} on port {} \
+                     (ALLOWED_HOSTS adds names)",
+                    check.hosts.names().join(", "),
+                    check.port
+                ),
+            )
+        }
+    }
+}
+
+/// The bounds on a request body.
+#[derive(Clone, Debug)]
+pub(crate) struct BodyDeadline {
+    pub(crate) timeout: Duration,
+    pub(crate) max_bytes: usize,
+    pub(crate) error_key: &'static str,
+}
+
+/// Reads the whole request body within the body timeout (`BODY_TIMEOUT_MS`),
+/// then hands the request on with the body in memory: 408 if it does not
+/// arrive in time, 413 past the size limit.
+///
+/// Written by hand because tower-http's `RequestBodyTimeoutLayer` times each
+/// frame, not the whole body: a client sending one byte per interval would
+/// never be cut off. Bodies here are small (16 KiB at most), so reading
+/// them first costs nothing.
+pub(crate) async fn body_deadline(
+    State(limits): State<BodyDeadline>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if req.body().size_hint().exact() == Some(0) {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let max = limits.max_bytes;
+    let read = async move {
+        let mut stream = body.into_data_stream();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the body: {e}"),
+                )
+            })?;
+            if bytes.len() + chunk.len() > max {
+                return Err((
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "length limit exceeded".to_owned(),
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(bytes))
+    };
+    match tokio::time::timeout(limits.timeout, read).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Ok(Err((status, message))) => refuse(status, limits.error_key, message),
+        Err(_) => refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.error_key,
+            format!(
+                "request body not received within {}ms (BODY_TIMEOUT_MS)",
+                limits.timeout.as_millis()
+            ),
+        ),
+    }
+}
+
+/// Route middleware for endpoints that read a JSON body (token issuing,
+/// verification): a request with a body, or with any `Content-Type`, must
+/// say `application/json`; otherwise 415. A plain form or `text/plain`
+/// post, which any web page can send without asking (no CORS preflight),
+/// is refused before it reaches the handler. A request with neither a body
+/// nor a content type passes (`/issueToken`'s claims are optional).
+/// The state is the service's JSON error key (`error` on jwt-factory):
+/// `axum::middleware::from_fn_with_state("error", require_json)`.
+pub async fn require_json(
+    State(error_key): State<&'static str>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let content_type = req.headers().get(header::CONTENT_TYPE);
+    let has_body = req.body().size_hint().exact() != Some(0);
+    if content_type.is_none() && !has_body {
+        return next.run(req).await;
+    }
+    let is_json = content_type
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if is_json {
+        return next.run(req).await;
+    }
+    let sent = content_type.map_or_else(
+        || "no Content-Type".to_owned(),
+        |v| {
+            format!(
+                "Content-Type \"{}\"",
+                bounded(&String::from_utf8_lossy(v.as_bytes()), 64)
+            )
+        },
+    );
+    refuse(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        error_key,
+        format!("expected Content-Type: application/json, got {sent}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_with_and_without_port() {
+        let h = AllowedHosts::new("127.0.0.1".parse().unwrap(), &["Example.test".into()]);
+        for ok in [
+            "localhost",
+            "localhost:3001",
+            "LOCALHOST:3001",
+            "127.0.0.1:3001",
+            "[::1]:3001",
+            "[::1]",
+            "example.test:3001",
+        ] {
+            assert!(h.allows(ok, 3001), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:3001",
+            "localhost:3002",
+            "localhost:",
+            "localhost.evil:3001",
+            "[::2]:3001",
+            "",
+            "127.0.0.1:99999",
+        ] {
+            assert!(!h.allows(bad, 3001), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bounded_escapes_and_shortens() {
+        assert_eq!(bounded("a\nb", 10), "a\\nb");
+        assert_eq!(bounded(&"x".repeat(100), 3), "xxx...");
+    }
+}
