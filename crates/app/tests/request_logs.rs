@@ -1,0 +1,124 @@
+//! Log amplification (issue 10, item 2): a request's path is logged once,
+//! bounded and escaped, and token-like query values never reach the log.
+//! Its own test binary: it installs the process's log subscriber, writing
+//! to a buffer the tests read.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{
+    io::Write,
+    sync::{Arc, Mutex, OnceLock},
+};
+
+use app::Role;
+use test_support as common;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The log of this test process, at info as the binaries write it.
+fn log() -> &'static Buffer {
+    static LOG: OnceLock<Buffer> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter("info,tower_http=info,hyper=warn,rustls=warn")
+            .with_target(false)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        buffer
+    })
+}
+
+fn log_len() -> usize {
+    log().0.lock().unwrap().len()
+}
+
+fn log_text() -> String {
+    String::from_utf8_lossy(&log().0.lock().unwrap()).into_owned()
+}
+
+#[tokio::test]
+async fn three_hundred_requests_with_65_kb_paths_grow_the_log_by_a_bounded_amount() {
+    log();
+    common::init();
+    let b = common::start_service(Role::B, &[], common::bind().await, None).await;
+    let path = format!("/{}", "A".repeat(65_000));
+    let request =
+        format!("GET {path}?q=%0a HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let before = log_len();
+    for _ in 0..300 {
+        let mut s = tokio::net::TcpStream::connect(b.addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).await.unwrap();
+        assert!(
+            answer.starts_with(b"HTTP/1.1 404"),
+            "{:.100}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    let grown = log_len() - before;
+    let per_request = grown / 300;
+    // One `-->` line with at most 128 characters of path, one response line.
+    assert!(
+        per_request < 700,
+        "{per_request} log bytes per request ({grown} in all)"
+    );
+    let text = log_text();
+    assert!(
+        !text.contains(&"A".repeat(200)),
+        "a long path reached the log"
+    );
+    assert!(
+        text.contains("path=(no route)"),
+        "unmatched routes are named so"
+    );
+}
+
+#[tokio::test]
+async fn a_token_in_the_query_string_never_reaches_the_log() {
+    log();
+    let s = common::Stack::start(common::Options::default()).await;
+    let token = s
+        .client
+        .post(format!("{}/issueToken/servicea", s.factory.url()))
+        .header("content-type", "application/json")
+        .body(r#"{"aud":"serviceb"}"#)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(token.split('.').count(), 3, "{token}");
+    let signature = token.rsplit('.').next().unwrap().to_owned();
+    for url in [
+        format!("{}/scenario1-server?access_token={token}", s.b.url()),
+        format!("{}/scenario1-server?token={token}&x=1", s.b.url()),
+        format!("{}/scenario1-server?anything={token}", s.b.url()),
+        format!("{}/no-such-path/{token}", s.b.url()),
+        format!("{}/utils/keys?access_token={token}", s.factory.url()),
+    ] {
+        s.client.get(&url).send().await.unwrap();
+    }
+    let text = log_text();
+    assert!(
+        !text.contains(&signature),
+        "the token's signature was logged"
+    );
+    assert!(!text.contains(&token[..60]), "the token was logged");
+    assert!(text.contains("access_token=<redacted>"), "no redacted line");
+}
