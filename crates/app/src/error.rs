@@ -46,6 +46,10 @@ pub enum AppError {
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
 
+    /// 409: the one-at-a-time operation is already running (`gen-keys`).
+    #[error("{0}")]
+    Busy(&'static str),
+
     /// 500: signing or key generation failed; logged in full.
     #[error("internal error")]
     Internal(#[from] Internal),
@@ -60,6 +64,10 @@ pub enum Internal {
     Keygen(#[from] KeygenError),
     #[error("a background task failed")]
     Task(#[from] tokio::task::JoinError),
+    #[error("cannot start a thread")]
+    Spawn(#[source] std::io::Error),
+    #[error("the key generation thread ended without an answer")]
+    ThreadLost,
 }
 
 impl AppError {
@@ -72,6 +80,7 @@ impl AppError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::Upstream(e) => e.status(),
+            Self::Busy(_) => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -91,7 +100,7 @@ impl AppError {
             Self::Internal(cause) => {
                 tracing::error!(error = %error_chain(cause), "request failed");
             }
-            Self::InvalidToken(_) => tracing::info!("{self}"),
+            Self::InvalidToken(_) | Self::Busy(_) => tracing::info!("{self}"),
             other => tracing::warn!(status = %other.status(), "{other}"),
         }
     }

@@ -8,7 +8,10 @@
 use std::{
     io,
     path::{Path, PathBuf},
-    sync::Mutex,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use axum::{Json, extract::State};
@@ -62,17 +65,58 @@ fn folder(private: &Path) -> String {
         .to_string()
 }
 
+/// One `POST /gen-keys` at a time, process-wide. Taken with a try-lock:
+/// a second caller is refused at once (409) instead of queueing a thread.
+static GENERATING: AtomicBool = AtomicBool::new(false);
+
+/// Holds [`GENERATING`] until dropped, by the generating thread.
+struct Generating;
+
+impl Generating {
+    fn try_start() -> Option<Self> {
+        GENERATING
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .ok()
+            .map(|_| Self)
+    }
+}
+
+impl Drop for Generating {
+    fn drop(&mut self) {
+        GENERATING.store(false, Ordering::SeqCst);
+    }
+}
+
 /// `POST /gen-keys` on servicea.
+///
+/// At most one generation runs; concurrent callers get 409 at once. It runs
+/// on a thread of its own, not on tokio's blocking pool: 600 parallel calls
+/// used to queue 600 `spawn_blocking` tasks (servicea went from 4 threads to
+/// 515), and the blocking pool is also what outbound connections needed to
+/// resolve `localhost`, so healthy scenario calls timed out meanwhile.
 pub async fn route(State(state): State<servicea::State>) -> Result<Json<Value>, AppError> {
+    let Some(generating) = Generating::try_start() else {
+        return Err(AppError::Busy(
+            "a key pair is already being generated: try again when it is done",
+        ));
+    };
     let keys = &state.settings.keys;
     let (private, public, alg) = (
         keys.private.clone(),
         keys.public.clone(),
         state.settings.common.algorithm,
     );
-    tokio::task::spawn_blocking(move || generate(alg, &private, &public))
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("gen-keys".into())
+        .spawn(move || {
+            let _generating = generating;
+            let _ = done.send(generate(alg, &private, &public));
+        })
+        .map_err(Internal::Spawn)?;
+    result
         .await
-        .map_err(Internal::from)?
+        .map_err(|_| Internal::ThreadLost)?
         .map_err(Internal::from)?;
     tracing::info!(
         "generated a new {alg} key pair for scenarios 3-4: {} (0600) and {}",

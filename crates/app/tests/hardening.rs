@@ -389,3 +389,55 @@ fn h2_frames(bytes: &[u8]) -> Vec<(u8, u32)> {
     }
     frames
 }
+
+// ------------------------------------------------- item 3: gen-keys
+
+#[tokio::test]
+async fn fifty_parallel_gen_keys_run_one_at_a_time_and_scenario1_keeps_answering() {
+    let s = Stack::start(Options::default()).await;
+    let url = format!("{}/gen-keys", s.a.url());
+    let scenarios = {
+        let (client, a) = (s.client.clone(), s.a.url());
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..10 {
+                let r = client.get(format!("{a}/scenario1")).send().await.unwrap();
+                statuses.push(r.status().as_u16());
+            }
+            statuses
+        })
+    };
+    let calls = (0..50).map(|_| {
+        let (client, url) = (s.client.clone(), url.clone());
+        tokio::spawn(async move {
+            let r = client.post(&url).send().await.unwrap();
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap();
+            (status, body)
+        })
+    });
+    let answers = futures::future::join_all(calls).await;
+    let mut ok = 0;
+    for answer in answers {
+        let (status, body) = answer.unwrap();
+        match status {
+            200 => ok += 1,
+            409 => assert!(
+                body["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("already being generated"),
+                "{body}"
+            ),
+            other => panic!("gen-keys answered {other}: {body}"),
+        }
+    }
+    assert!(ok >= 1, "no generation succeeded");
+    assert!(ok < 50, "all 50 ran: nothing was refused");
+    assert_eq!(scenarios.await.unwrap(), vec![200; 10]);
+    // The lock is released: the next call generates.
+    let r = s.client.post(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, _) = s.get_a("/scenario3").await;
+    assert_eq!(status, 200);
+}

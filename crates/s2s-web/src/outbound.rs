@@ -145,6 +145,18 @@ pub fn client(timeouts: Timeouts, ca_pem: Option<&[u8]>) -> Result<Client, Clien
         // would go wherever the answer points.
         .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(timeouts.pool_idle)
+        // `localhost` (every endpoint of the workshop) is resolved here, not
+        // by getaddrinfo on tokio's blocking pool: when that pool was busy
+        // (a flood of `gen-keys`), new connections waited for it and healthy
+        // calls failed with "could not connect". Other names still go
+        // through the system resolver. (Port 0: the URL's port is used.)
+        .resolve_to_addrs(
+            "localhost",
+            &[
+                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
+            ],
+        )
         .user_agent(concat!("s2s-jwt/", env!("CARGO_PKG_VERSION")));
     if let Some(pem) = ca_pem {
         let ca = reqwest::Certificate::from_pem(pem).map_err(ClientError::BadCa)?;
