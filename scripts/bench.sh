@@ -95,7 +95,7 @@ for ALG in $ALGORITHMS; do
   # Fresh keys of the kind ALGORITHM needs, at the factory and at servicea.
   curl -fsS -o /dev/null localhost:5555/keys/servicea
   curl -fsS -o /dev/null -X POST localhost:3000/gen-keys
-  TOKEN=$(curl -fsS -X POST localhost:5555/issueToken/servicea -d '{"aud":"serviceb"}')
+  TOKEN=$(curl -fsS -X POST localhost:5555/issueToken/servicea -H 'content-type: application/json' -d '{"aud":"serviceb"}')
   cat >"$TMP/verify.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '{"token":"$TOKEN","aud":"serviceb","sub":"servicea"}'

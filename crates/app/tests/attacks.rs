@@ -1540,7 +1540,7 @@ async fn factory_refuses_hostile_key_ids_on_every_endpoint() {
     // A raw `..` path, which a URL library would normalise away.
     let (status, body) = raw_http(
         a.s.factory.addr,
-        b"GET /keys/../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /keys/../../etc/passwd HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_vec(),
     )
     .await;
     assert_eq!(status, 404, "no route has a `..` segment: {body}");
@@ -1605,6 +1605,7 @@ async fn proto_like_key_ids_are_ordinary_ids() {
         known.sort();
         let r = reply(
             c.post(format!("{f}/issueToken/{id}"))
+                .header("content-type", "application/json")
                 .body(r#"{"aud":"serviceb"}"#),
         )
         .await;
@@ -1693,6 +1694,7 @@ async fn factory_refuses_bad_claims_bodies() {
         let r = reply(
             a.s.client
                 .post(format!("{f}/issueToken/servicea"))
+                .header("content-type", "application/json")
                 .body(body.to_vec()),
         )
         .await;
@@ -1704,6 +1706,7 @@ async fn factory_refuses_bad_claims_bodies() {
         let r = reply(
             a.s.client
                 .post(format!("{f}/issueToken/servicea"))
+                .header("content-type", "application/json")
                 .body(r#"{"aud":"serviceb"}"#),
         )
         .await;
@@ -1756,7 +1759,7 @@ async fn factory_verify_refuses_bad_request_bodies() {
         ),
     ];
     for (body, says) in &bodies {
-        let r = reply(a.s.client.post(&url).body(body.clone())).await;
+        let r = reply(a.s.client.post(&url).header("content-type", "application/json").body(body.clone())).await;
         let shown = String::from_utf8_lossy(body);
         a.check_refused(
             &format!("verify body {shown:.60}"),
@@ -1786,6 +1789,7 @@ async fn factory_bodies_over_16_kib_are_413_json() {
     let r = reply(
         a.s.client
             .post(format!("{f}/issueToken/servicea"))
+            .header("content-type", "application/json")
             .body(claims_of(limit)),
     )
     .await;
@@ -1809,14 +1813,14 @@ async fn factory_bodies_over_16_kib_are_413_json() {
             "x".repeat(limit + 1),
         ),
     ] {
-        let r = reply(a.s.client.post(&url).body(body)).await;
+        let r = reply(a.s.client.post(&url).header("content-type", "application/json").body(body)).await;
         assert_eq!(r.status, 413, "{case}: {}", r.text);
         assert!(r.json.is_some(), "{case}: not JSON: {}", r.text);
         assert!(r.reason().contains("length limit"), "{case}: {}", r.text);
     }
     // Chunked, with no Content-Length to trust: the limit still holds.
-    let mut req = b"POST /issueToken/servicea HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
-                    Transfer-Encoding: chunked\r\n\r\n"
+    let mut req = b"POST /issueToken/servicea HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+                    Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
         .to_vec();
     let body = claims_of(limit * 4);
     for chunk in body.as_bytes().chunks(4096) {

@@ -441,3 +441,100 @@ async fn fifty_parallel_gen_keys_run_one_at_a_time_and_scenario1_keeps_answering
     let (status, _) = s.get_a("/scenario3").await;
     assert_eq!(status, 200);
 }
+
+// ------------------------------------------------- item 5: Host
+
+/// One raw HTTP/1.1 request; the status line and the body.
+async fn raw(addr: SocketAddr, request: &str) -> (String, String) {
+    let mut s = connect(addr).await;
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.lines().next().unwrap_or_default().to_owned();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn get(path: &str, host: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+}
+
+#[tokio::test]
+async fn a_request_for_another_host_is_421_json_on_every_service() {
+    let s = Stack::start(Options::default()).await;
+    for (who, addr) in [
+        ("servicea", s.a.addr),
+        ("serviceb", s.b.addr),
+        ("servicec", s.c.addr),
+    ] {
+        let port = addr.port();
+        for host in [
+            "evil.example".to_owned(),
+            format!("evil.example:{port}"),
+            format!("localhost:{}", port + 1),
+            "localhost.evil.example".to_owned(),
+        ] {
+            let (status, body) = raw(addr, &get("/hello", &host)).await;
+            assert!(status.starts_with("HTTP/1.1 421"), "{who} {host}: {status}");
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert!(
+                body["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("is not served here"),
+                "{who}: {body}"
+            );
+        }
+        for host in [
+            format!("localhost:{port}"),
+            format!("127.0.0.1:{port}"),
+            format!("[::1]:{port}"),
+            "localhost".to_owned(),
+        ] {
+            let (status, body) = raw(addr, &get("/hello", &host)).await;
+            assert!(status.starts_with("HTTP/1.1 200"), "{who} {host}: {status}");
+            assert_eq!(body, "hello");
+        }
+    }
+    // Over https (HTTP/2: the name is in `:authority`), same rule.
+    let r = s
+        .client
+        .get(format!("{}/hello", s.b.https_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    // The scenarios, which call each other by 127.0.0.1 and localhost, work.
+    for n in 1..=4 {
+        let (status, body) = s.get_a(&format!("/scenario{n}")).await;
+        assert_eq!(status, 200, "scenario{n}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn allowed_hosts_adds_names() {
+    common::init();
+    let args: Vec<String> = ["--allowed-hosts", "serviceb.test,Other.Test"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let b = common::start_service(Role::B, &args, common::bind().await, None).await;
+    let port = b.addr.port();
+    for (host, expect) in [
+        (format!("serviceb.test:{port}"), "200"),
+        (format!("other.test:{port}"), "200"),
+        (format!("localhost:{port}"), "200"),
+        (format!("third.test:{port}"), "421"),
+    ] {
+        let (status, _) = raw(b.addr, &get("/hello", &host)).await;
+        assert!(status.contains(expect), "{host}: {status}");
+    }
+}

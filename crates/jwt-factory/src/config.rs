@@ -11,7 +11,8 @@ use s2s_auth::SigningAlgorithm;
 /// with it, and verifies tokens for callers.
 ///
 /// Quick start: `jwt-factory`, then `curl localhost:5555/keys/servicea` and
-/// `curl -X POST localhost:5555/issueToken/servicea -d '{"aud":"serviceb"}'`.
+/// `curl -X POST localhost:5555/issueToken/servicea -H 'content-type: application/json'
+/// -d '{"aud":"serviceb"}'`.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "jwt-factory", version, about, long_about = None)]
 pub struct Config {
@@ -103,7 +104,7 @@ impl Config {
             max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
             max_body_bytes: crate::MAX_BODY_BYTES,
             hosts: s2s_web::guard::AllowedHosts::new(self.host, &self.allowed_hosts),
-            error_key: "error",
+            error_key: crate::ERROR_KEY,
         }
     }
 }

@@ -8,8 +8,9 @@
 //! ```text
 //! cargo run --release --bin jwt-factory            # :5555, loads keys/ if present
 //! curl localhost:5555/keys/servicea                # new key pair for servicea
-//! curl -X POST localhost:5555/issueToken/servicea -d '{"aud":"serviceb"}'
-//! curl -X POST localhost:5555/verify/servicea \
+//! curl -X POST localhost:5555/issueToken/servicea -H 'content-type: application/json' \
+//!      -d '{"aud":"serviceb"}'
+//! curl -X POST localhost:5555/verify/servicea -H 'content-type: application/json' \
 //!      -d '{"token":"<token>","aud":"serviceb","sub":"servicea"}'
 //! curl -X POST localhost:5555/utils/dump           # keep keys across restarts
 //! ```
@@ -41,6 +42,7 @@ use std::{future::Future, sync::Arc};
 
 use s2s_web::{request_tracing::with_request_tracing, serve::serve, shutdown};
 
+use axum::middleware::from_fn_with_state;
 use axum::{
     Json, Router,
     extract::DefaultBodyLimit,
@@ -48,8 +50,12 @@ use axum::{
     response::IntoResponse,
     routing::{get, post},
 };
+use s2s_web::guard::require_json;
 use serde_json::json;
 use tokio::net::TcpListener;
+
+/// The key of the factory's JSON errors: `{"error": "..."}`.
+const ERROR_KEY: &str = "error";
 
 pub use config::Config;
 pub use keystore::KeyStore;
@@ -95,8 +101,16 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/keys/{keyId}/rotate", post(routes::keys::rotate))
         .route("/.well-known/jwks.json", get(routes::keys::jwks))
-        .route("/issueToken/{keyId}", post(routes::tokens::issue))
-        .route("/verify/{keyId}", post(routes::verify::verify))
+        // They read a JSON body: any other content type is a 415, so a web
+        // page cannot post a form or text/plain to them.
+        .route(
+            "/issueToken/{keyId}",
+            post(routes::tokens::issue).layer(from_fn_with_state(ERROR_KEY, require_json)),
+        )
+        .route(
+            "/verify/{keyId}",
+            post(routes::verify::verify).layer(from_fn_with_state(ERROR_KEY, require_json)),
+        )
         .route("/utils/publicKey/{keyId}", get(routes::keys::public_key))
         .route("/utils/keys", get(routes::keys::list))
         .route("/utils/dump", post(routes::keys::dump))

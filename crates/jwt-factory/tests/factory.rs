@@ -160,6 +160,7 @@ async fn issue_token_non_json_body_is_400_json() {
 
     let msg = error_message(
         http.post(f.url("/issueToken/servicea"))
+            .header("content-type", "application/json")
             .body("aud=serviceb"),
         StatusCode::BAD_REQUEST,
     )
@@ -625,7 +626,11 @@ async fn verify_non_json_body_is_400_json() {
     let (f, http) = Factory::with_key("servicea").await;
 
     for raw in ["token=abc", "", "[1,2"] {
-        let (status, body) = json_reply(http.post(f.url("/verify/servicea")).body(raw)).await;
+        let (status, body) = json_reply(
+            http.post(f.url("/verify/servicea"))
+                .header("content-type", "application/json")
+                .body(raw),
+        ).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{raw:?}: {body}");
         assert_eq!(body["valid"], false, "{body}");
         let msg = body["error"].as_str().expect("error string");

@@ -1,11 +1,11 @@
 //! Serving a router: every listener of the workshop goes through [`serve`],
 //! so each gets the same protections.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use crate::{
     connections::{CappedListener, ConnectionLimits, ListenAddr, Registry, TrackingAcceptor},
-    guard::{AllowedHosts, BodyDeadline, body_deadline},
+    guard::{AllowedHosts, BodyDeadline, HostCheck, body_deadline, check_host},
 };
 
 /// The bounds every listener applies (`HEADER_TIMEOUT_MS`,
@@ -65,14 +65,23 @@ pub async fn serve(
         },
     );
     let reaper = AbortOnDrop(tokio::spawn(registry.clone().reap()));
-    let router = router.layer(axum::middleware::from_fn_with_state(
-        BodyDeadline {
-            timeout: options.body_timeout,
-            max_bytes: options.max_body_bytes,
-            error_key: options.error_key,
-        },
-        body_deadline,
-    ));
+    let router = router
+        .layer(axum::middleware::from_fn_with_state(
+            BodyDeadline {
+                timeout: options.body_timeout,
+                max_bytes: options.max_body_bytes,
+                error_key: options.error_key,
+            },
+            body_deadline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            HostCheck {
+                hosts: Arc::new(options.hosts.clone()),
+                port: local.port(),
+                error_key: options.error_key,
+            },
+            check_host,
+        ));
     let server = axum_server::Server::<ListenAddr>::from_listener(CappedListener::new(
         listener,
         registry.clone(),
