@@ -110,8 +110,11 @@ pub async fn route(State(state): State<servicea::State>) -> Result<Json<Value>, 
     std::thread::Builder::new()
         .name("gen-keys".into())
         .spawn(move || {
-            let _generating = generating;
-            let _ = done.send(generate(alg, &private, &public));
+            let result = generate(alg, &private, &public);
+            // Released before the answer, so a caller that got its 200
+            // can generate again at once.
+            drop(generating);
+            let _ = done.send(result);
         })
         .map_err(Internal::Spawn)?;
     result

@@ -187,7 +187,8 @@ impl State {
             "scenario-3 signing key",
             KEY_HINT,
             move |pem| KeyPair::from_private_pem_for(pem, alg),
-        );
+        )
+        .private_key();
         Ok(Self(Arc::new(Inner {
             settings,
             http,

@@ -538,3 +538,75 @@ async fn allowed_hosts_adds_names() {
         assert!(status.contains(expect), "{host}: {status}");
     }
 }
+
+// ------------------------------------------------- item 6: key file modes
+
+fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[tokio::test]
+async fn a_signing_key_others_can_read_is_a_503_naming_the_chmod_until_fixed() {
+    let s = Stack::start(Options::default()).await;
+    let key = s.path("scenario-3-keys/jwt-private.pem");
+    for mode in [0o644, 0o666, 0o640] {
+        chmod(&key, mode);
+        let (status, body) = s.get_a("/scenario3").await;
+        assert_eq!(status, 503, "{mode:o}: {body}");
+        let msg = body["message"].as_str().unwrap();
+        assert!(msg.contains(&format!("mode {mode:04o}")), "{msg}");
+        assert!(
+            msg.contains(&format!("chmod 600 {}", key.display())),
+            "{msg}"
+        );
+    }
+    chmod(&key, 0o600);
+    let (status, body) = s.get_a("/scenario3").await;
+    assert_eq!(status, 200, "fixed without a restart: {body}");
+}
+
+#[tokio::test]
+async fn a_tls_key_others_can_read_stops_the_receiver_at_start_naming_the_chmod() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    s2s_web::pki::generate(
+        &s2s_web::pki::CertFiles::in_dir(&certs),
+        false,
+        Default::default(),
+    )
+    .unwrap();
+    let key = certs.join("localhost-key.pem");
+    chmod(&key, 0o644);
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_app"));
+    for v in common::all_service_vars() {
+        cmd.env_remove(v);
+    }
+    let out = cmd
+        .current_dir(dir.path())
+        .args([
+            "serviceb",
+            "--port",
+            "0",
+            "--https-port",
+            "0",
+            "--start-https",
+        ])
+        .arg("--server-private-key-path")
+        .arg(&key)
+        .arg("--server-public-key-path")
+        .arg(certs.join("localhost.pem"))
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(20), out)
+        .await
+        .expect("serviceb did not stop")
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("chmod 600 {}", key.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("mode 0644"), "{stderr}");
+}

@@ -31,6 +31,10 @@ pub enum WatchedError {
     Unreadable { path: PathBuf, reason: String },
     #[error("key file {path} is not a valid key: {reason}")]
     Invalid { path: PathBuf, reason: String },
+    /// A private key that group or others may read (see
+    /// [`crate::files::check_private_key_mode`]).
+    #[error("{reason}")]
+    OpenToOthers { path: PathBuf, reason: String },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -59,12 +63,20 @@ impl Stamp {
 /// A file a request needed and could not use: what it is, why not, and
 /// what to do about it (the hint lives with the file, not with each caller).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{what} unavailable: {source}. {hint}")]
+#[error("{what} unavailable: {source}{}", hint_for(.source, .hint))]
 pub struct Unavailable {
     pub what: &'static str,
     #[source]
     pub source: WatchedError,
     pub hint: &'static str,
+}
+
+/// The hint, unless the error already says what to do (the `chmod`).
+fn hint_for(source: &WatchedError, hint: &str) -> String {
+    match source {
+        WatchedError::OpenToOthers { .. } => String::new(),
+        _ => format!(". {hint}"),
+    }
 }
 
 /// A loaded key, or why the file could not give one.
@@ -80,6 +92,8 @@ pub struct WatchedFile<T> {
     /// What to do when the file is missing or broken ("run `app gen-certs`").
     hint: &'static str,
     parse: Parse<T>,
+    /// A private key: refused while group or others may read it.
+    private: bool,
     /// The last outcome (a key or why not) and the file identity it is for.
     cached: RwLock<Option<(Stamp, Outcome<T>)>>,
 }
@@ -107,8 +121,18 @@ impl<T> WatchedFile<T> {
             what,
             hint,
             parse: Box::new(move |text| parse(text).map_err(|e| e.to_string())),
+            private: false,
             cached: RwLock::new(None),
         }
+    }
+
+    /// The file is a private key: refused (before it is read) while its
+    /// mode lets group or others read it. A `chmod` changes the file's
+    /// change time, so the fixed file is picked up on the next call.
+    #[must_use]
+    pub fn private_key(mut self) -> Self {
+        self.private = true;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -156,6 +180,14 @@ impl<T> WatchedFile<T> {
         };
         if !meta.is_file() {
             return Err(invalid("not a regular file".into()));
+        }
+        if self.private {
+            crate::files::private_key_mode_problem(&self.path, meta.mode()).map_err(|reason| {
+                WatchedError::OpenToOthers {
+                    path: self.path.clone(),
+                    reason,
+                }
+            })?;
         }
         let text = read_small_text(&self.path, MAX_FILE_LEN).map_err(|e| match e.kind() {
             io::ErrorKind::InvalidData => invalid(e.to_string()),

@@ -21,6 +21,8 @@ pub async fn server_config(cert: &Path, key: &Path) -> anyhow::Result<RustlsConf
             );
         }
     }
+    // A TLS key others can read is refused, as ssh refuses such keys.
+    s2s_auth::files::check_private_key_mode(key).map_err(anyhow::Error::msg)?;
     RustlsConfig::from_pem_file(cert, key).await.with_context(|| {
         format!(
             "cannot use {} / {} as TLS certificate and key (re-create them with `app gen-certs --force`)",
