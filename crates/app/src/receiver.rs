@@ -169,6 +169,7 @@ impl Args {
         let common = self.common.settle(role);
         let expect = |issuer: String, max_lifetime_secs| Expectations {
             algorithm: common.algorithm,
+            typ: s2s_auth::verify::TYP_JWT,
             issuer,
             audience: common.name.clone(),
             subject: self.caller.clone(),

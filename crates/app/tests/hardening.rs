@@ -610,3 +610,256 @@ async fn a_tls_key_others_can_read_stops_the_receiver_at_start_naming_the_chmod(
     );
     assert!(stderr.contains("mode 0644"), "{stderr}");
 }
+
+// ------------------------------------------------- item 7: strictness
+
+mod forged {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+    use s2s_auth::{KeyPair, SigningAlgorithm};
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    pub fn now() -> i64 {
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        )
+        .unwrap()
+    }
+
+    /// A token with exactly this header and these claims, signed by `key`.
+    pub fn token(header: &Value, claims: &Value, key: &KeyPair, alg: SigningAlgorithm) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = key.sign(alg, input.as_bytes()).unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+
+    /// The token with its ECDSA signature's `s` replaced by `n - s`: the
+    /// high-s twin, which verifies just as well mathematically.
+    pub fn high_s_twin(token: &str, alg: SigningAlgorithm) -> String {
+        let order = match alg {
+            SigningAlgorithm::ES256 => {
+                hex("FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551")
+            }
+            _ => panic!("not ECDSA"),
+        };
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        let (r, s) = sig.split_at(sig.len() / 2);
+        let mut twin = order.clone();
+        let mut borrow = 0i16;
+        for (t, d) in twin.iter_mut().zip(s).rev() {
+            let v = i16::from(*t) - i16::from(*d) - borrow;
+            borrow = i16::from(v < 0);
+            *t = v.rem_euclid(256).to_le_bytes()[0];
+        }
+        let mut high = r.to_vec();
+        high.extend(twin);
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(high))
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Both kinds of verifier of serviceb: local (`/scenario3-server`, https,
+    /// servicea's own key) and the factory (`/scenario1-server`, the
+    /// factory's key for servicea, with its `kid`). Each a URL, a key, the
+    /// claims it expects and the header's `kid`.
+    pub struct Paths {
+        pub local: (String, KeyPair, Value),
+        pub factory: (String, KeyPair, Value, String),
+    }
+
+    pub async fn paths(s: &Stack, alg: SigningAlgorithm) -> Paths {
+        let local_key = KeyPair::from_private_pem(
+            &std::fs::read_to_string(s.path("scenario-3-keys/jwt-private.pem")).unwrap(),
+        )
+        .unwrap();
+        let r = s
+            .client
+            .post(format!("{}/utils/dump", s.factory.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let factory_key = KeyPair::from_private_pem(
+            &std::fs::read_to_string(s.path("keys/servicea-private.pem")).unwrap(),
+        )
+        .unwrap();
+        let kid = s2s_auth::jwk::kid_of(
+            &s2s_auth::jwk::public_jwk(
+                &s2s_auth::KeyId::parse("servicea").unwrap(),
+                factory_key.public(),
+                alg,
+            )
+            .unwrap(),
+        )
+        .to_owned();
+        let now = now();
+        Paths {
+            local: (
+                format!("{}/scenario3-server", s.b.https_url()),
+                local_key,
+                json!({"iss": "https://service-issuer", "sub": "servicea", "aud": "serviceb",
+                       "iat": now, "exp": now + 20}),
+            ),
+            factory: (
+                format!("{}/scenario1-server", s.b.url()),
+                factory_key,
+                json!({"iss": "https://jwt-factory/", "sub": "servicea", "aud": "serviceb",
+                       "iat": now, "exp": now + 600}),
+                kid,
+            ),
+        }
+    }
+
+    /// The status and message of serviceb's answer to `token` at `url`.
+    pub async fn send(s: &Stack, url: &str, token: &str) -> (u16, String) {
+        let r = s.client.get(url).bearer_auth(token).send().await.unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        let message = body["error"]["message"]
+            .as_str()
+            .or(body["message"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        (status, message)
+    }
+}
+
+#[tokio::test]
+async fn typ_must_be_jwt_and_iat_positive_on_both_kinds_of_verifier() {
+    use s2s_auth::SigningAlgorithm::RS256;
+    use serde_json::json;
+    let s = Stack::start(Options::default()).await;
+    let p = forged::paths(&s, RS256).await;
+    let (local_url, local_key, local_claims) = &p.local;
+    let (factory_url, factory_key, factory_claims, kid) = &p.factory;
+    let cases: Vec<(serde_json::Value, Option<(&str, i64)>, u16, &str)> = vec![
+        (json!({"alg": "RS256", "typ": "JWT"}), None, 200, ""),
+        (json!({"alg": "RS256", "typ": "jwt"}), None, 200, ""),
+        (
+            json!({"alg": "RS256", "typ": "application/JWT"}),
+            None,
+            200,
+            "",
+        ),
+        (
+            json!({"alg": "RS256"}),
+            None,
+            403,
+            "jwt type invalid. expected: JWT",
+        ),
+        (
+            json!({"alg": "RS256", "typ": "at+jwt"}),
+            None,
+            403,
+            "jwt type invalid",
+        ),
+        (
+            json!({"alg": "RS256", "typ": "JWS"}),
+            None,
+            403,
+            "jwt type invalid",
+        ),
+        (
+            json!({"alg": "RS256", "typ": 1}),
+            None,
+            403,
+            "jwt type invalid",
+        ),
+        (
+            json!({"alg": "RS256", "typ": ""}),
+            None,
+            403,
+            "jwt type invalid",
+        ),
+        (
+            json!({"alg": "RS256", "typ": "JWT"}),
+            Some(("iat", 0)),
+            403,
+            "invalid iat value",
+        ),
+        (
+            json!({"alg": "RS256", "typ": "JWT"}),
+            Some(("iat", -5)),
+            403,
+            "invalid iat value",
+        ),
+        (
+            json!({"alg": "RS256", "typ": "JWT"}),
+            Some(("iat", i64::MIN)),
+            403,
+            "invalid iat value",
+        ),
+    ];
+    for (header, claim, status, says) in cases {
+        for (url, key, claims, kid) in [
+            (local_url, local_key, local_claims, None),
+            (factory_url, factory_key, factory_claims, Some(kid)),
+        ] {
+            let mut header = header.clone();
+            if let Some(kid) = kid {
+                header["kid"] = kid.as_str().into();
+            }
+            let mut claims = claims.clone();
+            if let Some((name, value)) = claim {
+                claims[name] = value.into();
+            }
+            let token = forged::token(&header, &claims, key, RS256);
+            let (got, message) = forged::send(&s, url, &token).await;
+            assert_eq!(got, status, "{url} {header} {claim:?}: {message}");
+            assert!(message.contains(says), "{url} {header}: {message}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_high_s_es256_signature_is_refused_on_both_kinds_of_verifier() {
+    use s2s_auth::SigningAlgorithm::ES256;
+    use serde_json::json;
+    let s = Stack::start(Options {
+        algorithm: Some("ES256"),
+        ..Options::default()
+    })
+    .await;
+    let p = forged::paths(&s, ES256).await;
+    // Local: servicea's own key.
+    let (url, key, claims) = &p.local;
+    let token = forged::token(&json!({"alg": "ES256", "typ": "JWT"}), claims, key, ES256);
+    assert_eq!(forged::send(&s, url, &token).await.0, 200, "low s");
+    let (status, message) = forged::send(&s, url, &forged::high_s_twin(&token, ES256)).await;
+    assert_eq!(status, 403, "{message}");
+    assert!(message.contains("non-canonical"), "{message}");
+    // The factory: a token it issued, re-encoded.
+    let token = s
+        .client
+        .post(format!("{}/issueToken/servicea", s.factory.url()))
+        .json(&json!({"aud": "serviceb"}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let url = &p.factory.0;
+    assert_eq!(forged::send(&s, url, &token).await.0, 200, "as issued");
+    let (status, message) = forged::send(&s, url, &forged::high_s_twin(&token, ES256)).await;
+    assert_eq!(status, 403, "{message}");
+    assert!(message.contains("non-canonical"), "{message}");
+    // servicea's own ES256 scenarios still pass: it signs low-s.
+    for _ in 0..10 {
+        assert_eq!(s.get_a("/scenario3").await.0, 200);
+    }
+}

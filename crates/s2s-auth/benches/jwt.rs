@@ -43,6 +43,7 @@ fn bench(c: &mut Criterion) {
         let token = jws::sign(&claims, &key, alg).unwrap();
         let expect = Expectations {
             algorithm: alg,
+            typ: s2s_auth::verify::TYP_JWT,
             issuer: "https://service-issuer".into(),
             audience: "serviceb".into(),
             subject: "servicea".into(),

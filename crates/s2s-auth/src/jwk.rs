@@ -8,7 +8,11 @@
 //! can tell whose key a `kid` names ([`key_id_of`]) and refuse a token that
 //! names another key id's key, however valid its signature.
 
-use jsonwebtoken::jwk::{Jwk, PublicKeyUse, ThumbprintHash};
+use std::collections::HashMap;
+
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyOperations, PublicKeyUse, ThumbprintHash,
+};
 
 use crate::{KeyId, PublicKey, SigningAlgorithm};
 
@@ -38,6 +42,89 @@ pub fn key_id_of(kid: &str) -> Option<&str> {
 /// The `kid` of a JWK made by [`public_jwk`].
 pub fn kid_of(jwk: &Jwk) -> &str {
     jwk.common.key_id.as_deref().unwrap_or_default()
+}
+
+/// A JWK Set without ambiguity: the keys to use, and the `kid`s that more
+/// than one key claimed. Every key of a duplicated `kid` is dropped, not
+/// just all but the last: which of two keys a `kid` names cannot be known,
+/// so neither may verify anything. The caller logs the duplicates.
+pub fn unambiguous(set: &JwkSet) -> (Vec<Jwk>, Vec<String>) {
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for jwk in &set.keys {
+        if let Some(kid) = jwk.common.key_id.as_deref() {
+            *count.entry(kid).or_default() += 1;
+        }
+    }
+    let mut duplicates: Vec<String> = count
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(kid, _)| (*kid).to_owned())
+        .collect();
+    duplicates.sort();
+    let kept = set
+        .keys
+        .iter()
+        .filter(|jwk| {
+            jwk.common
+                .key_id
+                .as_deref()
+                .is_none_or(|kid| count.get(kid).copied().unwrap_or(0) == 1)
+        })
+        .cloned()
+        .collect();
+    (kept, duplicates)
+}
+
+/// Whether `jwk` may verify tokens signed with `alg`; if not, why.
+///
+/// - `key_ops`, if present, must include `verify` (RFC 7517 section 4.3);
+/// - `use`, if present, must be `sig` (section 4.2);
+/// - `alg`, if present, must be `alg`;
+/// - the key type and its `crv` must be what `alg` needs: RSA for RS*/PS*,
+///   EC `P-256` for ES256, EC `P-384` for ES384, OKP `Ed25519` for EdDSA.
+///   (A P-384 key labelled for ES256 would otherwise reach the library.)
+pub fn usable_for(jwk: &Jwk, alg: SigningAlgorithm) -> Result<(), String> {
+    if let Some(ops) = &jwk.common.key_operations
+        && !ops.contains(&KeyOperations::Verify)
+    {
+        return Err("its key_ops do not include \"verify\"".into());
+    }
+    if let Some(usage) = &jwk.common.public_key_use
+        && *usage != PublicKeyUse::Signature
+    {
+        return Err("its use is not \"sig\"".into());
+    }
+    if let Some(key_alg) = &jwk.common.key_algorithm {
+        let name = serde_json::to_value(key_alg)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        if name != alg.name() {
+            return Err(format!("its alg is {name}, not {}", alg.name()));
+        }
+    }
+    let fits = match (&jwk.algorithm, alg.key_kind()) {
+        (AlgorithmParameters::RSA(_), crate::KeyKind::Rsa) => true,
+        (AlgorithmParameters::EllipticCurve(ec), crate::KeyKind::EcP256) => {
+            ec.curve == EllipticCurve::P256
+        }
+        (AlgorithmParameters::EllipticCurve(ec), crate::KeyKind::EcP384) => {
+            ec.curve == EllipticCurve::P384
+        }
+        (AlgorithmParameters::OctetKeyPair(okp), crate::KeyKind::Ed25519) => {
+            okp.curve == EllipticCurve::Ed25519
+        }
+        _ => false,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(format!(
+            "its key type or crv does not fit {} (needs {})",
+            alg.name(),
+            alg.key_kind()
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -77,6 +164,92 @@ mod tests {
             v.validate_aud = false;
             jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &v)?;
         }
+        Ok(())
+    }
+
+    fn jwk_of(alg: SigningAlgorithm, kid: &str) -> Result<Jwk, Box<dyn std::error::Error>> {
+        let pair = KeyPair::generate(alg)?;
+        let mut jwk = public_jwk(&KeyId::parse("servicea")?, pair.public(), alg)?;
+        jwk.common.key_id = Some(kid.into());
+        Ok(jwk)
+    }
+
+    #[test]
+    fn a_duplicated_kid_keeps_none_of_its_keys() -> Result<(), Box<dyn std::error::Error>> {
+        let alg = SigningAlgorithm::ES256;
+        let set = JwkSet {
+            keys: vec![
+                jwk_of(alg, "a.1")?,
+                jwk_of(alg, "dup.1")?,
+                jwk_of(alg, "b.1")?,
+                jwk_of(alg, "dup.1")?,
+                jwk_of(alg, "dup.1")?,
+            ],
+        };
+        let (kept, duplicates) = unambiguous(&set);
+        let kids: Vec<&str> = kept.iter().map(kid_of).collect();
+        assert_eq!(kids, ["a.1", "b.1"]);
+        assert_eq!(duplicates, ["dup.1"]);
+        let (kept, duplicates) = unambiguous(&JwkSet { keys: vec![] });
+        assert!(kept.is_empty() && duplicates.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn key_ops_use_alg_and_crv_must_fit() -> Result<(), Box<dyn std::error::Error>> {
+        use SigningAlgorithm::{ES256, ES384, EdDSA, PS256, RS256};
+        // Our own JWKs fit their algorithm.
+        for alg in [RS256, ES256, ES384, EdDSA] {
+            assert_eq!(usable_for(&jwk_of(alg, "k.1")?, alg), Ok(()), "{alg}");
+        }
+        // Another curve or key type: refused, naming what was needed.
+        for (key, alg) in [
+            (ES384, ES256),
+            (ES256, ES384),
+            (ES256, RS256),
+            (RS256, ES256),
+            (EdDSA, ES256),
+        ] {
+            let mut jwk = jwk_of(key, "k.1")?;
+            jwk.common.key_algorithm = None;
+            let err = usable_for(&jwk, alg).err().unwrap_or_default();
+            assert!(err.contains("crv"), "{key} for {alg}: {err}");
+        }
+        // An RSA key serves any RSA algorithm unless its alg says otherwise.
+        let mut rsa = jwk_of(RS256, "k.1")?;
+        assert!(usable_for(&rsa, PS256).is_err(), "alg RS256 is not PS256");
+        rsa.common.key_algorithm = None;
+        assert_eq!(usable_for(&rsa, PS256), Ok(()));
+        // key_ops must include verify; use must be sig.
+        let mut jwk = jwk_of(ES256, "k.1")?;
+        jwk.common.public_key_use = None;
+        jwk.common.key_operations = Some(vec![KeyOperations::Sign]);
+        assert!(
+            usable_for(&jwk, ES256)
+                .err()
+                .unwrap_or_default()
+                .contains("key_ops")
+        );
+        jwk.common.key_operations = Some(vec![KeyOperations::Sign, KeyOperations::Verify]);
+        assert_eq!(usable_for(&jwk, ES256), Ok(()));
+        jwk.common.key_operations = None;
+        jwk.common.public_key_use = Some(PublicKeyUse::Encryption);
+        assert!(
+            usable_for(&jwk, ES256)
+                .err()
+                .unwrap_or_default()
+                .contains("use")
+        );
+        // From JSON, as a fetched set would have it.
+        let json = serde_json::to_value(jwk_of(ES256, "k.1")?)?;
+        let mut with_ops = json.clone();
+        with_ops["key_ops"] = serde_json::json!(["encrypt"]);
+        let parsed: Jwk = serde_json::from_value(with_ops)?;
+        assert!(usable_for(&parsed, ES256).is_err());
+        let mut other_crv = json;
+        other_crv["crv"] = "P-384".into();
+        let parsed: Jwk = serde_json::from_value(other_crv)?;
+        assert!(usable_for(&parsed, ES256).is_err());
         Ok(())
     }
 }

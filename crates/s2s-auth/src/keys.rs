@@ -232,10 +232,15 @@ impl KeyPair {
                     .map_err(|_| SignError)?;
                 Ok(signature)
             }
-            (Signer::Ec(key), None) if alg.key_kind() == self.kind => key
-                .sign(&SystemRandom::new(), message)
-                .map(|s| s.as_ref().to_vec())
-                .map_err(|_| SignError),
+            (Signer::Ec(key), None) if alg.key_kind() == self.kind => {
+                let mut signature = key
+                    .sign(&SystemRandom::new(), message)
+                    .map(|s| s.as_ref().to_vec())
+                    .map_err(|_| SignError)?;
+                // Verifiers refuse the high-s twin (see `ecdsa`).
+                crate::ecdsa::canonicalize(alg, &mut signature);
+                Ok(signature)
+            }
             (Signer::Ed(key), None) if alg == SigningAlgorithm::EdDSA => {
                 Ok(key.sign(message).as_ref().to_vec())
             }

@@ -22,6 +22,7 @@
 //! - [`time_fmt`]: timestamps as Node prints them (`2023-10-02T21:20:03.000Z`).
 
 pub mod algorithm;
+pub mod ecdsa;
 pub mod files;
 pub mod jwk;
 pub mod jws;

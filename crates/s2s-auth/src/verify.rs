@@ -32,10 +32,19 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// Longest `kid` looked up; ours are about 20 characters (`servicea.2gvowRNF`).
 pub const MAX_KID_LEN: usize = 128;
 
+/// The `typ` both the factory and servicea issue, and so what every
+/// verifier here expects (RFC 8725 section 3.11: explicit typing).
+pub const TYP_JWT: &str = "JWT";
+
 /// What the verifier expects of a token. Nothing is taken from the token.
 #[derive(Clone, Debug)]
 pub struct Expectations {
     pub algorithm: SigningAlgorithm,
+    /// The `typ` header the token kind is issued with ([`TYP_JWT`]): a token
+    /// of another kind (or with none) is refused before its signature is
+    /// checked, so one kind cannot pass for another (RFC 8725 section 3.11).
+    /// Compared without regard to case, with or without `application/`.
+    pub typ: &'static str,
     pub issuer: String,
     pub audience: String,
     pub subject: String,
@@ -110,6 +119,7 @@ impl Expectations {
     /// As [`Expectations::verify`], with a key from a JWK Set.
     pub fn verify_with(&self, token: &str, key: &DecodingKey) -> Result<Claims, JwtError> {
         self.check_header(token)?;
+        self.check_signature_form(token)?;
         match jsonwebtoken::decode::<Claims>(token, key, &self.validation()) {
             Ok(data) => {
                 self.check_claims(&data.claims)?;
@@ -150,6 +160,20 @@ impl Expectations {
                 "unsupported critical header parameter (crit)",
             ));
         }
+        let typ = header.get("typ").and_then(Value::as_str);
+        let is_expected = |t: &str| {
+            let bare = match t.split_at_checked(12) {
+                Some((prefix, rest)) if prefix.eq_ignore_ascii_case("application/") => rest,
+                _ => t,
+            };
+            bare.eq_ignore_ascii_case(self.typ)
+        };
+        if !typ.is_some_and(is_expected) {
+            return Err(JwtError::invalid(format!(
+                "jwt type invalid. expected: {} (typ header)",
+                self.typ
+            )));
+        }
         // A `kid` is looked up and logged: only plain characters may pass,
         // so it can neither traverse a path nor forge a log line.
         match header.get("kid") {
@@ -165,6 +189,29 @@ impl Expectations {
             Some(_) => Err(JwtError::invalid(format!(
                 "jwt malformed: kid must be 1-{MAX_KID_LEN} characters of A-Z, a-z, 0-9, '_', '-', '.'"
             ))),
+        }
+    }
+
+    /// ECDSA signatures must be in low-s form (see [`crate::ecdsa`]): the
+    /// library accepts both twins, so a token could be re-encoded.
+    fn check_signature_form(&self, token: &str) -> Result<(), JwtError> {
+        if !matches!(
+            self.algorithm,
+            SigningAlgorithm::ES256 | SigningAlgorithm::ES384
+        ) {
+            return Ok(());
+        }
+        let signature = token
+            .rsplit('.')
+            .next()
+            .and_then(|s| URL_SAFE_NO_PAD.decode(s).ok())
+            .ok_or_else(JwtError::malformed)?;
+        if crate::ecdsa::is_canonical(self.algorithm, &signature) {
+            Ok(())
+        } else {
+            Err(JwtError::invalid(
+                "invalid signature: non-canonical ECDSA signature (high s)",
+            ))
         }
     }
 
@@ -184,6 +231,11 @@ impl Expectations {
             let iat = iat
                 .as_f64()
                 .ok_or_else(|| JwtError::invalid("invalid iat value"))?;
+            if iat <= 0.0 {
+                return Err(JwtError::invalid(
+                    "invalid iat value: must be a time after 1970",
+                ));
+            }
             if iat > (now.saturating_add(leeway)) as f64 {
                 return Err(JwtError::invalid("jwt issued in the future (iat)"));
             }

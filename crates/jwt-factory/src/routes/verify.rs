@@ -46,6 +46,7 @@ pub async fn verify(
 
     let expectations = Expectations {
         algorithm: state.config.algorithm,
+        typ: s2s_auth::verify::TYP_JWT,
         issuer: state.config.issuer.clone(),
         audience,
         subject,
