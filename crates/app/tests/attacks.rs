@@ -1540,7 +1540,8 @@ async fn factory_refuses_hostile_key_ids_on_every_endpoint() {
     // A raw `..` path, which a URL library would normalise away.
     let (status, body) = raw_http(
         a.s.factory.addr,
-        b"GET /keys/../../etc/passwd HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /keys/../../etc/passwd HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            .to_vec(),
     )
     .await;
     assert_eq!(status, 404, "no route has a `..` segment: {body}");
@@ -1759,7 +1760,13 @@ async fn factory_verify_refuses_bad_request_bodies() {
         ),
     ];
     for (body, says) in &bodies {
-        let r = reply(a.s.client.post(&url).header("content-type", "application/json").body(body.clone())).await;
+        let r = reply(
+            a.s.client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body.clone()),
+        )
+        .await;
         let shown = String::from_utf8_lossy(body);
         a.check_refused(
             &format!("verify body {shown:.60}"),
@@ -1813,7 +1820,13 @@ async fn factory_bodies_over_16_kib_are_413_json() {
             "x".repeat(limit + 1),
         ),
     ] {
-        let r = reply(a.s.client.post(&url).header("content-type", "application/json").body(body)).await;
+        let r = reply(
+            a.s.client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await;
         assert_eq!(r.status, 413, "{case}: {}", r.text);
         assert!(r.json.is_some(), "{case}: not JSON: {}", r.text);
         assert!(r.reason().contains("length limit"), "{case}: {}", r.text);

@@ -747,7 +747,12 @@ async fn typ_must_be_jwt_and_iat_positive_on_both_kinds_of_verifier() {
     let (local_url, local_key, local_claims) = &p.local;
     let (factory_url, factory_key, factory_claims, kid) = &p.factory;
     // header, a claim to set, the status, what the message says
-    type Case = (serde_json::Value, Option<(&'static str, i64)>, u16, &'static str);
+    type Case = (
+        serde_json::Value,
+        Option<(&'static str, i64)>,
+        u16,
+        &'static str,
+    );
     let cases: Vec<Case> = vec![
         (json!({"alg": "RS256", "typ": "JWT"}), None, 200, ""),
         (json!({"alg": "RS256", "typ": "jwt"}), None, 200, ""),
