@@ -122,3 +122,23 @@ async fn a_token_in_the_query_string_never_reaches_the_log() {
     assert!(!text.contains(&token[..60]), "the token was logged");
     assert!(text.contains("access_token=<redacted>"), "no redacted line");
 }
+
+#[tokio::test]
+async fn the_connection_cap_is_logged_once_per_interval_not_per_connection() {
+    log();
+    common::init();
+    let args: Vec<String> = ["--max-connections", "5"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let b = common::start_service(Role::B, &args, common::bind().await, None).await;
+    let mut idle = Vec::new();
+    for _ in 0..40 {
+        idle.push(tokio::net::TcpStream::connect(b.addr).await.unwrap());
+    }
+    let r = reqwest::get(format!("{}/hello", b.url())).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let port = format!(":{}: connection cap reached", b.addr.port());
+    let lines = log_text().lines().filter(|l| l.contains(&port)).count();
+    assert_eq!(lines, 1, "the cap was hit 36 times, logged {lines} times");
+}
