@@ -76,6 +76,16 @@ fn with_kid(token: &str, kid: &str) -> String {
     })
 }
 
+/// Rotation signs with the new key at once, as before publish-ahead
+/// existed: these tests are about the overlap after a rotation and the
+/// receivers' refetch; publish-ahead has its own tests (`tests/rotation.rs`).
+fn sign_at_once() -> Options {
+    Options {
+        factory_args: vec!["--rotation-publish-ahead-secs", "0"],
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
 async fn scenario5_valid_and_expired() {
     let s = Stack::start(Options::default()).await;
@@ -87,7 +97,7 @@ async fn scenario5_valid_and_expired() {
 
 #[tokio::test]
 async fn the_jwk_set_parses_and_each_key_verifies_the_tokens_it_signed() {
-    let s = Stack::start(Options::default()).await;
+    let s = Stack::start(sign_at_once()).await;
     let f = &s.factory;
     create_key(&s.client, f, "serviceb").await;
     let before = issue(&s, f, "servicea").await;
@@ -135,7 +145,14 @@ async fn the_jwk_set_parses_and_each_key_verifies_the_tokens_it_signed() {
 async fn a_rotated_out_key_verifies_until_its_tokens_expire_then_drops_out() {
     // Tokens live 2 s and no leeway: the previous key overlaps for 2 s.
     let s = Stack::start(Options {
-        factory_args: vec!["--token-lifetime-secs", "2", "--leeway-secs", "0"],
+        factory_args: vec![
+            "--token-lifetime-secs",
+            "2",
+            "--leeway-secs",
+            "0",
+            "--rotation-publish-ahead-secs",
+            "0",
+        ],
         ..Default::default()
     })
     .await;
@@ -196,7 +213,7 @@ async fn replacing_a_key_ends_old_tokens_at_once_unlike_rotating() {
 
 #[tokio::test]
 async fn dump_and_restart_during_the_overlap_keep_the_previous_key() {
-    let mut s = Stack::start(Options::default()).await;
+    let mut s = Stack::start(sign_at_once()).await;
     let old = issue(&s, &s.factory, "servicea").await;
     rotate(&s.client, &s.factory, "servicea").await;
     dump(&s.client, &s.factory).await;
@@ -224,7 +241,7 @@ async fn dump_and_restart_during_the_overlap_keep_the_previous_key() {
 
 #[tokio::test]
 async fn serviceb_fetches_the_set_once_and_again_only_for_a_new_kid() {
-    let s = Stack::start(Options::default()).await;
+    let s = Stack::start(sign_at_once()).await;
     for _ in 0..5 {
         assert_eq!(s.get_a("/scenario5").await.0, 200);
     }
@@ -415,7 +432,11 @@ async fn key_ids_and_rotations_are_bounded() {
     common::init();
     let dir = tempfile::tempdir().unwrap();
     // ES256: key generation is fast enough to reach the bound quickly.
-    let f = common::start_factory(&dir.path().join("keys"), &["--algorithm", "ES256"]).await;
+    let f = common::start_factory(
+        &dir.path().join("keys"),
+        &["--algorithm", "ES256", "--rotation-publish-ahead-secs", "0"],
+    )
+    .await;
     let client = reqwest::Client::new();
     let post = |path: String| json_reply(client.post(format!("{}{path}", f.url())));
     let limit = jwt_factory::keystore::MAX_KEY_IDS;

@@ -86,11 +86,30 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
 
     /// How long clients may cache `/.well-known/jwks.json` (its
-    /// `Cache-Control: max-age`), in seconds. After a rotation they find the
-    /// new `kid` anyway: an unknown `kid` makes them refetch.
+    /// `Cache-Control: max-age`), in seconds. A rotated-in key is published
+    /// this long before it signs (ROTATION_PUBLISH_AHEAD_SECS), so caches
+    /// hold it before they meet it.
     #[arg(long, env = "JWKS_MAX_AGE_SECS", default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub jwks_max_age_secs: u64,
+
+    /// Key rotation (`POST /keys/{keyId}/rotate`): how long the next key is
+    /// published in the JWK Set before it signs, in seconds. Verifiers that
+    /// cache the set (for up to JWKS_MAX_AGE_SECS) then already hold the
+    /// new key when the first token signed with it arrives; some, like
+    /// Envoy, never refetch on an unknown `kid`. Default: JWKS_MAX_AGE_SECS.
+    /// 0 signs with the new key at once.
+    #[arg(long, env = "ROTATION_PUBLISH_AHEAD_SECS",
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub rotation_publish_ahead_secs: Option<u64>,
+}
+
+impl Config {
+    /// `ROTATION_PUBLISH_AHEAD_SECS`, or `JWKS_MAX_AGE_SECS` when unset.
+    pub fn publish_ahead_secs(&self) -> u64 {
+        self.rotation_publish_ahead_secs
+            .unwrap_or(self.jwks_max_age_secs)
+    }
 }
 
 impl Config {

@@ -29,7 +29,8 @@ pub enum FactoryError {
     /// 404: no key pair for this id.
     #[error("key not found")]
     KeyNotFound(KeyId),
-    /// 409: a bound on keys was reached (see `keystore::MAX_KEY_IDS`, `MAX_RETIRED`).
+    /// 409: a bound on keys was reached (see `keystore::MAX_KEY_IDS`,
+    /// `MAX_RETIRED`), or a next key is already pending.
     #[error("{0}")]
     Conflict(String),
     /// 500: key generation, signing or a file write failed; logged in
@@ -63,7 +64,10 @@ pub enum Internal {
 impl From<crate::keystore::StoreError> for FactoryError {
     fn from(e: crate::keystore::StoreError) -> Self {
         match e {
-            crate::keystore::StoreError::Limit(m) => Self::Conflict(m),
+            crate::keystore::StoreError::Limit(m) | crate::keystore::StoreError::Pending(m) => {
+                Self::Conflict(m)
+            }
+            crate::keystore::StoreError::NotFound(id) => Self::KeyNotFound(id),
             crate::keystore::StoreError::Jwk(e) => Self::Internal(e.into()),
         }
     }

@@ -20,10 +20,11 @@
 //! | `GET`/`POST /keys/{keyId}` | new key pair: `{"publicKey": base64 PEM}` |
 //! | `POST /issueToken/{keyId}[?expired=1]` | the token, `text/plain` |
 //! | `POST /verify/{keyId}` | `{"valid", "claims"}`, 403 with the reason |
-//! | `POST /keys/{keyId}/rotate` | new signing key; the old one verifies until its tokens expire |
-//! | `GET /.well-known/jwks.json` | every public key that verifies, as a JWK Set (RFC 7517) |
+//! | `POST /keys/{keyId}/rotate[?emergency=1]` | publishes a next key now, signing after `ROTATION_PUBLISH_AHEAD_SECS`; the old one verifies until its tokens expire (see [`keystore`] and `docs/rotation.md`) |
+//! | `GET /.well-known/jwks.json` | every public key that verifies (next, current, retiring), as a JWK Set (RFC 7517) |
 //! | `GET /utils/publicKey/{keyId}` | `{"publicKey": base64 PEM}` |
 //! | `GET /utils/keys` | `["servicea", ...]` |
+//! | `GET /utils/keys/{keyId}/status` | each key of keyId with its phase (next, current, retiring) and times |
 //! | `POST /utils/dump`, `POST /dump` | writes `KEYS_DIR/{keyId}-{public,private}.pem` |
 //!
 //! # Layout
@@ -84,7 +85,10 @@ impl AppState {
             keys: Arc::new(KeyStore::load(
                 &config.keys_dir,
                 config.algorithm,
-                config.token_lifetime_secs + config.leeway_secs,
+                keystore::Windows {
+                    overlap_secs: config.token_lifetime_secs + config.leeway_secs,
+                    publish_ahead_secs: config.publish_ahead_secs(),
+                },
             )),
             config: Arc::new(config),
             keygen: Arc::new(tokio::sync::Semaphore::new(KEYGEN_AT_ONCE)),
@@ -113,6 +117,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/utils/publicKey/{keyId}", get(routes::keys::public_key))
         .route("/utils/keys", get(routes::keys::list))
+        .route("/utils/keys/{keyId}/status", get(routes::keys::status))
         .route("/utils/dump", post(routes::keys::dump))
         .route("/dump", post(routes::keys::dump))
         .fallback(not_found)

@@ -1,15 +1,23 @@
 //! Key management: create, replace or rotate a key pair, publish public keys
 //! (one by one, and as a JWK Set), list ids, dump to disk.
 
-use axum::{Json, extract::State, http::header, response::IntoResponse};
+use axum::{
+    Json,
+    extract::{Query, State, rejection::QueryRejection},
+    http::header,
+    response::IntoResponse,
+};
 use jsonwebtoken::jwk::JwkSet;
 use s2s_auth::{KeyPair, time_fmt::iso_millis};
+use s2s_web::{BadInput, expired::ExpiredQuery};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::KeyIdPath;
 use crate::{
     AppState,
     error::{FactoryError, Internal},
+    keystore::RotationMode,
 };
 
 /// `GET|POST /keys/{keyId}`: a new key pair (RSA-2048 for RS256) *replaces*
@@ -18,6 +26,8 @@ pub async fn create(
     State(state): State<AppState>,
     KeyIdPath(id): KeyIdPath,
 ) -> Result<Json<Value>, FactoryError> {
+    // Refuse before the work: a key is tens of ms of CPU.
+    state.keys.check_replace(&id)?;
     let pair = generate(&state).await?;
     let entry = state.keys.replace(id.clone(), pair)?;
     tracing::info!(
@@ -31,32 +41,112 @@ pub async fn create(
     ))
 }
 
-/// `POST /keys/{keyId}/rotate`: a new signing key; the previous one stays in
-/// the JWK Set and keeps verifying the tokens it signed until they expire.
+/// The query of `/rotate`: `?emergency=1` (any value but 0/false/no/off).
+#[derive(Debug, Default, Deserialize)]
+pub struct RotateQuery {
+    emergency: Option<String>,
+}
+
+impl RotateQuery {
+    fn mode(&self) -> RotationMode {
+        // The same rule as `?expired=`: "no" never means yes.
+        let on = ExpiredQuery {
+            expired: self.emergency.clone(),
+        }
+        .is_expired();
+        if on {
+            RotationMode::Emergency
+        } else {
+            RotationMode::Phased
+        }
+    }
+}
+
+/// What an emergency rotation's answer says, plainly.
+const EMERGENCY_WARNING: &str = "emergency rotation: the new key signs now and the previous key is \
+     withdrawn from the JWK Set and from /verify at once. This breaks cached verifiers on purpose: \
+     tokens signed with the previous key are refused from now on, and a verifier that cached the \
+     JWK Set refuses tokens signed with the new key until it refetches the set (Envoy and istiod \
+     only when their cache expires). Use it when the previous key is compromised.";
+
+/// `POST /keys/{keyId}/rotate[?emergency=1]`: a new key for keyId.
+///
+/// Phased (the default): the new key is published in the JWK Set at once
+/// and signs only after `ROTATION_PUBLISH_AHEAD_SECS`; the current key signs
+/// until then, then verifies the tokens it signed until they expire. The
+/// answer says when each step happens. Emergency: see [`EMERGENCY_WARNING`].
 pub async fn rotate(
     State(state): State<AppState>,
     KeyIdPath(id): KeyIdPath,
+    query: Result<Query<RotateQuery>, QueryRejection>,
 ) -> Result<Json<Value>, FactoryError> {
-    if state.keys.get(&id).is_none() {
-        return Err(FactoryError::KeyNotFound(id));
-    }
+    let Query(query) = query.map_err(BadInput::from)?;
+    let mode = query.mode();
+    // 404 and 409 before the work: a key is tens of ms of CPU.
+    state.keys.check_rotate(&id, mode)?;
     let pair = generate(&state).await?;
-    let rotation = state
-        .keys
-        .rotate(&id, pair)?
-        .ok_or_else(|| FactoryError::KeyNotFound(id.clone()))?;
+    let rotation = state.keys.rotate(&id, pair, mode)?;
+    let activates = iso_millis(rotation.activates_at);
     let until = iso_millis(rotation.previous_valid_until);
-    tracing::info!(
-        key_id = %id,
-        "rotated {id}'s key: new kid {} signs from now on; previous kid {} verifies until {until}",
-        rotation.current.kid(),
-        rotation.previous_kid
-    );
-    Ok(Json(json!({
-        "kid": rotation.current.kid(),
-        "publicKey": rotation.current.pair.public().pem_base64(),
+    let mut answer = json!({
+        "kid": rotation.key.kid(),
+        "publicKey": rotation.key.pair.public().pem_base64(),
+        "activatesAt": activates,
         "previousKid": rotation.previous_kid,
         "previousValidUntil": until,
+    });
+    match mode {
+        RotationMode::Phased => tracing::info!(
+            key_id = %id,
+            "rotating {id}'s key: next kid {} is published now and signs from {activates}; \
+             kid {} signs until then and verifies until {until}",
+            rotation.key.kid(),
+            rotation.previous_kid
+        ),
+        RotationMode::Emergency => {
+            tracing::warn!(
+                key_id = %id,
+                "EMERGENCY rotation of {id}'s key: kid {} signs now; kid {} is withdrawn at once",
+                rotation.key.kid(),
+                rotation.previous_kid
+            );
+            answer["emergency"] = true.into();
+            answer["warning"] = EMERGENCY_WARNING.into();
+        }
+    }
+    Ok(Json(answer))
+}
+
+/// `GET /utils/keys/{keyId}/status`: each key of keyId and its phase.
+pub async fn status(
+    State(state): State<AppState>,
+    KeyIdPath(id): KeyIdPath,
+) -> Result<Json<Value>, FactoryError> {
+    let keys = state
+        .keys
+        .status(&id)
+        .ok_or_else(|| FactoryError::KeyNotFound(id.clone()))?;
+    let keys: Vec<Value> = keys
+        .iter()
+        .map(|k| {
+            let mut v = json!({ "kid": k.kid, "phase": k.phase });
+            let times = [
+                ("activatesAt", k.activates_at),
+                ("retiredAt", k.retired_at),
+                ("validUntil", k.valid_until),
+            ];
+            for (name, at) in times {
+                if let Some(at) = at {
+                    v[name] = iso_millis(at).into();
+                }
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!({
+        "keyId": id.to_string(),
+        "publishAheadSecs": state.config.publish_ahead_secs(),
+        "keys": keys,
     })))
 }
 
@@ -74,8 +164,9 @@ async fn generate(state: &AppState) -> Result<KeyPair, FactoryError> {
     Ok(pair)
 }
 
-/// `GET /.well-known/jwks.json`: every public key that verifies (current and
-/// still-overlapping previous ones), as a JWK Set (RFC 7517), cacheable.
+/// `GET /.well-known/jwks.json`: every public key that verifies (next,
+/// current and still-overlapping previous ones), as a JWK Set (RFC 7517),
+/// cacheable.
 pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     let set = JwkSet {
         keys: state.keys.jwks(),
