@@ -19,6 +19,19 @@
 //! keeps working past its freshness, for `JWKS_MAX_STALE_SECS` at most (a
 //! key the issuer withdrew must not be trusted forever).
 //!
+//! In steady state no request waits for a fetch: once the set has been
+//! fetched, a background task ([`JwksCache::refresh_in_background`],
+//! started by [`crate::receiver::run`] and stopped with it) fetches it
+//! again at 80% of its freshness, before it goes stale. With the factory's
+//! phased rotation (a next key published `ROTATION_PUBLISH_AHEAD_SECS`, by
+//! default the set's max-age, before it signs) the new `kid` is then in the
+//! cached set before the first token signed with it arrives, so no valid
+//! `kid` depends on the rate-limited unknown-`kid` refetch, and a flood of
+//! made-up `kid`s cannot delay one. If the background fetch fails, the
+//! cached copy keeps serving (within `JWKS_MAX_STALE_SECS`), requests do not
+//! fetch in its place, and the task retries and logs the failure once per
+//! `JWKS_REFRESH_MIN_SECS` (at least 1 s), not once per request.
+//!
 //! The set holds the keys of every key id at the factory; only keys of the
 //! caller (`CALLER`, whose key id begins the `kid`: `servicea.2gvowRNF`) are
 //! kept and used, so a token signed with another key id's key is refused
@@ -28,7 +41,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, RwLock,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -82,6 +95,14 @@ struct Reason {
 
 /// The cached JWK Set of one issuer.
 pub struct JwksCache {
+    /// Whether [`JwksCache::refresh_in_background`] is running: then a
+    /// request never fetches because the set went stale (the task does).
+    background: AtomicBool,
+    /// Signalled when a set is stored: the background task starts with the
+    /// first set a request fetched.
+    stored: tokio::sync::Notify,
+    /// Failed background refreshes (each logged once).
+    background_failures: AtomicU64,
     url: String,
     /// The key id whose keys may verify: the caller's (`CALLER`).
     owner: String,
@@ -115,6 +136,9 @@ impl JwksCache {
         timeouts: Timeouts,
     ) -> Self {
         Self {
+            background: AtomicBool::new(false),
+            stored: tokio::sync::Notify::new(),
+            background_failures: AtomicU64::new(0),
             url: settings.url.clone(),
             owner,
             alg,
@@ -131,6 +155,93 @@ impl JwksCache {
     /// How many times the set was requested from the issuer.
     pub fn fetches(&self) -> u64 {
         self.fetches.load(Ordering::Relaxed)
+    }
+
+    /// How many background refreshes failed (each was logged once).
+    pub fn background_failures(&self) -> u64 {
+        self.background_failures.load(Ordering::Relaxed)
+    }
+
+    /// Keeps the set fetched from the issuer (when and why it is logged by
+    /// the caller) and wakes the background task.
+    fn keep(&self, snap: Snapshot) {
+        let mut kids: Vec<&str> = snap.keys.keys().map(String::as_str).collect();
+        kids.sort_unstable();
+        tracing::info!(
+            "fetched the JWK Set: {} keys of {} (kids {}), cached for {} s",
+            kids.len(),
+            self.owner,
+            kids.join(", "),
+            snap.ttl.as_secs()
+        );
+        *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(snap));
+        self.stored.notify_one();
+    }
+
+    /// Keeps the cached set fresh without a request waiting: from the first
+    /// set a request fetched on, fetches it again at 80% of its freshness;
+    /// after a failure, every `JWKS_REFRESH_MIN_SECS` (at least 1 s), with
+    /// one warning per try. Runs until dropped: [`crate::receiver::run`]
+    /// aborts it when the server stops.
+    pub async fn refresh_in_background(&self, client: &reqwest::Client) {
+        struct Running<'a>(&'a AtomicBool);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Relaxed);
+            }
+        }
+        self.background.store(true, Ordering::Relaxed);
+        let _running = Running(&self.background);
+        let retry = self.min_refresh.max(Duration::from_secs(1));
+        let mut failed_at: Option<Instant> = None;
+        loop {
+            let Some(snap) = self.current() else {
+                self.stored.notified().await;
+                continue;
+            };
+            let due = match failed_at {
+                Some(at) if at > snap.fetched => at + retry,
+                _ => snap.fetched + refresh_after(snap.ttl),
+            };
+            tokio::time::sleep_until(due.into()).await;
+            if !self.refresh_now(client).await {
+                failed_at = Some(Instant::now());
+            }
+        }
+    }
+
+    /// One background refresh; false if it failed.
+    async fn refresh_now(&self, client: &reqwest::Client) -> bool {
+        let mut attempts = self.fetching.lock().await;
+        // A request may have refetched the set meanwhile (a new kid).
+        if let Some(snap) = self.current()
+            && snap.fetched.elapsed() < refresh_after(snap.ttl)
+        {
+            return true;
+        }
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            "refreshing the JWK Set from {} in the background, before the cached copy goes stale",
+            self.url
+        );
+        match self.fetch(client, &RequestId::default()).await {
+            Ok(snap) => {
+                attempts.failure = None;
+                self.keep(snap);
+                true
+            }
+            Err(err) => {
+                attempts.failure = Some(Instant::now());
+                self.background_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    "background refresh of the JWK Set failed: {err}. Keeping the cached copy \
+                     (it serves up to {} s past its freshness); next try in {} s",
+                    self.max_stale.as_secs(),
+                    self.min_refresh.max(Duration::from_secs(1)).as_secs()
+                );
+                false
+            }
+        }
     }
 
     fn current(&self) -> Option<Arc<Snapshot>> {
@@ -154,6 +265,16 @@ impl JwksCache {
             return Err(no_such_kid(kid, &format!("not a key of {}", self.owner)));
         }
         if let Some(key) = self.fresh_hit(kid, "") {
+            return Ok(key);
+        }
+        // Stale: the background task is refreshing it (or retrying after a
+        // failure); a request does not fetch in its place.
+        if self.background.load(Ordering::Relaxed)
+            && let Some(key) = self.usable_hit(kid)
+        {
+            tracing::info!(
+                "JWKS cache: kid {kid} from the cached set, past its freshness (the background refresh is due or retrying)"
+            );
             return Ok(key);
         }
         // One fetch at a time. While one runs, a request whose kid is in the
@@ -252,17 +373,8 @@ impl JwksCache {
         match self.fetch(client, rid).await {
             Ok(snap) => {
                 attempts.failure = None;
-                let mut kids: Vec<&str> = snap.keys.keys().map(String::as_str).collect();
-                kids.sort_unstable();
-                tracing::info!(
-                    "fetched the JWK Set: {} keys of {} (kids {}), cached for {} s",
-                    kids.len(),
-                    self.owner,
-                    kids.join(", "),
-                    snap.ttl.as_secs()
-                );
                 let key = snap.keys.get(kid).cloned();
-                *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(snap));
+                self.keep(snap);
                 key.ok_or_else(|| no_such_kid(kid, "not in the issuer's JWK Set"))
             }
             Err(err) => {
@@ -380,6 +492,12 @@ impl JwksCache {
         }
         keys
     }
+}
+
+/// When the background task refreshes a set fresh for `ttl`: at 80% of it,
+/// and never more often than once a second.
+fn refresh_after(ttl: Duration) -> Duration {
+    (ttl * 4 / 5).max(Duration::from_secs(1))
 }
 
 fn no_such_kid(kid: &str, why: &str) -> AppError {

@@ -302,6 +302,13 @@ pub async fn run(
     let handle = s2s_web::shutdown::handle_on(shutdown);
     let name = state.name().to_owned();
     let options = state.settings.common.serve.clone();
+    // Scenario 5: keep the cached JWK Set fresh in the background. The
+    // task is aborted when `run` returns (or is dropped), so it stops with
+    // the server.
+    let _refresher = AbortOnDrop(tokio::spawn({
+        let state = state.clone();
+        async move { state.jwks.refresh_in_background(&state.http).await }
+    }));
 
     tracing::info!("{name} listening on http://{}", http.local_addr()?);
     let plain = serve(
@@ -333,6 +340,15 @@ pub async fn run(
     b?;
     tracing::info!("{name} stopped");
     Ok(())
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// `/scenario1-server`, `/scenario2-server`: jwt-factory decides.

@@ -656,7 +656,12 @@ impl KeyStore {
         let previous_kid = ring.current.kid().to_owned();
         match mode {
             RotationMode::Phased => {
-                let at = now.saturating_add(self.publish_ahead_secs);
+                // `now` is whole seconds, rounded down: one more second
+                // makes the real wait at least the publish-ahead time.
+                let at = match self.publish_ahead_secs {
+                    0 => now,
+                    ahead => now.saturating_add(ahead).saturating_add(1),
+                };
                 ring.next = Some((Arc::clone(&entry), at));
                 // With no publish-ahead time, the new key signs at once.
                 ring.settle(id, now, self.overlap_secs);
