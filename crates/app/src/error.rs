@@ -41,6 +41,11 @@ pub enum AppError {
     #[error("jwt-factory has no key for {0}: create it with `curl localhost:5555/keys/{0}`")]
     FactoryKeyMissing(String),
 
+    /// 409: the request conflicts with work under way (a key rotation);
+    /// the message says until when.
+    #[error("{0}")]
+    Conflict(String),
+
     /// 502 or 504: a dependency could not be reached, answered nonsense,
     /// or ran out of time.
     #[error(transparent)]
@@ -79,6 +84,7 @@ impl AppError {
             Self::FileUnavailable(_) | Self::FactoryKeyMissing(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Upstream(e) => e.status(),
             Self::Busy(_) => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

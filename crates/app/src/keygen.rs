@@ -4,6 +4,11 @@
 //! each atomically, so a service reading either never sees half a file. A
 //! running servicea, serviceb and servicec pick the new files up on their
 //! next request; nothing needs a restart.
+//!
+//! The first key is written in place (`app gen-keys` always writes in
+//! place: it is the set-up step). `POST /gen-keys` on a servicea that has a
+//! key *rotates* it with an overlap, so tokens signed a second earlier
+//! keep verifying: see [`crate::key_set`].
 
 use std::{
     io,
@@ -12,6 +17,7 @@ use std::{
         Mutex,
         atomic::{AtomicBool, Ordering},
     },
+    time::Duration,
 };
 
 use axum::{Json, extract::State};
@@ -20,6 +26,7 @@ use serde_json::{Value, json};
 
 use crate::{
     error::{AppError, Internal},
+    key_set::{self, KeySetFiles},
     servicea,
 };
 
@@ -65,35 +72,11 @@ fn folder(private: &Path) -> String {
         .to_string()
 }
 
-/// One `POST /gen-keys` at a time, process-wide. Taken with a try-lock:
-/// a second caller is refused at once (409) instead of queueing a thread.
-static GENERATING: AtomicBool = AtomicBool::new(false);
-
-/// Holds [`GENERATING`] until dropped, by the generating thread.
-struct Generating;
-
-impl Generating {
-    fn try_start() -> Option<Self> {
-        GENERATING
-            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-            .ok()
-            .map(|_| Self)
-    }
-}
-
-impl Drop for Generating {
-    fn drop(&mut self) {
-        GENERATING.store(false, Ordering::SeqCst);
-    }
-}
-
-/// `POST /gen-keys` on servicea.
-///
-/// At most one generation runs; concurrent callers get 409 at once. It runs
-/// on a thread of its own, not on tokio's blocking pool: 600 parallel calls
-/// used to queue 600 `spawn_blocking` tasks (servicea went from 4 threads to
-/// 515), and the blocking pool is also what outbound connections needed to
-/// resolve `localhost`, so healthy scenario calls timed out meanwhile.
+/// `POST /gen-keys` on servicea. With no key yet, the pair is written in
+/// place. With a key, it is a rotation with an overlap (see
+/// [`crate::key_set`]): the new pair is published as the next one, and
+/// becomes current after `SCENARIO3_PUBLISH_AHEAD_SECS`; 409 while a
+/// rotation is under way or the previous key still verifies.
 pub async fn route(State(state): State<servicea::State>) -> Result<Json<Value>, AppError> {
     let Some(generating) = Generating::try_start() else {
         return Err(AppError::Busy(
@@ -101,30 +84,130 @@ pub async fn route(State(state): State<servicea::State>) -> Result<Json<Value>, 
         ));
     };
     let keys = &state.settings.keys;
-    let (private, public, alg) = (
-        keys.private.clone(),
-        keys.public.clone(),
-        state.settings.common.algorithm,
+    let alg = state.settings.common.algorithm;
+    if !keys.private.exists() && !keys.public.exists() {
+        let (private, public) = (keys.private.clone(), keys.public.clone());
+        tokio::task::spawn_blocking(move || generate(alg, &private, &public))
+            .await
+            .map_err(Internal::from)?
+            .map_err(Internal::from)?;
+        tracing::info!(
+            "generated a new {alg} key pair for scenarios 3-4: {} (0600) and {}",
+            keys.private.display(),
+            keys.public.display()
+        );
+        return Ok(Json(json!({ "folder": folder(&keys.private) })));
+    }
+    rotate(&state).await
+}
+
+/// One rotation of servicea's key at a time, and no queue: a second
+/// caller gets a 409 at once.
+static ROTATING: AtomicBool = AtomicBool::new(false);
+
+struct Rotating;
+
+impl Rotating {
+    fn start() -> Option<Self> {
+        ROTATING
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+            .then_some(Self)
+    }
+}
+
+impl Drop for Rotating {
+    fn drop(&mut self) {
+        ROTATING.store(false, Ordering::Release);
+    }
+}
+
+async fn rotate(state: &servicea::State) -> Result<Json<Value>, AppError> {
+    let settings = &state.settings;
+    let keys = settings.keys.clone();
+    let alg = settings.common.algorithm;
+    let _one = Rotating::start().ok_or_else(|| {
+        AppError::Conflict("a new scenario-3 key is being generated; try again shortly".into())
+    })?;
+    if let Some(why) = key_set::refusal(&keys, settings.token_lifetime_secs) {
+        return Err(AppError::Conflict(why));
+    }
+    let previous_kid = state.signing_key.get().ok().map(|k| k.kid.clone());
+    let owner = state.name().to_owned();
+    let files = keys.clone();
+    let kid = tokio::task::spawn_blocking(move || -> Result<String, KeygenError> {
+        let pair = KeyPair::generate(alg)?;
+        let kid = key_set::kid_for(&owner, pair.public(), alg).map_err(|e| KeygenError::Write {
+            path: files.next_public(),
+            source: io::Error::other(e),
+        })?;
+        key_set::publish_next(&files, pair.private_pem(), pair.public().pem()).map_err(
+            |source| KeygenError::Write {
+                path: files.next_private(),
+                source,
+            },
+        )?;
+        Ok(kid)
+    })
+    .await
+    .map_err(Internal::from)?
+    .map_err(Internal::from)?;
+    let ahead = settings.publish_ahead;
+    let activates = s2s_auth::time_fmt::iso_millis(
+        s2s_auth::now_unix() + i64::try_from(ahead.as_secs()).unwrap_or(0),
     );
-    let (done, result) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("gen-keys".into())
-        .spawn(move || {
-            let result = generate(alg, &private, &public);
-            // Released before the answer, so a caller that got its 200
-            // can generate again at once.
-            drop(generating);
-            let _ = done.send(result);
-        })
-        .map_err(Internal::Spawn)?;
-    result
-        .await
-        .map_err(|_| Internal::ThreadLost)?
-        .map_err(Internal::from)?;
     tracing::info!(
-        "generated a new {alg} key pair for scenarios 3-4: {} (0600) and {}",
-        keys.private.display(),
-        keys.public.display()
+        "rotating servicea's scenario-3 key: next kid {kid} published in {} (receivers accept it now); \
+         servicea signs with it from {activates}; the current key then stays in {} for its tokens",
+        keys.next_public().display(),
+        keys.previous_public().display()
     );
-    Ok(Json(json!({ "folder": folder(&keys.private) })))
+    schedule_promotion(keys.clone(), ahead);
+    Ok(Json(json!({
+        "folder": folder(&keys.private),
+        "kid": kid,
+        "activatesAt": activates,
+        "previousKid": previous_kid,
+        "published": keys.next_public().display().to_string(),
+    })))
+}
+
+/// Promotes the next pair after `ahead` (see [`key_set::promote`]).
+fn schedule_promotion(files: KeySetFiles, ahead: Duration) {
+    tokio::spawn(async move {
+        tokio::time::sleep(ahead).await;
+        let done = tokio::task::spawn_blocking(move || {
+            let promoted = key_set::promote(&files);
+            (promoted, files)
+        })
+        .await;
+        match done {
+            Ok((Ok(true), files)) => tracing::info!(
+                "servicea now signs scenario-3 tokens with the new key ({}); the previous public key is in {}",
+                files.private.display(),
+                files.previous_public().display()
+            ),
+            Ok((Ok(false), _)) => {}
+            Ok((Err(e), files)) => tracing::error!(
+                "could not make the next scenario-3 key current in {}: {e}",
+                files.private.display()
+            ),
+            Err(e) => tracing::error!("scenario-3 key promotion task failed: {e}"),
+        }
+    });
+}
+
+/// At start: a next pair left by a rotation that a stop cut short is
+/// promoted after the publish-ahead time, counted from now (receivers
+/// already see it; waiting again costs nothing and is safe).
+pub fn resume_rotation(state: &servicea::State) {
+    let keys = &state.settings.keys;
+    if keys.next_private().exists() && keys.next_public().exists() {
+        tracing::info!(
+            "found a pending scenario-3 key rotation ({}): completing it in {} s",
+            keys.next_public().display(),
+            state.settings.publish_ahead.as_secs()
+        );
+        schedule_promotion(keys.clone(), state.settings.publish_ahead);
+    }
 }

@@ -31,7 +31,8 @@
 //! - [`factory_client`]: calls to jwt-factory.
 //! - [`jwks`]: scenario 5's cached copy of the factory's JWK Set.
 //! - [`self_signed`]: servicea's own short-lived tokens.
-//! - [`keygen`]: servicea's scenario-3 key pair.
+//! - [`keygen`]: servicea's scenario-3 key pair: create, or rotate with an overlap.
+//! - [`key_set`]: the files of that key's phases (next, current, previous).
 //! - [`error`]: every failure, and the one place it becomes a JSON response.
 
 pub mod bearer;
@@ -39,6 +40,7 @@ pub mod cli;
 pub mod error;
 pub mod factory_client;
 pub mod jwks;
+pub mod key_set;
 pub mod keygen;
 pub mod receiver;
 pub mod scenarios;

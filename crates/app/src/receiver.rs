@@ -19,7 +19,7 @@ use axum::{
 };
 use axum_server::tls_rustls::RustlsConfig;
 use clap::{Args as ClapArgs, builder::BoolishValueParser};
-use s2s_auth::{Expectations, JwtError, PublicKey, watched::WatchedFile};
+use s2s_auth::{Expectations, JwtError, watched::WatchedFile};
 use s2s_web::{
     outbound::{self, ClientError},
     request_tracing::RequestId,
@@ -33,6 +33,7 @@ use crate::{
     error::AppError,
     factory_client,
     jwks::JwksCache,
+    key_set::{self, NamedKey},
     scenarios::{Check, SCENARIOS},
     settings::{Common, CommonArgs, key_id},
 };
@@ -213,7 +214,11 @@ pub struct Inner {
     /// The one http client of the process (jwt-factory's `/verify` and JWK Set).
     pub http: reqwest::Client,
     /// servicea's public key, parsed once, reloaded when the file changes.
-    pub caller_key: WatchedFile<PublicKey>,
+    pub caller_key: WatchedFile<NamedKey>,
+    /// The other keys of servicea's key set during a rotation: the next one
+    /// (`jwt-public.next.pem`) and the previous one
+    /// (`jwt-public.previous.pem`); usually absent. See [`crate::key_set`].
+    pub caller_other_keys: [WatchedFile<NamedKey>; 2],
     /// Scenario 5: the factory's JWK Set, fetched when needed and cached.
     pub jwks: JwksCache,
 }
@@ -229,12 +234,26 @@ impl State {
     pub fn new(settings: Settings) -> Result<Self, ClientError> {
         let alg = settings.common.algorithm;
         let http = outbound::client(settings.common.timeouts, None)?;
-        let caller_key = WatchedFile::new(
-            &settings.caller_key,
-            "servicea's public key",
-            "Create it on servicea with `curl -X POST localhost:3000/gen-keys`",
-            move |pem| PublicKey::from_pem_for(pem, alg),
-        );
+        let caller_file = |path: PathBuf, what: &'static str| {
+            let owner = settings.caller.clone();
+            WatchedFile::new(
+                path,
+                what,
+                "Create it on servicea with `curl -X POST localhost:3000/gen-keys`",
+                move |pem| NamedKey::parse(pem, &owner, alg),
+            )
+        };
+        let caller_key = caller_file(settings.caller_key.clone(), "servicea's public key");
+        let caller_other_keys = [
+            caller_file(
+                key_set::tagged(&settings.caller_key, "next"),
+                "servicea's next public key",
+            ),
+            caller_file(
+                key_set::tagged(&settings.caller_key, "previous"),
+                "servicea's previous public key",
+            ),
+        ];
         let jwks = JwksCache::new(
             &settings.jwks,
             settings.caller.clone(),
@@ -245,6 +264,7 @@ impl State {
             settings,
             http,
             caller_key,
+            caller_other_keys,
             jwks,
         })))
     }
@@ -409,19 +429,32 @@ async fn via_caller_key(
     token: Result<BearerToken, AppError>,
 ) -> Result<Json<Value>, AppError> {
     let BearerToken(token) = token?;
-    let key = state.caller_key.get()?;
     let expect = &state.settings.self_signed;
+    let current = state.caller_key.get()?;
+    // The kid selects among servicea's key set (current, next, previous);
+    // no kid, or one naming none of them, means the current key. It never
+    // brings a key.
+    let kid = expect.kid(&token)?;
+    let (key, file) = match kid.as_deref() {
+        Some(kid) if kid != current.kid => state
+            .caller_other_keys
+            .iter()
+            .find_map(|f| f.get().ok().filter(|k| k.kid == kid).map(|k| (k, f.path())))
+            .unwrap_or((current, state.caller_key.path())),
+        _ => (current, state.caller_key.path()),
+    };
+    let key = &key.key;
     tracing::info!(
         "{}: verifying locally with {} ({}, iss {}, aud {}, sub {}, leeway {} s)",
         path.as_str(),
-        state.caller_key.path().display(),
+        file.display(),
         expect.algorithm,
         expect.issuer,
         expect.audience,
         expect.subject,
         expect.leeway_secs,
     );
-    let claims = expect.verify(&token, &key)?;
+    let claims = expect.verify(&token, key)?;
     tracing::info!(
         "token valid: signed by {}, aud {}",
         expect.subject,

@@ -22,14 +22,18 @@ pub fn mint(state: &servicea::State, audience: &str, expired: bool) -> Result<St
     claims.insert("sub".into(), state.name().into());
     claims.insert("aud".into(), audience.into());
     jws::set_times(&mut claims, settings.token_lifetime_secs, expired);
-    let token = jws::sign(&claims, &key, alg).map_err(Internal::from)?;
+    // The kid lets receivers pick this key among servicea's key set
+    // (current, next, previous: see `key_set`) during a rotation.
+    let token =
+        jws::sign_with_kid(&claims, &key.pair, alg, Some(&key.kid)).map_err(Internal::from)?;
     tracing::info!(
-        "signed {} token myself (iss {}, sub {}, aud {audience}, {} s lifetime, {alg}) with {}",
+        "signed {} token myself (iss {}, sub {}, aud {audience}, {} s lifetime, {alg}) with {} (kid {})",
         if expired { "an EXPIRED" } else { "a" },
         settings.issuer,
         state.name(),
         settings.token_lifetime_secs,
         state.signing_key.path().display(),
+        key.kid,
     );
     Ok(token)
 }

@@ -5,7 +5,7 @@
 //! one plain http client, one https client trusting only our CA, and its
 //! scenario-3 signing key, parsed once and reloaded when the file changes.
 
-use std::{ops::Deref, path::PathBuf, sync::Arc};
+use std::{ops::Deref, path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -92,13 +92,26 @@ pub struct Args {
     #[arg(long, env = "TOKEN_LIFETIME_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub token_lifetime_secs: u64,
+
+    /// Scenarios 3-4: when `POST /gen-keys` rotates servicea's key, how
+    /// long the new public key is published (`jwt-public.next.pem`) before
+    /// servicea signs with it, in seconds. Receivers check the files on
+    /// every request, so a short wait covers requests in flight; see
+    /// `docs/rotation.md`.
+    #[arg(long, env = "SCENARIO3_PUBLISH_AHEAD_SECS", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub scenario3_publish_ahead_secs: u64,
 }
 
-/// servicea's own key pair files.
-#[derive(Clone, Debug)]
-pub struct KeyFiles {
-    pub private: PathBuf,
-    pub public: PathBuf,
+/// servicea's own key pair files (the current pair; [`crate::key_set`]
+/// names the others after them).
+pub type KeyFiles = crate::key_set::KeySetFiles;
+
+/// servicea's scenario-3 signing key and its `kid`.
+#[derive(Debug)]
+pub struct SigningKey {
+    pub pair: KeyPair,
+    pub kid: String,
 }
 
 /// The base URLs of the receivers, without a trailing `/`.
@@ -121,6 +134,8 @@ pub struct Settings {
     pub issuer: String,
     /// Lifetime of self-signed tokens, seconds.
     pub token_lifetime_secs: u64,
+    /// How long a rotated-in scenario-3 key is published before it signs.
+    pub publish_ahead: Duration,
 }
 
 impl Args {
@@ -140,6 +155,7 @@ impl Args {
             ca_cert: self.ca_cert_path,
             issuer: self.issuer,
             token_lifetime_secs: self.token_lifetime_secs,
+            publish_ahead: Duration::from_secs(self.scenario3_publish_ahead_secs),
         }
     }
 }
@@ -159,7 +175,7 @@ pub struct Inner {
     /// if that file changes, so `gen-certs` can run after servicea starts.
     pub https: WatchedFile<reqwest::Client>,
     /// servicea's scenario-3 signing key, parsed once, reloaded on change.
-    pub signing_key: WatchedFile<KeyPair>,
+    pub signing_key: WatchedFile<SigningKey>,
 }
 
 impl Deref for State {
@@ -182,11 +198,16 @@ impl State {
             "Create it with `cargo run --release --bin app -- gen-certs`",
             move |pem| outbound::client(timeouts, Some(pem.as_bytes())),
         );
+        let owner = settings.common.name.clone();
         let signing_key = WatchedFile::new(
             &settings.keys.private,
             "scenario-3 signing key",
             KEY_HINT,
-            move |pem| KeyPair::from_private_pem_for(pem, alg),
+            move |pem| {
+                let pair = KeyPair::from_private_pem_for(pem, alg).map_err(|e| e.to_string())?;
+                let kid = crate::key_set::kid_for(&owner, pair.public(), alg)?;
+                Ok::<_, String>(SigningKey { pair, kid })
+            },
         )
         .private_key();
         Ok(Self(Arc::new(Inner {
@@ -228,6 +249,8 @@ pub async fn run(
     let name = state.name().to_owned();
     let options = state.settings.common.serve.clone();
     tracing::info!("{name} listening on http://{}", http.local_addr()?);
+    // A rotation of the scenario-3 key cut short by a stop completes now.
+    keygen::resume_rotation(&state);
     s2s_web::serve::serve(http, router(state), None, handle, &options).await?;
     tracing::info!("{name} stopped");
     Ok(())

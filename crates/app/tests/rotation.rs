@@ -343,3 +343,217 @@ async fn a_failing_background_refresh_keeps_the_copy_and_tries_once_per_period()
         "the task outlived serviceb"
     );
 }
+
+/// servicea's arguments as `Stack::start` gives them, for a restart.
+fn servicea_args(s: &Stack, extra: &[&str]) -> Vec<String> {
+    let p = |rel: &str| s.path(rel).to_str().unwrap().to_owned();
+    let mut args = vec![
+        "--service-a-private-key-path".into(),
+        p("scenario-3-keys/jwt-private.pem"),
+        "--service-a-public-key-path".into(),
+        p("scenario-3-keys/jwt-public.pem"),
+        "--ca-cert-path".into(),
+        p("certs/ca.pem"),
+        "--issuer".into(),
+        "https://service-issuer".into(),
+        "--algorithm".into(),
+        "RS256".into(),
+        "--jwt-factory-endpoint".into(),
+        s.factory.url(),
+        "--service-b-endpoint".into(),
+        s.b.url(),
+        "--service-c-endpoint".into(),
+        s.c.url(),
+        "--service-b-endpoint-https".into(),
+        s.b.https_url(),
+        "--service-c-endpoint-https".into(),
+        s.c.https_url(),
+    ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    args
+}
+
+/// As [`load`], but a call that cannot connect (servicea restarting)
+/// counts as unavailable instead of failing the test.
+fn load_tolerant(
+    client: reqwest::Client,
+    url: String,
+    stop: Arc<AtomicBool>,
+    tally: Arc<Tally>,
+    refusals: Arc<std::sync::Mutex<Vec<String>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while !stop.load(Ordering::Relaxed) {
+            let Ok(r) = client.get(&url).send().await else {
+                tally.unavailable.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            };
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap_or_default();
+            let counter = match status {
+                200 => &tally.ok,
+                401 | 403 => {
+                    refusals
+                        .lock()
+                        .unwrap()
+                        .push(format!("{url}: {status} {body}"));
+                    &tally.refused
+                }
+                _ => &tally.unavailable,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    })
+}
+
+/// `POST /gen-keys` until it is accepted (409 while the previous key
+/// still verifies); the new kid.
+async fn gen_keys_when_allowed(s: &Stack, timeline: &mut Vec<String>, started: Instant) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = send(s.client.post(format!("{}/gen-keys", s.a.url()))).await;
+        match status {
+            200 => {
+                timeline.push(format!(
+                    "{:>6} ms  gen-keys: next {} published, signs from {}",
+                    started.elapsed().as_millis(),
+                    body["kid"],
+                    body["activatesAt"]
+                ));
+                return body["kid"].as_str().unwrap().to_owned();
+            }
+            409 => assert!(
+                body["message"].as_str().unwrap().contains("try again"),
+                "{body}"
+            ),
+            other => panic!("gen-keys: {other} {body}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gen-keys refused for too long: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until servicea has made the next key current (the next files are gone).
+async fn wait_promoted(s: &Stack) {
+    let next = s.path("scenario-3-keys/jwt-public.next.pem");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while next.exists() {
+        assert!(Instant::now() < deadline, "the next key was never promoted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Scenarios 3-4 under load while servicea rotates its own key twice in
+/// quick succession (as quick as the overlap allows) and once more across
+/// a restart of servicea between publication and promotion: 0 refusals.
+/// Tokens live 1 s, so the previous key is needed for 1 + 5 s.
+#[tokio::test]
+async fn scenario3_calls_pass_while_servicea_rotates_its_key_twice_and_across_a_restart() {
+    let extra = [
+        "--token-lifetime-secs",
+        "1",
+        "--scenario3-publish-ahead-secs",
+        "2",
+    ];
+    let mut s = Stack::start(Options::default()).await;
+    // servicea again, with the short windows (Stack's flags cannot be overridden).
+    let addr = s.a.addr;
+    s.a.stop().await;
+    s.a = test_support::start_service(
+        app::Role::A,
+        &servicea_args(&s, &extra),
+        TcpListener::bind(addr).await.unwrap(),
+        None,
+    )
+    .await;
+    let started = Instant::now();
+    let mut timeline = Vec::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let refusals = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for path in ["/scenario3", "/scenario3", "/scenario3", "/scenario4"] {
+        let url = format!("{}{path}", s.a.url());
+        tasks.push(load_tolerant(
+            s.client.clone(),
+            url,
+            stop.clone(),
+            tally.clone(),
+            refusals.clone(),
+        ));
+    }
+
+    let first = gen_keys_when_allowed(&s, &mut timeline, started).await;
+    // A second call while the first is pending: 409 at once.
+    let (status, body) = send(s.client.post(format!("{}/gen-keys", s.a.url()))).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("under way"),
+        "{body}"
+    );
+    wait_promoted(&s).await;
+    timeline.push(format!(
+        "{:>6} ms  {first} signs",
+        started.elapsed().as_millis()
+    ));
+    let second = gen_keys_when_allowed(&s, &mut timeline, started).await;
+    wait_promoted(&s).await;
+    timeline.push(format!(
+        "{:>6} ms  {second} signs",
+        started.elapsed().as_millis()
+    ));
+
+    // The third: servicea stops right after publishing it, and completes
+    // the rotation when it starts again.
+    let third = gen_keys_when_allowed(&s, &mut timeline, started).await;
+    let addr = s.a.addr;
+    s.a.stop().await;
+    timeline.push(format!(
+        "{:>6} ms  servicea stopped",
+        started.elapsed().as_millis()
+    ));
+    assert!(s.path("scenario-3-keys/jwt-public.next.pem").exists());
+    s.a = test_support::start_service(
+        app::Role::A,
+        &servicea_args(&s, &extra),
+        TcpListener::bind(addr).await.unwrap(),
+        None,
+    )
+    .await;
+    timeline.push(format!(
+        "{:>6} ms  servicea restarted",
+        started.elapsed().as_millis()
+    ));
+    wait_promoted(&s).await;
+    timeline.push(format!(
+        "{:>6} ms  {third} signs",
+        started.elapsed().as_millis()
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    timeline.push(format!(
+        "{:>6} ms  done: scenario3/4 {} ok, {} refused, {} unavailable (servicea restarting)",
+        started.elapsed().as_millis(),
+        tally.ok.load(Ordering::Relaxed),
+        tally.refused.load(Ordering::Relaxed),
+        tally.unavailable.load(Ordering::Relaxed),
+    ));
+    eprintln!("{}", timeline.join("\n"));
+    let refusals = refusals.lock().unwrap();
+    assert!(refusals.is_empty(), "valid calls refused: {refusals:#?}");
+    assert!(tally.ok.load(Ordering::Relaxed) > 50);
+    // The seed's files are the current pair; the old key is the previous one.
+    let current = std::fs::read_to_string(s.path("scenario-3-keys/jwt-public.pem")).unwrap();
+    let previous =
+        std::fs::read_to_string(s.path("scenario-3-keys/jwt-public.previous.pem")).unwrap();
+    assert_ne!(current, previous);
+    assert!(!s.path("scenario-3-keys/jwt-private.next.pem").exists());
+}

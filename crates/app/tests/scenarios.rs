@@ -147,7 +147,16 @@ async fn rotating_the_scenario3_key_while_running_keeps_working() {
     assert_eq!(s.get_a("/scenario3").await.0, 200);
     let before = std::fs::read_to_string(s.path("scenario-3-keys/jwt-public.pem")).unwrap();
     assert_eq!(s.post(&s.a, "/gen-keys").await.0, 200);
-    let after = std::fs::read_to_string(s.path("scenario-3-keys/jwt-public.pem")).unwrap();
+    // A rotation with an overlap (docs/rotation.md): the new key is
+    // published first and becomes current after SCENARIO3_PUBLISH_AHEAD_SECS.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let after = loop {
+        let after = std::fs::read_to_string(s.path("scenario-3-keys/jwt-public.pem")).unwrap();
+        if after != before || std::time::Instant::now() > deadline {
+            break after;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert_ne!(before, after, "a new key pair was written");
     let (status, body) = s.get_a("/scenario4").await;
     assert_eq!(

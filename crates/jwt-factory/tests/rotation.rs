@@ -167,11 +167,12 @@ fn time_of(iso: &str) -> i64 {
 async fn each_phase_shows_in_the_jwk_set_and_the_status() {
     let dir = tempfile::tempdir().unwrap();
     let http = Client::new();
-    let f = factory(&dir.path().join("keys"), "2", "3").await;
+    // Tokens live 5 s: a retiring key leaves the set 5 s after it stopped signing.
+    let f = factory(&dir.path().join("keys"), "2", "5").await;
     let k0 = create(&http, &f, X).await;
-    let t0 = issue(&http, &f).await;
     assert_eq!(jwk_kids(&http, &f).await, set(&[&k0]));
     assert_eq!(phases(&http, &f).await, vec![p("current", &k0)]);
+    let t0 = issue(&http, &f).await;
 
     // Publish: the next key is in the set at once, and does not sign yet.
     let before = now();
@@ -182,7 +183,7 @@ async fn each_phase_shows_in_the_jwk_set_and_the_status() {
     let activates = unix(&r["activatesAt"]);
     // At least the publish-ahead time, counted in whole seconds.
     assert!((before + 2..=now() + 3).contains(&activates), "{r}");
-    assert_eq!(unix(&r["previousValidUntil"]), activates + 3, "{r}");
+    assert_eq!(unix(&r["previousValidUntil"]), activates + 5, "{r}");
     assert_eq!(jwk_kids(&http, &f).await, set(&[&k0, &k1]));
     assert_eq!(
         phases(&http, &f).await,
@@ -207,16 +208,16 @@ async fn each_phase_shows_in_the_jwk_set_and_the_status() {
     assert_eq!(verify(&http, &f, &t0).await.0, 200, "the old key's token");
     assert_eq!(verify(&http, &f, &t1).await.0, 200);
     let (_, status) = send(http.get(format!("{}/utils/keys/{X}/status", f.url()))).await;
-    assert_eq!(unix(&status["keys"][1]["validUntil"]), activates + 3);
+    assert_eq!(unix(&status["keys"][1]["validUntil"]), activates + 5);
 
     // Retire: the old key leaves the set once its last token has expired.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(15);
     while jwk_kids(&http, &f).await != set(&[&k1]) {
         assert!(Instant::now() < deadline, "the old key stays published");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(
-        now() >= activates + 3,
+        now() >= activates + 5,
         "withdrawn before its tokens expired"
     );
     assert_eq!(phases(&http, &f).await, vec![p("current", &k1)]);
