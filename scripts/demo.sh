@@ -99,21 +99,78 @@ say "scenario 5: token from jwt-factory, serviceb verifies it locally with the f
 check /scenario5 200 '"valid":true' '"iss":"https://jwt-factory/"'
 check '/scenario5?expired=1' 403 '"TokenExpiredError"'
 
-say "key rotation: servicea gets a new signing key; the previous one keeps verifying its tokens"
+say "key rotation in phases: the next key is published before it signs; no call may fail"
+# Windows from env/*.env (short for the demo): the factory publishes a new key
+# ROTATION_PUBLISH_AHEAD_SECS before it signs with it, so serviceb's cached JWK
+# Set (refreshed in the background) holds it before the first token arrives.
+# phases: the kids the JWK Set publishes, and each key's phase.
+phases() {
+  echo "$ curl localhost:5555/.well-known/jwks.json   # kids published"
+  curl -fsS --max-time 10 localhost:5555/.well-known/jwks.json | grep -o '"kid":"[^"]*"' | tr '\n' ' ' || true
+  echo
+  echo "$ curl localhost:5555/utils/keys/servicea/status"
+  curl -fsS --max-time 10 localhost:5555/utils/keys/servicea/status || true
+  echo
+}
+# load PATH FILE: calls PATH on servicea until $LOAD_STOP exists; one HTTP status per line.
+LOAD_STOP="$LOGS/load.stop"
+rm -f "$LOAD_STOP" "$LOGS"/load-*.txt
+load() {
+  while [ ! -e "$LOAD_STOP" ]; do
+    curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 "localhost:3000$1" >>"$2" || true
+  done
+}
+ROTATION_T0=$(date +%s%N)
+stamp() { printf '[%6d ms] %s\n' $(( ($(date +%s%N) - ROTATION_T0) / 1000000 )) "$*"; }
 echo "(a token signed before the rotation, to try afterwards)"
 shown "TOKEN=\$(curl -fsS -m 10 -X POST localhost:5555/issueToken/servicea -H 'content-type: application/json' -d '{\"aud\":\"serviceb\"}')"
 echo "TOKEN is ${TOKEN:0:60}...   header: $(kid_of "$TOKEN")"
-JWKS_KIDS="curl -fsS -m 10 localhost:5555/.well-known/jwks.json | grep -o '\"kid\":\"[^\"]*\"'"
-shown "$JWKS_KIDS   # the kids it publishes" || true
-shown "curl -fsS -m 10 -X POST localhost:5555/keys/servicea/rotate | sed 's/\"publicKey\":\"[^\"]*\",//'"; echo
-shown "$JWKS_KIDS   # new and previous key, both published" || true
-echo "(scenario 5 again: the new token names the new kid, serviceb fetches the set once more)"
+echo "(meanwhile: 2 clients call /scenario5 and 1 calls /scenario3 without pause)"
+# (also in PIDS, so Ctrl-C stops them with the services)
+LOADERS=()
+for spec in /scenario5:5a /scenario5:5b /scenario3:3; do
+  load "${spec%%:*}" "$LOGS/load-${spec##*:}.txt" &
+  LOADERS+=("$!"); PIDS+=("$!")
+done
+stamp "phase 1: one current key"
+phases
+echo "$ curl -sS -m 10 -X POST localhost:5555/keys/servicea/rotate"
+ROTATED=$(curl -sS -m 10 -X POST localhost:5555/keys/servicea/rotate || true)
+sed 's/"publicKey":"[^"]*"/"publicKey":"(omitted here)"/' <<<"$ROTATED"
+NEW_KID=$(grep -o '"kid":"[^"]*"' <<<"$ROTATED" | head -1 | cut -d'"' -f4 || true)
+stamp "phase 2: $NEW_KID published as the next key; the current key still signs"
+phases
+deadline=$((SECONDS + 40))
+until curl -fsS --max-time 5 localhost:5555/utils/keys/servicea/status | grep -qF "\"kid\":\"$NEW_KID\",\"phase\":\"current\""; do
+  [ "$SECONDS" -lt "$deadline" ] || break
+  sleep 0.5
+done
+stamp "phase 3: $NEW_KID signs; the previous key is retiring (verifies until its tokens expire)"
+phases
+echo "(scenario 5 again: the new token names the new kid, already in serviceb's cached set)"
 check /scenario5 200 '"valid":true'
-echo "(the token signed before the rotation still verifies during the overlap)"
+echo "(the token signed before the rotation still verifies)"
 request 200 '"valid":true' -- '-H "Authorization: Bearer $TOKEN" localhost:3001/scenario5-server'
 echo
+stamp "servicea's own key (scenario 3): published as jwt-public.next.pem, current after SCENARIO3_PUBLISH_AHEAD_SECS"
+shown 'curl -sS -m 10 -X POST localhost:3000/gen-keys'; echo
+shown 'ls scenario-3-keys/'
+deadline=$((SECONDS + 20))
+while [ -e scenario-3-keys/jwt-public.next.pem ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+stamp "servicea signs with its new key; the previous public key stays for its tokens"
+shown 'ls scenario-3-keys/'
+check /scenario3 200 '"valid":true'
+sleep 1
+touch "$LOAD_STOP"
+wait "${LOADERS[@]}" 2>/dev/null || true
+calls=$(cat "$LOGS"/load-*.txt | wc -l)
+failed=$(cat "$LOGS"/load-*.txt | grep -vc '^200$' || true)
+stamp "load stopped: $calls calls to /scenario5 and /scenario3 during the rotations, $failed failed"
+if [ "$failed" = 0 ] && [ "$calls" -gt 0 ]; then PASSED=$((PASSED + 1)); echo "  ok: no call failed"
+else FAILED=$((FAILED + 1)); echo "  WRONG OUTCOME: failed statuses: $(cat "$LOGS"/load-*.txt | grep -v '^200$' | sort | uniq -c | tr '\n' ' ')"; fi
+echo
 echo "serviceb's log, JWK Set lines:"
-grep -E "JWK Set|JWKS cache" "$LOGS/serviceb.log" | sed -E 's/^[^ ]+ +INFO +//' | cut -c1-160 || true
+grep -E "JWK Set|JWKS cache" "$LOGS/serviceb.log" | grep -v "cache hit" | sed -E 's/^[^ ]+ +INFO +//' | cut -c1-160 | tail -8 || true
 
 say "result"
 echo "demo: $PASSED outcomes as expected, $FAILED wrong"
