@@ -496,3 +496,16 @@ async fn a_planted_folder_is_held_to_the_same_bounds_as_the_endpoints() {
     assert_eq!(status, 409, "{body}");
     eprintln!("21 refusals took {:?}", started.elapsed());
 }
+
+/// `--help` explains the new setting and its default.
+#[test]
+fn help_explains_the_publish_ahead_setting() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jwt-factory"))
+        .arg("--help")
+        .env_remove("ROTATION_PUBLISH_AHEAD_SECS")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("[env: ROTATION_PUBLISH_AHEAD_SECS"), "{help}");
+    assert!(help.contains("Default: JWKS_MAX_AGE_SECS"), "{help}");
+}
