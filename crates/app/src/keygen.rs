@@ -102,23 +102,20 @@ pub async fn route(State(state): State<servicea::State>) -> Result<Json<Value>, 
 }
 
 /// One rotation of servicea's key at a time, and no queue: a second
-/// caller gets a 409 at once.
-static ROTATING: AtomicBool = AtomicBool::new(false);
+/// caller gets a 409 at once (the flag is [`servicea::Inner::rotating`]).
+struct Rotating<'a>(&'a AtomicBool);
 
-struct Rotating;
-
-impl Rotating {
-    fn start() -> Option<Self> {
-        ROTATING
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+impl<'a> Rotating<'a> {
+    fn start(flag: &'a AtomicBool) -> Option<Self> {
+        flag.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
-            .then_some(Self)
+            .then_some(Self(flag))
     }
 }
 
-impl Drop for Rotating {
+impl Drop for Rotating<'_> {
     fn drop(&mut self) {
-        ROTATING.store(false, Ordering::Release);
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -126,7 +123,7 @@ async fn rotate(state: &servicea::State) -> Result<Json<Value>, AppError> {
     let settings = &state.settings;
     let keys = settings.keys.clone();
     let alg = settings.common.algorithm;
-    let _one = Rotating::start().ok_or_else(|| {
+    let _one = Rotating::start(&state.rotating).ok_or_else(|| {
         AppError::Conflict("a new scenario-3 key is being generated; try again shortly".into())
     })?;
     if let Some(why) = key_set::refusal(&keys, settings.token_lifetime_secs) {

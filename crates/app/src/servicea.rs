@@ -5,7 +5,12 @@
 //! one plain http client, one https client trusting only our CA, and its
 //! scenario-3 signing key, parsed once and reloaded when the file changes.
 
-use std::{ops::Deref, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    ops::Deref,
+    path::PathBuf,
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
 
 use axum::{
     Router,
@@ -176,6 +181,9 @@ pub struct Inner {
     pub https: WatchedFile<reqwest::Client>,
     /// servicea's scenario-3 signing key, parsed once, reloaded on change.
     pub signing_key: WatchedFile<SigningKey>,
+    /// Set while `POST /gen-keys` generates a key to rotate to: a second
+    /// call gets a 409 instead of a queue of key generations.
+    pub rotating: AtomicBool,
 }
 
 impl Deref for State {
@@ -215,6 +223,7 @@ impl State {
             http,
             https,
             signing_key,
+            rotating: AtomicBool::new(false),
         })))
     }
 
