@@ -878,3 +878,58 @@ pub enum Lookup {
 
 /// Largest key file read at start-up.
 const MAX_KEY_FILE: u64 = 64 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_file_names_round_trip_and_are_unique_per_key() {
+        let dir = Path::new("keys");
+        let phased = |thumb: &str| Phased {
+            id: "servicea".into(),
+            at: 1_796_162_486,
+            thumb: Some(thumb.into()),
+        };
+        for file in [
+            KeyFile::Current("servicea".into()),
+            KeyFile::Next(phased("A1vS2vz7")),
+            KeyFile::Retired(phased("dXc-_rti")),
+        ] {
+            let private = file.private(dir);
+            let name = private
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            assert_eq!(
+                KeyFile::parse_private(name),
+                Some(Ok(file.clone())),
+                "{name}"
+            );
+            assert_eq!(
+                KeyFile::is_phased_name(name),
+                !matches!(file, KeyFile::Current(_)),
+                "{name}"
+            );
+        }
+        // Two keys retired in the same second: two names.
+        assert_ne!(
+            KeyFile::Retired(phased("aaaaaaaa")).private(dir),
+            KeyFile::Retired(phased("bbbbbbbb")).private(dir)
+        );
+        // Files written before the thumbprint was part of the name still load.
+        assert_eq!(
+            KeyFile::parse_private("servicea.retired-1796162486-private.pem"),
+            Some(Ok(KeyFile::Retired(Phased {
+                id: "servicea".into(),
+                at: 1_796_162_486,
+                thumb: None
+            })))
+        );
+        assert!(matches!(
+            KeyFile::parse_private("servicea.next-soon.abc-private.pem"),
+            Some(Err(_))
+        ));
+        assert_eq!(KeyFile::parse_private("servicea-public.pem"), None);
+    }
+}
