@@ -46,10 +46,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use jsonwebtoken::{
-    DecodingKey,
-    jwk::{JwkSet, PublicKeyUse},
-};
+use jsonwebtoken::{DecodingKey, jwk::JwkSet};
 use reqwest::{StatusCode, header::CACHE_CONTROL};
 use s2s_auth::{JwtError, SigningAlgorithm, jwk::key_id_of};
 use s2s_web::{
@@ -463,24 +460,21 @@ impl JwksCache {
 
     /// Only the owner's signature keys for the pinned algorithm.
     fn usable_keys(&self, set: &JwkSet) -> HashMap<String, Arc<DecodingKey>> {
+        // A kid that names two keys is ambiguous: neither is used.
+        let (kept, duplicates) = s2s_auth::jwk::unambiguous(set);
+        for kid in &duplicates {
+            tracing::warn!("ignoring kid {kid:?}: more than one key in the JWK Set names it");
+        }
         let mut keys = HashMap::new();
-        for jwk in &set.keys {
+        for jwk in &kept {
             let kid = jwk.common.key_id.clone().unwrap_or_default();
-            let usable = key_id_of(&kid) == Some(self.owner.as_str())
-                && jwk
-                    .common
-                    .key_algorithm
-                    .is_some_and(|a| a.to_string() == self.alg.name())
-                && matches!(
-                    jwk.common.public_key_use,
-                    None | Some(PublicKeyUse::Signature)
-                );
-            if !usable {
-                tracing::info!(
-                    "ignoring JWK {kid:?}: not a {} signature key of {}",
-                    self.alg,
-                    self.owner
-                );
+            if key_id_of(&kid) != Some(self.owner.as_str()) {
+                tracing::info!("ignoring JWK {kid:?}: not a key of {}", self.owner);
+                continue;
+            }
+            // `use`, `key_ops`, `alg`, `kty` and `crv` must fit the pinned algorithm.
+            if let Err(why) = s2s_auth::jwk::usable_for(jwk, self.alg) {
+                tracing::info!("ignoring JWK {kid:?}: {why}");
                 continue;
             }
             match DecodingKey::from_jwk(jwk) {

@@ -77,19 +77,22 @@ fn folder(private: &Path) -> String {
 /// [`crate::key_set`]): the new pair is published as the next one, and
 /// becomes current after `SCENARIO3_PUBLISH_AHEAD_SECS`; 409 while a
 /// rotation is under way or the previous key still verifies.
+///
+/// At most one generation runs per servicea; concurrent callers get 409 at
+/// once. It runs on a thread of its own, not on tokio's blocking pool: 600
+/// parallel calls used to queue 600 `spawn_blocking` tasks (servicea went
+/// from 4 threads to 515), and healthy scenario calls then waited for that
+/// pool to open connections.
 pub async fn route(State(state): State<servicea::State>) -> Result<Json<Value>, AppError> {
-    let Some(generating) = Generating::try_start() else {
-        return Err(AppError::Busy(
-            "a key pair is already being generated: try again when it is done",
-        ));
-    };
+    let _one = OneAtATime::start(&state.rotating).ok_or(AppError::Busy(
+        "a key pair is already being generated: try again when it is done",
+    ))?;
     let keys = &state.settings.keys;
     let alg = state.settings.common.algorithm;
     if !keys.private.exists() && !keys.public.exists() {
         let (private, public) = (keys.private.clone(), keys.public.clone());
-        tokio::task::spawn_blocking(move || generate(alg, &private, &public))
-            .await
-            .map_err(Internal::from)?
+        on_own_thread(move || generate(alg, &private, &public))
+            .await?
             .map_err(Internal::from)?;
         tracing::info!(
             "generated a new {alg} key pair for scenarios 3-4: {} (0600) and {}",
@@ -101,11 +104,13 @@ pub async fn route(State(state): State<servicea::State>) -> Result<Json<Value>, 
     rotate(&state).await
 }
 
-/// One rotation of servicea's key at a time, and no queue: a second
-/// caller gets a 409 at once (the flag is [`servicea::Inner::rotating`]).
-struct Rotating<'a>(&'a AtomicBool);
+/// One generation or rotation of servicea's key at a time, and no queue:
+/// a second caller gets a 409 at once (the flag is
+/// [`servicea::Inner::rotating`], per servicea: tests run several in one
+/// process).
+struct OneAtATime<'a>(&'a AtomicBool);
 
-impl<'a> Rotating<'a> {
+impl<'a> OneAtATime<'a> {
     fn start(flag: &'a AtomicBool) -> Option<Self> {
         flag.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
@@ -113,7 +118,7 @@ impl<'a> Rotating<'a> {
     }
 }
 
-impl Drop for Rotating<'_> {
+impl Drop for OneAtATime<'_> {
     fn drop(&mut self) {
         self.0.store(false, Ordering::Release);
     }
@@ -123,16 +128,13 @@ async fn rotate(state: &servicea::State) -> Result<Json<Value>, AppError> {
     let settings = &state.settings;
     let keys = settings.keys.clone();
     let alg = settings.common.algorithm;
-    let _one = Rotating::start(&state.rotating).ok_or_else(|| {
-        AppError::Conflict("a new scenario-3 key is being generated; try again shortly".into())
-    })?;
     if let Some(why) = key_set::refusal(&keys, settings.token_lifetime_secs) {
         return Err(AppError::Conflict(why));
     }
     let previous_kid = state.signing_key.get().ok().map(|k| k.kid.clone());
     let owner = state.name().to_owned();
     let files = keys.clone();
-    let kid = tokio::task::spawn_blocking(move || -> Result<String, KeygenError> {
+    let kid = on_own_thread(move || -> Result<String, KeygenError> {
         let pair = KeyPair::generate(alg)?;
         let kid = key_set::kid_for(&owner, pair.public(), alg).map_err(|e| KeygenError::Write {
             path: files.next_public(),
@@ -146,8 +148,7 @@ async fn rotate(state: &servicea::State) -> Result<Json<Value>, AppError> {
         )?;
         Ok(kid)
     })
-    .await
-    .map_err(Internal::from)?
+    .await?
     .map_err(Internal::from)?;
     let ahead = settings.publish_ahead;
     let activates = s2s_auth::time_fmt::iso_millis(
@@ -207,4 +208,19 @@ pub fn resume_rotation(state: &servicea::State) {
         );
         schedule_promotion(keys.clone(), state.settings.publish_ahead);
     }
+}
+
+/// Runs `work` (key generation: tens of ms of CPU) on a thread of its own
+/// and waits for it without blocking the runtime or its blocking pool.
+async fn on_own_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Internal> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("gen-keys".into())
+        .spawn(move || {
+            let _ = done.send(work());
+        })
+        .map_err(Internal::Spawn)?;
+    result.await.map_err(|_| Internal::ThreadLost)
 }

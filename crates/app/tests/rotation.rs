@@ -14,7 +14,7 @@ use std::{
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
-use test_support::{Options, Stack, start_factory_flags};
+use test_support::{Options, Stack, start_factory_on};
 use tokio::net::TcpListener;
 
 /// The factory publishes a next key 2 s before it signs, and says the JWK
@@ -218,7 +218,7 @@ async fn valid_calls_are_never_refused_across_rotations_a_restart_and_a_kid_floo
     mark("factory stopped".into());
     let mut flags = vec!["--algorithm", "RS256"];
     flags.extend(FACTORY);
-    s.factory = start_factory_flags(
+    s.factory = start_factory_on(
         TcpListener::bind(addr).await.unwrap(),
         &s.path("keys"),
         &flags,

@@ -501,6 +501,9 @@ impl KeyStore {
     }
 
     fn load_one(&self, id: &KeyId, path: &Path) -> Result<Entry, String> {
+        // A private key others can read is refused, as ssh refuses it: the
+        // message names the file and the chmod that fixes it.
+        s2s_auth::files::check_private_key_mode(path)?;
         let pem = read_key_file(path).map_err(|e| e.to_string())?;
         let pair = KeyPair::from_private_pem_for(&pem, self.alg).map_err(|e| e.to_string())?;
         Entry::new(id, pair, self.alg).map_err(|e| e.to_string())

@@ -630,7 +630,8 @@ async fn verify_non_json_body_is_400_json() {
             http.post(f.url("/verify/servicea"))
                 .header("content-type", "application/json")
                 .body(raw),
-        ).await;
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{raw:?}: {body}");
         assert_eq!(body["valid"], false, "{body}");
         let msg = body["error"].as_str().expect("error string");

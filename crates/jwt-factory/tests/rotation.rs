@@ -13,7 +13,7 @@ use std::{
 
 use reqwest::Client;
 use serde_json::{Value, json};
-use test_support::{Running, bind, start_factory_flags};
+use test_support::{Running, bind, start_factory_on};
 
 const X: &str = "x";
 
@@ -26,7 +26,7 @@ fn factory(
 ) -> impl Future<Output = Running> {
     let keys = keys.to_path_buf();
     async move {
-        start_factory_flags(
+        start_factory_on(
             bind().await,
             &keys,
             &[
@@ -470,7 +470,7 @@ async fn a_planted_folder_is_held_to_the_same_bounds_as_the_endpoints() {
         );
     }
     let http = Client::new();
-    let f = start_factory_flags(bind().await, &keys, &["--algorithm", "ES256"]);
+    let f = start_factory_on(bind().await, &keys, &["--algorithm", "ES256"]);
     let (_, ids) = send(http.get(format!("{}/utils/keys", f.url()))).await;
     let ids = ids.as_array().unwrap();
     assert_eq!(ids.len(), jwt_factory::keystore::MAX_KEY_IDS);

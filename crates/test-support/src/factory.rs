@@ -2,8 +2,6 @@
 //! keys ([`Factory`]), and helpers for the factory's endpoints, used on any
 //! running factory (a [`Factory`], or a [`Stack`](crate::Stack)'s).
 
-
-
 use std::{
     ops::Deref,
     path::{Path, PathBuf},

@@ -244,7 +244,12 @@ pub fn factory_config(keys_dir: &Path, flags: &[&str]) -> jwt_factory::Config {
 /// Starts jwt-factory on a port of its own, keys in `keys_dir`, with the
 /// settings of [`factory_config`].
 pub async fn start_factory(keys_dir: &Path, flags: &[&str]) -> Running {
-    let listener = bind().await;
+    start_factory_on(bind().await, keys_dir, flags)
+}
+
+/// As [`start_factory`], on `listener` (to restart a factory on the port
+/// its clients already know).
+pub fn start_factory_on(listener: TcpListener, keys_dir: &Path, flags: &[&str]) -> Running {
     let state = jwt_factory::AppState::load(factory_config(keys_dir, flags));
     Running::spawn(listener.local_addr().unwrap(), |shutdown| {
         jwt_factory::run(listener, state, shutdown)
