@@ -122,7 +122,13 @@ async fn peer_with_certificate(s: &Stack, cert_dir: &Path, ca_dir: &Path) -> (Ru
 fn install_server_cert(dir: &Path, cert: &rcgen::Certificate, key: &rcgen::KeyPair) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("localhost.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("localhost-key.pem"), key.serialize_pem()).unwrap();
+    // A private key is written as any private key must be: 0600.
+    s2s_auth::files::write_atomic(
+        &dir.join("localhost-key.pem"),
+        key.serialize_pem().as_bytes(),
+        s2s_auth::files::PRIVATE,
+    )
+    .unwrap();
 }
 
 /// A CA of its own (named `ca_name`) and a `localhost` certificate signed
@@ -387,7 +393,9 @@ async fn servicea_signing_key_missing_or_corrupt_is_503_then_recovers() {
             assert!(text.contains("jwt-private.pem"), "{case}: {text}");
             assert!(text.contains("gen-keys"), "{case}: {text}");
         }
-        std::fs::write(&private, &good).unwrap();
+        // Restored as a private key is written: 0600 (one that others can
+        // read is refused, see hardening.rs).
+        s2s_auth::files::write_atomic(&private, &good, s2s_auth::files::PRIVATE).unwrap();
         let (status, body) = s.get_a("/scenario3").await;
         assert_eq!(status, 200, "restored after {case}: {body}");
     }

@@ -422,11 +422,16 @@ async fn fifty_parallel_gen_keys_run_one_at_a_time_and_scenario1_keeps_answering
         let (status, body) = answer.unwrap();
         match status {
             200 => ok += 1,
+            // Refused at once: another generation runs, or (issue 11) a
+            // rotation is under way or its previous key still verifies.
             409 => assert!(
-                body["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("already being generated"),
+                [
+                    "already being generated",
+                    "rotation is already under way",
+                    "still verifies"
+                ]
+                .iter()
+                .any(|why| body["message"].as_str().unwrap().contains(why)),
                 "{body}"
             ),
             other => panic!("gen-keys answered {other}: {body}"),
@@ -435,9 +440,15 @@ async fn fifty_parallel_gen_keys_run_one_at_a_time_and_scenario1_keeps_answering
     assert!(ok >= 1, "no generation succeeded");
     assert!(ok < 50, "all 50 ran: nothing was refused");
     assert_eq!(scenarios.await.unwrap(), vec![200; 10]);
-    // The lock is released: the next call generates.
+    // The lock is released: the next call is not refused for a running
+    // generation (a rotation's overlap may still refuse it, see issue 11).
     let r = s.client.post(&url).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert!(
+        status == 200 || (status == 409 && !text.contains("already being generated")),
+        "{status}: {text}"
+    );
     let (status, _) = s.get_a("/scenario3").await;
     assert_eq!(status, 200);
 }
