@@ -42,7 +42,8 @@ SIGN_RATE=$(openssl speed -seconds 3 rsa2048 2>/dev/null | awk '$1=="rsa" && $2=
 echo "openssl: $SIGN_RATE RSA-2048 signatures/s on one core"
 
 TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"; cleanup' EXIT
+# Keep the exit status through the clean-up: cleanup() reports $?.
+trap 'code=$?; rm -rf "$TMP"; (exit "$code"); cleanup' EXIT
 cat >"$TMP/issue.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = '{"aud":"serviceb"}'
