@@ -4,7 +4,7 @@
 
 use std::{net::IpAddr, path::PathBuf};
 
-use clap::Parser;
+use clap::{Parser, builder::BoolishValueParser};
 use s2s_auth::SigningAlgorithm;
 
 /// The token service: creates a key pair per key id, issues JWTs signed
@@ -102,6 +102,37 @@ pub struct Config {
     #[arg(long, env = "ROTATION_PUBLISH_AHEAD_SECS",
           value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub rotation_publish_ahead_secs: Option<u64>,
+
+    /// The client registry of `POST /token` and `POST /introspect`: which
+    /// clients exist, their public key files, the audiences each may ask
+    /// for (JSON; reloaded when it changes).
+    #[arg(long, env = "CLIENTS_FILE", default_value = "env/clients.json")]
+    pub clients_file: PathBuf,
+
+    /// The factory's URL as its clients reach it: the metadata document's
+    /// endpoints, and (with `/token`) an `aud` accepted on client assertions.
+    #[arg(long, env = "PUBLIC_URL", default_value = "http://localhost:5555")]
+    pub public_url: String,
+
+    /// Lifetime of the access tokens `POST /token` issues, seconds.
+    #[arg(long, env = "ACCESS_TOKEN_LIFETIME_SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub access_token_lifetime_secs: u64,
+
+    /// Keep the seed demo's shortcut on: `/issueToken` gives anyone a token
+    /// and `/verify` checks one (scenarios 1-2). false: both answer 403 and
+    /// point to `POST /token`.
+    #[arg(long, env = "ISSUE_TOKEN_SHORTCUT", default_value = "true",
+          value_parser = BoolishValueParser::new(), num_args = 0..=1,
+          default_missing_value = "true")]
+    pub issue_token_shortcut: bool,
+}
+
+impl Config {
+    /// [`Config::public_url`] without a trailing `/`.
+    pub fn public_base(&self) -> &str {
+        self.public_url.trim_end_matches('/')
+    }
 }
 
 impl Config {

@@ -37,6 +37,7 @@
 pub mod config;
 pub mod error;
 pub mod keystore;
+pub mod oauth;
 pub mod routes;
 
 use std::{future::Future, sync::Arc};
@@ -73,6 +74,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Key generations running at once (RSA-2048 takes tens of ms of CPU).
     pub keygen: Arc<tokio::sync::Semaphore>,
+    /// `POST /token` and `/introspect`: the client registry, used `jti`s.
+    pub oauth: Arc<oauth::Oauth>,
 }
 
 /// At most this many key pairs are generated at once.
@@ -90,6 +93,7 @@ impl AppState {
                     publish_ahead_secs: config.publish_ahead_secs(),
                 },
             )),
+            oauth: Arc::new(oauth::Oauth::new(&config)),
             config: Arc::new(config),
             keygen: Arc::new(tokio::sync::Semaphore::new(KEYGEN_AT_ONCE)),
         }
@@ -105,26 +109,45 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/keys/{keyId}/rotate", post(routes::keys::rotate))
         .route("/.well-known/jwks.json", get(routes::keys::jwks))
-        // They read a JSON body: any other content type is a 415, so a web
-        // page cannot post a form or text/plain to them.
+        .route("/token", post(oauth::token::token))
+        .route("/introspect", post(oauth::introspect::introspect))
         .route(
-            "/issueToken/{keyId}",
-            post(routes::tokens::issue).layer(from_fn_with_state(ERROR_KEY, require_json)),
-        )
-        .route(
-            "/verify/{keyId}",
-            post(routes::verify::verify).layer(from_fn_with_state(ERROR_KEY, require_json)),
+            "/.well-known/oauth-authorization-server",
+            get(oauth::metadata::metadata),
         )
         .route("/utils/publicKey/{keyId}", get(routes::keys::public_key))
         .route("/utils/keys", get(routes::keys::list))
         .route("/utils/keys/{keyId}/status", get(routes::keys::status))
         .route("/utils/dump", post(routes::keys::dump))
         .route("/dump", post(routes::keys::dump))
+        .merge(shortcut(state.config.issue_token_shortcut))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
     with_request_tracing(router)
+}
+
+/// The seed's shortcut, `/issueToken` and `/verify`: served as they were,
+/// or, with `ISSUE_TOKEN_SHORTCUT=false`, a 403 that points to `/token`.
+fn shortcut(on: bool) -> Router<AppState> {
+    if on {
+        Router::new()
+            // They read a JSON body: any other content type is a 415, so a
+            // web page cannot post a form or text/plain to them.
+            .route(
+                "/issueToken/{keyId}",
+                post(routes::tokens::issue).layer(from_fn_with_state(ERROR_KEY, require_json)),
+            )
+            .route(
+                "/verify/{keyId}",
+                post(routes::verify::verify).layer(from_fn_with_state(ERROR_KEY, require_json)),
+            )
+    } else {
+        Router::new()
+            .route("/issueToken/{keyId}", post(oauth::shortcut_off))
+            .route("/verify/{keyId}", post(oauth::shortcut_off))
+    }
 }
 
 async fn not_found() -> impl IntoResponse {
@@ -156,6 +179,20 @@ pub async fn run(
         state.config.algorithm,
         state.config.issuer,
     );
+    if state.config.issue_token_shortcut {
+        tracing::warn!(
+            "the seed's shortcut is on: /issueToken gives a token to anyone who asks \
+             (ISSUE_TOKEN_SHORTCUT=false turns it off; POST /token authenticates its callers)"
+        );
+    }
+    match state.oauth.clients.get() {
+        Ok(r) => tracing::info!(
+            "POST /token: {} registered clients in {}",
+            r.clients.len(),
+            state.oauth.clients.path().display()
+        ),
+        Err(e) => tracing::warn!("POST /token will refuse every client until this is fixed: {e}"),
+    }
     let handle = shutdown::handle_on(shutdown);
     let options = state.config.serve_options();
     serve(listener, app(state), None, handle, &options).await?;

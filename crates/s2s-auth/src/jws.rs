@@ -48,9 +48,22 @@ pub fn sign_with_kid(
     alg: SigningAlgorithm,
     kid: Option<&str>,
 ) -> Result<String, SignError> {
+    sign_typed(claims, key, alg, kid, "JWT")
+}
+
+/// As [`sign_with_kid`], with the header's `typ` set to `typ`: `at+jwt`
+/// for an RFC 9068 access token, so it cannot be mistaken for another
+/// kind of JWT signed by the same key.
+pub fn sign_typed(
+    claims: &Claims,
+    key: &KeyPair,
+    alg: SigningAlgorithm,
+    kid: Option<&str>,
+    typ: &str,
+) -> Result<String, SignError> {
     let header = match kid {
-        Some(kid) => serde_json::json!({ "alg": alg.name(), "typ": "JWT", "kid": kid }),
-        None => serde_json::json!({ "alg": alg.name(), "typ": "JWT" }),
+        Some(kid) => serde_json::json!({ "alg": alg.name(), "typ": typ, "kid": kid }),
+        None => serde_json::json!({ "alg": alg.name(), "typ": typ }),
     };
     let header = serde_json::to_vec(&header).map_err(|_| SignError)?;
     let payload = serde_json::to_vec(claims).map_err(|_| SignError)?;

@@ -1,0 +1,38 @@
+//! `GET /.well-known/oauth-authorization-server`: the authorization server
+//! metadata (RFC 8414), so a standard client finds the token endpoint, the
+//! JWK Set and what the factory accepts without being told.
+//!
+//! `/.well-known/openid-configuration` is not served: this is not an
+//! OpenID provider (no ID tokens, no authorization endpoint), and a
+//! half-complete OpenID document would mislead OIDC clients.
+//!
+//! No `authorization_endpoint`: RFC 8414 makes it optional when no grant
+//! uses it, and client credentials does not. `response_types_supported` is
+//! required by RFC 8414; it is empty for the same reason.
+
+use axum::{Json, extract::State, http::header, response::IntoResponse};
+use serde_json::json;
+
+use super::{JWT_BEARER, assertion_algorithms};
+use crate::AppState;
+
+pub async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
+    let base = state.config.public_base();
+    let algs = assertion_algorithms(state.config.algorithm);
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        Json(json!({
+            "issuer": state.config.issuer,
+            "token_endpoint": format!("{base}/token"),
+            "jwks_uri": format!("{base}/.well-known/jwks.json"),
+            "introspection_endpoint": format!("{base}/introspect"),
+            "grant_types_supported": ["client_credentials"],
+            "response_types_supported": [],
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": algs,
+            "introspection_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "introspection_endpoint_auth_signing_alg_values_supported": algs,
+            "client_assertion_types_supported": [JWT_BEARER],
+        })),
+    )
+}

@@ -1,0 +1,125 @@
+//! `POST /token`: the client credentials grant (RFC 6749 §4.4) with
+//! `private_key_jwt` client authentication, answering with an RFC 9068 JWT
+//! access token.
+//!
+//! ```text
+//! grant_type=client_credentials
+//! &client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer
+//! &client_assertion=<JWT signed by the client>
+//! &audience=serviceb            (or resource=serviceb, RFC 8707)
+//! ```
+//!
+//! The token: header `typ: at+jwt` and `kid`; claims `iss` (the issuer),
+//! `sub` and `client_id` (the authenticated client: never taken from the
+//! request), `aud` (the one requested audience), `iat`, `exp`
+//! (`ACCESS_TOKEN_LIFETIME_SECS`, default 300) and a fresh `jti`. It is
+//! signed with the factory's current key for the client's key id, so it is
+//! verified with the JWK Set like scenario 5's tokens. The factory never
+//! creates that key on demand: without it the answer is a 503 that says
+//! how to create it.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{State, rejection::BytesRejection},
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+};
+use s2s_auth::{
+    KeyId,
+    jws::{self, Claims},
+};
+use serde_json::json;
+
+use super::{ACCESS_TOKEN_TYP, Form, OAuthError, assertion::authenticate, no_store};
+use crate::AppState;
+
+/// The `aud` values an assertion sent to `endpoint` may carry.
+pub fn assertion_audiences(state: &AppState, endpoint: &str) -> Vec<String> {
+    vec![
+        state.config.issuer.clone(),
+        format!("{}{endpoint}", state.config.public_base()),
+    ]
+}
+
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, OAuthError> {
+    let form = Form::parse(&headers, body)?;
+    match form.get("grant_type") {
+        Some("client_credentials") => {}
+        Some(other) => {
+            return Err(OAuthError::unsupported_grant_type(format!(
+                "grant_type {other:?} is not supported: use client_credentials"
+            )));
+        }
+        None => return Err(OAuthError::invalid_request("grant_type missing")),
+    }
+    let client = authenticate(&state, &form, &assertion_audiences(&state, "/token"))?.client;
+    let id = &client.id;
+
+    let audience = match (form.get("resource"), form.get("audience")) {
+        (Some(r), Some(a)) if r != a => {
+            return Err(OAuthError::invalid_target(
+                "resource and audience name different audiences: ask for one",
+            ));
+        }
+        (Some(one), _) | (None, Some(one)) => one,
+        (None, None) => {
+            return Err(OAuthError::invalid_request(
+                "name the one audience the token is for: audience=<service> (or resource=<service>)",
+            ));
+        }
+    };
+    if KeyId::parse(audience).is_err() || !client.audiences.iter().any(|a| a == audience) {
+        let allowed = if client.audiences.is_empty() {
+            "none".to_owned()
+        } else {
+            client.audiences.join(", ")
+        };
+        return Err(OAuthError::invalid_target(format!(
+            "{id} may not ask for a token for {audience:?} (allowed: {allowed})"
+        )));
+    }
+
+    let entry = state.keys.get(id).ok_or_else(|| {
+        OAuthError::unavailable(format!(
+            "jwt-factory holds no signing key for {id}: create it with GET /keys/{id}"
+        ))
+    })?;
+    let lifetime = state.config.access_token_lifetime_secs;
+    let mut claims = Claims::new();
+    claims.insert("iss".into(), state.config.issuer.clone().into());
+    claims.insert("sub".into(), id.to_string().into());
+    claims.insert("aud".into(), audience.into());
+    claims.insert("client_id".into(), id.to_string().into());
+    let exp = jws::set_times(&mut claims, lifetime, false);
+    let jti = uuid::Uuid::new_v4().to_string();
+    claims.insert("jti".into(), jti.clone().into());
+    let token = jws::sign_typed(
+        &claims,
+        &entry.pair,
+        state.config.algorithm,
+        Some(entry.kid()),
+        ACCESS_TOKEN_TYP,
+    )
+    .map_err(|e| {
+        tracing::error!(error = %e, "signing an access token failed");
+        OAuthError::unavailable("signing failed (see the factory's log)")
+    })?;
+    tracing::info!(
+        client = %id,
+        "issued an access token: sub {id}, aud {audience}, typ at+jwt, kid {}, expires in {lifetime} s (exp {exp}), jti {jti}",
+        entry.kid()
+    );
+    let mut response = Json(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+    }))
+    .into_response();
+    no_store(response.headers_mut());
+    Ok(response)
+}
