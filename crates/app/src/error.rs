@@ -46,6 +46,16 @@ pub enum AppError {
     #[error("{0}")]
     Conflict(String),
 
+    /// 403 (the factory refused servicea's token request with a 4xx:
+    /// `invalid_client`, `invalid_target`, ...) or 503 (the factory could
+    /// not issue one now): its RFC 6749 error is relayed (scenario 6).
+    #[error("jwt-factory refused the token request: {error}: {description}")]
+    TokenRefused {
+        upstream: StatusCode,
+        error: String,
+        description: String,
+    },
+
     /// 502 or 504: a dependency could not be reached, answered nonsense,
     /// or ran out of time.
     #[error(transparent)]
@@ -87,6 +97,10 @@ impl AppError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Upstream(e) => e.status(),
             Self::Busy(_) => StatusCode::CONFLICT,
+            Self::TokenRefused { upstream, .. } if upstream.is_client_error() => {
+                StatusCode::FORBIDDEN
+            }
+            Self::TokenRefused { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -97,6 +111,16 @@ impl AppError {
             Self::InvalidToken(err) => {
                 json!({ "message": "invalid token", "valid": false, "error": err, "claims": {} })
             }
+            Self::TokenRefused {
+                upstream,
+                error,
+                description,
+            } => json!({
+                "message": self.to_string(),
+                "factory_status": upstream.as_u16(),
+                "error": error,
+                "error_description": description,
+            }),
             other => json!({ "message": other.to_string() }),
         }
     }

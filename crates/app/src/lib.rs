@@ -14,9 +14,10 @@
 //!
 //! | request | on | what happens |
 //! | --- | --- | --- |
-//! | `GET /scenario1..5[?expired=1]` | servicea | see [`scenarios`] |
+//! | `GET /scenario1..6[?expired=1]` | servicea | see [`scenarios`] |
+//! | `GET /scenario6/token?audience=NAME` | servicea | see [`scenario6`] |
 //! | `POST /gen-keys` | servicea | see [`keygen`] |
-//! | `GET /scenario{1,2,5}-server` | serviceb, servicec (http) | see [`receiver`] |
+//! | `GET /scenario{1,2,5,6}-server` | serviceb, servicec (http) | see [`receiver`] |
 //! | `GET /scenario{3,4}-server` | serviceb, servicec (https) | see [`receiver`] |
 //! | `GET /hello` | all | `hello` |
 //!
@@ -30,6 +31,8 @@
 //! - [`bearer`]: the `Authorization: Bearer` extractor and its policy.
 //! - [`factory_client`]: calls to jwt-factory.
 //! - [`jwks`]: scenario 5's cached copy of the factory's JWK Set.
+//! - [`sts_client`]: scenario 6's client of the factory's `POST /token`, with its token cache.
+//! - [`scenario6`]: scenario 6's receiver check (`typ: at+jwt`, `client_id`) and `/scenario6/token`.
 //! - [`self_signed`]: servicea's own short-lived tokens.
 //! - [`keygen`]: servicea's scenario-3 key pair: create, or rotate with an overlap.
 //! - [`key_set`]: the files of that key's phases (next, current, previous).
@@ -43,10 +46,12 @@ pub mod jwks;
 pub mod key_set;
 pub mod keygen;
 pub mod receiver;
+pub mod scenario6;
 pub mod scenarios;
 pub mod self_signed;
 pub mod servicea;
 pub mod settings;
+pub mod sts_client;
 
 use axum::{
     Json, Router, extract::DefaultBodyLimit, http::StatusCode, response::IntoResponse, routing::get,

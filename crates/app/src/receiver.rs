@@ -6,6 +6,7 @@
 //! | [`Check::Factory`] | 1, 2 | ask jwt-factory (`/verify/servicea`, `aud` = own name, `sub` = servicea): the receiver holds no key |
 //! | [`Check::CallerKey`] | 3, 4 | verify locally, over https only, with servicea's public key file |
 //! | [`Check::Jwks`] | 5 | verify locally with the factory's key named by the token's `kid`, from a cached JWK Set ([`crate::jwks`]) |
+//! | [`Check::Sts`] | 6 | as 5, and `typ: at+jwt` and `client_id` ([`crate::scenario6`]) |
 //!
 //! The routes come from the scenario table: each scenario's receiver path
 //! is served on the listener its check needs (https for `CallerKey`).
@@ -281,6 +282,7 @@ fn handler(check: Check) -> MethodRouter<State> {
         Check::Factory => get(via_factory),
         Check::CallerKey => get(via_caller_key),
         Check::Jwks => get(via_jwks),
+        Check::Sts => get(crate::scenario6::via_sts),
     }
 }
 

@@ -9,6 +9,7 @@
 //! | 3 | servicea signs it | https to serviceb (one-way TLS) | serviceb, locally, with servicea's public key |
 //! | 4 | servicea signs one per audience | https to serviceb and servicec, concurrently | each receiver, locally |
 //! | 5 | jwt-factory (with a `kid`) | http to serviceb | serviceb, locally, with the factory's JWK Set |
+//! | 6 | jwt-factory's `POST /token`: servicea authenticates with its own key (`private_key_jwt`), caches the token | http to serviceb | serviceb, locally, with the JWK Set; `typ: at+jwt`, `client_id` |
 //!
 //! `?expired=1` asks for an expired token: absent, `0`, `false`, `no` or
 //! `off` (any case) mean not expired, anything else means expired
@@ -48,6 +49,10 @@ pub enum Check {
     /// Token from jwt-factory; the receiver verifies it with the factory's
     /// published keys (JWK Set), plain http.
     Jwks,
+    /// Token from jwt-factory's OAuth token endpoint (client credentials,
+    /// `private_key_jwt`), cached by servicea; the receiver verifies it as
+    /// [`Check::Jwks`] does, and requires `typ: at+jwt` and `client_id`.
+    Sts,
 }
 
 impl Check {
@@ -94,7 +99,7 @@ impl Scenario {
 
 /// Every scenario. Adding one here adds its routes on servicea and on the
 /// receivers.
-pub static SCENARIOS: [Scenario; 5] = [
+pub static SCENARIOS: [Scenario; 6] = [
     Scenario {
         n: 1,
         teaches: "central issue and verify: the receiver holds no key and asks the issuer",
@@ -134,6 +139,14 @@ pub static SCENARIOS: [Scenario; 5] = [
         fan_out: false,
         expire_only_c: false,
         story: "get a token from jwt-factory, call serviceb over http; serviceb verifies it locally with the factory's published keys (JWK Set)",
+    },
+    Scenario {
+        n: 6,
+        teaches: "a token service that authenticates its callers: client credentials with private_key_jwt, a short-lived cached token, verified locally",
+        check: Check::Sts,
+        fan_out: false,
+        expire_only_c: false,
+        story: "a token for serviceb from jwt-factory's POST /token (I prove who I am with an assertion signed by my own key), cached; serviceb verifies it locally with the JWK Set",
     },
 ];
 
@@ -231,7 +244,14 @@ async fn try_leg(
 ) -> Result<Answer, AppError> {
     let aud = peer.name();
     let tls = s.check.over_tls();
-    let (token, client) = if s.check.token_from_factory() {
+    let (token, client) = if s.check == Check::Sts {
+        let cached = if expired {
+            state.sts.with_expired_assertion(aud, rid, deadline).await?
+        } else {
+            state.sts.token(aud, rid, deadline).await?
+        };
+        (cached.token.clone(), state.http.clone())
+    } else if s.check.token_from_factory() {
         tracing::info!(
             "asking jwt-factory for a token (sub {}, aud {aud}{})",
             state.name(),

@@ -25,6 +25,7 @@ use crate::{
     cli::Role,
     keygen, scenarios,
     settings::{Common, CommonArgs, base_url},
+    sts_client::StsClient,
 };
 
 /// What to do when servicea's signing key is missing: the two ways to make it.
@@ -106,6 +107,11 @@ pub struct Args {
     #[arg(long, env = "SCENARIO3_PUBLISH_AHEAD_SECS", default_value_t = 2,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub scenario3_publish_ahead_secs: u64,
+
+    /// Scenario 6: the factory's issuer, the `aud` of the client assertions
+    /// servicea signs for `POST /token`.
+    #[arg(long, env = "FACTORY_ISSUER", default_value = "https://jwt-factory/")]
+    pub factory_issuer: String,
 }
 
 /// servicea's own key pair files (the current pair; [`crate::key_set`]
@@ -141,6 +147,8 @@ pub struct Settings {
     pub token_lifetime_secs: u64,
     /// How long a rotated-in scenario-3 key is published before it signs.
     pub publish_ahead: Duration,
+    /// Scenario 6: `aud` of servicea's client assertions.
+    pub factory_issuer: String,
 }
 
 impl Args {
@@ -161,6 +169,7 @@ impl Args {
             issuer: self.issuer,
             token_lifetime_secs: self.token_lifetime_secs,
             publish_ahead: Duration::from_secs(self.scenario3_publish_ahead_secs),
+            factory_issuer: self.factory_issuer,
         }
     }
 }
@@ -184,6 +193,8 @@ pub struct Inner {
     /// Set while `POST /gen-keys` generates a key to rotate to: a second
     /// call gets a 409 instead of a queue of key generations.
     pub rotating: AtomicBool,
+    /// Scenario 6: the factory's token endpoint, and the tokens it gave.
+    pub sts: StsClient,
 }
 
 impl Deref for State {
@@ -218,12 +229,30 @@ impl State {
             },
         )
         .private_key();
+        // Its own watched copy of the same key file, so the background
+        // refresh task can own it.
+        let sts = StsClient::new(
+            &settings.common.factory,
+            settings.factory_issuer.clone(),
+            settings.common.name.clone(),
+            alg,
+            http.clone(),
+            timeouts,
+            WatchedFile::new(
+                &settings.keys.private,
+                "scenario-3 signing key",
+                KEY_HINT,
+                move |pem| KeyPair::from_private_pem_for(pem, alg),
+            )
+            .private_key(),
+        );
         Ok(Self(Arc::new(Inner {
             settings,
             http,
             https,
             signing_key,
             rotating: AtomicBool::new(false),
+            sts,
         })))
     }
 
@@ -243,7 +272,8 @@ pub fn router(state: State) -> Router {
                 get(move |state, rid, query| scenarios::run(s, state, rid, query)),
             )
         })
-        .route("/gen-keys", post(keygen::route));
+        .route("/gen-keys", post(keygen::route))
+        .route("/scenario6/token", get(crate::scenario6::ask));
     let name = state.name().to_owned();
     crate::finish(router.with_state(state), &name)
 }

@@ -362,6 +362,22 @@ pub async fn start_service(
     running
 }
 
+/// The factory's client registry for `POST /token` (scenario 6), as
+/// `env/clients.json` has it, written as `dir/clients.json`: servicea
+/// authenticates with the public key at `servicea_public` and may ask for
+/// serviceb and servicec; serviceb and servicec have no key. Its path.
+pub fn write_clients(dir: &Path, servicea_public: &Path) -> String {
+    let registry = serde_json::json!({ "clients": [
+        { "client_id": "servicea", "key_file": servicea_public,
+          "audiences": ["serviceb", "servicec"] },
+        { "client_id": "serviceb", "audiences": [] },
+        { "client_id": "servicec", "audiences": [] },
+    ]});
+    let path = dir.join("clients.json");
+    std::fs::write(&path, registry.to_string()).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
 /// The whole walkthrough's cast, in one temp dir.
 pub struct Stack {
     pub dir: TempDir,
@@ -410,7 +426,8 @@ impl Stack {
         let keys = (!opts.no_scenario3_keys).then(|| alg.parse().unwrap());
         let files = Files::generate(dir.path(), keys);
 
-        let mut factory_flags = vec!["--algorithm", alg];
+        let clients = write_clients(dir.path(), &files.public);
+        let mut factory_flags = vec!["--algorithm", alg, "--clients-file", &clients];
         factory_flags.extend_from_slice(&opts.factory_args);
         let factory = start_factory(&files.keys, &factory_flags).await;
         let (b_http, b_https, c_http, c_https, a_http) = (

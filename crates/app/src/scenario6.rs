@@ -1,0 +1,112 @@
+//! Scenario 6's two ends that are not in the scenario table's shared code:
+//! serviceb's check of an access token ([`via_sts`]), and servicea's
+//! `GET /scenario6/token?audience=NAME` ([`ask`]), which asks the factory
+//! for a token for any audience, to show the refusal of one servicea may
+//! not have (`invalid_target`).
+//!
+//! serviceb checks a scenario-6 token as scenario 5 checks a factory token
+//! (locally, with the factory's key named by `kid`, from the cached JWK
+//! Set; `iss` the factory, `aud` serviceb, `sub` servicea, `exp`), and
+//! also requires what makes it an RFC 9068 access token from `/token`:
+//! header `typ: at+jwt` (so a scenario-5 `/issueToken` token, signed by the
+//! same key, is refused here) and a `client_id` claim naming servicea.
+
+use axum::{
+    Json,
+    extract::{MatchedPath, Query, State as Shared, rejection::QueryRejection},
+};
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use s2s_auth::{JwtError, KeyId};
+use s2s_web::{BadInput, outbound::Deadline, request_tracing::RequestId};
+use serde_json::{Value, json};
+
+use crate::{bearer::BearerToken, error::AppError, receiver, servicea};
+
+/// The `typ` of an RFC 9068 access token (`application/at+jwt` in full).
+const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// `/scenario6-server`: an access token from the factory's `/token`.
+pub async fn via_sts(
+    Shared(state): Shared<receiver::State>,
+    path: MatchedPath,
+    rid: RequestId,
+    token: Result<BearerToken, AppError>,
+) -> Result<Json<Value>, AppError> {
+    let BearerToken(token) = token?;
+    let expect = &state.settings.factory_tokens;
+    // Structure, pinned algorithm, no `crit`, and the kid, before typ.
+    let kid = expect.kid(&token)?.ok_or_else(|| {
+        JwtError::invalid("jwt has no kid: it cannot be matched to a key of the issuer's JWK Set")
+    })?;
+    let typ = header_typ(&token);
+    let is_access_token = typ.as_deref().is_some_and(|t| {
+        t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+    });
+    if !is_access_token {
+        return Err(JwtError::invalid(format!(
+            "jwt typ invalid. expected: {ACCESS_TOKEN_TYP} (an access token from POST /token), got {}",
+            typ.as_deref().unwrap_or("none")
+        ))
+        .into());
+    }
+    tracing::info!(
+        "{}: access token (typ at+jwt), kid {kid}; verifying locally with the factory's JWK Set",
+        path.as_str()
+    );
+    let key = state.jwks.key_for(&kid, &state.http, &rid).await?;
+    let claims = expect.verify_with(&token, &key)?;
+    let caller = &state.settings.caller;
+    if claims.get("client_id").and_then(Value::as_str) != Some(caller.as_str()) {
+        return Err(JwtError::invalid(format!("jwt client_id invalid. expected: {caller}")).into());
+    }
+    tracing::info!(
+        "access token valid: issued by {} to client {caller} for {}, signed with kid {kid}",
+        expect.issuer,
+        expect.audience
+    );
+    Ok(Json(json!({ "valid": true, "claims": claims })))
+}
+
+/// The header's `typ`, read without verification (the signature is
+/// checked right after; this only decides whether to check at all).
+fn header_typ(token: &str) -> Option<String> {
+    let header = token.split('.').next()?;
+    let bytes = URL_SAFE_NO_PAD.decode(header).ok()?;
+    let header: Value = serde_json::from_slice(&bytes).ok()?;
+    header.get("typ")?.as_str().map(str::to_owned)
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct AskQuery {
+    audience: Option<String>,
+}
+
+/// `GET /scenario6/token?audience=NAME` on servicea: asks the factory for
+/// a token for NAME (default serviceb), through the same cache as
+/// scenario 6. 200 with the token's lifetime and claims (the token itself
+/// stays inside servicea), or the factory's refusal: 403 with
+/// `"error": "invalid_target"` for an audience servicea may not have.
+pub async fn ask(
+    Shared(state): Shared<servicea::State>,
+    rid: RequestId,
+    query: Result<Query<AskQuery>, QueryRejection>,
+) -> Result<Json<Value>, AppError> {
+    let Query(query) = query.map_err(BadInput::from)?;
+    let audience = query.audience.unwrap_or_else(|| "serviceb".to_owned());
+    KeyId::parse(&audience).map_err(|e| BadInput::bad_request(format!("audience: {e}")))?;
+    tracing::info!("scenario 6: asking for a token for audience {audience}");
+    let deadline = Deadline::start(state.settings.common.timeouts);
+    let cached = state.sts.token(&audience, &rid, deadline).await?;
+    let claims = cached
+        .token
+        .split('.')
+        .nth(1)
+        .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .unwrap_or(Value::Null);
+    Ok(Json(json!({
+        "audience": audience,
+        "expires_in": cached.remaining().as_secs(),
+        "claims": claims,
+    })))
+}
