@@ -466,3 +466,92 @@ async fn the_shortcut_can_be_turned_off() {
     let r = s.token(&sign(&claims("servicea"), &s.a), "serviceb").await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
+
+/// The `oauth2` crate's async HTTP client: a closure on our reqwest (the
+/// crate is built without an HTTP client of its own, so no second reqwest).
+fn oauth2_http(
+    http: Client,
+) -> impl Fn(
+    oauth2::HttpRequest,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, reqwest::Error>> + Send>,
+> {
+    move |request: oauth2::HttpRequest| {
+        let http = http.clone();
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let response = http
+                .request(parts.method, parts.uri.to_string())
+                .headers(parts.headers)
+                .body(body)
+                .send()
+                .await?;
+            let mut answer = http::Response::builder().status(response.status());
+            for (name, value) in response.headers() {
+                answer = answer.header(name, value);
+            }
+            let body = response.bytes().await?.to_vec();
+            Ok(answer.body(body).expect("a response"))
+        })
+    }
+}
+
+/// An unchanged standard client gets a token: `oauth2`'s
+/// `exchange_client_credentials`, with the assertion as the
+/// `client_assertion` / `client_assertion_type` extra parameters; and it
+/// reads our refusals as RFC 6749 §5.2 errors.
+#[tokio::test]
+async fn the_oauth2_crate_gets_a_token_and_reads_a_refusal() {
+    use oauth2::{
+        AuthType, ClientId, RequestTokenError, TokenResponse, TokenUrl, basic::BasicClient,
+        basic::BasicErrorResponseType,
+    };
+    let s = Sts::start(&[]).await;
+    let client = BasicClient::new(ClientId::new("servicea".into()))
+        .set_auth_type(AuthType::RequestBody)
+        .set_token_uri(TokenUrl::new(s.url("/token")).unwrap());
+    let http = oauth2_http(s.http.clone());
+
+    let assertion = sign(&claims("servicea"), &s.a);
+    let token = client
+        .exchange_client_credentials()
+        .add_extra_param("client_assertion_type", JWT_BEARER)
+        .add_extra_param("client_assertion", assertion)
+        .add_extra_param("audience", "serviceb")
+        .request_async(&http)
+        .await
+        .unwrap();
+    assert_eq!(*token.token_type(), oauth2::basic::BasicTokenType::Bearer);
+    assert_eq!(
+        token.expires_in(),
+        Some(std::time::Duration::from_secs(300))
+    );
+    let header = header_of(token.access_token().secret());
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+
+    // The same assertion again is a replay: the crate parses the §5.2 error.
+    let replay = sign(&claims("servicea"), &s.a);
+    let first = client
+        .exchange_client_credentials()
+        .add_extra_param("client_assertion_type", JWT_BEARER)
+        .add_extra_param("client_assertion", replay.clone())
+        .add_extra_param("audience", "serviceb")
+        .request_async(&http)
+        .await;
+    assert!(first.is_ok());
+    let err = client
+        .exchange_client_credentials()
+        .add_extra_param("client_assertion_type", JWT_BEARER)
+        .add_extra_param("client_assertion", replay)
+        .add_extra_param("audience", "serviceb")
+        .request_async(&http)
+        .await
+        .unwrap_err();
+    match err {
+        RequestTokenError::ServerResponse(e) => {
+            assert_eq!(*e.error(), BasicErrorResponseType::InvalidClient);
+            assert!(e.error_description().unwrap().contains("already used"));
+        }
+        other => panic!("not a §5.2 error: {other:?}"),
+    }
+}
