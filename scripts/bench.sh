@@ -110,6 +110,7 @@ LUA
   load "GET /scenario2" "$CONNECTIONS" http://localhost:3000/scenario2
   load "GET /scenario3" "$CONNECTIONS" http://localhost:3000/scenario3
   load "GET /scenario4" "$CONNECTIONS" http://localhost:3000/scenario4
+  load "GET /scenario6" "$CONNECTIONS" http://localhost:3000/scenario6
   load "POST /issueToken" "$CONNECTIONS" http://localhost:5555/issueToken/servicea -s "$TMP/issue.lua"
   load "POST /verify" "$CONNECTIONS" http://localhost:5555/verify/servicea -s "$TMP/verify.lua"
   for name in jwt-factory servicea serviceb servicec; do
@@ -154,7 +155,7 @@ set -- $ALGORITHMS
 if [ $# -ge 2 ]; then
   echo
   echo "speed-up of $2 over $1 (req/s ratio):"
-  for name in "GET /scenario1" "GET /scenario2" "GET /scenario3" "GET /scenario4" "POST /issueToken" "POST /verify"; do
+  for name in "GET /scenario1" "GET /scenario2" "GET /scenario3" "GET /scenario4" "GET /scenario6" "POST /issueToken" "POST /verify"; do
     awk -v n="$name" -v a="${RPS[$1/$name]}" -v b="${RPS[$2/$name]}" 'BEGIN {printf "  %-20s %6.2fx\n", n, b/a}'
   done
 fi

@@ -2,7 +2,8 @@
 # The whole walkthrough in one command, on a fresh clone:
 #   builds, creates what is missing (certificates, keys), starts jwt-factory,
 #   servicea, serviceb and servicec, waits until each answers, runs every
-#   scenario (1-5) valid and expired and a key rotation, prints each request
+#   scenario (1-6) valid and expired and a key rotation, scenario 6 with the
+#   factory stopped and with an audience servicea may not have, prints each request
 #   and response, checks each outcome, and stops every process it started
 #   (also on Ctrl-C or failure).
 # Exit status: 0 when every outcome is the expected one, 1 otherwise.
@@ -171,6 +172,37 @@ else FAILED=$((FAILED + 1)); echo "  WRONG OUTCOME: failed statuses: $(cat "$LOG
 echo
 echo "serviceb's log: its JWK Set fetches (in the background, before the copy goes stale)"
 grep -E "fetching the JWK Set|refreshing the JWK Set|fetched the JWK Set" "$LOGS/serviceb.log" | sed -E 's/^[^ ]+ +INFO +//' | cut -c1-160 | tail -6 || true
+
+say "scenario 6: servicea authenticates to jwt-factory's POST /token with its own key (private_key_jwt), caches the token; serviceb verifies it locally"
+check /scenario6 200 '"valid":true' '"client_id":"servicea"' '"aud":"serviceb"'
+echo "(again: the cached token, no new signature, no call to the factory)"
+check /scenario6 200 '"valid":true'
+echo "(?expired=1: servicea signs an EXPIRED client assertion; the factory refuses it, servicea relays the refusal)"
+check '/scenario6?expired=1' 403 '"error":"invalid_client"' 'client assertion expired'
+echo
+echo "servicea's log: what it sent to the factory (an assertion it signed; the private key stays here)"
+grep -E "client assertion|cached token|issued a token for" "$LOGS/servicea.log" | sed -E 's/^[^ ]+ +INFO +//' | cut -c1-170 | head -6 || true
+echo "jwt-factory's log:"
+grep -E "authenticated|issued an access token|refused: invalid_client" "$LOGS/jwt-factory.log" | sed -E 's/^[^ ]+ +INFO +//' | cut -c1-170 | head -4 || true
+
+say "scenario 6: servicea asks for an audience it may not have"
+check '/scenario6/token?audience=jwt-factory' 403 '"error":"invalid_target"' 'allowed: serviceb, servicec'
+check '/scenario6/token?audience=servicec' 200 '"aud":"servicec"' '"client_id":"servicea"'
+
+say "scenario 6 with jwt-factory STOPPED: the cached token keeps working; scenarios 1, 2 and 5 need the factory for every token"
+FACTORY_PID=$(pid_of jwt-factory)
+shown "kill -TERM $FACTORY_PID   # jwt-factory"
+for _ in $(seq 100); do kill -0 "$FACTORY_PID" 2>/dev/null || break; sleep 0.1; done
+check /scenario6 200 '"valid":true'
+check /scenario1 502 'jwt-factory unavailable'
+check /scenario2 502 'jwt-factory unavailable'
+check /scenario5 502 'jwt-factory unavailable'
+echo "(jwt-factory again, on the keys dumped to keys/ at the start)"
+"$BIN/jwt-factory" >>"$LOGS/jwt-factory.log" 2>&1 &
+PIDS[0]=$!
+echo "started jwt-factory (pid ${PIDS[0]})"
+wait_ready jwt-factory "${PIDS[0]}" http://localhost:5555/utils/keys
+check /scenario1 200 '"valid":true'
 
 say "result"
 echo "demo: $PASSED outcomes as expected, $FAILED wrong"

@@ -555,3 +555,70 @@ async fn the_oauth2_crate_gets_a_token_and_reads_a_refusal() {
         other => panic!("not a §5.2 error: {other:?}"),
     }
 }
+
+/// A client whose keys are a JWK Set it serves (`jwks_uri`), added to the
+/// registry while the factory runs: it authenticates with the key its
+/// assertion's `kid` names, and rotates its key without touching the factory.
+#[tokio::test]
+async fn a_client_with_a_jwks_uri_rotates_its_own_key() {
+    use s2s_auth::{KeyId, jwk::public_jwk};
+    use std::sync::{Arc, RwLock};
+    let s = Sts::start(&[]).await;
+    create_key(&s.http, &s.factory, "rotating").await;
+    let id = KeyId::parse("rotating").unwrap();
+    let alg = SigningAlgorithm::RS256;
+    let (k1, k2) = (
+        KeyPair::generate(alg).unwrap(),
+        KeyPair::generate(alg).unwrap(),
+    );
+    let (j1, j2) = (
+        public_jwk(&id, k1.public(), alg).unwrap(),
+        public_jwk(&id, k2.public(), alg).unwrap(),
+    );
+    let kid1 = j1.common.key_id.clone().unwrap();
+    let kid2 = j2.common.key_id.clone().unwrap();
+    let served = Arc::new(RwLock::new(JwkSet { keys: vec![j1] }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks_url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    let set = Arc::clone(&served);
+    let app = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            let set = set.read().unwrap().clone();
+            async move { axum::Json(set) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // The registry gains the client while the factory runs.
+    let registry = json!({ "clients": [
+        { "client_id": "rotating", "jwks_uri": jwks_url, "audiences": ["serviceb"] },
+    ]});
+    write_atomic(
+        &s._dir.path().join("clients.json"),
+        registry.to_string().as_bytes(),
+        PUBLIC,
+    )
+    .unwrap();
+
+    let with_kid = |key: &KeyPair, kid: Option<&str>| {
+        jws::sign_with_kid(&claims("rotating"), key, alg, kid).unwrap()
+    };
+    let r = s.token(&with_kid(&k1, Some(&kid1)), "serviceb").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = s.token(&with_kid(&k1, None), "serviceb").await;
+    assert!(refused(&r, 401, "invalid_client").contains("kid"));
+    // Key 1 claiming to be key 2's kid: not in the set yet.
+    let r = s.token(&with_kid(&k1, Some(&kid2)), "serviceb").await;
+    assert!(refused(&r, 401, "invalid_client").contains("no key with kid"));
+
+    // The client publishes key 2; after the refetch limit, the factory
+    // fetches the set again for the new kid.
+    served.write().unwrap().keys.push(j2);
+    tokio::time::sleep(std::time::Duration::from_millis(10_500)).await;
+    let r = s.token(&with_kid(&k2, Some(&kid2)), "serviceb").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // A signature by key 1 under key 2's kid is refused.
+    let r = s.token(&with_kid(&k1, Some(&kid2)), "serviceb").await;
+    assert!(refused(&r, 401, "invalid_client").contains("signature"));
+}

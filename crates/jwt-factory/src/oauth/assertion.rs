@@ -21,11 +21,14 @@
 use std::sync::Arc;
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use jsonwebtoken::{Validation, errors::ErrorKind};
+use jsonwebtoken::{DecodingKey, Validation, errors::ErrorKind};
 use s2s_auth::{KeyId, jws::Claims, now_unix, verify::MAX_TOKEN_LEN};
 use serde_json::Value;
 
-use super::{Form, JWT_BEARER, OAuthError, clients::Client};
+use super::{
+    Form, JWT_BEARER, OAuthError,
+    clients::{Client, KeySource},
+};
 use crate::AppState;
 
 /// The longest an assertion may live: it is a one-request credential.
@@ -42,7 +45,7 @@ pub struct Authenticated {
 
 /// Checks the form's client assertion; `audiences` are the `aud` values
 /// accepted (the issuer, the endpoint's URL).
-pub fn authenticate(
+pub async fn authenticate(
     state: &AppState,
     form: &Form,
     audiences: &[String],
@@ -101,21 +104,35 @@ pub fn authenticate(
     let client = registry
         .get(&id)
         .ok_or_else(|| bad(format!("unknown client {id}")))?;
-    let key = client
-        .key
-        .as_ref()
-        .ok_or_else(|| {
-            bad(format!(
-                "{id} has no registered key: it cannot authenticate"
-            ))
-        })?
-        .get()
-        .map_err(|e| {
-            tracing::warn!(client = %id, "client key unusable: {e}");
-            bad(format!(
-                "{id}'s registered key is not usable (see the factory's log)"
-            ))
-        })?;
+    let source = client.key.as_ref().ok_or_else(|| {
+        bad(format!(
+            "{id} has no registered key: it cannot authenticate"
+        ))
+    })?;
+    let key: Arc<DecodingKey> = match source {
+        KeySource::File(file) => {
+            let key = file.get().map_err(|e| {
+                tracing::warn!(client = %id, "client key unusable: {e}");
+                bad(format!(
+                    "{id}'s registered key is not usable (see the factory's log)"
+                ))
+            })?;
+            Arc::new(key.decoding_key().clone())
+        }
+        KeySource::Jwks(jwks) => {
+            let kid = header.get("kid").and_then(Value::as_str).ok_or_else(|| {
+                bad(format!(
+                    "{id}'s keys are a JWK Set: the assertion must name its key (kid)"
+                ))
+            })?;
+            let http = state.oauth.http.as_ref().ok_or_else(|| {
+                OAuthError::unavailable("jwt-factory cannot fetch JWK Sets (see its log)")
+            })?;
+            jwks.key_for(kid, http, state.oauth.timeouts)
+                .await
+                .map_err(|e| bad(format!("{id}: {e}")))?
+        }
+    };
 
     let mut v = Validation::new(alg.jwt());
     v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
@@ -124,7 +141,7 @@ pub fn authenticate(
     v.set_audience(audiences);
     v.validate_nbf = true;
     v.leeway = state.config.leeway_secs;
-    let claims = jsonwebtoken::decode::<Claims>(assertion, key.decoding_key(), &v)
+    let claims = jsonwebtoken::decode::<Claims>(assertion, &key, &v)
         .map_err(|e| bad(explain(e.kind(), &id, audiences)))?
         .claims;
 

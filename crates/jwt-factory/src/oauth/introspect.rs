@@ -27,7 +27,7 @@ pub async fn introspect(
     let form = Form::parse(&headers, body)?;
     let mut audiences = token::assertion_audiences(&state, "/introspect");
     audiences.push(format!("{}/token", state.config.public_base()));
-    let caller = authenticate(&state, &form, &audiences)?.client;
+    let caller = authenticate(&state, &form, &audiences).await?.client;
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token missing"))?;

@@ -32,7 +32,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use s2s_auth::{SigningAlgorithm, now_unix, watched::WatchedFile};
+use s2s_web::outbound::{self, Timeouts};
 use serde_json::json;
+use std::time::Duration;
 
 use crate::Config;
 pub use clients::Registry;
@@ -50,11 +52,23 @@ pub struct Oauth {
     pub clients: WatchedFile<Registry>,
     /// Assertion `jti`s already used, so an assertion works once.
     pub jtis: JtiCache,
+    /// Fetches clients' JWK Sets (`jwks_uri`): bounded, no redirects.
+    /// `None` if it could not be built (logged at start): such clients
+    /// then cannot authenticate.
+    pub http: Option<reqwest::Client>,
+    pub timeouts: Timeouts,
 }
 
 impl Oauth {
     pub fn new(config: &Config) -> Self {
         let alg = config.algorithm;
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(1),
+            request: Duration::from_secs(3),
+        };
+        let http = outbound::client(timeouts, None)
+            .inspect_err(|e| tracing::error!("no http client for clients' JWK Sets: {e}"))
+            .ok();
         Self {
             clients: WatchedFile::new(
                 &config.clients_file,
@@ -63,6 +77,8 @@ impl Oauth {
                 move |text| Registry::parse(text, alg),
             ),
             jtis: JtiCache::default(),
+            http,
+            timeouts,
         }
     }
 }

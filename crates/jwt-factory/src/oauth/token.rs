@@ -57,7 +57,9 @@ pub async fn token(
         }
         None => return Err(OAuthError::invalid_request("grant_type missing")),
     }
-    let client = authenticate(&state, &form, &assertion_audiences(&state, "/token"))?.client;
+    let client = authenticate(&state, &form, &assertion_audiences(&state, "/token"))
+        .await?
+        .client;
     let id = &client.id;
 
     let audience = match (form.get("resource"), form.get("audience")) {
