@@ -181,9 +181,9 @@ echo "(?expired=1: servicea signs an EXPIRED client assertion; the factory refus
 check '/scenario6?expired=1' 403 '"error":"invalid_client"' 'client assertion expired'
 echo
 echo "servicea's log: what it sent to the factory (an assertion it signed; the private key stays here)"
-grep -E "client assertion|cached token|issued a token for" "$LOGS/servicea.log" | sed -E 's/^[^ ]+ +INFO +//' | cut -c1-170 | head -6 || true
+grep -E "client assertion|cached token|issued a token for" "$LOGS/servicea.log" | sed -E 's/^[^ ]+ +INFO +//; s/^req\{[^}]*\}: //' | cut -c1-170 | head -6 || true
 echo "jwt-factory's log:"
-grep -E "authenticated|issued an access token|refused: invalid_client" "$LOGS/jwt-factory.log" | sed -E 's/^[^ ]+ +INFO +//' | cut -c1-170 | head -4 || true
+grep -E "authenticated|issued an access token|refused: invalid_client" "$LOGS/jwt-factory.log" | sed -E 's/^[^ ]+ +INFO +//; s/^req\{[^}]*\}: //' | cut -c1-170 | head -4 || true
 
 say "scenario 6: servicea asks for an audience it may not have"
 check '/scenario6/token?audience=jwt-factory' 403 '"error":"invalid_target"' 'allowed: serviceb, servicec'
