@@ -26,12 +26,17 @@
 //! | `GET /utils/keys` | `["servicea", ...]` |
 //! | `GET /utils/keys/{keyId}/status` | each key of keyId with its phase (next, current, retiring) and times |
 //! | `POST /utils/dump`, `POST /dump` | writes `KEYS_DIR/{keyId}-{public,private}.pem` |
+//! | `POST /token` | OAuth 2.0 client credentials with `private_key_jwt`: an RFC 9068 access token (see [`oauth`]) |
+//! | `POST /introspect` | RFC 7662: `{"active": true, ...claims}` or `{"active": false}` |
+//! | `GET /.well-known/oauth-authorization-server` | RFC 8414 metadata |
 //!
 //! # Layout
 //!
 //! - [`config`]: flags and env variables (`jwt-factory --help`).
 //! - [`keystore`]: the key pairs, in memory and in `KEYS_DIR`.
 //! - [`routes`]: one module per endpoint group.
+//! - [`oauth`]: `POST /token`, `/introspect`, the metadata, the client
+//!   registry, client assertions (scenario 6).
 //! - [`error`]: every failure, and the one place it becomes a JSON response.
 
 pub mod config;
