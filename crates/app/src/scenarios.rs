@@ -190,6 +190,7 @@ pub async fn run(
     let note = match (expired, s.expire_only_c) {
         (false, _) => "",
         (true, true) => " (servicec's token EXPIRED on purpose)",
+        (true, false) if s.check == Check::Sts => " (an EXPIRED client assertion on purpose)",
         (true, false) => " (EXPIRED token on purpose)",
     };
     tracing::info!("scenario {}: {}{note}", s.n, s.story);
