@@ -163,6 +163,9 @@ pub struct Settings {
     pub self_signed: Expectations,
     /// What jwt-factory's tokens must satisfy (scenario 5).
     pub factory_tokens: Expectations,
+    /// What the factory's access tokens from `POST /token` must satisfy
+    /// (scenario 6): as `factory_tokens`, typed `at+jwt`.
+    pub access_tokens: Expectations,
     pub jwks: JwksSettings,
 }
 
@@ -180,6 +183,12 @@ impl Args {
         };
         let self_signed = expect(self.issuer, self.token_lifetime_secs);
         let factory_tokens = expect(self.factory_issuer, self.factory_token_lifetime_secs);
+        // Scenario 6: the factory's RFC 9068 access tokens, typed `at+jwt`,
+        // so a scenario-5 token signed by the same key cannot pass as one.
+        let access_tokens = Expectations {
+            typ: s2s_auth::verify::TYP_ACCESS_TOKEN,
+            ..factory_tokens.clone()
+        };
         let https = self.start_https.then(|| HttpsSettings {
             port: self.https_port.unwrap_or(role.default_https_port()),
             cert: self.server_public_key_path,
@@ -200,6 +209,7 @@ impl Args {
             https,
             self_signed,
             factory_tokens,
+            access_tokens,
             jwks,
         }
     }

@@ -36,6 +36,10 @@ pub const MAX_KID_LEN: usize = 128;
 /// verifier here expects (RFC 8725 section 3.11: explicit typing).
 pub const TYP_JWT: &str = "JWT";
 
+/// The `typ` of an RFC 9068 JWT access token (`application/at+jwt` in
+/// full), which the factory's `POST /token` issues (scenario 6).
+pub const TYP_ACCESS_TOKEN: &str = "at+jwt";
+
 /// What the verifier expects of a token. Nothing is taken from the token.
 #[derive(Clone, Debug)]
 pub struct Expectations {

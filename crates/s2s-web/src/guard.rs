@@ -159,7 +159,14 @@ pub(crate) struct BodyDeadline {
 
 /// Reads the whole request body within the body timeout (`BODY_TIMEOUT_MS`),
 /// then hands the request on with the body in memory: 408 if it does not
-/// arrive in time, 413 past the size limit.
+/// arrive in time.
+///
+/// Past `max_bytes` it stops reading and hands on the first `max_bytes + 1`
+/// bytes, so memory stays bounded and the route's own body limit (axum's
+/// `DefaultBodyLimit`, which must not be larger than `max_bytes`) refuses
+/// the request in the route's own error shape: a §5.2 `invalid_request` at
+/// `/token`, `{"error"}` elsewhere on the factory, `{"message"}` on the
+/// services. A route that reads no body never looks at it.
 ///
 /// Written by hand because tower-http's `RequestBodyTimeoutLayer` times each
 /// frame, not the whole body: a client sending one byte per interval would
@@ -186,10 +193,9 @@ pub(crate) async fn body_deadline(
                 )
             })?;
             if bytes.len() + chunk.len() > max {
-                return Err((
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "length limit exceeded".to_owned(),
-                ));
+                let keep = max + 1 - bytes.len();
+                bytes.extend_from_slice(&chunk[..keep]);
+                break;
             }
             bytes.extend_from_slice(&chunk);
         }

@@ -43,7 +43,7 @@ pub use clients::Registry;
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// The `typ` of the access tokens (RFC 9068 §2.1).
-pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+pub const ACCESS_TOKEN_TYP: &str = s2s_auth::verify::TYP_ACCESS_TOKEN;
 
 /// What the OAuth endpoints share.
 #[derive(Debug)]
