@@ -54,36 +54,8 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(0..=300))]
     pub leeway_secs: u64,
 
-    /// Time a client has to send its request headers before the connection
-    /// is closed (against clients that trickle headers to hold connections), ms.
-    #[arg(long, env = "HEADER_TIMEOUT_MS", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u64).range(1..=300_000))]
-    pub header_timeout_ms: u64,
-
-    /// A connection with no request in flight is closed after this, ms
-    /// (HTTP/1 keep-alive and HTTP/2). The services' pooled clients drop
-    /// idle connections after half of their own `IDLE_TIMEOUT_MS`.
-    #[arg(long, env = "IDLE_TIMEOUT_MS", default_value_t = 60_000,
-          value_parser = clap::value_parser!(u64).range(2..=3_600_000))]
-    pub idle_timeout_ms: u64,
-
-    /// Time a client has to send a request body once its headers are in,
-    /// ms; 408 after it.
-    #[arg(long, env = "BODY_TIMEOUT_MS", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u64).range(1..=300_000))]
-    pub body_timeout_ms: u64,
-
-    /// Connections the listener holds at once. At the cap, the oldest idle
-    /// connection is closed for each new one; when none is idle, new ones
-    /// wait in the kernel's backlog. Keep it well below `ulimit -n`.
-    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 512,
-          value_parser = clap::value_parser!(u64).range(1..=65_536))]
-    pub max_connections: u64,
-
-    /// More names requests may be sent to (`Host`), comma-separated, besides
-    /// localhost, 127.0.0.1, [::1] and HOST. Other names get 421.
-    #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
-    pub allowed_hosts: Vec<String>,
+    #[command(flatten)]
+    pub listener: s2s_web::serve::ListenerArgs,
 
     /// How long clients may cache `/.well-known/jwks.json` (its
     /// `Cache-Control: max-age`), in seconds. A rotated-in key is published
@@ -146,15 +118,7 @@ impl Config {
 impl Config {
     /// The bounds of the listener.
     pub fn serve_options(&self) -> s2s_web::serve::ServeOptions {
-        use std::time::Duration;
-        s2s_web::serve::ServeOptions {
-            header_timeout: Duration::from_millis(self.header_timeout_ms),
-            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
-            body_timeout: Duration::from_millis(self.body_timeout_ms),
-            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
-            max_body_bytes: crate::MAX_BODY_BYTES,
-            hosts: s2s_web::guard::AllowedHosts::new(self.host, &self.allowed_hosts),
-            error_key: crate::ERROR_KEY,
-        }
+        self.listener
+            .options(self.host, crate::MAX_BODY_BYTES, crate::ERROR_KEY)
     }
 }

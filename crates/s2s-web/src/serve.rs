@@ -31,6 +31,71 @@ pub struct ServeOptions {
     pub error_key: &'static str,
 }
 
+/// The listener bounds as every binary reads them: flattened into each
+/// binary's arguments (`#[command(flatten)]`), so the settings, their
+/// ranges and their `--help` text are defined once.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ListenerArgs {
+    /// Time a client has to complete each request head, whatever the
+    /// protocol (TLS handshake included), before the connection is closed,
+    /// ms: against clients that trickle headers or send nothing.
+    #[arg(long, env = "HEADER_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=300_000))]
+    pub header_timeout_ms: u64,
+
+    /// A connection with no request in flight is closed after this, ms
+    /// (HTTP/1 keep-alive and HTTP/2). Pooled clients drop idle connections
+    /// after half of it, before a server can close them under a request.
+    #[arg(long, env = "IDLE_TIMEOUT_MS", default_value_t = 60_000,
+          value_parser = clap::value_parser!(u64).range(2..=3_600_000))]
+    pub idle_timeout_ms: u64,
+
+    /// Time a client has to send a request body once its headers are in,
+    /// ms; 408 after it.
+    #[arg(long, env = "BODY_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=300_000))]
+    pub body_timeout_ms: u64,
+
+    /// Connections each listener holds at once. At the cap, the oldest idle
+    /// connection is closed for each new one; when none is idle, new ones
+    /// wait in the kernel's backlog. Keep it well below `ulimit -n`.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 512,
+          value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub max_connections: u64,
+
+    /// More names requests may be sent to (`Host`), comma-separated, besides
+    /// localhost, 127.0.0.1, [::1] and HOST. Other names get 421.
+    #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+}
+
+impl ListenerArgs {
+    /// The bounds of a listener on `host` whose routes read at most
+    /// `max_body_bytes`, answering errors as `{error_key: ...}`.
+    pub fn options(
+        &self,
+        host: std::net::IpAddr,
+        max_body_bytes: usize,
+        error_key: &'static str,
+    ) -> ServeOptions {
+        ServeOptions {
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            body_timeout: Duration::from_millis(self.body_timeout_ms),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            max_body_bytes,
+            hosts: AllowedHosts::new(host, &self.allowed_hosts),
+            error_key,
+        }
+    }
+
+    /// How long the process's pooled clients keep an idle connection: half
+    /// the idle timeout, so they drop it before a server closes it.
+    pub fn pool_idle(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms) / 2
+    }
+}
+
 /// Serves `router` on `listener` until `handle` is told to shut down.
 ///
 /// Every listener of the workshop goes through here, so each gets the same

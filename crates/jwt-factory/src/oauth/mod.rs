@@ -67,7 +67,7 @@ impl Oauth {
             request: Duration::from_secs(3),
             // Below the clients' servers' idle cut (IDLE_TIMEOUT_MS, 60 s
             // by default), as the services' own clients do.
-            pool_idle: Duration::from_millis(config.idle_timeout_ms / 2),
+            pool_idle: config.listener.pool_idle(),
         };
         let http = outbound::client(timeouts, None)
             .inspect_err(|e| tracing::error!("no http client for clients' JWK Sets: {e}"))
