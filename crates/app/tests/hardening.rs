@@ -457,20 +457,8 @@ async fn fifty_parallel_gen_keys_run_one_at_a_time_and_scenario1_keeps_answering
 
 /// One raw HTTP/1.1 request; the status line and the body.
 async fn raw(addr: SocketAddr, request: &str) -> (String, String) {
-    let mut s = connect(addr).await;
-    s.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer))
-        .await
-        .unwrap()
-        .unwrap();
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer.lines().next().unwrap_or_default().to_owned();
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let answer = common::raw_http(addr, request).await;
+    (answer.status_line, answer.body)
 }
 
 fn get(path: &str, host: &str) -> String {
@@ -532,12 +520,8 @@ async fn a_request_for_another_host_is_421_json_on_every_service() {
 
 #[tokio::test]
 async fn allowed_hosts_adds_names() {
-    common::init();
-    let args: Vec<String> = ["--allowed-hosts", "serviceb.test,Other.Test"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let b = common::start_service(Role::B, &args, common::bind().await, None).await;
+    let b =
+        common::start_service_with(Role::B, &["--allowed-hosts", "serviceb.test,Other.Test"]).await;
     let port = b.addr.port();
     for (host, expect) in [
         (format!("serviceb.test:{port}"), "200"),

@@ -126,12 +126,7 @@ async fn a_token_in_the_query_string_never_reaches_the_log() {
 #[tokio::test]
 async fn the_connection_cap_is_logged_once_per_interval_not_per_connection() {
     log();
-    common::init();
-    let args: Vec<String> = ["--max-connections", "5"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let b = common::start_service(Role::B, &args, common::bind().await, None).await;
+    let b = common::start_service_with(Role::B, &["--max-connections", "5"]).await;
     let mut idle = Vec::new();
     for _ in 0..40 {
         idle.push(tokio::net::TcpStream::connect(b.addr).await.unwrap());

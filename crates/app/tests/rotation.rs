@@ -14,7 +14,7 @@ use std::{
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
-use test_support::{Options, Stack, start_factory_on};
+use test_support::{Options, Stack, start_factory_on, status_and_value as send};
 use tokio::net::TcpListener;
 
 /// The factory publishes a next key 2 s before it signs, and says the JWK
@@ -45,16 +45,6 @@ async fn stack(refresh_min: &str) -> Stack {
         ..Default::default()
     })
     .await
-}
-
-async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text)),
-    )
 }
 
 async fn issue(client: &reqwest::Client, factory: &str) -> String {
@@ -109,21 +99,45 @@ struct Tally {
     unavailable: AtomicU64,
 }
 
-/// `GET url` in a loop until `stop`, counting outcomes; refusals are kept.
+/// What a [`load`] task makes of a call that cannot connect.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unreachable {
+    /// It fails the test.
+    Fails,
+    /// It counts as unavailable (servicea restarting).
+    Counts,
+}
+
+/// `GET url` in a loop until `stop`, counting outcomes in `tally`; each
+/// refusal is kept in `refusals` as `url: status body`.
 fn load(
     client: reqwest::Client,
     url: String,
     stop: Arc<AtomicBool>,
     tally: Arc<Tally>,
     refusals: Arc<std::sync::Mutex<Vec<String>>>,
+    unreachable: Unreachable,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while !stop.load(Ordering::Relaxed) {
-            let (status, body) = send(client.get(&url)).await;
+            let (status, body) = if unreachable == Unreachable::Fails {
+                let (status, body) = send(client.get(&url)).await;
+                (status, body.to_string())
+            } else {
+                let Ok(r) = client.get(&url).send().await else {
+                    tally.unavailable.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
+                (r.status().as_u16(), r.text().await.unwrap_or_default())
+            };
             let counter = match status {
                 200 => &tally.ok,
                 401 | 403 => {
-                    refusals.lock().unwrap().push(format!("{status} {body}"));
+                    refusals
+                        .lock()
+                        .unwrap()
+                        .push(format!("{url}: {status} {body}"));
                     &tally.refused
                 }
                 _ => &tally.unavailable,
@@ -155,6 +169,7 @@ async fn valid_calls_are_never_refused_across_rotations_a_restart_and_a_kid_floo
             stop.clone(),
             s5.clone(),
             refusals.clone(),
+            Unreachable::Fails,
         ));
     }
     for _ in 0..2 {
@@ -165,6 +180,7 @@ async fn valid_calls_are_never_refused_across_rotations_a_restart_and_a_kid_floo
             stop.clone(),
             s3.clone(),
             refusals.clone(),
+            Unreachable::Fails,
         ));
     }
     // The flood: a kid of the caller's that does not exist.
@@ -373,40 +389,6 @@ fn servicea_args(s: &Stack, extra: &[&str]) -> Vec<String> {
     args
 }
 
-/// As [`load`], but a call that cannot connect (servicea restarting)
-/// counts as unavailable instead of failing the test.
-fn load_tolerant(
-    client: reqwest::Client,
-    url: String,
-    stop: Arc<AtomicBool>,
-    tally: Arc<Tally>,
-    refusals: Arc<std::sync::Mutex<Vec<String>>>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while !stop.load(Ordering::Relaxed) {
-            let Ok(r) = client.get(&url).send().await else {
-                tally.unavailable.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            };
-            let status = r.status().as_u16();
-            let body = r.text().await.unwrap_or_default();
-            let counter = match status {
-                200 => &tally.ok,
-                401 | 403 => {
-                    refusals
-                        .lock()
-                        .unwrap()
-                        .push(format!("{url}: {status} {body}"));
-                    &tally.refused
-                }
-                _ => &tally.unavailable,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
-    })
-}
-
 /// `POST /gen-keys` until it is accepted (409 while the previous key
 /// still verifies); the new kid.
 async fn gen_keys_when_allowed(s: &Stack, timeline: &mut Vec<String>, started: Instant) -> String {
@@ -478,12 +460,13 @@ async fn scenario3_calls_pass_while_servicea_rotates_its_key_twice_and_across_a_
     let mut tasks = Vec::new();
     for path in ["/scenario3", "/scenario3", "/scenario3", "/scenario4"] {
         let url = format!("{}{path}", s.a.url());
-        tasks.push(load_tolerant(
+        tasks.push(load(
             s.client.clone(),
             url,
             stop.clone(),
             tally.clone(),
             refusals.clone(),
+            Unreachable::Counts,
         ));
     }
 

@@ -2,33 +2,17 @@
 //! were accepted (a web page could use DNS rebinding to read tokens).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::{net::SocketAddr, time::Duration};
+use std::net::SocketAddr;
 
 use reqwest::Client;
 use serde_json::Value;
 use test_support::factory::{Factory, create_key};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
 
 /// One raw HTTP/1.1 request; the status and the JSON body (`Null` if none).
 async fn raw(addr: SocketAddr, request: String) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer))
-        .await
-        .unwrap()
-        .unwrap();
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    let answer = test_support::raw_http(addr, &request).await;
+    let json = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
+    (answer.status(), json)
 }
 
 fn post(path: &str, host: &str, content_type: Option<&str>, body: &str) -> String {

@@ -80,16 +80,19 @@ impl Sts {
 
     /// `POST /token` for `audience` with `assertion`.
     async fn token(&self, assertion: &str, audience: &str) -> Reply {
-        reply(self.form(
-            "/token",
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_assertion_type", JWT_BEARER),
-                ("client_assertion", assertion),
-                ("audience", audience),
-            ],
-        ))
-        .await
+        self.grant(assertion, &[("audience", audience)]).await
+    }
+
+    /// `POST /token`: the client-credentials grant with `assertion` as a
+    /// JWT bearer client assertion, then `params` as they are.
+    async fn grant(&self, assertion: &str, params: &[(&str, &str)]) -> Reply {
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", JWT_BEARER),
+            ("client_assertion", assertion),
+        ];
+        form.extend_from_slice(params);
+        reply(self.form("/token", &form)).await
     }
 }
 
@@ -180,17 +183,12 @@ async fn a_client_gets_an_rfc9068_token_that_verifies_with_the_jwk_set() {
     // the token endpoint's URL instead of the issuer.
     let mut c = claims_for_endpoint("servicea", "http://localhost:5555/token");
     c.insert("jti".into(), uuid_like().into());
-    let r = reply(s.form(
-        "/token",
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_assertion_type", JWT_BEARER),
-            ("client_assertion", &sign(&c, &s.a)),
-            ("resource", "servicec"),
-            ("client_id", "servicea"),
-        ],
-    ))
-    .await;
+    let r = s
+        .grant(
+            &sign(&c, &s.a),
+            &[("resource", "servicec"), ("client_id", "servicea")],
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
@@ -316,17 +314,9 @@ async fn every_bad_request_gets_its_rfc6749_error_never_a_token() {
 
     // Two audience parameters.
     let a = ok(&claims("servicea"));
-    let r = reply(s.form(
-        "/token",
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_assertion_type", JWT_BEARER),
-            ("client_assertion", &a),
-            ("audience", "serviceb"),
-            ("audience", "servicec"),
-        ],
-    ))
-    .await;
+    let r = s
+        .grant(&a, &[("audience", "serviceb"), ("audience", "servicec")])
+        .await;
     assert!(refused(&r, 400, "invalid_request").contains("more than once"));
 
     // An audience servicea may not have, an id that is not one, none at all.
@@ -335,15 +325,7 @@ async fn every_bad_request_gets_its_rfc6749_error_never_a_token() {
     let r = s.token(&ok(&claims("servicea")), "../etc").await;
     refused(&r, 400, "invalid_target");
     let a = ok(&claims("servicea"));
-    let r = reply(s.form(
-        "/token",
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_assertion_type", JWT_BEARER),
-            ("client_assertion", &a),
-        ],
-    ))
-    .await;
+    let r = s.grant(&a, &[]).await;
     refused(&r, 400, "invalid_request");
 
     // A registered client without a key cannot authenticate.

@@ -13,7 +13,7 @@ use std::{
 
 use reqwest::Client;
 use serde_json::{Value, json};
-use test_support::{Running, bind, start_factory_on};
+use test_support::{Running, bind, start_factory_on, status_and_value as send};
 
 const X: &str = "x";
 
@@ -39,16 +39,6 @@ fn factory(
             ],
         )
     }
-}
-
-async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text)),
-    )
 }
 
 async fn create(http: &Client, f: &Running, id: &str) -> String {

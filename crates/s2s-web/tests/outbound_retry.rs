@@ -73,6 +73,14 @@ fn client() -> reqwest::Client {
     .unwrap()
 }
 
+/// The closing server as a dependency, by the name its errors give.
+fn target(url: &str) -> Target<'static> {
+    Target {
+        who: "test server",
+        url: url.to_owned(),
+    }
+}
+
 fn deadline() -> Deadline {
     Deadline::start(Timeouts {
         connect: Duration::from_secs(1),
@@ -85,10 +93,7 @@ fn deadline() -> Deadline {
 async fn a_get_on_a_connection_closed_under_it_is_sent_again_once() {
     let (url, seen) = closing_server().await;
     let client = client();
-    let target = Target {
-        who: "test server",
-        url: url.clone(),
-    };
+    let target = target(&url);
     let rid = RequestId(None);
     for round in 0..3 {
         let answer = outbound::send_json(client.get(&url), &target, &rid, deadline())
@@ -105,10 +110,7 @@ async fn a_get_on_a_connection_closed_under_it_is_sent_again_once() {
 async fn a_post_on_a_connection_closed_under_it_is_not_sent_again() {
     let (url, seen) = closing_server().await;
     let client = client();
-    let target = Target {
-        who: "test server",
-        url: url.clone(),
-    };
+    let target = target(&url);
     let rid = RequestId(None);
     outbound::send_json(client.post(&url).body("{}"), &target, &rid, deadline())
         .await

@@ -27,5 +27,8 @@ pub mod reply;
 pub mod stack;
 
 pub use files::Files;
-pub use reply::{ANSWER_WITHIN, Reply, get_json, json_reply, oneshot, reply};
+pub use reply::{
+    ANSWER_WITHIN, RawAnswer, Reply, get_json, json_reply, oneshot, raw_http, reply,
+    status_and_value,
+};
 pub use stack::*;

@@ -1,8 +1,9 @@
 //! One way to send a request and read its answer whole, for every test:
 //! over a socket ([`reply`], [`json_reply`], [`get_json`]) or straight into
-//! a router, without a socket ([`oneshot`]).
+//! a router, without a socket ([`oneshot`]), or as raw HTTP/1.1 bytes on
+//! a plain TCP socket ([`raw_http`]).
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
 use axum::{Router, body::Body, http::Request};
 use reqwest::{Client, RequestBuilder, header::HeaderMap};
@@ -110,6 +111,56 @@ pub async fn reply(rb: RequestBuilder) -> Reply {
 /// Sends `rb`; the status and the body, which must be JSON.
 pub async fn json_reply(rb: RequestBuilder) -> (u16, Value) {
     reply(rb).await.into_json()
+}
+
+/// Sends `rb` (as [`reply`] does); the status and the body as JSON when it
+/// parses, whatever the content type, else the text as a JSON string.
+pub async fn status_and_value(rb: RequestBuilder) -> (u16, Value) {
+    let r = reply(rb).await;
+    let body = serde_json::from_str(&r.text).unwrap_or(Value::String(r.text));
+    (r.status, body)
+}
+
+/// An answer to [`raw_http`], split at the first blank line.
+#[derive(Debug)]
+pub struct RawAnswer {
+    /// The first line, e.g. `HTTP/1.1 200 OK` (empty if none came).
+    pub status_line: String,
+    /// Everything after the headers (empty if there is no blank line).
+    pub body: String,
+}
+
+impl RawAnswer {
+    /// The status code of the status line; 0 if it has none.
+    pub fn status(&self) -> u16 {
+        self.status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// Writes `request` as it is to a new TCP connection to `addr` and reads
+/// until the server closes it (so send `Connection: close`); panics if
+/// that takes more than 5 s.
+pub async fn raw_http(addr: SocketAddr, request: &str) -> RawAnswer {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    RawAnswer {
+        status_line: answer.lines().next().unwrap_or_default().to_owned(),
+        body: answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default(),
+    }
 }
 
 /// `GET url`; the status and the body, which must be JSON.

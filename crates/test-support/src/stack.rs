@@ -325,6 +325,14 @@ pub fn receiver_state(role: Role, args: &[String]) -> receiver::State {
     }
 }
 
+/// [`init`], then starts `role` with `flags` on a port of its own, plain
+/// HTTP only: what a test of one service's own limits needs.
+pub async fn start_service_with(role: Role, flags: &[&str]) -> Running {
+    init();
+    let args: Vec<String> = flags.iter().map(|s| (*s).to_owned()).collect();
+    start_service(role, &args, bind().await, None).await
+}
+
 /// Starts a service; `https` is the listener and certificate dir, if any
 /// (receivers only).
 pub async fn start_service(
