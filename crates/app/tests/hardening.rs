@@ -845,16 +845,7 @@ async fn a_high_s_es256_signature_is_refused_on_both_kinds_of_verifier() {
     assert_eq!(status, 403, "{message}");
     assert!(message.contains("non-canonical"), "{message}");
     // The factory: a token it issued, re-encoded.
-    let token = s
-        .client
-        .post(format!("{}/issueToken/servicea", s.factory.url()))
-        .json(&json!({"aud": "serviceb"}))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let token = common::issue_at(&s.client, &s.factory.url(), "servicea", "serviceb").await;
     let url = &p.factory.0;
     assert_eq!(forged::send(&s, url, &token).await.0, 200, "as issued");
     let (status, message) = forged::send(&s, url, &forged::high_s_twin(&token, ES256)).await;

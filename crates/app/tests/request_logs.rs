@@ -92,17 +92,7 @@ async fn three_hundred_requests_with_65_kb_paths_grow_the_log_by_a_bounded_amoun
 async fn a_token_in_the_query_string_never_reaches_the_log() {
     log();
     let s = common::Stack::start(common::Options::default()).await;
-    let token = s
-        .client
-        .post(format!("{}/issueToken/servicea", s.factory.url()))
-        .header("content-type", "application/json")
-        .body(r#"{"aud":"serviceb"}"#)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let token = common::issue_at(&s.client, &s.factory.url(), "servicea", "serviceb").await;
     assert_eq!(token.split('.').count(), 3, "{token}");
     let signature = token.rsplit('.').next().unwrap().to_owned();
     for url in [

@@ -13,7 +13,7 @@ use std::{
 };
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use serde_json::{Value, json};
+use serde_json::Value;
 use test_support::{Options, Stack, start_factory_on, status_and_value as send};
 use tokio::net::TcpListener;
 
@@ -48,14 +48,7 @@ async fn stack(refresh_min: &str) -> Stack {
 }
 
 async fn issue(client: &reqwest::Client, factory: &str) -> String {
-    let r = client
-        .post(format!("{factory}/issueToken/servicea"))
-        .json(&json!({ "aud": "serviceb" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.text().await.unwrap()
+    test_support::issue_at(client, factory, "servicea", "serviceb").await
 }
 
 fn kid(token: &str) -> String {

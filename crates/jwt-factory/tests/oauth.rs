@@ -153,15 +153,12 @@ async fn a_client_gets_an_rfc9068_token_that_verifies_with_the_jwk_set() {
     let kid = header.kid.unwrap();
     assert!(kid.starts_with("servicea."), "{kid}");
 
-    let set: JwkSet = s
-        .http
-        .get(s.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let set: JwkSet = serde_json::from_value(
+        test_support::get_json(&s.http, &s.url("/.well-known/jwks.json"))
+            .await
+            .1,
+    )
+    .unwrap();
     let key = DecodingKey::from_jwk(set.find(&kid).unwrap()).unwrap();
     let mut v = Validation::new(Algorithm::RS256);
     v.set_audience(&["serviceb"]);
@@ -338,15 +335,12 @@ async fn every_bad_request_gets_its_rfc6749_error_never_a_token() {
     // key is created on demand.
     let r = s.token(&sign(&claims("other"), &s.other), "serviceb").await;
     assert!(refused(&r, 503, "temporarily_unavailable").contains("/keys/other"));
-    let ids: Vec<String> = s
-        .http
-        .get(s.url("/utils/keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ids: Vec<String> = serde_json::from_value(
+        test_support::get_json(&s.http, &s.url("/utils/keys"))
+            .await
+            .1,
+    )
+    .unwrap();
     assert_eq!(ids, ["servicea"]);
 }
 

@@ -52,14 +52,7 @@ async fn rotate(http: &Client, f: &Running, query: &str) -> (u16, Value) {
 }
 
 async fn issue(http: &Client, f: &Running) -> String {
-    let r = http
-        .post(format!("{}/issueToken/{X}", f.url()))
-        .json(&json!({ "aud": "serviceb" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.text().await.unwrap()
+    test_support::issue_at(http, &f.url(), X, "serviceb").await
 }
 
 async fn verify(http: &Client, f: &Running, token: &str) -> (u16, Value) {

@@ -28,7 +28,7 @@ pub mod stack;
 
 pub use files::Files;
 pub use reply::{
-    ANSWER_WITHIN, RawAnswer, Reply, get_json, json_reply, oneshot, raw_http, reply,
+    ANSWER_WITHIN, RawAnswer, Reply, get_json, issue_at, json_reply, oneshot, raw_http, reply,
     status_and_value,
 };
 pub use stack::*;

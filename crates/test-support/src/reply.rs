@@ -190,3 +190,18 @@ pub async fn oneshot(router: &Router, req: Request<Body>) -> Reply {
         String::from_utf8_lossy(&body).into_owned(),
     )
 }
+
+/// `POST {factory}/issueToken/{id}` with `{"aud": aud}`, which must be a
+/// 200 with a three-part token: the token.
+pub async fn issue_at(client: &Client, factory: &str, id: &str, aud: &str) -> String {
+    let r = client
+        .post(format!("{factory}/issueToken/{id}"))
+        .json(&serde_json::json!({ "aud": aud }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "issuing a token for {id}");
+    let token = r.text().await.unwrap();
+    assert_eq!(token.split('.').count(), 3, "{token}");
+    token
+}
