@@ -28,7 +28,8 @@ pub async fn issue_token(
         .http
         .post(&target.url)
         .json(&json!({ "aud": audience }));
-    let (status, _, body) = outbound::send(request, &target, rid, deadline).await?;
+    // Repeatable: a second token is as good as the first.
+    let (status, _, body) = outbound::send_repeatable(request, &target, rid, deadline).await?;
     match status {
         StatusCode::OK => Ok(body),
         StatusCode::NOT_FOUND => Err(AppError::FactoryKeyMissing(state.name().to_owned())),
@@ -51,7 +52,8 @@ pub async fn verify(
         .post(&target.url)
         .json(&json!({ "token": token, "aud": state.name(), "sub": caller }));
     let deadline = Deadline::start(state.settings.common.timeouts);
-    let answer = outbound::send_json(request, &target, rid, deadline).await?;
+    // Repeatable: /verify only checks the token.
+    let answer = outbound::send_json_repeatable(request, &target, rid, deadline).await?;
     match answer.status {
         // A 200 must also say so: anything else is not a verdict to trust.
         StatusCode::OK if answer.body.get("valid") == Some(&Value::Bool(true)) => Ok(answer.body),

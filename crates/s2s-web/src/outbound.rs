@@ -176,7 +176,25 @@ pub async fn send_json(
     request_id: &RequestId,
     deadline: Deadline,
 ) -> Result<Answer, UpstreamError> {
-    let (status, _, text) = send(request, target, request_id, deadline).await?;
+    json_answer(send(request, target, request_id, deadline).await?, target)
+}
+
+/// As [`send_json`], for a request that may be sent twice (see
+/// [`send_repeatable`]).
+pub async fn send_json_repeatable(
+    request: RequestBuilder,
+    target: &Target<'_>,
+    request_id: &RequestId,
+    deadline: Deadline,
+) -> Result<Answer, UpstreamError> {
+    let sent = send_with(request, target, request_id, deadline, Repeat::Always).await?;
+    json_answer(sent, target)
+}
+
+fn json_answer(
+    (status, _, text): (StatusCode, HeaderMap, String),
+    target: &Target<'_>,
+) -> Result<Answer, UpstreamError> {
     let body = serde_json::from_str(&text).map_err(|_| {
         UpstreamError::bad_answer(
             target,
@@ -186,6 +204,16 @@ pub async fn send_json(
     Ok(Answer { status, body })
 }
 
+/// When a request may be sent again after its reused connection was closed
+/// under it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Repeat {
+    /// Only a safe method (GET): nothing happens on the server.
+    IfSafe,
+    /// Always: the caller knows a second copy changes nothing.
+    Always,
+}
+
 /// Sends `request` with what is left of `deadline`; the status, headers
 /// and body text (at most [`MAX_RESPONSE_BYTES`]).
 pub async fn send(
@@ -193,6 +221,31 @@ pub async fn send(
     target: &Target<'_>,
     request_id: &RequestId,
     deadline: Deadline,
+) -> Result<(StatusCode, HeaderMap, String), UpstreamError> {
+    send_with(request, target, request_id, deadline, Repeat::IfSafe).await
+}
+
+/// As [`send`], for a POST that is idempotent by what it does, though not
+/// by its method: jwt-factory's `/verify` (it only checks a token) and
+/// `/issueToken` (a second token is as good as the first). Such a request
+/// is sent again once, like a GET, when the pooled connection it went out
+/// on was closed under it. Never for `/token`: its assertion's `jti` is
+/// single-use, so a second copy would be refused as a replay.
+pub async fn send_repeatable(
+    request: RequestBuilder,
+    target: &Target<'_>,
+    request_id: &RequestId,
+    deadline: Deadline,
+) -> Result<(StatusCode, HeaderMap, String), UpstreamError> {
+    send_with(request, target, request_id, deadline, Repeat::Always).await
+}
+
+async fn send_with(
+    request: RequestBuilder,
+    target: &Target<'_>,
+    request_id: &RequestId,
+    deadline: Deadline,
+    repeat: Repeat,
 ) -> Result<(StatusCode, HeaderMap, String), UpstreamError> {
     let remaining = deadline.remaining();
     if remaining.is_zero() {
@@ -209,10 +262,10 @@ pub async fn send(
     let map = |e: reqwest::Error| classify(e, target, deadline);
     let (client, request) = request.timeout(remaining).build_split();
     let request = request.map_err(map)?;
-    // A safe request (GET) may be sent again once when the pooled
-    // connection it went out on was closed under it (the server's idle
-    // timeout raced our reuse): nothing happened on the server.
-    let again = if request.method().is_safe() {
+    // A safe request (GET), or one the caller says is repeatable, may be
+    // sent again once when the pooled connection it went out on was closed
+    // under it (the server's idle timeout raced our reuse).
+    let again = if repeat == Repeat::Always || request.method().is_safe() {
         request.try_clone()
     } else {
         None
