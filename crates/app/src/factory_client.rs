@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use s2s_auth::JwtError;
 use s2s_web::{
-    outbound::{self, Deadline, Target, UpstreamError},
+    outbound::{self, Deadline, Repeat, Target, UpstreamError},
     request_tracing::RequestId,
 };
 use serde_json::{Value, json};
@@ -29,7 +29,7 @@ pub async fn issue_token(
         .post(&target.url)
         .json(&json!({ "aud": audience }));
     // Repeatable: a second token is as good as the first.
-    let (status, _, body) = outbound::send_repeatable(request, &target, rid, deadline).await?;
+    let (status, _, body) = outbound::send(request, &target, rid, deadline, Repeat::Always).await?;
     match status {
         StatusCode::OK => Ok(body),
         StatusCode::NOT_FOUND => Err(AppError::FactoryKeyMissing(state.name().to_owned())),
@@ -53,7 +53,7 @@ pub async fn verify(
         .json(&json!({ "token": token, "aud": state.name(), "sub": caller }));
     let deadline = Deadline::start(state.settings.common.timeouts);
     // Repeatable: /verify only checks the token.
-    let answer = outbound::send_json_repeatable(request, &target, rid, deadline).await?;
+    let answer = outbound::send_json(request, &target, rid, deadline, Repeat::Always).await?;
     match answer.status {
         // A 200 must also say so: anything else is not a verdict to trust.
         StatusCode::OK if answer.body.get("valid") == Some(&Value::Bool(true)) => Ok(answer.body),

@@ -50,7 +50,7 @@ use jsonwebtoken::{DecodingKey, jwk::JwkSet};
 use reqwest::{StatusCode, header::CACHE_CONTROL};
 use s2s_auth::{JwtError, SigningAlgorithm, jwk::key_id_of};
 use s2s_web::{
-    outbound::{self, Deadline, Target, Timeouts, UpstreamError},
+    outbound::{self, Deadline, Repeat, Target, Timeouts, UpstreamError},
     request_tracing::RequestId,
 };
 
@@ -438,8 +438,14 @@ impl JwksCache {
     ) -> Result<Snapshot, UpstreamError> {
         let target = self.target();
         let deadline = Deadline::start(self.timeouts);
-        let (status, headers, body) =
-            outbound::send(client.get(&self.url), &target, rid, deadline).await?;
+        let (status, headers, body) = outbound::send(
+            client.get(&self.url),
+            &target,
+            rid,
+            deadline,
+            Repeat::IfSafe,
+        )
+        .await?;
         if status != StatusCode::OK {
             return Err(UpstreamError::unexpected(&target, status, &body));
         }

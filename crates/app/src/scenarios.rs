@@ -30,7 +30,7 @@ use axum::{
 use s2s_web::{
     BadInput,
     expired::ExpiredQuery,
-    outbound::{self, Answer, Deadline, Target},
+    outbound::{self, Answer, Deadline, Repeat, Target},
     request_tracing::RequestId,
 };
 use serde_json::json;
@@ -272,7 +272,7 @@ async fn try_leg(
     );
     let target = Target { who: aud, url };
     let request = client.get(&target.url).bearer_auth(&token);
-    let answer = outbound::send_json(request, &target, rid, deadline).await?;
+    let answer = outbound::send_json(request, &target, rid, deadline, Repeat::IfSafe).await?;
     tracing::info!("{aud} answered {}: {}", answer.status, answer.body);
     Ok(answer)
 }

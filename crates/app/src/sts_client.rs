@@ -35,7 +35,7 @@ use s2s_auth::{
     watched::WatchedFile,
 };
 use s2s_web::{
-    outbound::{self, Deadline, Target, Timeouts, UpstreamError},
+    outbound::{self, Deadline, Repeat, Target, Timeouts, UpstreamError},
     request_tracing::RequestId,
 };
 use serde_json::Value;
@@ -269,7 +269,9 @@ impl StsClient {
             ("client_assertion", assertion.as_str()),
             ("audience", audience),
         ]);
-        let (status, _, body) = outbound::send(request, &target, rid, deadline).await?;
+        // Never sent twice: the assertion's jti is single-use.
+        let (status, _, body) =
+            outbound::send(request, &target, rid, deadline, Repeat::IfSafe).await?;
         let json: Option<Value> = serde_json::from_str(&body).ok();
         let field = |name: &str| {
             json.as_ref()

@@ -169,32 +169,16 @@ pub fn client(timeouts: Timeouts, ca_pem: Option<&[u8]>) -> Result<Client, Clien
 /// bound keeps a broken or hostile peer from filling memory.
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
-/// Sends `request` and reads a JSON answer. Non-JSON answers are a 502.
+/// Sends `request` and reads a JSON answer (see [`send`]). Non-JSON
+/// answers are a 502.
 pub async fn send_json(
     request: RequestBuilder,
     target: &Target<'_>,
     request_id: &RequestId,
     deadline: Deadline,
+    repeat: Repeat,
 ) -> Result<Answer, UpstreamError> {
-    json_answer(send(request, target, request_id, deadline).await?, target)
-}
-
-/// As [`send_json`], for a request that may be sent twice (see
-/// [`send_repeatable`]).
-pub async fn send_json_repeatable(
-    request: RequestBuilder,
-    target: &Target<'_>,
-    request_id: &RequestId,
-    deadline: Deadline,
-) -> Result<Answer, UpstreamError> {
-    let sent = send_with(request, target, request_id, deadline, Repeat::Always).await?;
-    json_answer(sent, target)
-}
-
-fn json_answer(
-    (status, _, text): (StatusCode, HeaderMap, String),
-    target: &Target<'_>,
-) -> Result<Answer, UpstreamError> {
+    let (status, _, text) = send(request, target, request_id, deadline, repeat).await?;
     let body = serde_json::from_str(&text).map_err(|_| {
         UpstreamError::bad_answer(
             target,
@@ -204,43 +188,24 @@ fn json_answer(
     Ok(Answer { status, body })
 }
 
-/// When a request may be sent again after its reused connection was closed
-/// under it.
+/// When a request may be sent again, once, after the pooled connection it
+/// went out on was closed under it (the server's idle cut raced our reuse).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Repeat {
+pub enum Repeat {
     /// Only a safe method (GET): nothing happens on the server.
     IfSafe,
-    /// Always: the caller knows a second copy changes nothing.
+    /// Always: a POST that is idempotent by what it does, though not by its
+    /// method: jwt-factory's `/verify` (it only checks a token) and
+    /// `/issueToken` (a second token is as good as the first). Never for
+    /// `/token`: its assertion's `jti` is single-use, so a second copy
+    /// would be refused as a replay.
     Always,
 }
 
 /// Sends `request` with what is left of `deadline`; the status, headers
-/// and body text (at most [`MAX_RESPONSE_BYTES`]).
+/// and body text (at most [`MAX_RESPONSE_BYTES`]). `repeat` says whether
+/// it may be sent again once on a connection closed under it.
 pub async fn send(
-    request: RequestBuilder,
-    target: &Target<'_>,
-    request_id: &RequestId,
-    deadline: Deadline,
-) -> Result<(StatusCode, HeaderMap, String), UpstreamError> {
-    send_with(request, target, request_id, deadline, Repeat::IfSafe).await
-}
-
-/// As [`send`], for a POST that is idempotent by what it does, though not
-/// by its method: jwt-factory's `/verify` (it only checks a token) and
-/// `/issueToken` (a second token is as good as the first). Such a request
-/// is sent again once, like a GET, when the pooled connection it went out
-/// on was closed under it. Never for `/token`: its assertion's `jti` is
-/// single-use, so a second copy would be refused as a replay.
-pub async fn send_repeatable(
-    request: RequestBuilder,
-    target: &Target<'_>,
-    request_id: &RequestId,
-    deadline: Deadline,
-) -> Result<(StatusCode, HeaderMap, String), UpstreamError> {
-    send_with(request, target, request_id, deadline, Repeat::Always).await
-}
-
-async fn send_with(
     request: RequestBuilder,
     target: &Target<'_>,
     request_id: &RequestId,

@@ -11,7 +11,7 @@ use std::{
 };
 
 use s2s_web::{
-    outbound::{self, Deadline, Target, Timeouts, UpstreamError},
+    outbound::{self, Deadline, Repeat, Target, Timeouts, UpstreamError},
     request_tracing::RequestId,
 };
 use tokio::{
@@ -96,9 +96,10 @@ async fn a_get_on_a_connection_closed_under_it_is_sent_again_once() {
     let target = target(&url);
     let rid = RequestId(None);
     for round in 0..3 {
-        let answer = outbound::send_json(client.get(&url), &target, &rid, deadline())
-            .await
-            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let answer =
+            outbound::send_json(client.get(&url), &target, &rid, deadline(), Repeat::IfSafe)
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
         assert_eq!(answer.status, 200);
     }
     // Round 1 and 2 each reused a connection that was closed under them,
@@ -112,12 +113,24 @@ async fn a_post_on_a_connection_closed_under_it_is_not_sent_again() {
     let client = client();
     let target = target(&url);
     let rid = RequestId(None);
-    outbound::send_json(client.post(&url).body("{}"), &target, &rid, deadline())
-        .await
-        .unwrap();
-    let err = outbound::send_json(client.post(&url).body("{}"), &target, &rid, deadline())
-        .await
-        .unwrap_err();
+    outbound::send_json(
+        client.post(&url).body("{}"),
+        &target,
+        &rid,
+        deadline(),
+        Repeat::IfSafe,
+    )
+    .await
+    .unwrap();
+    let err = outbound::send_json(
+        client.post(&url).body("{}"),
+        &target,
+        &rid,
+        deadline(),
+        Repeat::IfSafe,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, UpstreamError::Unreachable { .. }), "{err}");
     assert!(
         err.to_string()
@@ -125,4 +138,25 @@ async fn a_post_on_a_connection_closed_under_it_is_not_sent_again() {
         "{err}"
     );
     assert_eq!(seen.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_post_marked_repeatable_is_sent_again_once() {
+    let (url, seen) = closing_server().await;
+    let client = client();
+    let target = target(&url);
+    let rid = RequestId(None);
+    for round in 0..3 {
+        let answer = outbound::send_json(
+            client.post(&url).body("{}"),
+            &target,
+            &rid,
+            deadline(),
+            Repeat::Always,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(answer.status, 200);
+    }
+    assert_eq!(seen.load(Ordering::SeqCst), 5);
 }

@@ -152,6 +152,7 @@ impl RemoteJwks {
             &target,
             &RequestId(None),
             Deadline::start(timeouts),
+            outbound::Repeat::IfSafe,
         )
         .await;
         let keys = match fetched {
