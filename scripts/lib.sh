@@ -76,7 +76,7 @@ ensure_certs() {
 # waits until each listener answers. READY_MS[name] holds each start-up time.
 declare -A READY_MS=()
 start_stack() {
-  for p in 5555 3000 3001 3002 8443 9443; do
+  for p in 5555 5556 3000 3001 3002 8443 9443; do
     port_in_use "$p" && die "port $p is in use: stop whatever runs there (an earlier demo?) and retry"
   done
   mkdir -p "$LOGS"

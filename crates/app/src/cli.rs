@@ -35,9 +35,16 @@ pub enum Command {
     /// A receiver, like serviceb (:3002, https :9443).
     Servicec(receiver::Args),
     /// Create a local CA and a certificate for localhost, 127.0.0.1 and ::1
-    /// in certs/ (replaces mkcert). servicea trusts that CA, and only it.
+    /// in certs/ (replaces mkcert), and a workload certificate with a
+    /// SPIFFE ID for each workload. servicea trusts that CA, and only it.
     /// Keeps valid certificates that are already there.
     GenCerts(GenCertsArgs),
+    /// Print an access token for AUDIENCE exactly as servicea gets it from
+    /// jwt-factory's POST /token (with servicea's env file and keys):
+    /// `--bound` over mTLS, bound to servicea's certificate (scenario 8).
+    /// The workshop's stand-in for a token captured on the wire, to show
+    /// which replays work and which do not.
+    FetchToken(FetchTokenArgs),
     /// Create servicea's own scenario-3 key pair (same as `POST /gen-keys`).
     GenKeys(GenKeysArgs),
 }
@@ -90,13 +97,31 @@ impl Role {
 
 #[derive(Args, Debug, Clone)]
 pub struct GenCertsArgs {
-    /// Folder for ca.pem, ca-key.pem, localhost.pem, localhost-key.pem.
+    /// Folder for ca.pem, ca-key.pem, localhost.pem, localhost-key.pem,
+    /// and each workload's NAME.pem and NAME-key.pem.
     #[arg(long, default_value = "certs")]
     pub dir: PathBuf,
+    /// The SPIFFE trust domain of the workload certificates:
+    /// spiffe://DOMAIN/ns/default/sa/NAME.
+    #[arg(long, env = "TRUST_DOMAIN", default_value = s2s_web::identity::DEFAULT_TRUST_DOMAIN)]
+    pub trust_domain: String,
     /// Replace existing certificates, valid or not (restart the services
     /// to use them).
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FetchTokenArgs {
+    /// The audience the token is for.
+    #[arg(long, default_value = "serviceb")]
+    pub audience: String,
+    /// Over mTLS with servicea's workload certificate: the token is bound
+    /// to it (scenario 8). Without: a bearer token (scenario 6).
+    #[arg(long)]
+    pub bound: bool,
+    #[command(flatten)]
+    pub servicea: servicea::Args,
 }
 
 #[derive(Args, Debug, Clone)]

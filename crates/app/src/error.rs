@@ -32,6 +32,25 @@ pub enum AppError {
     #[error("invalid token: {}", .0.message())]
     InvalidToken(#[from] JwtError),
 
+    /// 401: the path needs a workload identity (mTLS) and the connection
+    /// has none, or one that names no workload; why.
+    #[error("{0}")]
+    NoIdentity(String),
+
+    /// 403: the caller's verified identity is not allowed on this path by
+    /// the receiver's authorization policy.
+    #[error("{principal} may not call {path} (allowed: {})", allowed_list(.allowed))]
+    NotAllowed {
+        principal: String,
+        path: String,
+        allowed: Vec<String>,
+    },
+
+    /// 401 `invalid_token`: a certificate-bound token (RFC 8705) that does
+    /// not match the connection's client certificate; why.
+    #[error("invalid token: {0}")]
+    Binding(String),
+
     /// 503: a key or certificate file this scenario needs is missing or
     /// broken; the message names the file and how to make it.
     #[error(transparent)]
@@ -89,7 +108,8 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadInput(b) => b.status,
-            Self::NoToken(_) => StatusCode::UNAUTHORIZED,
+            Self::NoToken(_) | Self::NoIdentity(_) | Self::Binding(_) => StatusCode::UNAUTHORIZED,
+            Self::NotAllowed { .. } => StatusCode::FORBIDDEN,
             Self::InvalidToken(_) => StatusCode::FORBIDDEN,
             Self::FileUnavailable(_) | Self::FactoryKeyMissing(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -121,6 +141,24 @@ impl AppError {
                 "error": error,
                 "error_description": description,
             }),
+            Self::NotAllowed {
+                principal,
+                path,
+                allowed,
+            } => json!({
+                "message": self.to_string(),
+                "error": "forbidden",
+                "principal": principal,
+                "path": path,
+                "allowed_principals": allowed,
+            }),
+            Self::NoIdentity(why) => json!({ "message": why, "error": "unauthenticated" }),
+            Self::Binding(why) => json!({
+                "message": "invalid token",
+                "valid": false,
+                "error": "invalid_token",
+                "error_description": why,
+            }),
             other => json!({ "message": other.to_string() }),
         }
     }
@@ -130,9 +168,21 @@ impl AppError {
             Self::Internal(cause) => {
                 tracing::error!(error = %error_chain(cause), "request failed");
             }
-            Self::InvalidToken(_) | Self::Busy(_) => tracing::info!("{self}"),
+            Self::InvalidToken(_)
+            | Self::Busy(_)
+            | Self::Binding(_)
+            | Self::NoIdentity(_)
+            | Self::NotAllowed { .. } => tracing::info!("{self}"),
             other => tracing::warn!(status = %other.status(), "{other}"),
         }
+    }
+}
+
+fn allowed_list(allowed: &[String]) -> String {
+    if allowed.is_empty() {
+        "nobody: no rule of the policy names this path".to_owned()
+    } else {
+        allowed.join(", ")
     }
 }
 
@@ -143,7 +193,7 @@ impl IntoResponse for AppError {
         // RFC 6750 section 3: tell the client how to authenticate.
         let challenge = match self {
             Self::NoToken(_) => Some("Bearer"),
-            Self::InvalidToken(_) => Some(r#"Bearer error="invalid_token""#),
+            Self::InvalidToken(_) | Self::Binding(_) => Some(r#"Bearer error="invalid_token""#),
             _ => None,
         };
         if let Some(c) = challenge {

@@ -38,7 +38,9 @@
 //! - [`key_set`]: the files of that key's phases (next, current, previous).
 //! - [`error`]: every failure, and the one place it becomes a JSON response.
 
+pub mod authz;
 pub mod bearer;
+pub mod binding;
 pub mod cli;
 pub mod error;
 pub mod factory_client;

@@ -7,7 +7,7 @@ use clap::Parser as _;
 
 use app::{
     Role,
-    cli::{Cli, Command, GenCertsArgs, GenKeysArgs},
+    cli::{Cli, Command, FetchTokenArgs, GenCertsArgs, GenKeysArgs},
     receiver, servicea,
 };
 use s2s_web::pki::{self, CertFiles, Generated};
@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     // the role and `--env-file` first, load, then parse for real.
     // `gen-keys` reads servicea's file: the same key paths and ALGORITHM.
     let default = match args.get(1).and_then(|a| a.to_str()) {
-        Some("gen-keys") => Some(Role::A.env_file()),
+        Some("gen-keys" | "fetch-token") => Some(Role::A.env_file()),
         other => other.and_then(Role::from_name).map(Role::env_file),
     };
     let explicit = s2s_web::env_file::flag_in_args(&args);
@@ -40,6 +40,7 @@ fn main() -> ExitCode {
         Command::Servicec(a) => run_receiver(Role::C, a),
         Command::GenCerts(a) => gen_certs(&a),
         Command::GenKeys(a) => gen_keys(&a),
+        Command::FetchToken(a) => fetch_token(a),
     };
     drop(log);
     s2s_web::cli::report(result)
@@ -63,7 +64,7 @@ async fn run_receiver(role: Role, args: receiver::Args) -> anyhow::Result<()> {
     let host = settings.common.host;
     let https = match &settings.https {
         Some(h) => {
-            let config = s2s_web::tls::server_config(&h.cert, &h.key).await?;
+            let config = s2s_web::tls::server_config(&h.tls).await?;
             let listener = tokio::net::TcpListener::bind((host, h.port))
                 .await
                 .with_context(|| format!("cannot listen on https port {host}:{}", h.port))?;
@@ -82,18 +83,49 @@ async fn run_receiver(role: Role, args: receiver::Args) -> anyhow::Result<()> {
 
 fn gen_certs(args: &GenCertsArgs) -> anyhow::Result<()> {
     let files = CertFiles::in_dir(&args.dir);
-    match pki::generate(&files, args.force, Default::default())? {
+    let profile = pki::Profile {
+        trust_domain: args.trust_domain.clone(),
+        ..Default::default()
+    };
+    let ids = || pki::spiffe_id(&args.trust_domain, "{name}");
+    match pki::generate(&files, args.force, &profile)? {
         Generated::Created => tracing::info!(
-            "created local CA {} and certificate {} for {:?} (keys mode 0600)",
+            "created local CA {}, certificate {} for {:?}, and workload certificates {:?} ({}) (keys mode 0600)",
             files.ca_cert.display(),
             files.server_cert.display(),
-            pki::SERVER_NAMES
+            pki::SERVER_NAMES,
+            pki::WORKLOADS,
+            ids()
+        ),
+        Generated::Added(names) => tracing::info!(
+            "kept the valid CA in {}; issued workload certificates for {names:?} under it ({})",
+            args.dir.display(),
+            ids()
         ),
         Generated::KeptValid => tracing::info!(
             "valid certificates already in {}: kept them (--force replaces them)",
             args.dir.display()
         ),
     }
+    Ok(())
+}
+
+#[tokio::main]
+async fn fetch_token(args: FetchTokenArgs) -> anyhow::Result<()> {
+    s2s_auth::KeyId::parse(&args.audience).context("--audience")?;
+    let state = servicea::State::new(args.servicea.settle())?;
+    let sts = if args.bound {
+        &state.sts_bound
+    } else {
+        &state.sts
+    };
+    let deadline = s2s_web::outbound::Deadline::start(state.settings.common.timeouts);
+    let rid = s2s_web::request_tracing::RequestId(None);
+    let cached = sts
+        .token(&args.audience, &rid, deadline)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{}", cached.token);
     Ok(())
 }
 

@@ -7,6 +7,8 @@
 //! | [`Check::CallerKey`] | 3, 4 | verify locally, over https only, with servicea's public key file |
 //! | [`Check::Jwks`] | 5 | verify locally with the factory's key named by the token's `kid`, from a cached JWK Set ([`crate::jwks`]) |
 //! | [`Check::Sts`] | 6 | as 5, and `typ: at+jwt` and `client_id` ([`crate::scenario6`]) |
+//! | [`Check::Identity`] | 7 | no token: the mTLS client certificate's SPIFFE ID, allowed by the policy ([`crate::authz`]) |
+//! | [`Check::BoundSts`] | 8 | as 6, over mTLS, and the token's `cnf` must match the client certificate ([`crate::binding`]) |
 //!
 //! The routes come from the scenario table: each scenario's receiver path
 //! is served on the listener its check needs (https for `CallerKey`).
@@ -22,8 +24,10 @@ use axum_server::tls_rustls::RustlsConfig;
 use clap::{Args as ClapArgs, builder::BoolishValueParser};
 use s2s_auth::{Expectations, JwtError, watched::WatchedFile};
 use s2s_web::{
+    identity::ClientCert,
     outbound::{self, ClientError},
     request_tracing::RequestId,
+    tls::{MtlsMode, ServerTls},
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -75,13 +79,32 @@ pub struct Args {
     )]
     pub server_private_key_path: PathBuf,
 
-    /// TLS certificate of the https listener (written by gen-certs).
+    /// TLS certificate of the https listener (written by gen-certs): the
+    /// receiver's workload certificate, or the plain `localhost.pem`.
+    /// Re-read when the file changes.
     #[arg(
         long,
         env = "SERVER_PUBLIC_KEY_PATH",
         default_value = "certs/localhost.pem"
     )]
     pub server_public_key_path: PathBuf,
+
+    /// Client certificates on the https listener, as Istio's
+    /// PeerAuthentication: off (one-way TLS), permissive (asks for one,
+    /// accepts none: scenario 3 keeps working), strict (refuses a handshake
+    /// without one from CA_CERT_PATH).
+    #[arg(long, env = "MTLS_MODE", value_enum, default_value_t = MtlsMode::Permissive)]
+    pub mtls_mode: MtlsMode,
+
+    /// The CA client certificates must chain to (written by gen-certs).
+    #[arg(long, env = "CA_CERT_PATH", default_value = "certs/ca.pem")]
+    pub ca_cert_path: PathBuf,
+
+    /// Scenario 7: which principals may call which paths (JSON, shaped
+    /// like Istio's AuthorizationPolicy; re-read when it changes). Unset:
+    /// every path that needs an identity is denied.
+    #[arg(long, env = "AUTHZ_POLICY_FILE")]
+    pub authz_policy_file: Option<PathBuf>,
 
     /// The `iss` accepted on servicea's self-signed tokens (scenarios 3-4).
     #[arg(long, env = "ISSUER", default_value = "https://service-issuer")]
@@ -137,8 +160,7 @@ pub struct Args {
 #[derive(Clone, Debug)]
 pub struct HttpsSettings {
     pub port: u16,
-    pub cert: PathBuf,
-    pub key: PathBuf,
+    pub tls: ServerTls,
 }
 
 /// The JWK Set cache's bounds.
@@ -167,6 +189,11 @@ pub struct Settings {
     /// (scenario 6): as `factory_tokens`, typed `at+jwt`.
     pub access_tokens: Expectations,
     pub jwks: JwksSettings,
+    /// Scenario 7's authorization policy file, if any.
+    pub authz_policy: Option<PathBuf>,
+    /// `MTLS_MODE`, also when the https listener is set up by the caller
+    /// (tests).
+    pub mtls_mode: MtlsMode,
 }
 
 impl Args {
@@ -191,9 +218,14 @@ impl Args {
         };
         let https = self.start_https.then(|| HttpsSettings {
             port: self.https_port.unwrap_or(role.default_https_port()),
-            cert: self.server_public_key_path,
-            key: self.server_private_key_path,
+            tls: ServerTls {
+                cert: self.server_public_key_path,
+                key: self.server_private_key_path,
+                client_ca: self.ca_cert_path,
+                mode: self.mtls_mode,
+            },
         });
+        let mtls_mode = self.mtls_mode;
         let jwks = JwksSettings {
             url: self
                 .jwks_url
@@ -211,6 +243,8 @@ impl Args {
             factory_tokens,
             access_tokens,
             jwks,
+            authz_policy: self.authz_policy_file,
+            mtls_mode,
         }
     }
 }
@@ -232,6 +266,8 @@ pub struct Inner {
     pub caller_other_keys: [WatchedFile<NamedKey>; 2],
     /// Scenario 5: the factory's JWK Set, fetched when needed and cached.
     pub jwks: JwksCache,
+    /// Scenario 7: the authorization policy, re-read when it changes.
+    pub policy: Option<WatchedFile<crate::authz::Policy>>,
 }
 
 impl Deref for State {
@@ -271,12 +307,14 @@ impl State {
             alg,
             settings.common.timeouts,
         );
+        let policy = settings.authz_policy.as_deref().map(crate::authz::watch);
         Ok(Self(Arc::new(Inner {
             settings,
             http,
             caller_key,
             caller_other_keys,
             jwks,
+            policy,
         })))
     }
 
@@ -293,6 +331,8 @@ fn handler(check: Check) -> MethodRouter<State> {
         Check::CallerKey => get(via_caller_key),
         Check::Jwks => get(via_jwks),
         Check::Sts => get(crate::scenario6::via_sts),
+        Check::Identity => get(via_identity),
+        Check::BoundSts => get(crate::scenario6::via_bound_sts),
     }
 }
 
@@ -355,8 +395,13 @@ pub async fn run(
             return Ok(());
         };
         tracing::info!(
-            "{name} listening on https://{} (certificate from gen-certs)",
-            listener.local_addr()?
+            "{name} listening on https://{} (certificate from gen-certs; client certificates: {})",
+            listener.local_addr()?,
+            state
+                .settings
+                .https
+                .as_ref()
+                .map_or(MtlsMode::Off, |h| h.tls.mode)
         );
         serve(
             listener,
@@ -432,6 +477,27 @@ async fn via_jwks(
         expect.subject
     );
     Ok(Json(json!({ "valid": true, "claims": claims })))
+}
+
+/// `/scenario7-server`: no token. The caller is who its mTLS client
+/// certificate says (a SPIFFE ID from our CA), and the policy must allow
+/// that principal on this path.
+async fn via_identity(
+    Shared(state): Shared<State>,
+    path: MatchedPath,
+    cert: ClientCert,
+) -> Result<Json<Value>, AppError> {
+    tracing::info!(
+        "{}: no token here; who is calling is what the mTLS handshake proved",
+        path.as_str()
+    );
+    let id = crate::authz::authorize(state.policy.as_ref(), path.as_str(), &cert)?;
+    Ok(Json(json!({
+        "authorized": true,
+        "principal": id.principal,
+        "spiffe_id": id.spiffe_id,
+        "x5t#S256": id.thumbprint,
+    })))
 }
 
 /// `/scenario3-server`, `/scenario4-server`: verified here with servicea's public key.

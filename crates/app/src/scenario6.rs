@@ -17,17 +17,43 @@ use axum::{
 };
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use s2s_auth::{JwtError, KeyId};
-use s2s_web::{BadInput, outbound::Deadline, request_tracing::RequestId};
+use s2s_web::{BadInput, identity::ClientCert, outbound::Deadline, request_tracing::RequestId};
 use serde_json::{Value, json};
 
-use crate::{bearer::BearerToken, error::AppError, receiver, servicea};
+use crate::{bearer::BearerToken, binding::Binding, error::AppError, receiver, servicea};
 
-/// `/scenario6-server`: an access token from the factory's `/token`.
+/// `/scenario6-server`: an access token from the factory's `/token`. A
+/// certificate-bound one (scenario 8's) is refused here: plain http shows
+/// no certificate to check it against.
 pub async fn via_sts(
+    state: Shared<receiver::State>,
+    path: MatchedPath,
+    rid: RequestId,
+    cert: ClientCert,
+    token: Result<BearerToken, AppError>,
+) -> Result<Json<Value>, AppError> {
+    access_token(state, path, rid, cert, token, Binding::IfPresent).await
+}
+
+/// `/scenario8-server`: as scenario 6, and the token must be bound to the
+/// client certificate of this mTLS connection (RFC 8705).
+pub async fn via_bound_sts(
+    state: Shared<receiver::State>,
+    path: MatchedPath,
+    rid: RequestId,
+    cert: ClientCert,
+    token: Result<BearerToken, AppError>,
+) -> Result<Json<Value>, AppError> {
+    access_token(state, path, rid, cert, token, Binding::Required).await
+}
+
+async fn access_token(
     Shared(state): Shared<receiver::State>,
     path: MatchedPath,
     rid: RequestId,
+    cert: ClientCert,
     token: Result<BearerToken, AppError>,
+    binding: Binding,
 ) -> Result<Json<Value>, AppError> {
     let BearerToken(token) = token?;
     // The pinned algorithm, no `crit`, and `typ: at+jwt` (RFC 9068: so a
@@ -46,6 +72,14 @@ pub async fn via_sts(
     let caller = &state.settings.caller;
     if claims.get("client_id").and_then(Value::as_str) != Some(caller.as_str()) {
         return Err(JwtError::invalid(format!("jwt client_id invalid. expected: {caller}")).into());
+    }
+    crate::binding::check(&claims, &cert, binding)?;
+    if let Some(id) = cert.identity().filter(|_| claims.contains_key("cnf")) {
+        tracing::info!(
+            "token bound to the client certificate of this connection ({}, x5t#S256 {})",
+            id.principal,
+            id.thumbprint
+        );
     }
     tracing::info!(
         "access token valid: issued by {} to client {caller} for {}, signed with kid {kid}",

@@ -10,6 +10,8 @@
 //! | 4 | servicea signs one per audience | https to serviceb and servicec, concurrently | each receiver, locally |
 //! | 5 | jwt-factory (with a `kid`) | http to serviceb | serviceb, locally, with the factory's JWK Set |
 //! | 6 | jwt-factory's `POST /token`: servicea authenticates with its own key (`private_key_jwt`), caches the token | http to serviceb | serviceb, locally, with the JWK Set; `typ: at+jwt`, `client_id` |
+//! | 7 | none | mTLS to serviceb, with servicea's workload certificate | serviceb: the certificate's SPIFFE ID, allowed by its policy |
+//! | 8 | as 6, over mTLS to the factory: bound to servicea's certificate (`cnf.x5t#S256`, RFC 8705) | mTLS to serviceb | as 6, and the binding: same certificate on both hops |
 //!
 //! `?expired=1` asks for an expired token: absent, `0`, `false`, `no` or
 //! `off` (any case) mean not expired, anything else means expired
@@ -53,13 +55,24 @@ pub enum Check {
     /// `private_key_jwt`), cached by servicea; the receiver verifies it as
     /// [`Check::Jwks`] does, and requires `typ: at+jwt` and `client_id`.
     Sts,
+    /// No token: the receiver knows the caller by its mTLS client
+    /// certificate and allows it by policy.
+    Identity,
+    /// As [`Check::Sts`], over mTLS on both hops: the token is bound to
+    /// servicea's certificate, and the receiver checks the binding.
+    BoundSts,
 }
 
 impl Check {
-    /// Whether the token travels over TLS (servicea's https client, the
+    /// Whether the call travels over TLS (servicea's https clients, the
     /// receivers' https listener).
     pub fn over_tls(self) -> bool {
-        matches!(self, Self::CallerKey)
+        matches!(self, Self::CallerKey | Self::Identity | Self::BoundSts)
+    }
+
+    /// Whether servicea presents its workload certificate (mTLS).
+    pub fn mutual_tls(self) -> bool {
+        matches!(self, Self::Identity | Self::BoundSts)
     }
 
     /// Whether servicea gets the token from jwt-factory.
@@ -99,7 +112,7 @@ impl Scenario {
 
 /// Every scenario. Adding one here adds its routes on servicea and on the
 /// receivers.
-pub static SCENARIOS: [Scenario; 6] = [
+pub static SCENARIOS: [Scenario; 8] = [
     Scenario {
         n: 1,
         teaches: "central issue and verify: the receiver holds no key and asks the issuer",
@@ -148,6 +161,22 @@ pub static SCENARIOS: [Scenario; 6] = [
         expire_only_c: false,
         story: "a token for serviceb from jwt-factory's POST /token (I prove who I am with an assertion signed by my own key), cached; serviceb verifies it locally with the JWK Set",
     },
+    Scenario {
+        n: 7,
+        teaches: "mutual TLS and workload identity, no token: the receiver authorizes the caller's SPIFFE ID by policy",
+        check: Check::Identity,
+        fan_out: false,
+        expire_only_c: false,
+        story: "call serviceb over mTLS with my workload certificate (spiffe://.../sa/servicea), no token; serviceb allows callers by identity",
+    },
+    Scenario {
+        n: 8,
+        teaches: "certificate-bound tokens (RFC 8705): a stolen token is useless without the certificate's private key",
+        check: Check::BoundSts,
+        fan_out: false,
+        expire_only_c: false,
+        story: "a token from jwt-factory's POST /token over mTLS, bound to my certificate (cnf x5t#S256); call serviceb over mTLS with the same certificate",
+    },
 ];
 
 /// A receiver, by name.
@@ -190,7 +219,12 @@ pub async fn run(
     let note = match (expired, s.expire_only_c) {
         (false, _) => "",
         (true, true) => " (servicec's token EXPIRED on purpose)",
-        (true, false) if s.check == Check::Sts => " (an EXPIRED client assertion on purpose)",
+        (true, false) if matches!(s.check, Check::Sts | Check::BoundSts) => {
+            " (an EXPIRED client assertion on purpose)"
+        }
+        (true, false) if s.check == Check::Identity => {
+            " (no token in scenario 7: ?expired has nothing to expire)"
+        }
         (true, false) => " (EXPIRED token on purpose)",
     };
     tracing::info!("scenario {}: {}{note}", s.n, s.story);
@@ -245,13 +279,21 @@ async fn try_leg(
 ) -> Result<Answer, AppError> {
     let aud = peer.name();
     let tls = s.check.over_tls();
-    let (token, client) = if s.check == Check::Sts {
-        let cached = if expired {
-            state.sts.with_expired_assertion(aud, rid, deadline).await?
+    let (token, client) = if matches!(s.check, Check::Sts | Check::BoundSts) {
+        let (sts, client) = if s.check == Check::BoundSts {
+            (&state.sts_bound, (*state.mtls.get()?).clone())
         } else {
-            state.sts.token(aud, rid, deadline).await?
+            (&state.sts, state.http.clone())
         };
-        (cached.token.clone(), state.http.clone())
+        let cached = if expired {
+            sts.with_expired_assertion(aud, rid, deadline).await?
+        } else {
+            sts.token(aud, rid, deadline).await?
+        };
+        (Some(cached.token.clone()), client)
+    } else if s.check == Check::Identity {
+        tracing::info!("no token: my workload certificate is my credential");
+        (None, (*state.mtls.get()?).clone())
     } else if s.check.token_from_factory() {
         tracing::info!(
             "asking jwt-factory for a token (sub {}, aud {aud}{})",
@@ -260,18 +302,32 @@ async fn try_leg(
         );
         let token = factory_client::issue_token(state, rid, aud, expired, deadline).await?;
         tracing::info!("got token from jwt-factory for {aud}: {}", preview(&token));
-        (token, state.http.clone())
+        (Some(token), state.http.clone())
     } else {
         let token = self_signed::mint(state, aud, expired)?;
-        (token, (*state.https.get()?).clone())
+        (Some(token), (*state.https.get()?).clone())
     };
     let url = format!("{}{}", peer.base_url(state, tls), s.receiver_path());
-    tracing::info!(
-        "calling {url} with Authorization: Bearer {}",
-        preview(&token)
-    );
     let target = Target { who: aud, url };
-    let request = client.get(&target.url).bearer_auth(&token);
+    let over = if s.check.mutual_tls() {
+        " over mTLS (my certificate: servicea's SPIFFE ID)"
+    } else {
+        ""
+    };
+    let request = match &token {
+        Some(token) => {
+            tracing::info!(
+                "calling {} with Authorization: Bearer {}{over}",
+                target.url,
+                preview(token)
+            );
+            client.get(&target.url).bearer_auth(token)
+        }
+        None => {
+            tracing::info!("calling {} with no token{over}", target.url);
+            client.get(&target.url)
+        }
+    };
     let answer = outbound::send_json(request, &target, rid, deadline, Repeat::IfSafe).await?;
     tracing::info!("{aud} answered {}: {}", answer.status, answer.body);
     Ok(answer)

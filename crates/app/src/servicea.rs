@@ -25,7 +25,7 @@ use crate::{
     cli::Role,
     keygen, scenarios,
     settings::{Common, CommonArgs, base_url},
-    sts_client::StsClient,
+    sts_client::{StsClient, Transport},
 };
 
 /// What to do when servicea's signing key is missing: the two ways to make it.
@@ -112,6 +112,28 @@ pub struct Args {
     /// servicea signs for `POST /token`.
     #[arg(long, env = "FACTORY_ISSUER", default_value = "https://jwt-factory/")]
     pub factory_issuer: String,
+
+    /// Scenarios 7-8: servicea's workload certificate (its SPIFFE ID),
+    /// presented in mTLS. Written by gen-certs; re-read when it changes.
+    #[arg(long, env = "WORKLOAD_CERT_PATH", default_value = "certs/servicea.pem")]
+    pub workload_cert_path: PathBuf,
+
+    /// Scenarios 7-8: the private key of the workload certificate (0600).
+    #[arg(
+        long,
+        env = "WORKLOAD_KEY_PATH",
+        default_value = "certs/servicea-key.pem"
+    )]
+    pub workload_key_path: PathBuf,
+
+    /// Scenario 8: jwt-factory's https (mTLS) base URL, where its token
+    /// endpoint binds tokens to the client certificate.
+    #[arg(
+        long,
+        env = "JWT_FACTORY_ENDPOINT_HTTPS",
+        default_value = "https://localhost:5556"
+    )]
+    pub jwt_factory_endpoint_https: String,
 }
 
 /// servicea's own key pair files (the current pair; [`crate::key_set`]
@@ -149,6 +171,11 @@ pub struct Settings {
     pub publish_ahead: Duration,
     /// Scenario 6: `aud` of servicea's client assertions.
     pub factory_issuer: String,
+    /// Scenarios 7-8: servicea's workload certificate and key.
+    pub workload_cert: PathBuf,
+    pub workload_key: PathBuf,
+    /// Scenario 8: the factory's https base URL.
+    pub factory_https: String,
 }
 
 impl Args {
@@ -170,6 +197,9 @@ impl Args {
             token_lifetime_secs: self.token_lifetime_secs,
             publish_ahead: Duration::from_secs(self.scenario3_publish_ahead_secs),
             factory_issuer: self.factory_issuer,
+            workload_cert: self.workload_cert_path,
+            workload_key: self.workload_key_path,
+            factory_https: base_url(&self.jwt_factory_endpoint_https),
         }
     }
 }
@@ -195,6 +225,13 @@ pub struct Inner {
     pub rotating: AtomicBool,
     /// Scenario 6: the factory's token endpoint, and the tokens it gave.
     pub sts: StsClient,
+    /// Scenarios 7-8: the mTLS client, presenting servicea's workload
+    /// certificate and trusting `CA_CERT_PATH` alone; rebuilt when the
+    /// certificate file changes (a re-issued certificate is used at once).
+    pub mtls: Arc<WatchedFile<reqwest::Client>>,
+    /// Scenario 8: the factory's token endpoint over mTLS, and its
+    /// certificate-bound tokens.
+    pub sts_bound: StsClient,
 }
 
 impl Deref for State {
@@ -229,23 +266,36 @@ impl State {
             },
         )
         .private_key();
-        // Its own watched copy of the same key file, so the background
-        // refresh task can own it.
-        let sts = StsClient::new(
-            &settings.common.factory,
-            settings.factory_issuer.clone(),
-            settings.common.name.clone(),
-            alg,
-            http.clone(),
-            timeouts,
-            WatchedFile::new(
-                &settings.keys.private,
-                "scenario-3 signing key",
-                KEY_HINT,
-                move |pem| KeyPair::from_private_pem_for(pem, alg),
+        // The workload certificate file is the one watched: gen-certs
+        // writes the key first and the certificate last.
+        let (ca, key) = (settings.ca_cert.clone(), settings.workload_key.clone());
+        let mtls = Arc::new(WatchedFile::new(
+            &settings.workload_cert,
+            "workload certificate",
+            "Create it with `cargo run --release --bin app -- gen-certs`",
+            move |cert_pem| mtls_client(timeouts, &ca, cert_pem, &key),
+        ));
+        // Each token client has its own watched copy of the same key file,
+        // so its background refresh task can own it.
+        let sts_for = |factory: &str, transport| {
+            StsClient::new(
+                factory,
+                settings.factory_issuer.clone(),
+                settings.common.name.clone(),
+                alg,
+                transport,
+                timeouts,
+                WatchedFile::new(
+                    &settings.keys.private,
+                    "scenario-3 signing key",
+                    KEY_HINT,
+                    move |pem| KeyPair::from_private_pem_for(pem, alg),
+                )
+                .private_key(),
             )
-            .private_key(),
-        );
+        };
+        let sts = sts_for(&settings.common.factory, Transport::Plain(http.clone()));
+        let sts_bound = sts_for(&settings.factory_https, Transport::Mtls(Arc::clone(&mtls)));
         Ok(Self(Arc::new(Inner {
             settings,
             http,
@@ -253,6 +303,8 @@ impl State {
             signing_key,
             rotating: AtomicBool::new(false),
             sts,
+            mtls,
+            sts_bound,
         })))
     }
 
@@ -260,6 +312,29 @@ impl State {
     pub fn name(&self) -> &str {
         &self.settings.common.name
     }
+}
+
+/// The mTLS client: `cert_pem` with the key at `key` (refused if others
+/// may read it), trusting the CA at `ca` alone.
+fn mtls_client(
+    timeouts: s2s_web::outbound::Timeouts,
+    ca: &std::path::Path,
+    cert_pem: &str,
+    key: &std::path::Path,
+) -> Result<reqwest::Client, String> {
+    s2s_auth::files::check_private_key_mode(key)?;
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| {
+            format!(
+                "{}: {e}. Create it with `cargo run --release --bin app -- gen-certs`",
+                p.display()
+            )
+        })
+    };
+    let mut identity = cert_pem.as_bytes().to_vec();
+    identity.push(b'\n');
+    identity.extend(read(key)?);
+    outbound::mtls_client(timeouts, &read(ca)?, &identity).map_err(|e| e.to_string())
 }
 
 /// servicea's routes: one per scenario of the table, `/gen-keys`, `/hello`.

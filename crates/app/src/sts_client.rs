@@ -18,6 +18,12 @@
 //! failed background refresh, the next waits [`RETRY_AFTER`], so a factory
 //! that is down is not hammered; the cached token keeps serving until it
 //! expires.
+//!
+//! Scenario 8 uses a second client of the same kind over mTLS
+//! ([`Transport::Mtls`]): the factory binds each token to servicea's
+//! certificate (RFC 8705). A token is cached with the client it was fetched
+//! through, so when servicea's certificate is re-issued, tokens bound to
+//! the old one are no longer used.
 
 use std::{
     collections::HashMap,
@@ -54,10 +60,36 @@ pub const REFRESH_FRACTION: u32 = 5;
 /// After a failed background refresh, the next one waits this long.
 pub const RETRY_AFTER: Duration = Duration::from_secs(5);
 
+/// How servicea reaches the token endpoint.
+#[derive(Clone, Debug)]
+pub enum Transport {
+    /// The plain-http client (scenario 6).
+    Plain(reqwest::Client),
+    /// The mTLS client with servicea's workload certificate, rebuilt when
+    /// the certificate file changes (scenario 8).
+    Mtls(Arc<WatchedFile<reqwest::Client>>),
+}
+
+impl Transport {
+    /// The client now, and a number that changes when it is rebuilt.
+    fn client(&self) -> Result<(reqwest::Client, usize), AppError> {
+        match self {
+            Self::Plain(c) => Ok((c.clone(), 0)),
+            Self::Mtls(file) => {
+                let c = file.get()?;
+                let generation = Arc::as_ptr(&c) as usize;
+                Ok(((*c).clone(), generation))
+            }
+        }
+    }
+}
+
 /// A token from the factory and until when it may be used.
 #[derive(Debug)]
 pub struct Cached {
     pub token: String,
+    /// The transport's generation it was fetched with (see [`Transport`]).
+    generation: usize,
     pub expires_at: Instant,
     pub lifetime: Duration,
 }
@@ -90,7 +122,7 @@ pub struct Inner {
     /// `SERVICE_NAME`: the client_id.
     client_id: String,
     alg: SigningAlgorithm,
-    http: reqwest::Client,
+    http: Transport,
     timeouts: Timeouts,
     /// servicea's private key: it signs assertions, and never leaves servicea.
     key: WatchedFile<KeyPair>,
@@ -111,7 +143,7 @@ impl StsClient {
         assertion_audience: String,
         client_id: String,
         alg: SigningAlgorithm,
-        http: reqwest::Client,
+        http: Transport,
         timeouts: Timeouts,
         key: WatchedFile<KeyPair>,
     ) -> Self {
@@ -137,8 +169,12 @@ impl StsClient {
     }
 
     fn cached(&self, audience: &str) -> Option<Arc<Cached>> {
+        let generation = self.0.http.client().map_or(usize::MAX, |(_, g)| g);
         let cache = self.0.cache.read().unwrap_or_else(|p| p.into_inner());
-        cache.get(audience).filter(|c| c.usable()).cloned()
+        cache
+            .get(audience)
+            .filter(|c| c.usable() && c.generation == generation)
+            .cloned()
     }
 
     /// A token for `audience`: the cached one, or (first use, or the cached
@@ -263,7 +299,8 @@ impl StsClient {
             who: "jwt-factory",
             url: self.0.token_url.clone(),
         };
-        let request = self.0.http.post(&target.url).form(&[
+        let (client, generation) = self.0.http.client()?;
+        let request = client.post(&target.url).form(&[
             ("grant_type", "client_credentials"),
             ("client_assertion_type", JWT_BEARER),
             ("client_assertion", assertion.as_str()),
@@ -299,6 +336,7 @@ impl StsClient {
         let lifetime = Duration::from_secs(expires_in);
         let cached = Arc::new(Cached {
             token,
+            generation,
             expires_at: Instant::now() + lifetime,
             lifetime,
         });

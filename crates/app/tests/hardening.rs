@@ -568,7 +568,7 @@ async fn a_tls_key_others_can_read_stops_the_receiver_at_start_naming_the_chmod(
     s2s_web::pki::generate(
         &s2s_web::pki::CertFiles::in_dir(&certs),
         false,
-        Default::default(),
+        &Default::default(),
     )
     .unwrap();
     let key = certs.join("localhost-key.pem");

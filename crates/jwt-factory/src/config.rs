@@ -98,6 +98,40 @@ pub struct Config {
           value_parser = BoolishValueParser::new(), num_args = 0..=1,
           default_missing_value = "true")]
     pub issue_token_shortcut: bool,
+
+    /// Also serve https with client certificates (scenario 8): `POST
+    /// /token` over mTLS binds each token to the client's certificate
+    /// (RFC 8705 `cnf.x5t#S256`). true/false, 1/0, yes/no.
+    #[arg(long, env = "START_HTTPS", default_value = "false",
+          value_parser = BoolishValueParser::new(), num_args = 0..=1,
+          default_missing_value = "true")]
+    pub start_https: bool,
+
+    /// HTTPS port (with START_HTTPS).
+    #[arg(long, env = "HTTPS_PORT", default_value_t = 5556)]
+    pub https_port: u16,
+
+    /// The factory's workload certificate for https (gen-certs writes it;
+    /// re-read when it changes).
+    #[arg(long, env = "TLS_CERT_PATH", default_value = "certs/jwt-factory.pem")]
+    pub tls_cert_path: PathBuf,
+
+    /// Its private key (0600).
+    #[arg(
+        long,
+        env = "TLS_KEY_PATH",
+        default_value = "certs/jwt-factory-key.pem"
+    )]
+    pub tls_key_path: PathBuf,
+
+    /// The CA client certificates must chain to.
+    #[arg(long, env = "CA_CERT_PATH", default_value = "certs/ca.pem")]
+    pub ca_cert_path: PathBuf,
+
+    /// Client certificates on the https listener: off, permissive (a
+    /// client without one gets an unbound token), strict.
+    #[arg(long, env = "MTLS_MODE", value_enum, default_value_t = s2s_web::tls::MtlsMode::Permissive)]
+    pub mtls_mode: s2s_web::tls::MtlsMode,
 }
 
 impl Config {
@@ -116,6 +150,16 @@ impl Config {
 }
 
 impl Config {
+    /// The https listener's files, if START_HTTPS.
+    pub fn server_tls(&self) -> Option<s2s_web::tls::ServerTls> {
+        self.start_https.then(|| s2s_web::tls::ServerTls {
+            cert: self.tls_cert_path.clone(),
+            key: self.tls_key_path.clone(),
+            client_ca: self.ca_cert_path.clone(),
+            mode: self.mtls_mode,
+        })
+    }
+
     /// The bounds of the listener.
     pub fn serve_options(&self) -> s2s_web::serve::ServeOptions {
         self.listener

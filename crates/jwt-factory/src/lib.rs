@@ -57,6 +57,7 @@ use axum::{
     response::IntoResponse,
     routing::{get, post},
 };
+use axum_server::tls_rustls::RustlsConfig;
 use s2s_web::guard::require_json;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -176,6 +177,17 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    run_with_https(listener, None, state, shutdown).await
+}
+
+/// As [`run`], also serving `https` (its listener and TLS configuration,
+/// with client certificates: scenario 8's bound tokens).
+pub async fn run_with_https(
+    listener: TcpListener,
+    https: Option<(TcpListener, RustlsConfig)>,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(
         "jwt-factory listening on http://{addr} ({} keys loaded from {}, algorithm {}, issuer {})",
@@ -200,7 +212,28 @@ pub async fn run(
     }
     let handle = shutdown::handle_on(shutdown);
     let options = state.config.serve_options();
-    serve(listener, app(state), None, handle, &options).await?;
+    let secure = async {
+        let Some((listener, tls)) = https else {
+            return Ok(());
+        };
+        tracing::info!(
+            "jwt-factory listening on https://{} (client certificates: {}; POST /token over mTLS binds tokens to the certificate)",
+            listener.local_addr()?,
+            state.config.mtls_mode
+        );
+        serve(
+            listener,
+            app(state.clone()),
+            Some(tls),
+            handle.clone(),
+            &options,
+        )
+        .await
+    };
+    let plain = serve(listener, app(state.clone()), None, handle.clone(), &options);
+    let (a, b) = tokio::join!(plain, secure);
+    a?;
+    b?;
     tracing::info!("jwt-factory stopped");
     Ok(())
 }

@@ -31,8 +31,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind((config.host, config.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
-    jwt_factory::run(
+    let https = match config.server_tls() {
+        Some(tls) => {
+            let rustls = s2s_web::tls::server_config(&tls).await?;
+            let l = tokio::net::TcpListener::bind((config.host, config.https_port))
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot listen on https port {}:{}",
+                        config.host, config.https_port
+                    )
+                })?;
+            Some((l, rustls))
+        }
+        None => None,
+    };
+    jwt_factory::run_with_https(
         listener,
+        https,
         AppState::load(config),
         s2s_web::shutdown::signal(),
     )

@@ -26,6 +26,7 @@ pub mod connections;
 pub mod env_file;
 pub mod expired;
 pub mod guard;
+pub mod identity;
 pub mod outbound;
 pub mod pki;
 pub mod rejection;

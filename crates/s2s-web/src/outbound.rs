@@ -131,13 +131,41 @@ pub enum ClientError {
     BadCa(#[source] reqwest::Error),
     #[error("cannot build the http client: {0}")]
     Build(#[source] reqwest::Error),
+    #[error("not a usable client certificate and key: {0}")]
+    BadIdentity(#[source] reqwest::Error),
 }
 
 /// A client with the service's timeouts, pooled keep-alive connections and
 /// no redirects. `ca_pem` restricts trust to that CA alone (built-in and
 /// system roots are not used).
 pub fn client(timeouts: Timeouts, ca_pem: Option<&[u8]>) -> Result<Client, ClientError> {
-    let mut builder = Client::builder()
+    let mut builder = builder(timeouts);
+    if let Some(pem) = ca_pem {
+        let ca = reqwest::Certificate::from_pem(pem).map_err(ClientError::BadCa)?;
+        builder = builder.tls_certs_only([ca]).https_only(true);
+    }
+    builder.build().map_err(ClientError::Build)
+}
+
+/// As [`client`] with `ca_pem`, presenting a client certificate (mTLS):
+/// `identity_pem` holds the certificate and its private key.
+pub fn mtls_client(
+    timeouts: Timeouts,
+    ca_pem: &[u8],
+    identity_pem: &[u8],
+) -> Result<Client, ClientError> {
+    let ca = reqwest::Certificate::from_pem(ca_pem).map_err(ClientError::BadCa)?;
+    let identity = reqwest::Identity::from_pem(identity_pem).map_err(ClientError::BadIdentity)?;
+    builder(timeouts)
+        .tls_certs_only([ca])
+        .https_only(true)
+        .identity(identity)
+        .build()
+        .map_err(ClientError::Build)
+}
+
+fn builder(timeouts: Timeouts) -> reqwest::ClientBuilder {
+    Client::builder()
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.request)
         .tcp_nodelay(true)
@@ -157,12 +185,7 @@ pub fn client(timeouts: Timeouts, ca_pem: Option<&[u8]>) -> Result<Client, Clien
                 std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
             ],
         )
-        .user_agent(concat!("s2s-jwt/", env!("CARGO_PKG_VERSION")));
-    if let Some(pem) = ca_pem {
-        let ca = reqwest::Certificate::from_pem(pem).map_err(ClientError::BadCa)?;
-        builder = builder.tls_certs_only([ca]).https_only(true);
-    }
-    builder.build().map_err(ClientError::Build)
+        .user_agent(concat!("s2s-jwt/", env!("CARGO_PKG_VERSION")))
 }
 
 /// Largest answer read from a dependency: ours are well under 16 KiB; the

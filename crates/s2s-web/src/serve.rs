@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Duration};
 use crate::{
     connections::{CappedListener, ConnectionLimits, ListenAddr, Registry, TrackingAcceptor},
     guard::{AllowedHosts, BodyDeadline, HostCheck, body_deadline, check_host},
+    identity::PeerAcceptor,
 };
 
 /// The bounds every listener applies (`HEADER_TIMEOUT_MS`,
@@ -29,6 +30,8 @@ pub struct ServeOptions {
     /// The key of the service's JSON errors: `error` (jwt-factory) or
     /// `message` (the services).
     pub error_key: &'static str,
+    /// The SPIFFE trust domain of client certificates (mTLS listeners).
+    pub trust_domain: String,
 }
 
 /// The listener bounds as every binary reads them: flattened into each
@@ -67,6 +70,12 @@ pub struct ListenerArgs {
     /// localhost, 127.0.0.1, [::1] and HOST. Other names get 421.
     #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
+
+    /// The SPIFFE trust domain of workload certificates: a client
+    /// certificate's `spiffe://<domain>/...` ID must be in it. The default
+    /// makes principals read as in Istio (`cluster.local/ns/default/sa/servicea`).
+    #[arg(long, env = "TRUST_DOMAIN", default_value = crate::identity::DEFAULT_TRUST_DOMAIN)]
+    pub trust_domain: String,
 }
 
 impl ListenerArgs {
@@ -86,6 +95,7 @@ impl ListenerArgs {
             max_body_bytes,
             hosts: AllowedHosts::new(host, &self.allowed_hosts),
             error_key,
+            trust_domain: self.trust_domain.clone(),
         }
     }
 
@@ -111,7 +121,8 @@ impl ListenerArgs {
 /// - at most `max_connections` connections ([`crate::connections`]);
 /// - requests only for the listener's own names (`Host`, 421 otherwise).
 ///
-/// `tls` turns it into an https listener.
+/// `tls` turns it into an https listener; each request then carries the
+/// client's certificate as a [`crate::identity::ClientCert`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
@@ -156,6 +167,7 @@ pub async fn serve(
     let result = match tls {
         Some(config) => {
             let acceptor = RustlsAcceptor::new(config).handshake_timeout(options.header_timeout);
+            let acceptor = PeerAcceptor::new(acceptor, &options.trust_domain);
             let mut server = server.acceptor(TrackingAcceptor::new(acceptor));
             configure(server.http_builder(), options);
             server.serve(make_service).await

@@ -17,8 +17,15 @@ pub fn gen_certs(dir: &Path) {
 
 /// As [`gen_certs`], with certificates valid only within `validity`.
 pub fn gen_certs_valid(dir: &Path, validity: Validity) {
-    s2s_web::pki::generate(&CertFiles::in_dir(dir), false, validity)
-        .unwrap_or_else(|e| panic!("gen-certs in {}: {e}", dir.display()));
+    s2s_web::pki::generate(
+        &CertFiles::in_dir(dir),
+        false,
+        &s2s_web::pki::Profile {
+            validity,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("gen-certs in {}: {e}", dir.display()));
 }
 
 /// A temp dir holding a CA and a `localhost` certificate of their own,
@@ -53,7 +60,15 @@ pub struct Files {
     pub public: PathBuf,
     /// jwt-factory's KEYS_DIR.
     pub keys: PathBuf,
+    /// The receivers' authorization policy (scenario 7): servicea may
+    /// call `/scenario7-server`, as `env/serviceb-authz.json` says.
+    pub policy: PathBuf,
 }
+
+/// The policy `env/serviceb-authz.json` holds: servicea, and only it, may
+/// call `/scenario7-server`.
+pub const POLICY: &str = r#"{"rules": [{"from": {"principals": ["cluster.local/ns/default/sa/servicea"]},
+  "to": {"paths": ["/scenario7-server"]}}]}"#;
 
 impl Files {
     /// The layout under `dir` (nothing is written yet).
@@ -63,6 +78,7 @@ impl Files {
             private: dir.join("scenario-3-keys/jwt-private.pem"),
             public: dir.join("scenario-3-keys/jwt-public.pem"),
             keys: dir.join("keys"),
+            policy: dir.join("authz.json"),
         }
     }
 
@@ -71,6 +87,7 @@ impl Files {
     pub fn generate(dir: &Path, alg: Option<SigningAlgorithm>) -> Self {
         let files = Self::in_dir(dir);
         gen_certs(&files.certs);
+        std::fs::write(&files.policy, POLICY).expect("writing the policy");
         if let Some(alg) = alg {
             files.gen_keys(alg);
         }
@@ -107,7 +124,27 @@ impl Files {
             ("--issuer", "https://service-issuer"),
             ("--algorithm", alg),
             ("--token-lifetime-secs", "30"),
+            ("--workload-cert-path", text(&self.workload("servicea").0)),
+            ("--workload-key-path", text(&self.workload("servicea").1)),
         ])
+    }
+
+    /// A workload's certificate and key, as gen-certs names them.
+    pub fn workload(&self, name: &str) -> (PathBuf, PathBuf) {
+        s2s_web::pki::CertFiles::in_dir(&self.certs).workload(name)
+    }
+
+    /// A client that trusts this CA and presents `name`'s workload
+    /// certificate (mTLS).
+    pub fn client_as(&self, name: &str) -> reqwest::Client {
+        let (cert, key) = self.workload(name);
+        let mut pem = std::fs::read(cert).expect("workload certificate");
+        pem.extend(std::fs::read(key).expect("workload key"));
+        let identity = reqwest::Identity::from_pem(&pem).expect("a certificate and key");
+        self.client()
+            .identity(identity)
+            .build()
+            .expect("an mTLS client")
     }
 
     /// A receiver's flags: jwt-factory at `factory`, servicea's public key
@@ -124,6 +161,8 @@ impl Files {
             ("--leeway-secs", "5"),
             ("--factory-issuer", "https://jwt-factory/"),
             ("--factory-token-lifetime-secs", "3600"),
+            ("--ca-cert-path", text(&self.ca())),
+            ("--authz-policy-file", text(&self.policy)),
         ])
     }
 }

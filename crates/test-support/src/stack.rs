@@ -256,6 +256,28 @@ pub fn start_factory_on(listener: TcpListener, keys_dir: &Path, flags: &[&str]) 
     })
 }
 
+/// As [`start_factory`], also serving https with the workload certificate
+/// `certs/jwt-factory.pem` and client certificates from `certs/ca.pem`
+/// (`MTLS_MODE` from `flags`, default permissive): scenario 8's bound tokens.
+pub async fn start_factory_tls(keys_dir: &Path, flags: &[&str], certs: &Path) -> Running {
+    let config = factory_config(keys_dir, flags);
+    let tls = s2s_web::tls::ServerTls {
+        cert: certs.join("jwt-factory.pem"),
+        key: certs.join("jwt-factory-key.pem"),
+        client_ca: certs.join("ca.pem"),
+        mode: config.mtls_mode,
+    };
+    let rustls = s2s_web::tls::server_config(&tls).await.unwrap();
+    let (listener, https) = (bind().await, bind().await);
+    let https_addr = https.local_addr().unwrap();
+    let state = jwt_factory::AppState::load(config);
+    let mut running = Running::spawn(listener.local_addr().unwrap(), |shutdown| {
+        jwt_factory::run_with_https(listener, Some((https, rustls)), state, shutdown)
+    });
+    running.https = Some(https_addr);
+    running
+}
+
 /// Parses `app <role> <args...>` exactly as the binary would.
 /// Flags a role does not read are dropped from `args`, if another role
 /// reads them (tests hand one list of flags to every role); any other
@@ -351,12 +373,20 @@ pub async fn start_service(
     let (https, https_addr) = match https {
         Some((listener, certs)) => {
             let addr = listener.local_addr().unwrap();
-            let config = s2s_web::tls::server_config(
-                &certs.join("localhost.pem"),
-                &certs.join("localhost-key.pem"),
-            )
-            .await
-            .unwrap();
+            // The receiver's workload certificate where gen-certs wrote one.
+            let own = certs.join(format!("{}.pem", role.name()));
+            let (cert, key) = if own.exists() {
+                (own, certs.join(format!("{}-key.pem", role.name())))
+            } else {
+                (certs.join("localhost.pem"), certs.join("localhost-key.pem"))
+            };
+            let tls = s2s_web::tls::ServerTls {
+                cert,
+                key,
+                client_ca: certs.join("ca.pem"),
+                mode: state.settings.mtls_mode,
+            };
+            let config = s2s_web::tls::server_config(&tls).await.unwrap();
             (Some((listener, config)), Some(addr))
         }
         None => (None, None),
@@ -437,7 +467,7 @@ impl Stack {
         let clients = write_clients(dir.path(), &files.public);
         let mut factory_flags = vec!["--algorithm", alg, "--clients-file", &clients];
         factory_flags.extend_from_slice(&opts.factory_args);
-        let factory = start_factory(&files.keys, &factory_flags).await;
+        let factory = start_factory_tls(&files.keys, &factory_flags, &files.certs).await;
         let (b_http, b_https, c_http, c_https, a_http) = (
             bind().await,
             bind().await,
@@ -451,6 +481,10 @@ impl Stack {
             .clone()
             .unwrap_or_else(|| factory.url());
         let mut a_args = files.servicea_flags(alg, &factory_url);
+        a_args.extend([
+            "--jwt-factory-endpoint-https".to_owned(),
+            factory.https_url(),
+        ]);
         a_args.extend_from_slice(&opts.a_args);
         a_args.extend(peer_flags(
             &format!("http://127.0.0.1:{}", port(&b_http)),

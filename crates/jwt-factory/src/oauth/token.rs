@@ -29,10 +29,36 @@ use s2s_auth::{
     KeyId,
     jws::{self, Claims},
 };
+use s2s_web::identity::ClientCert;
 use serde_json::json;
 
 use super::{ACCESS_TOKEN_TYP, Form, OAuthError, assertion::authenticate, no_store};
 use crate::AppState;
+
+/// RFC 8705 §3: over mTLS, the token is bound to the client's certificate.
+/// The certificate must name the same workload as the authenticated client
+/// (`.../sa/<client_id>`): one client cannot get a token bound to another's
+/// certificate. Without a certificate (plain http, or permissive https
+/// without one), the token is a plain bearer token.
+fn bound_certificate(cert: &ClientCert, client_id: &str) -> Result<Option<String>, OAuthError> {
+    match cert {
+        ClientCert::None => Ok(None),
+        ClientCert::Unusable(why) => Err(OAuthError::invalid_client(format!(
+            "client certificate cannot bind a token: {why}"
+        ))),
+        ClientCert::Verified(id) => {
+            let suffix = format!("/sa/{client_id}");
+            if id.principal.ends_with(&suffix) {
+                Ok(Some(id.thumbprint.clone()))
+            } else {
+                Err(OAuthError::invalid_client(format!(
+                    "client certificate names {}, not client {client_id}",
+                    id.principal
+                )))
+            }
+        }
+    }
+}
 
 /// The `aud` values an assertion sent to `endpoint` may carry.
 pub fn assertion_audiences(state: &AppState, endpoint: &str) -> Vec<String> {
@@ -44,6 +70,7 @@ pub fn assertion_audiences(state: &AppState, endpoint: &str) -> Vec<String> {
 
 pub async fn token(
     State(state): State<AppState>,
+    cert: ClientCert,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
@@ -86,6 +113,8 @@ pub async fn token(
         )));
     }
 
+    let bound_to = bound_certificate(&cert, id.as_str())?;
+
     let entry = state.keys.get(id).ok_or_else(|| {
         OAuthError::unavailable(format!(
             "jwt-factory holds no signing key for {id}: create it with GET /keys/{id}"
@@ -100,6 +129,9 @@ pub async fn token(
     let exp = jws::set_times(&mut claims, lifetime, false);
     let jti = uuid::Uuid::new_v4().to_string();
     claims.insert("jti".into(), jti.clone().into());
+    if let Some(thumbprint) = &bound_to {
+        claims.insert("cnf".into(), json!({ "x5t#S256": thumbprint }));
+    }
     let token = jws::sign_typed(
         &claims,
         &entry.pair,
@@ -113,8 +145,12 @@ pub async fn token(
     })?;
     tracing::info!(
         client = %id,
-        "issued an access token: sub {id}, aud {audience}, typ at+jwt, kid {}, expires in {lifetime} s (exp {exp}), jti {jti}",
-        entry.kid()
+        "issued an access token: sub {id}, aud {audience}, typ at+jwt, kid {}, expires in {lifetime} s (exp {exp}), jti {jti}{}",
+        entry.kid(),
+        bound_to
+            .as_deref()
+            .map(|t| format!(", bound to the client certificate (cnf x5t#S256 {t})"))
+            .unwrap_or_default()
     );
     let mut response = Json(json!({
         "access_token": token,
