@@ -111,6 +111,8 @@ LUA
   load "GET /scenario3" "$CONNECTIONS" http://localhost:3000/scenario3
   load "GET /scenario4" "$CONNECTIONS" http://localhost:3000/scenario4
   load "GET /scenario6" "$CONNECTIONS" http://localhost:3000/scenario6
+  load "GET /scenario7" "$CONNECTIONS" http://localhost:3000/scenario7
+  load "GET /scenario8" "$CONNECTIONS" http://localhost:3000/scenario8
   load "POST /issueToken" "$CONNECTIONS" http://localhost:5555/issueToken/servicea -s "$TMP/issue.lua"
   load "POST /verify" "$CONNECTIONS" http://localhost:5555/verify/servicea -s "$TMP/verify.lua"
   for name in jwt-factory servicea serviceb servicec; do
@@ -128,6 +130,16 @@ LUA
       'BEGIN {printf "  %-8s /scenario1 at info: %.2fx its throughput at %s (target: at least 0.90)", a, i/w, ENVIRON["RUST_LOG"]}')")
   fi
 done
+
+say "TLS handshake cost: mTLS against one-way TLS, kept-alive and new connections (criterion)"
+cargo bench -q -p app --bench tls_handshake -- --warm-up-time 1 --measurement-time "$DURATION" 2>&1 | tee "$TMP/handshake.txt" | grep -E 'time:|^serviceb' || true
+# "serviceb https GET /hello/NAME  time: [low MID high]": the middle estimate, in µs.
+HANDSHAKE=()
+while IFS='|' read -r name us; do HANDSHAKE+=("$(printf '  %-30s %9.1f µs' "$name" "$us")"); done < <(
+  awk '/^serviceb https GET \/hello\// {sub(/^serviceb https GET \/hello\//, ""); name=$0; if (name ~ /time:/) {split(name, a, /  +time:/); name=a[1]; line=$0} else next}
+       /time:/ {line=$0; if (!name) next; match(line, /\[[^]]*\]/); split(substr(line, RSTART+1, RLENGTH-2), v, " ");
+                m=v[3]; u=v[4]; f=(u=="ms")?1000:(u=="ns")?0.001:(u=="s")?1e6:1; print name "|" m*f; name=""}' "$TMP/handshake.txt")
+[ ${#HANDSHAKE[@]} -eq 4 ] || die "could not read the tls_handshake bench's figures ($TMP/handshake.txt)"
 
 say "results (RUST_LOG=$RUST_LOG, $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))"
 echo "single-core RSA-2048 signing (openssl speed): $SIGN_RATE/s; 'x sign' = req/s divided by that"
@@ -151,11 +163,15 @@ if [ ${#NARRATION[@]} -gt 0 ]; then
   printf '%s\n' "${NARRATION[@]}"
 fi
 
+echo
+echo "TLS handshakes: mutual against one-way TLS (criterion: cargo bench -p app --bench tls_handshake; time per GET /hello on one connection, client and serviceb in one process):"
+printf '%s\n' "${HANDSHAKE[@]}"
+
 set -- $ALGORITHMS
 if [ $# -ge 2 ]; then
   echo
   echo "speed-up of $2 over $1 (req/s ratio):"
-  for name in "GET /scenario1" "GET /scenario2" "GET /scenario3" "GET /scenario4" "GET /scenario6" "POST /issueToken" "POST /verify"; do
+  for name in "GET /scenario1" "GET /scenario2" "GET /scenario3" "GET /scenario4" "GET /scenario6" "GET /scenario7" "GET /scenario8" "POST /issueToken" "POST /verify"; do
     awk -v n="$name" -v a="${RPS[$1/$name]}" -v b="${RPS[$2/$name]}" 'BEGIN {printf "  %-20s %6.2fx\n", n, b/a}'
   done
 fi

@@ -2,8 +2,10 @@
 # The whole walkthrough in one command, on a fresh clone:
 #   builds, creates what is missing (certificates, keys), starts jwt-factory,
 #   servicea, serviceb and servicec, waits until each answers, runs every
-#   scenario (1-6) valid and expired and a key rotation, scenario 6 with the
-#   factory stopped and with an audience servicea may not have, prints each request
+#   scenario (1-8) valid and expired and a key rotation, scenario 6 with the
+#   factory stopped and with an audience servicea may not have, scenarios 7
+#   and 8 (mTLS) with the refusals and the replays of a captured bearer and
+#   bound token, prints each request
 #   and response, checks each outcome, and stops every process it started
 #   (also on Ctrl-C or failure).
 # Exit status: 0 when every outcome is the expected one, 1 otherwise.
@@ -67,6 +69,7 @@ kid_of() {
   base64 -d <<<"$h" 2>/dev/null | grep -o '"kid":"[^"]*"'
 }
 
+command -v openssl >/dev/null || { say "installing openssl"; apt-get update -qq && apt-get install -y -qq openssl; }
 build
 ensure_certs
 start_stack
@@ -188,6 +191,39 @@ grep -E "authenticated|issued an access token|refused: invalid_client" "$LOGS/jw
 say "scenario 6: servicea asks for an audience it may not have"
 check '/scenario6/token?audience=jwt-factory' 403 '"error":"invalid_target"' 'allowed: serviceb, servicec'
 check '/scenario6/token?audience=servicec' 200 '"aud":"servicec"' '"client_id":"servicea"'
+
+say "scenario 7: mutual TLS, no token: serviceb knows the caller by its certificate's SPIFFE ID and allows it by policy"
+echo "(servicea's workload certificate names exactly one identity:)"
+shown "openssl x509 -in certs/servicea.pem -noout -ext subjectAltName | tail -1"
+echo "(serviceb's policy, env/serviceb-authz.json, as Istio's AuthorizationPolicy says it: only servicea on /scenario7-server)"
+check /scenario7 200 '"authorized":true' '"principal":"cluster.local/ns/default/sa/servicea"'
+echo "(the same call, presenting servicec's certificate: a valid identity the policy does not allow)"
+request 403 '"principal":"cluster.local/ns/default/sa/servicec"' '"path":"/scenario7-server"' '"allowed_principals":["cluster.local/ns/default/sa/servicea"]' -- \
+  '--cacert certs/ca.pem --cert certs/servicec.pem --key certs/servicec-key.pem https://localhost:8443/scenario7-server'
+echo "(no certificate at all: permissive mode lets the handshake through, the path needs an identity)"
+request 401 'none was presented' -- '--cacert certs/ca.pem https://localhost:8443/scenario7-server'
+
+say "scenario 8: a token bound to servicea's certificate (RFC 8705), fetched and used over mTLS"
+echo "(the thumbprint of servicea's certificate: SHA-256 of its DER, base64url)"
+shown "THUMBPRINT=\$(openssl x509 -in certs/servicea.pem -outform DER | openssl dgst -sha256 -binary | basenc --base64url | tr -d '='); echo \$THUMBPRINT"
+echo "(the token carries it as cnf.x5t#S256; serviceb compares it with the certificate of the connection)"
+check /scenario8 200 '"valid":true' "\"cnf\":{\"x5t#S256\":\"$THUMBPRINT\"}"
+echo "(?expired=1: an EXPIRED client assertion, refused by the factory as in scenario 6)"
+check '/scenario8?expired=1' 403 '"error":"invalid_client"'
+
+say "the lesson side by side: a stolen bearer token replays; a stolen bound token does not"
+echo "(a token as it crosses the wire in scenario 6 (a bearer token), and one as in scenario 8 (bound); app fetch-token gets each as servicea does)"
+shown 'BEARER=$("$BIN/app" fetch-token --audience serviceb 2>/dev/null); echo "${BEARER:0:40}..."'
+shown 'BOUND=$("$BIN/app" fetch-token --audience serviceb --bound 2>/dev/null); echo "${BOUND:0:40}..."'
+echo "(replaying the bearer token with curl: accepted; whoever holds it is servicea)"
+request 200 '"valid":true' '"client_id":"servicea"' -- '-H "Authorization: Bearer $BEARER" localhost:3001/scenario6-server'
+echo "(replaying the bound token from servicec's certificate: refused)"
+request 401 '"error":"invalid_token"' 'bound to another certificate' -- \
+  '--cacert certs/ca.pem --cert certs/servicec.pem --key certs/servicec-key.pem -H "Authorization: Bearer $BOUND" https://localhost:8443/scenario8-server'
+echo "(replaying it with no certificate, over one-way TLS: refused)"
+request 401 '"error":"invalid_token"' 'presented none' -- '--cacert certs/ca.pem -H "Authorization: Bearer $BOUND" https://localhost:8443/scenario8-server'
+echo "(and at the plain-http path of scenario 6, where no certificate can be checked: refused)"
+request 401 '"error":"invalid_token"' -- '-H "Authorization: Bearer $BOUND" localhost:3001/scenario6-server'
 
 say "scenario 6 with jwt-factory STOPPED: the cached token keeps working; scenarios 1, 2 and 5 need the factory for every token"
 FACTORY_PID=$(pid_of jwt-factory)

@@ -334,7 +334,7 @@ fn mtls_client(
     let mut identity = cert_pem.as_bytes().to_vec();
     identity.push(b'\n');
     identity.extend(read(key)?);
-    outbound::mtls_client(timeouts, &read(ca)?, &identity).map_err(|e| e.to_string())
+    outbound::mtls_client(timeouts, &read(ca)?, &identity).map_err(|e| outbound::error_chain(&e))
 }
 
 /// servicea's routes: one per scenario of the table, `/gen-keys`, `/hello`.

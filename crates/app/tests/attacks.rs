@@ -1561,7 +1561,16 @@ async fn factory_refuses_hostile_key_ids_on_every_endpoint() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     top.sort();
-    assert_eq!(top, ["certs", "clients.json", "keys", "scenario-3-keys"]);
+    assert_eq!(
+        top,
+        [
+            "authz.json",
+            "certs",
+            "clients.json",
+            "keys",
+            "scenario-3-keys"
+        ]
+    );
     let r = reply(a.s.client.get(format!("{f}/utils/keys"))).await;
     assert_eq!(r.json.unwrap(), json!(["servicea"]));
     a.still_accepts("hostile key ids", Factory).await;

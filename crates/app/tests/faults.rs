@@ -212,22 +212,22 @@ async fn serviceb_key_file_missing_empty_or_corrupt_is_503_then_recovers_without
     let half = &good[..good.len() / 2];
     let huge = vec![b'A'; 100 * 1024];
     let faults: [(&str, &[u8], &[&str]); 6] = [
-        ("empty", b"", &["not a valid key"]),
-        ("truncated", half, &["not a valid key"]),
+        ("empty", b"", &["is not valid"]),
+        ("truncated", half, &["is not valid"]),
         (
             "corrupt PEM body",
             b"-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n-----END PUBLIC KEY-----\n",
-            &["not a valid key"],
+            &["is not valid"],
         ),
         (
             "not PEM at all",
             b"hello, I am not a key\n",
-            &["not a valid key"],
+            &["is not valid"],
         ),
         (
             "not UTF-8",
             b"\xff\xfe\x00\x01garbage",
-            &["not a valid key: not UTF-8 text"],
+            &["is not valid: not UTF-8 text"],
         ),
         ("100 KiB", &huge, &["larger than 65536 bytes"]),
     ];
@@ -283,7 +283,7 @@ async fn serviceb_public_key_file_holding_another_kind_of_key_is_503() {
         ),
     ] {
         std::fs::write(&public, &pem).unwrap();
-        b3_unavailable(&s, case, &["jwt-public.pem", "not a valid key"]).await;
+        b3_unavailable(&s, case, &["jwt-public.pem", "is not valid"]).await;
         std::fs::write(&public, &good).unwrap();
         b3_accepts(&s, &format!("restored after {case}")).await;
     }
@@ -300,7 +300,7 @@ async fn serviceb_public_key_file_holding_the_private_key_is_503() {
     b3_unavailable(
         &s,
         "private key in the public key file",
-        &["jwt-public.pem", "not a valid key"],
+        &["jwt-public.pem", "is not valid"],
     )
     .await;
     std::fs::write(&public, &good).unwrap();

@@ -310,6 +310,12 @@ async fn every_scenario_works_with_elliptic_curve_algorithms() {
         })
         .await;
         for scenario in &app::scenarios::SCENARIOS {
+            if scenario.check == app::scenarios::Check::Identity {
+                // No token to expire: the certificate is the credential.
+                let (status, body) = s.get_a(&scenario.path()).await;
+                assert_eq!(status, 200, "{alg} {}: {body}", scenario.path());
+                continue;
+            }
             s.valid_then_expired(scenario.n).await;
         }
         // The token's header names the algorithm.

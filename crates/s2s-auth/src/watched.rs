@@ -25,11 +25,11 @@ const MAX_FILE_LEN: u64 = 64 * 1024;
 /// the file changes, so it must be cheap to clone.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WatchedError {
-    #[error("key file not found: {path}")]
+    #[error("file not found: {path}")]
     Missing { path: PathBuf },
-    #[error("key file {path} could not be read: {reason}")]
+    #[error("file {path} could not be read: {reason}")]
     Unreadable { path: PathBuf, reason: String },
-    #[error("key file {path} is not a valid key: {reason}")]
+    #[error("file {path} is not valid: {reason}")]
     Invalid { path: PathBuf, reason: String },
     /// A private key that group or others may read (see
     /// [`crate::files::check_private_key_mode`]).
@@ -230,7 +230,7 @@ mod tests {
         let w = WatchedFile::new(&path, "test key", "make one", parse_len);
         let missing = w.get().err().map(|e| e.to_string()).unwrap_or_default();
         assert!(
-            missing.starts_with("test key unavailable: key file not found"),
+            missing.starts_with("test key unavailable: file not found"),
             "{missing}"
         );
         assert!(missing.ends_with(". make one"), "{missing}");

@@ -339,7 +339,12 @@ fn classify(err: reqwest::Error, target: &Target<'_>, deadline: Deadline) -> Ups
 /// reqwest's own message alone ("error sending request") hides the reason.
 fn describe(err: &reqwest::Error) -> String {
     let mut reason = error_chain(err);
-    if reason.to_ascii_lowercase().contains("certificate") {
+    if reason.contains("CertificateRequired") {
+        reason.push_str(
+            " (the server asks for a client certificate, MTLS_MODE=strict, and this call \
+             presents none: only scenarios 7-8 present servicea's workload certificate)",
+        );
+    } else if reason.to_ascii_lowercase().contains("certificate") {
         reason.push_str(
             " (servicea trusts only the CA in CA_CERT_PATH: are the receivers' certificates \
              from the same `app gen-certs` run? If not, run it again and restart them)",

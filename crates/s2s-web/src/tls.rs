@@ -98,7 +98,8 @@ pub async fn server_config(tls: &ServerTls) -> anyhow::Result<RustlsConfig> {
     }
     let resolver = ReloadingCert::new(&tls.cert, &tls.key);
     // A first load that fails is a start-up error naming the files.
-    resolver.file.get().with_context(|| {
+    // (`Unavailable` already says why: keep its text, not its source twice.)
+    resolver.file.get().map_err(|e| anyhow::anyhow!("{e}")).with_context(|| {
         format!(
             "cannot use {} / {} as TLS certificate and key (re-create them with `app gen-certs --force`)",
             tls.cert.display(),

@@ -137,14 +137,18 @@ impl Files {
     /// A client that trusts this CA and presents `name`'s workload
     /// certificate (mTLS).
     pub fn client_as(&self, name: &str) -> reqwest::Client {
+        self.client()
+            .identity(self.identity(name))
+            .build()
+            .expect("an mTLS client")
+    }
+
+    /// `name`'s workload certificate and key, as a client identity.
+    pub fn identity(&self, name: &str) -> reqwest::Identity {
         let (cert, key) = self.workload(name);
         let mut pem = std::fs::read(cert).expect("workload certificate");
         pem.extend(std::fs::read(key).expect("workload key"));
-        let identity = reqwest::Identity::from_pem(&pem).expect("a certificate and key");
-        self.client()
-            .identity(identity)
-            .build()
-            .expect("an mTLS client")
+        reqwest::Identity::from_pem(&pem).expect("a certificate and key")
     }
 
     /// A receiver's flags: jwt-factory at `factory`, servicea's public key

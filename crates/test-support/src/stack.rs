@@ -380,11 +380,19 @@ pub async fn start_service(
             } else {
                 (certs.join("localhost.pem"), certs.join("localhost-key.pem"))
             };
+            // A dir with a server certificate alone (the fault tests'
+            // odd certificates) serves one-way TLS.
+            let client_ca = certs.join("ca.pem");
+            let mode = if client_ca.exists() {
+                state.settings.mtls_mode
+            } else {
+                s2s_web::tls::MtlsMode::Off
+            };
             let tls = s2s_web::tls::ServerTls {
                 cert,
                 key,
-                client_ca: certs.join("ca.pem"),
-                mode: state.settings.mtls_mode,
+                client_ca,
+                mode,
             };
             let config = s2s_web::tls::server_config(&tls).await.unwrap();
             (Some((listener, config)), Some(addr))

@@ -9,6 +9,11 @@
 //! No `authorization_endpoint`: RFC 8414 makes it optional when no grant
 //! uses it, and client credentials does not. `response_types_supported` is
 //! required by RFC 8414; it is empty for the same reason.
+//!
+//! With the https listener on (`START_HTTPS`), the document says that
+//! tokens fetched over mTLS are bound to the client certificate, and where
+//! (RFC 8705 §3.3 and §5: `tls_client_certificate_bound_access_tokens`,
+//! `mtls_endpoint_aliases`).
 
 use axum::{Json, extract::State, http::header, response::IntoResponse};
 use serde_json::json;
@@ -19,9 +24,7 @@ use crate::AppState;
 pub async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
     let base = state.config.public_base();
     let algs = assertion_algorithms(state.config.algorithm);
-    (
-        [(header::CACHE_CONTROL, "public, max-age=300")],
-        Json(json!({
+    let mut doc = json!({
             "issuer": state.config.issuer,
             "token_endpoint": format!("{base}/token"),
             "jwks_uri": format!("{base}/.well-known/jwks.json"),
@@ -33,6 +36,14 @@ pub async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
             "introspection_endpoint_auth_methods_supported": ["private_key_jwt"],
             "introspection_endpoint_auth_signing_alg_values_supported": algs,
             "client_assertion_types_supported": [JWT_BEARER],
-        })),
-    )
+    });
+    if state.config.start_https {
+        let mtls = format!("https://localhost:{}", state.config.https_port);
+        doc["tls_client_certificate_bound_access_tokens"] = true.into();
+        doc["mtls_endpoint_aliases"] = json!({
+            "token_endpoint": format!("{mtls}/token"),
+            "introspection_endpoint": format!("{mtls}/introspect"),
+        });
+    }
+    ([(header::CACHE_CONTROL, "public, max-age=300")], Json(doc))
 }
