@@ -132,14 +132,14 @@ LUA
 done
 
 say "TLS handshake cost: mTLS against one-way TLS, kept-alive and new connections (criterion)"
-cargo bench -q -p app --bench tls_handshake -- --warm-up-time 1 --measurement-time "$DURATION" 2>&1 | tee "$TMP/handshake.txt" | grep -E 'time:|^serviceb' || true
-# "serviceb https GET /hello/NAME  time: [low MID high]": the middle estimate, in µs.
+cargo bench -q -p app --bench tls_handshake -- --warm-up-time 1 --measurement-time "$DURATION" 2>&1 | grep -E -A1 '^serviceb' | grep -v '^--' || true
+# Criterion's median estimate of each, from its JSON (nanoseconds).
 HANDSHAKE=()
-while IFS='|' read -r name us; do HANDSHAKE+=("$(printf '  %-30s %9.1f µs' "$name" "$us")"); done < <(
-  awk '/^serviceb https GET \/hello\// {sub(/^serviceb https GET \/hello\//, ""); name=$0; if (name ~ /time:/) {split(name, a, /  +time:/); name=a[1]; line=$0} else next}
-       /time:/ {line=$0; if (!name) next; match(line, /\[[^]]*\]/); split(substr(line, RSTART+1, RLENGTH-2), v, " ");
-                m=v[3]; u=v[4]; f=(u=="ms")?1000:(u=="ns")?0.001:(u=="s")?1e6:1; print name "|" m*f; name=""}' "$TMP/handshake.txt")
-[ ${#HANDSHAKE[@]} -eq 4 ] || die "could not read the tls_handshake bench's figures ($TMP/handshake.txt)"
+for name in "one-way TLS, kept-alive" "mTLS, kept-alive" "one-way TLS, new connection" "mTLS, new connection"; do
+  est="target/criterion/serviceb https GET _hello/$name/new/estimates.json"
+  [ -f "$est" ] || die "no figures from the tls_handshake bench ($est)"
+  HANDSHAKE+=("$(python3 -c 'import json,sys; print("  %-30s %9.1f µs" % (sys.argv[2], json.load(open(sys.argv[1]))["median"]["point_estimate"] / 1000))' "$est" "$name")")
+done
 
 say "results (RUST_LOG=$RUST_LOG, $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))"
 echo "single-core RSA-2048 signing (openssl speed): $SIGN_RATE/s; 'x sign' = req/s divided by that"
@@ -164,7 +164,7 @@ if [ ${#NARRATION[@]} -gt 0 ]; then
 fi
 
 echo
-echo "TLS handshakes: mutual against one-way TLS (criterion: cargo bench -p app --bench tls_handshake; time per GET /hello on one connection, client and serviceb in one process):"
+echo "TLS handshakes, mutual against one-way (cargo bench -p app --bench tls_handshake: one GET /hello, client and serviceb on one thread; new connection = full handshake):"
 printf '%s\n' "${HANDSHAKE[@]}"
 
 set -- $ALGORITHMS

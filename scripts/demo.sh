@@ -195,7 +195,8 @@ check '/scenario6/token?audience=servicec' 200 '"aud":"servicec"' '"client_id":"
 say "scenario 7: mutual TLS, no token: serviceb knows the caller by its certificate's SPIFFE ID and allows it by policy"
 echo "(servicea's workload certificate names exactly one identity:)"
 shown "openssl x509 -in certs/servicea.pem -noout -ext subjectAltName | tail -1"
-echo "(serviceb's policy, env/serviceb-authz.json, as Istio's AuthorizationPolicy says it: only servicea on /scenario7-server)"
+echo "(serviceb's policy, as Istio's AuthorizationPolicy says it: only servicea on /scenario7-server)"
+shown 'cat env/serviceb-authz.json'
 check /scenario7 200 '"authorized":true' '"principal":"cluster.local/ns/default/sa/servicea"'
 echo "(the same call, presenting servicec's certificate: a valid identity the policy does not allow)"
 request 403 '"principal":"cluster.local/ns/default/sa/servicec"' '"path":"/scenario7-server"' '"allowed_principals":["cluster.local/ns/default/sa/servicea"]' -- \

@@ -27,7 +27,11 @@ fn main() -> ExitCode {
         Err(err) => return s2s_web::cli::report(Err(err)),
     };
     let cli = Cli::parse_from(args);
-    let log = s2s_web::telemetry::init();
+    // `fetch-token` answers on stdout: its log goes to stderr.
+    let log = match cli.command {
+        Command::FetchToken(_) => s2s_web::telemetry::init_on_stderr(),
+        _ => s2s_web::telemetry::init(),
+    };
     if let Some(file) = loaded {
         tracing::info!("loaded settings from {}", file.display());
     }

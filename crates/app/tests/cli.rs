@@ -156,6 +156,9 @@ async fn gen_certs_writes_four_files_keeps_valid_ones_and_replaces_with_force() 
         ("ca-key.pem", 0o600),
         ("localhost.pem", 0o644),
         ("localhost-key.pem", 0o600),
+        ("servicea.pem", 0o644),
+        ("servicea-key.pem", 0o600),
+        ("gateway-key.pem", 0o600),
     ] {
         let meta = std::fs::metadata(dir.path().join("certs").join(file)).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, mode, "{file}");
@@ -199,6 +202,95 @@ async fn gen_certs_writes_four_files_keeps_valid_ones_and_replaces_with_force() 
         before,
         "replaced"
     );
+}
+
+/// An older `certs/` (CA and localhost certificate only) gets the workload
+/// certificates under its own CA; a second run keeps them; a broken one is
+/// named and left alone.
+#[tokio::test]
+async fn gen_certs_adds_workload_certificates_to_an_older_certs_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let (ok, text) = run({
+        let mut c = app(dir.path());
+        c.arg("gen-certs");
+        c
+    })
+    .await;
+    assert!(ok, "{text}");
+    for name in s2s_web::pki::WORKLOADS {
+        std::fs::remove_file(certs.join(format!("{name}.pem"))).unwrap();
+        std::fs::remove_file(certs.join(format!("{name}-key.pem"))).unwrap();
+    }
+    let ca = std::fs::read(certs.join("ca.pem")).unwrap();
+
+    let gen_certs = || {
+        let mut c = app(dir.path());
+        c.arg("gen-certs");
+        c
+    };
+    let (ok, text) = run(gen_certs()).await;
+    assert!(ok, "{text}");
+    assert!(text.contains("kept the valid CA"), "{text}");
+    assert!(text.contains("issued workload certificates"), "{text}");
+    assert_eq!(std::fs::read(certs.join("ca.pem")).unwrap(), ca, "same CA");
+    let files = s2s_web::pki::CertFiles::in_dir(&certs);
+    for name in s2s_web::pki::WORKLOADS {
+        s2s_web::pki::check_workload(&files, name, "cluster.local")
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let key = std::fs::metadata(certs.join(format!("{name}-key.pem"))).unwrap();
+        assert_eq!(key.permissions().mode() & 0o777, 0o600, "{name}");
+    }
+
+    let (ok, text) = run(gen_certs()).await;
+    assert!(ok && text.contains("valid certificates already"), "{text}");
+
+    std::fs::write(certs.join("serviceb.pem"), "garbage").unwrap();
+    let (ok, text) = run(gen_certs()).await;
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("serviceb.pem") && text.contains("--force"),
+        "{text}"
+    );
+}
+
+/// `app fetch-token` prints the token and nothing else on stdout (its log
+/// goes to stderr), so `TOKEN=$(app fetch-token)` works; `--bound` gets a
+/// token bound to servicea's certificate.
+#[tokio::test]
+async fn fetch_token_prints_only_the_token_bound_or_not() {
+    let s = common::Stack::start(common::Options::default()).await;
+    for bound in [false, true] {
+        let mut c = app(s.dir.path());
+        c.args(["fetch-token", "--audience", "serviceb"])
+            .args(s.files.servicea_flags(s.alg, &s.factory.url()))
+            .args(["--jwt-factory-endpoint-https", &s.factory.https_url()]);
+        if bound {
+            c.arg("--bound");
+        }
+        let out = timeout(Duration::from_secs(20), c.output())
+            .await
+            .expect("timed out")
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{stdout}{stderr}");
+        assert!(
+            stderr.contains("POST"),
+            "the narration is on stderr: {stderr}"
+        );
+        let token = stdout.trim();
+        assert_eq!(stdout.lines().count(), 1, "one line: {stdout}");
+        let claims = common::factory::payload(token);
+        assert_eq!(claims["aud"], "serviceb", "{claims}");
+        assert_eq!(
+            claims.get("cnf").is_some(),
+            bound,
+            "bound {bound}: {claims}"
+        );
+    }
 }
 
 #[tokio::test]

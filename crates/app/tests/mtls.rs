@@ -509,6 +509,20 @@ async fn scenario8_token_is_bound_to_servicea_certificate() {
         workload_thumbprint(&s, "servicea"),
         "bound to the thumbprint of certs/servicea.pem: {body}"
     );
+    // RFC 8705 §3.3 and §5: the metadata says so, and where.
+    let (status, meta) = s
+        .get(&s.factory, "/.well-known/oauth-authorization-server")
+        .await;
+    assert_eq!(status, 200, "{meta}");
+    assert_eq!(
+        meta["tls_client_certificate_bound_access_tokens"], true,
+        "{meta}"
+    );
+    assert_eq!(
+        meta["mtls_endpoint_aliases"]["token_endpoint"],
+        format!("{}/token", s.factory.https_url()),
+        "{meta}"
+    );
 }
 
 #[tokio::test]

@@ -23,16 +23,27 @@ use tracing_subscriber::{EnvFilter, fmt};
 /// subscriber was already installed (as in tests).
 #[must_use = "dropping the guard stops the log writer"]
 pub fn init() -> Option<WorkerGuard> {
+    init_on(std::io::stdout(), std::io::stdout().is_terminal())
+}
+
+/// As [`init`], logging to stderr: for a command whose stdout is its
+/// answer (`app fetch-token`).
+#[must_use = "dropping the guard stops the log writer"]
+pub fn init_on_stderr() -> Option<WorkerGuard> {
+    init_on(std::io::stderr(), std::io::stderr().is_terminal())
+}
+
+fn init_on<W: std::io::Write + Send + 'static>(out: W, ansi: bool) -> Option<WorkerGuard> {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,tower_http=info,hyper=warn,rustls=warn"));
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("log-writer")
-        .finish(BufWriter::new(std::io::stdout()));
+        .finish(BufWriter::new(out));
     fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_ansi(std::io::stdout().is_terminal())
+        .with_ansi(ansi)
         .with_writer(writer)
         .try_init()
         .ok()

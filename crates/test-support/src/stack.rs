@@ -260,7 +260,12 @@ pub fn start_factory_on(listener: TcpListener, keys_dir: &Path, flags: &[&str]) 
 /// `certs/jwt-factory.pem` and client certificates from `certs/ca.pem`
 /// (`MTLS_MODE` from `flags`, default permissive): scenario 8's bound tokens.
 pub async fn start_factory_tls(keys_dir: &Path, flags: &[&str], certs: &Path) -> Running {
-    let config = factory_config(keys_dir, flags);
+    let (listener, https) = (bind().await, bind().await);
+    let https_addr = https.local_addr().unwrap();
+    let port = https_addr.port().to_string();
+    let mut all = vec!["--start-https", "true", "--https-port", &port];
+    all.extend_from_slice(flags);
+    let config = factory_config(keys_dir, &all);
     let tls = s2s_web::tls::ServerTls {
         cert: certs.join("jwt-factory.pem"),
         key: certs.join("jwt-factory-key.pem"),
@@ -268,8 +273,6 @@ pub async fn start_factory_tls(keys_dir: &Path, flags: &[&str], certs: &Path) ->
         mode: config.mtls_mode,
     };
     let rustls = s2s_web::tls::server_config(&tls).await.unwrap();
-    let (listener, https) = (bind().await, bind().await);
-    let https_addr = https.local_addr().unwrap();
     let state = jwt_factory::AppState::load(config);
     let mut running = Running::spawn(listener.local_addr().unwrap(), |shutdown| {
         jwt_factory::run_with_https(listener, Some((https, rustls)), state, shutdown)
