@@ -35,6 +35,7 @@ command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq 
 
 build
 ensure_certs
+ensure_nginx
 
 say "measuring the single-core RSA-2048 signing rate (openssl speed -seconds 3 rsa2048)"
 SIGN_RATE=$(openssl speed -seconds 3 rsa2048 2>/dev/null | awk '$1=="rsa" && $2=="2048" {print $(NF-1)}')

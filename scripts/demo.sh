@@ -72,6 +72,7 @@ kid_of() {
 command -v openssl >/dev/null || { say "installing openssl"; apt-get update -qq && apt-get install -y -qq openssl; }
 build
 ensure_certs
+ensure_nginx
 start_stack
 
 say "jwt-factory: a key pair for servicea, saved to keys/"

@@ -1,10 +1,13 @@
 # Shared by demo.sh and bench.sh: build, create what is missing, start the
-# four processes, wait until each answers, and stop them all on exit.
+# six processes (jwt-factory, servicea, serviceb, servicec, the gateway's
+# verifier and nginx), wait until each answers, and stop them all on exit.
 # Source it from the workspace root; it sets `set -euo pipefail`.
 set -euo pipefail
 
 LOGS=${LOGS:-target/demo-logs}
 BIN=${CARGO_TARGET_DIR:-target}/release
+# nginx lives in /usr/sbin on Debian.
+export PATH="$PATH:/usr/sbin"
 PIDS=()
 
 if [ -t 1 ]; then BOLD=$'\033[1m' RED=$'\033[31m' OFF=$'\033[0m'; else BOLD='' RED='' OFF=''; fi
@@ -59,6 +62,14 @@ start() {
   echo "started $name (pid $!): $*"
 }
 
+# nginx (Debian's package has auth_request) for the gateway of scenario 9.
+ensure_nginx() {
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] && return 0
+  say "installing nginx (the gateway of scenario 9)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || die "nginx could not be installed"
+}
+
 build() {
   say "building (release)"
   cargo build --release --bin app --bin jwt-factory
@@ -76,16 +87,21 @@ ensure_certs() {
 # waits until each listener answers. READY_MS[name] holds each start-up time.
 declare -A READY_MS=()
 start_stack() {
-  for p in 5555 5556 3000 3001 3002 8443 9443; do
+  for p in 5555 5556 3000 3001 3002 3003 8080 8443 9443; do
     port_in_use "$p" && die "port $p is in use: stop whatever runs there (an earlier demo?) and retry"
   done
   mkdir -p "$LOGS"
-  say "starting the four services (logs in $LOGS/)"
+  say "starting the four services, the gateway's verifier and the gateway (nginx) (logs in $LOGS/)"
+  echo "$ $BIN/app gateway-config   # target/gateway/nginx.conf from gateway/nginx.conf.template and env/gateway.env"
+  local nginx_cmd
+  nginx_cmd=$("$BIN/app" gateway-config 2>>"$LOGS/gateway-config.log") || { cat "$LOGS/gateway-config.log" >&2; die "app gateway-config failed"; }
   local name url t0 i=0
   for spec in "jwt-factory|$BIN/jwt-factory|http://localhost:5555/utils/keys" \
               "servicea|$BIN/app servicea|http://localhost:3000/hello" \
               "serviceb|$BIN/app serviceb|https://localhost:8443/hello" \
-              "servicec|$BIN/app servicec|https://localhost:9443/hello"; do
+              "servicec|$BIN/app servicec|https://localhost:9443/hello" \
+              "verifier|$BIN/app verifier|http://localhost:3003/hello" \
+              "gateway|$nginx_cmd|http://localhost:8080/gateway/health"; do
     IFS='|' read -r name cmd url <<<"$spec"
     t0=$(date +%s%N)
     # shellcheck disable=SC2086 # cmd is a command line
@@ -102,5 +118,6 @@ pid_of() {
   case $1 in
     jwt-factory) echo "${PIDS[0]}" ;; servicea) echo "${PIDS[1]}" ;;
     serviceb) echo "${PIDS[2]}" ;; servicec) echo "${PIDS[3]}" ;;
+    verifier) echo "${PIDS[4]}" ;; gateway) echo "${PIDS[5]}" ;;
   esac
 }

@@ -34,6 +34,13 @@ pub enum Command {
     Serviceb(receiver::Args),
     /// A receiver, like serviceb (:3002, https :9443).
     Servicec(receiver::Args),
+    /// The gateway's token verifier (:3003, scenario 9): nginx asks it about
+    /// each request (`auth_request`), and forwards the identity it answers.
+    Verifier(crate::verifier::Args),
+    /// Write the gateway's nginx configuration (scenario 9) from its
+    /// template, with the ports and paths of env/gateway.env, into RUN_DIR;
+    /// print the nginx command that runs it.
+    GatewayConfig(crate::gateway_config::Args),
     /// Create a local CA and a certificate for localhost, 127.0.0.1 and ::1
     /// in certs/ (replaces mkcert), and a workload certificate with a
     /// SPIFFE ID for each workload. servicea trusts that CA, and only it.
@@ -55,6 +62,8 @@ pub enum Role {
     A,
     B,
     C,
+    /// The gateway's token verifier (scenario 9), asked by nginx.
+    Verifier,
 }
 
 impl Role {
@@ -64,11 +73,12 @@ impl Role {
             Self::A => "servicea",
             Self::B => "serviceb",
             Self::C => "servicec",
+            Self::Verifier => "verifier",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        [Self::A, Self::B, Self::C]
+        [Self::A, Self::B, Self::C, Self::Verifier]
             .into_iter()
             .find(|r| r.name() == name)
     }
@@ -83,6 +93,7 @@ impl Role {
             Self::A => 3000,
             Self::B => 3001,
             Self::C => 3002,
+            Self::Verifier => 3003,
         }
     }
 
@@ -91,6 +102,7 @@ impl Role {
             Self::A => 7443,
             Self::B => 8443,
             Self::C => 9443,
+            Self::Verifier => 10443,
         }
     }
 }

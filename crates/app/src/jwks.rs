@@ -54,7 +54,7 @@ use s2s_web::{
     request_tracing::RequestId,
 };
 
-use crate::{error::AppError, receiver::JwksSettings};
+use crate::{error::AppError, token_check::JwksSettings};
 
 /// A fetched set: keys by `kid`, and until when it is fresh.
 struct Snapshot {

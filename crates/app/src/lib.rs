@@ -44,6 +44,8 @@ pub mod binding;
 pub mod cli;
 pub mod error;
 pub mod factory_client;
+pub mod gateway_config;
+pub mod gateway_identity;
 pub mod jwks;
 pub mod key_set;
 pub mod keygen;
@@ -54,6 +56,8 @@ pub mod self_signed;
 pub mod servicea;
 pub mod settings;
 pub mod sts_client;
+pub mod token_check;
+pub mod verifier;
 
 use axum::{
     Json, Router, extract::DefaultBodyLimit, http::StatusCode, response::IntoResponse, routing::get,

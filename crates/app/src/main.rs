@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     // `gen-keys` reads servicea's file: the same key paths and ALGORITHM.
     let default = match args.get(1).and_then(|a| a.to_str()) {
         Some("gen-keys" | "fetch-token") => Some(Role::A.env_file()),
+        Some("gateway-config") => Some(std::path::PathBuf::from("env/gateway.env")),
         other => other.and_then(Role::from_name).map(Role::env_file),
     };
     let explicit = s2s_web::env_file::flag_in_args(&args);
@@ -27,9 +28,10 @@ fn main() -> ExitCode {
         Err(err) => return s2s_web::cli::report(Err(err)),
     };
     let cli = Cli::parse_from(args);
-    // `fetch-token` answers on stdout: its log goes to stderr.
+    // `fetch-token` and `gateway-config` answer on stdout: their log goes
+    // to stderr.
     let log = match cli.command {
-        Command::FetchToken(_) => s2s_web::telemetry::init_on_stderr(),
+        Command::FetchToken(_) | Command::GatewayConfig(_) => s2s_web::telemetry::init_on_stderr(),
         _ => s2s_web::telemetry::init(),
     };
     if let Some(file) = loaded {
@@ -45,6 +47,8 @@ fn main() -> ExitCode {
         Command::GenCerts(a) => gen_certs(&a),
         Command::GenKeys(a) => gen_keys(&a),
         Command::FetchToken(a) => fetch_token(a),
+        Command::Verifier(a) => run_verifier(a),
+        Command::GatewayConfig(a) => gateway_config(&a),
     };
     drop(log);
     s2s_web::cli::report(result)
@@ -111,6 +115,25 @@ fn gen_certs(args: &GenCertsArgs) -> anyhow::Result<()> {
             args.dir.display()
         ),
     }
+    Ok(())
+}
+
+#[tokio::main]
+async fn run_verifier(args: app::verifier::Args) -> anyhow::Result<()> {
+    let settings = args.settle();
+    let (host, port) = (settings.common.host, settings.common.port);
+    let listener = tokio::net::TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{port}"))?;
+    let state = app::verifier::State::new(settings)?;
+    app::verifier::run(state, listener, s2s_web::shutdown::signal()).await?;
+    Ok(())
+}
+
+fn gateway_config(args: &app::gateway_config::Args) -> anyhow::Result<()> {
+    let written = app::gateway_config::write(args)?;
+    tracing::info!("wrote {}", written.config.display());
+    println!("{}", written.command());
     Ok(())
 }
 

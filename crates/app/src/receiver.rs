@@ -9,11 +9,12 @@
 //! | [`Check::Sts`] | 6 | as 5, and `typ: at+jwt` and `client_id` ([`crate::scenario6`]) |
 //! | [`Check::Identity`] | 7 | no token: the mTLS client certificate's SPIFFE ID, allowed by the policy ([`crate::authz`]) |
 //! | [`Check::BoundSts`] | 8 | as 6, over mTLS, and the token's `cnf` must match the client certificate ([`crate::binding`]) |
+//! | [`Check::Gateway`] | 9 | none here: the gateway verified the token; the identity headers are believed from the gateway's certificate alone ([`crate::gateway_identity`]) |
 //!
 //! The routes come from the scenario table: each scenario's receiver path
 //! is served on the listener its check needs (https for `CallerKey`).
 
-use std::{ops::Deref, path::PathBuf, sync::Arc, time::Duration};
+use std::{ops::Deref, path::PathBuf, sync::Arc};
 
 use axum::{
     Json, Router,
@@ -40,7 +41,8 @@ use crate::{
     jwks::JwksCache,
     key_set::{self, NamedKey},
     scenarios::{Check, SCENARIOS},
-    settings::{Common, CommonArgs, key_id},
+    settings::{Common, CommonArgs},
+    token_check::{JwksSettings, TokenCheckArgs},
 };
 
 #[derive(ClapArgs, Debug, Clone)]
@@ -48,10 +50,8 @@ pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
 
-    /// The `sub` this receiver expects, and the jwt-factory key id whose
-    /// keys verify it.
-    #[arg(long, env = "CALLER", default_value = "servicea", value_parser = key_id)]
-    pub caller: String,
+    #[command(flatten)]
+    pub tokens: TokenCheckArgs,
 
     /// servicea's public key, to verify its self-signed tokens locally
     /// (scenarios 3-4).
@@ -106,6 +106,11 @@ pub struct Args {
     #[arg(long, env = "AUTHZ_POLICY_FILE")]
     pub authz_policy_file: Option<PathBuf>,
 
+    /// Scenario 9: the only principal whose X-Jwt-* identity headers are
+    /// believed. Default: TRUST_DOMAIN/ns/default/sa/gateway.
+    #[arg(long, env = "GATEWAY_PRINCIPAL")]
+    pub gateway_principal: Option<String>,
+
     /// The `iss` accepted on servicea's self-signed tokens (scenarios 3-4).
     #[arg(long, env = "ISSUER", default_value = "https://service-issuer")]
     pub issuer: String,
@@ -115,45 +120,6 @@ pub struct Args {
     #[arg(long, env = "TOKEN_LIFETIME_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub token_lifetime_secs: u64,
-
-    /// Clock tolerance when verifying locally (scenarios 3-5), seconds.
-    #[arg(long, env = "LEEWAY_SECS", default_value_t = 5,
-          value_parser = clap::value_parser!(u64).range(0..=300))]
-    pub leeway_secs: u64,
-
-    /// Scenario 5: where the factory's JWK Set is.
-    /// Default: JWT_FACTORY_ENDPOINT + /.well-known/jwks.json.
-    #[arg(long, env = "JWKS_URL")]
-    pub jwks_url: Option<String>,
-
-    /// Scenario 5: longest time the JWK Set is fresh, seconds (less if the
-    /// factory's Cache-Control max-age says so; never less than
-    /// JWKS_REFRESH_MIN_SECS).
-    #[arg(long, env = "JWKS_MAX_AGE_SECS", default_value_t = 300,
-          value_parser = clap::value_parser!(u64).range(0..=86_400))]
-    pub jwks_max_age_secs: u64,
-
-    /// Scenario 5: at most one refetch of the JWK Set per this many seconds,
-    /// however many unknown `kid`s arrive.
-    #[arg(long, env = "JWKS_REFRESH_MIN_SECS", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(0..=3600))]
-    pub jwks_refresh_min_secs: u64,
-
-    /// Scenario 5: how long past its freshness the cached JWK Set still
-    /// serves while jwt-factory cannot be reached, seconds.
-    #[arg(long, env = "JWKS_MAX_STALE_SECS", default_value_t = 3600,
-          value_parser = clap::value_parser!(u64).range(0..=86_400))]
-    pub jwks_max_stale_secs: u64,
-
-    /// Scenario 5: the `iss` of jwt-factory's tokens.
-    #[arg(long, env = "FACTORY_ISSUER", default_value = "https://jwt-factory/")]
-    pub factory_issuer: String,
-
-    /// Scenario 5: the longest remaining lifetime accepted on a jwt-factory
-    /// token, seconds (the factory's TOKEN_LIFETIME_SECS).
-    #[arg(long, env = "FACTORY_TOKEN_LIFETIME_SECS", default_value_t = 3600,
-          value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub factory_token_lifetime_secs: u64,
 }
 
 /// The https listener of a receiver.
@@ -161,15 +127,6 @@ pub struct Args {
 pub struct HttpsSettings {
     pub port: u16,
     pub tls: ServerTls,
-}
-
-/// The JWK Set cache's bounds.
-#[derive(Clone, Debug)]
-pub struct JwksSettings {
-    pub url: String,
-    pub max_age: Duration,
-    pub min_refresh: Duration,
-    pub max_stale: Duration,
 }
 
 /// [`Args`] as typed values, built once at start.
@@ -194,22 +151,21 @@ pub struct Settings {
     /// `MTLS_MODE`, also when the https listener is set up by the caller
     /// (tests).
     pub mtls_mode: MtlsMode,
+    /// Scenario 9: whose `X-Jwt-*` headers are believed.
+    pub gateway_principal: String,
 }
 
 impl Args {
     pub fn settle(self, role: Role) -> Settings {
         let common = self.common.settle(role);
-        let expect = |issuer: String, max_lifetime_secs| Expectations {
-            algorithm: common.algorithm,
-            typ: s2s_auth::verify::TYP_JWT,
-            issuer,
-            audience: common.name.clone(),
-            subject: self.caller.clone(),
-            leeway_secs: self.leeway_secs,
-            max_lifetime_secs,
-        };
-        let self_signed = expect(self.issuer, self.token_lifetime_secs);
-        let factory_tokens = expect(self.factory_issuer, self.factory_token_lifetime_secs);
+        let t = &self.tokens;
+        let self_signed = t.expect(
+            common.algorithm,
+            self.issuer,
+            common.name.clone(),
+            self.token_lifetime_secs,
+        );
+        let factory_tokens = t.factory_token(common.algorithm, common.name.clone());
         // Scenario 6: the factory's RFC 9068 access tokens, typed `at+jwt`,
         // so a scenario-5 token signed by the same key cannot pass as one.
         let access_tokens = Expectations {
@@ -226,17 +182,13 @@ impl Args {
             },
         });
         let mtls_mode = self.mtls_mode;
-        let jwks = JwksSettings {
-            url: self
-                .jwks_url
-                .unwrap_or_else(|| format!("{}/.well-known/jwks.json", common.factory)),
-            max_age: Duration::from_secs(self.jwks_max_age_secs),
-            min_refresh: Duration::from_secs(self.jwks_refresh_min_secs),
-            max_stale: Duration::from_secs(self.jwks_max_stale_secs),
-        };
+        let jwks = t.jwks(&common.factory);
+        let gateway_principal = self
+            .gateway_principal
+            .unwrap_or_else(|| format!("{}/ns/default/sa/gateway", common.serve.trust_domain));
         Settings {
             common,
-            caller: self.caller,
+            caller: self.tokens.caller,
             caller_key: self.service_a_public_key_path,
             https,
             self_signed,
@@ -245,6 +197,7 @@ impl Args {
             jwks,
             authz_policy: self.authz_policy_file,
             mtls_mode,
+            gateway_principal,
         }
     }
 }
@@ -333,6 +286,7 @@ fn handler(check: Check) -> MethodRouter<State> {
         Check::Sts => get(crate::scenario6::via_sts),
         Check::Identity => get(via_identity),
         Check::BoundSts => get(crate::scenario6::via_bound_sts),
+        Check::Gateway => get(crate::gateway_identity::via_gateway),
     }
 }
 
@@ -345,7 +299,11 @@ fn routes(state: State, tls: bool) -> Router {
         .filter(|s| s.check.over_tls() == tls)
         .fold(Router::new(), |router, s| {
             router.route(&s.receiver_path(), handler(s.check))
-        });
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::gateway_identity::guard,
+        ));
     crate::finish(router.with_state(state), &name)
 }
 

@@ -12,6 +12,7 @@
 //! | 6 | jwt-factory's `POST /token`: servicea authenticates with its own key (`private_key_jwt`), caches the token | http to serviceb | serviceb, locally, with the JWK Set; `typ: at+jwt`, `client_id` |
 //! | 7 | none | mTLS to serviceb, with servicea's workload certificate | serviceb: the certificate's SPIFFE ID, allowed by its policy |
 //! | 8 | as 6, over mTLS to the factory: bound to servicea's certificate (`cnf.x5t#S256`, RFC 8705) | mTLS to serviceb | as 6, and the binding: same certificate on both hops |
+//! | 9 | jwt-factory (with a `kid`) | http to the gateway (nginx), which calls serviceb over mTLS | the gateway's verifier (JWK Set); serviceb reads the forwarded identity |
 //!
 //! `?expired=1` asks for an expired token: absent, `0`, `false`, `no` or
 //! `off` (any case) mean not expired, anything else means expired
@@ -61,13 +62,20 @@ pub enum Check {
     /// As [`Check::Sts`], over mTLS on both hops: the token is bound to
     /// servicea's certificate, and the receiver checks the binding.
     BoundSts,
+    /// Token from jwt-factory, sent through the gateway (nginx), which has
+    /// it verified once and forwards the identity as `X-Jwt-*` headers over
+    /// mTLS; the receiver believes those headers from the gateway alone.
+    Gateway,
 }
 
 impl Check {
     /// Whether the call travels over TLS (servicea's https clients, the
     /// receivers' https listener).
     pub fn over_tls(self) -> bool {
-        matches!(self, Self::CallerKey | Self::Identity | Self::BoundSts)
+        matches!(
+            self,
+            Self::CallerKey | Self::Identity | Self::BoundSts | Self::Gateway
+        )
     }
 
     /// Whether servicea presents its workload certificate (mTLS).
@@ -77,7 +85,7 @@ impl Check {
 
     /// Whether servicea gets the token from jwt-factory.
     fn token_from_factory(self) -> bool {
-        matches!(self, Self::Factory | Self::Jwks)
+        matches!(self, Self::Factory | Self::Jwks | Self::Gateway)
     }
 }
 
@@ -112,7 +120,7 @@ impl Scenario {
 
 /// Every scenario. Adding one here adds its routes on servicea and on the
 /// receivers.
-pub static SCENARIOS: [Scenario; 8] = [
+pub static SCENARIOS: [Scenario; 9] = [
     Scenario {
         n: 1,
         teaches: "central issue and verify: the receiver holds no key and asks the issuer",
@@ -176,6 +184,14 @@ pub static SCENARIOS: [Scenario; 8] = [
         fan_out: false,
         expire_only_c: false,
         story: "a token from jwt-factory's POST /token over mTLS, bound to my certificate (cnf x5t#S256); call serviceb over mTLS with the same certificate",
+    },
+    Scenario {
+        n: 9,
+        teaches: "the gateway pattern: nginx verifies once at the edge and forwards the caller's identity; services trust those headers from the gateway alone",
+        check: Check::Gateway,
+        fan_out: false,
+        expire_only_c: false,
+        story: "get a token from jwt-factory, call serviceb through the gateway (nginx); the gateway has it verified, then forwards my identity to serviceb over mTLS",
     },
 ];
 
@@ -307,7 +323,12 @@ async fn try_leg(
         let token = self_signed::mint(state, aud, expired)?;
         (Some(token), (*state.https.get()?).clone())
     };
-    let url = format!("{}{}", peer.base_url(state, tls), s.receiver_path());
+    let url = if s.check == Check::Gateway {
+        // Through the gateway: `/serviceb/...` leads to serviceb.
+        format!("{}/{aud}{}", state.settings.gateway, s.receiver_path())
+    } else {
+        format!("{}{}", peer.base_url(state, tls), s.receiver_path())
+    };
     let target = Target { who: aud, url };
     let over = if s.check.mutual_tls() {
         " over mTLS (my certificate: servicea's SPIFFE ID)"

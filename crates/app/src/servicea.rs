@@ -134,6 +134,14 @@ pub struct Args {
         default_value = "https://localhost:5556"
     )]
     pub jwt_factory_endpoint_https: String,
+
+    /// Scenario 9: the gateway (nginx); `/serviceb/...` leads to serviceb.
+    #[arg(
+        long,
+        env = "GATEWAY_ENDPOINT",
+        default_value = "http://localhost:8080"
+    )]
+    pub gateway_endpoint: String,
 }
 
 /// servicea's own key pair files (the current pair; [`crate::key_set`]
@@ -176,6 +184,8 @@ pub struct Settings {
     pub workload_key: PathBuf,
     /// Scenario 8: the factory's https base URL.
     pub factory_https: String,
+    /// Scenario 9: the gateway's base URL.
+    pub gateway: String,
 }
 
 impl Args {
@@ -200,6 +210,7 @@ impl Args {
             workload_cert: self.workload_cert_path,
             workload_key: self.workload_key_path,
             factory_https: base_url(&self.jwt_factory_endpoint_https),
+            gateway: base_url(&self.gateway_endpoint),
         }
     }
 }

@@ -23,6 +23,7 @@
 pub mod factory;
 pub mod files;
 pub mod forge;
+pub mod gateway;
 pub mod reply;
 pub mod stack;
 

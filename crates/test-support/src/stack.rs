@@ -136,7 +136,7 @@ pub struct Running {
 
 impl Running {
     /// Spawns `serve` on `addr`'s listener; it runs until [`Shutdown`].
-    fn spawn<F>(addr: SocketAddr, serve: impl FnOnce(Shutdown) -> F) -> Self
+    pub fn spawn<F>(addr: SocketAddr, serve: impl FnOnce(Shutdown) -> F) -> Self
     where
         F: Future<Output = std::io::Result<()>> + Send + 'static,
     {

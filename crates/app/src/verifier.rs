@@ -1,0 +1,250 @@
+//! The gateway's verifier (scenario 9): nginx asks it about every request
+//! (`auth_request`) before forwarding, so a token is verified once, at the
+//! edge, and the services behind get the caller's identity as headers.
+//!
+//! `GET /auth/{service}` verifies the bearer token locally, with the
+//! factory's key named by its `kid`, from the cached JWK Set (scenario 5's
+//! cache: fetched when needed, refreshed in the background, stale-while-down,
+//! rotation-safe): the pinned algorithm, `typ: JWT`, `iss` the factory,
+//! `sub` the caller, `exp`, and `aud` = the service the route leads to
+//! (`/serviceb/...` needs a token for serviceb).
+//!
+//! - 200: the identity, as headers nginx copies onto the forwarded request:
+//!   `X-Jwt-Sub`, `X-Jwt-Aud`, `X-Jwt-Client-Id`, `X-Jwt-Jti` (the last two
+//!   when the token has them).
+//! - 401/403 (and 400, 404): the services' JSON body, also in the header
+//!   `X-Auth-Body`. nginx relays no subrequest body, so its `error_page`
+//!   answers with that header's value: the client sees the same JSON a
+//!   service would send, never nginx's HTML.
+//!
+//! It listens on loopback, plain http: only nginx calls it.
+
+use std::{collections::HashMap, ops::Deref, sync::Arc};
+
+use axum::{
+    Json, Router,
+    body::Body,
+    extract::{Path, State as Shared},
+    http::{HeaderName, HeaderValue, Response, StatusCode},
+    response::IntoResponse,
+    routing::get,
+};
+use clap::Args as ClapArgs;
+use s2s_auth::{Expectations, JwtError};
+use s2s_web::{
+    outbound::{self, ClientError},
+    request_tracing::RequestId,
+};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::{
+    bearer::BearerToken,
+    cli::Role,
+    error::AppError,
+    jwks::JwksCache,
+    settings::{Common, CommonArgs, key_id},
+    token_check::{JwksSettings, TokenCheckArgs},
+};
+
+/// The header that carries a refusal's JSON body to nginx.
+pub const AUTH_BODY: &str = "x-auth-body";
+
+/// The identity headers, as the services read them.
+pub const IDENTITY_HEADERS: [(&str, &str); 4] = [
+    ("x-jwt-sub", "sub"),
+    ("x-jwt-aud", "aud"),
+    ("x-jwt-client-id", "client_id"),
+    ("x-jwt-jti", "jti"),
+];
+
+#[derive(ClapArgs, Debug, Clone)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    #[command(flatten)]
+    pub tokens: TokenCheckArgs,
+
+    /// The services the gateway routes to (comma-separated): `/auth/NAME`
+    /// checks that the token is for NAME (`aud`).
+    #[arg(long, env = "GATEWAY_ROUTES", value_delimiter = ',',
+          default_value = "serviceb,servicec", value_parser = key_id)]
+    pub routes: Vec<String>,
+}
+
+/// [`Args`] as typed values.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub common: Common,
+    pub caller: String,
+    /// What a token for each route's service must satisfy.
+    pub routes: HashMap<String, Expectations>,
+    pub jwks: JwksSettings,
+}
+
+impl Args {
+    pub fn settle(self) -> Settings {
+        let common = self.common.settle(Role::Verifier);
+        let routes = self
+            .routes
+            .iter()
+            .map(|service| {
+                let expect = self.tokens.factory_token(common.algorithm, service.clone());
+                (service.clone(), expect)
+            })
+            .collect();
+        Settings {
+            jwks: self.tokens.jwks(&common.factory),
+            caller: self.tokens.caller,
+            common,
+            routes,
+        }
+    }
+}
+
+/// What the handler shares. Cheap to clone: one `Arc`.
+#[derive(Clone, Debug)]
+pub struct State(Arc<Inner>);
+
+#[derive(Debug)]
+pub struct Inner {
+    pub settings: Settings,
+    pub http: reqwest::Client,
+    pub jwks: JwksCache,
+}
+
+impl Deref for State {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl State {
+    pub fn new(settings: Settings) -> Result<Self, ClientError> {
+        let http = outbound::client(settings.common.timeouts, None)?;
+        let jwks = JwksCache::new(
+            &settings.jwks,
+            settings.caller.clone(),
+            settings.common.algorithm,
+            settings.common.timeouts,
+        );
+        Ok(Self(Arc::new(Inner {
+            settings,
+            http,
+            jwks,
+        })))
+    }
+}
+
+/// `/auth/{service}` and `/hello`.
+pub fn router(state: State) -> Router {
+    let router = Router::new()
+        .route("/auth/{service}", get(auth))
+        .layer(axum::middleware::map_response(body_in_header))
+        .with_state(state);
+    crate::finish(router, "verifier")
+}
+
+/// Serves the verifier on `listener` until `shutdown` resolves, keeping
+/// the JWK Set fresh in the background meanwhile.
+pub async fn run(
+    state: State,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let handle = s2s_web::shutdown::handle_on(shutdown);
+    let options = state.settings.common.serve.clone();
+    let refresher = tokio::spawn({
+        let state = state.clone();
+        async move { state.jwks.refresh_in_background(&state.http).await }
+    });
+    tracing::info!(
+        "gateway verifier listening on http://{} (routes: {})",
+        listener.local_addr()?,
+        state
+            .settings
+            .routes
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let result = s2s_web::serve::serve(listener, router(state), None, handle, &options).await;
+    refresher.abort();
+    tracing::info!("gateway verifier stopped");
+    result
+}
+
+/// `GET /auth/{service}`: is the bearer token good for `service`?
+async fn auth(
+    Shared(state): Shared<State>,
+    Path(service): Path<String>,
+    rid: RequestId,
+    token: Result<BearerToken, AppError>,
+) -> Result<Response<Body>, AppError> {
+    let Some(expect) = state.settings.routes.get(&service) else {
+        return Ok((
+            StatusCode::NOT_FOUND,
+            Json(json!({ "message": format!("the gateway has no route to {service:?}") })),
+        )
+            .into_response());
+    };
+    let BearerToken(token) = token?;
+    let kid = expect.kid(&token)?.ok_or_else(|| {
+        JwtError::invalid("jwt has no kid: it cannot be matched to a key of the issuer's JWK Set")
+    })?;
+    let key = state.jwks.key_for(&kid, &state.http, &rid).await?;
+    let claims = expect.verify_with(&token, &key)?;
+    tracing::info!(
+        "gateway: token valid for {service} (iss {}, sub {}, kid {kid}): forwarding the identity as X-Jwt-* headers",
+        expect.issuer,
+        expect.subject
+    );
+    let mut response = Json(json!({ "valid": true })).into_response();
+    for (header, claim) in IDENTITY_HEADERS {
+        let value = claims.get(claim).and_then(Value::as_str);
+        // Only printable ASCII goes into a header; anything else is left
+        // out (and said), never passed on mangled.
+        match value.map(HeaderValue::from_str) {
+            Some(Ok(v)) if v.len() <= 256 => {
+                response
+                    .headers_mut()
+                    .insert(HeaderName::from_static(header), v);
+            }
+            Some(_) => tracing::warn!("claim {claim} cannot be a header value: left out"),
+            None => {}
+        }
+    }
+    Ok(response)
+}
+
+/// A refusal's JSON body, copied into [`AUTH_BODY`] for nginx's
+/// `error_page` (nginx never relays a subrequest's body). Non-ASCII is
+/// escaped (`\uXXXX`), so the header is always valid.
+async fn body_in_header(response: Response<Body>) -> Response<Body> {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let mut ascii = String::with_capacity(text.len());
+    for c in text.chars() {
+        if (' '..='~').contains(&c) {
+            ascii.push(c);
+        } else {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                ascii.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&ascii) {
+        parts.headers.insert(HeaderName::from_static(AUTH_BODY), v);
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}

@@ -1,0 +1,172 @@
+//! The gateway of scenario 9 for tests: the verifier in this process, and
+//! a real nginx (Debian's package) as a child process, with the
+//! configuration `app gateway-config` renders, in a temp run directory, on
+//! free ports.
+//!
+//! nginx must be installed (`scripts/test.sh` installs it): a test that
+//! needs it fails loudly when it is missing, it is never skipped.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use app::{Role, gateway_config, verifier};
+use clap::Parser as _;
+
+use crate::{Running, Stack, bind};
+
+/// The nginx binary: on `PATH`, or Debian's `/usr/sbin/nginx`.
+pub fn nginx_binary() -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join("nginx"))
+        .find(|p| p.is_file());
+    on_path
+        .or_else(|| Some(PathBuf::from("/usr/sbin/nginx")).filter(|p| p.is_file()))
+        .unwrap_or_else(|| {
+            panic!(
+                "nginx is not installed: the gateway tests need the real one. \
+                 Run `scripts/test.sh` (it installs nginx), or `apt-get install nginx`"
+            )
+        })
+}
+
+/// The verifier's flags for a stack: the stack's factory, its algorithm,
+/// routes serviceb and servicec; then `extra`.
+pub fn verifier_flags(s: &Stack, extra: &[&str]) -> Vec<String> {
+    let mut flags: Vec<String> = [
+        "--host",
+        "127.0.0.1",
+        "--jwt-factory-endpoint",
+        &s.factory.url(),
+        "--algorithm",
+        s.alg,
+        "--caller",
+        "servicea",
+        "--factory-issuer",
+        "https://jwt-factory/",
+        "--leeway-secs",
+        "5",
+    ]
+    .map(String::from)
+    .to_vec();
+    flags.extend(extra.iter().map(|s| (*s).to_owned()));
+    flags
+}
+
+/// Starts the verifier in this process on `listener`.
+pub fn start_verifier_on(listener: tokio::net::TcpListener, flags: &[String]) -> Running {
+    crate::init();
+    let mut argv = vec!["app".to_owned(), Role::Verifier.name().to_owned()];
+    argv.extend_from_slice(flags);
+    let args = match app::cli::Cli::try_parse_from(&argv) {
+        Ok(app::cli::Cli {
+            command: app::cli::Command::Verifier(a),
+        }) => a,
+        other => panic!("{argv:?}: {other:?}"),
+    };
+    let state = verifier::State::new(args.settle()).unwrap();
+    Running::spawn(listener.local_addr().unwrap(), |shutdown| {
+        verifier::run(state, listener, shutdown)
+    })
+}
+
+/// A running nginx; killed when dropped.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub run_dir: PathBuf,
+    child: tokio::process::Child,
+}
+
+impl Gateway {
+    /// `path` on the gateway.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.addr.port())
+    }
+
+    /// nginx's error log so far (for assertion messages).
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.run_dir.join("error.log")).unwrap_or_default()
+    }
+
+    /// Stops nginx (SIGKILL) and waits for it.
+    pub async fn stop(&mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Renders the gateway configuration for `s` into `run_dir` (nginx on
+/// `listen`, the verifier at `verifier`, routes to the stack's serviceb
+/// and servicec https listeners, the stack's gateway certificate), with
+/// `timeouts` (connect, auth, request, ms).
+pub fn config_for(
+    s: &Stack,
+    run_dir: &Path,
+    listen: SocketAddr,
+    verifier: SocketAddr,
+    timeouts: [u64; 3],
+) -> gateway_config::Args {
+    let (cert, key) = s.files.workload("gateway");
+    gateway_config::Args {
+        env_file: None,
+        listen,
+        verifier,
+        routes: vec![
+            ("serviceb".to_owned(), s.b.https.unwrap()),
+            ("servicec".to_owned(), s.c.https.unwrap()),
+        ],
+        cert,
+        key,
+        ca: s.files.ca(),
+        run_dir: run_dir.to_path_buf(),
+        connect_timeout_ms: timeouts[0],
+        auth_timeout_ms: timeouts[1],
+        request_timeout_ms: timeouts[2],
+    }
+}
+
+/// Writes `args`' configuration and starts nginx with it; returns once
+/// `/gateway/health` answers.
+pub async fn start_nginx(args: &gateway_config::Args) -> Gateway {
+    let written = gateway_config::write(args).unwrap();
+    let child = tokio::process::Command::new(nginx_binary())
+        .arg("-p")
+        .arg(&written.run_dir)
+        .args(["-c", "nginx.conf", "-e", "error.log"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting nginx");
+    let mut gateway = Gateway {
+        addr: args.listen,
+        run_dir: written.run_dir,
+        child,
+    };
+    let client = reqwest::Client::new();
+    let health = gateway.url("/gateway/health");
+    for _ in 0..500 {
+        if let Ok(Some(status)) = gateway.child.try_wait() {
+            panic!("nginx exited ({status}): {}", gateway.error_log());
+        }
+        if client
+            .get(&health)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return gateway;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("nginx did not answer within 10 s: {}", gateway.error_log());
+}
+
+/// A free address on 127.0.0.1 (bound, then released for nginx to take).
+pub async fn free_addr() -> SocketAddr {
+    bind().await.local_addr().unwrap()
+}
