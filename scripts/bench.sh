@@ -51,8 +51,17 @@ wrk.body = '{"aud":"serviceb"}'
 wrk.headers["Content-Type"] = "application/json"
 LUA
 
-# cpu_ticks PID: user + system CPU time of a process, in clock ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# cpu_ticks PID: user + system CPU time of a process and its children
+# (nginx's workers), in clock ticks.
+cpu_ticks() {
+  local p sum=0
+  for p in "$1" $(pgrep -P "$1" || true); do
+    sum=$((sum + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$sum"
+}
+# The processes whose CPU time is profiled, as pid_of names them.
+PROCS="jwt-factory servicea serviceb servicec verifier gateway"
 TICK_US=$(( 1000000 / $(getconf CLK_TCK) ))
 
 # load NAME CONNECTIONS URL [wrk args...]: one row of the table, and one row
@@ -65,7 +74,7 @@ load() {
   local threads=$(( conns < 2 ? 1 : 2 ))
   wrk -t"$threads" -c"$conns" -d2s "$@" "$url" >/dev/null 2>&1 || true   # warm-up
   local before=() p
-  for p in jwt-factory servicea serviceb servicec; do before+=("$(cpu_ticks "$(pid_of "$p")")"); done
+  for p in $PROCS; do before+=("$(cpu_ticks "$(pid_of "$p")")"); done
   local out wrk_cpu
   out=$( { TIMEFORMAT='%U %S'; time wrk -t"$threads" -c"$conns" -d"${DURATION}s" --latency "$@" "$url" 2>&1; } 2>&1 )
   wrk_cpu=$(tail -1 <<<"$out")
@@ -81,7 +90,7 @@ load() {
   RPS[$ALGORITHM/$name]=$rps
   local row i=0 total=0 us
   row=$(printf '%-8s %-26s' "$ALGORITHM" "$name")
-  for p in jwt-factory servicea serviceb servicec; do
+  for p in $PROCS; do
     us=$(( ( $(cpu_ticks "$(pid_of "$p")") - before[i] ) * TICK_US / (requests > 0 ? requests : 1) ))
     total=$((total + us)); row+=$(printf ' %9s' "$us"); i=$((i + 1))
   done
@@ -114,9 +123,10 @@ LUA
   load "GET /scenario6" "$CONNECTIONS" http://localhost:3000/scenario6
   load "GET /scenario7" "$CONNECTIONS" http://localhost:3000/scenario7
   load "GET /scenario8" "$CONNECTIONS" http://localhost:3000/scenario8
+  load "GET /scenario9" "$CONNECTIONS" http://localhost:3000/scenario9
   load "POST /issueToken" "$CONNECTIONS" http://localhost:5555/issueToken/servicea -s "$TMP/issue.lua"
   load "POST /verify" "$CONNECTIONS" http://localhost:5555/verify/servicea -s "$TMP/verify.lua"
-  for name in jwt-factory servicea serviceb servicec; do
+  for name in $PROCS; do
     RSS[$ALG/$name]=$(awk '/^VmRSS:/ {printf "%.1f MB", $2/1024}' "/proc/$(pid_of "$name")/status")
     READY[$ALG/$name]=${READY_MS[$name]}
   done
@@ -148,12 +158,12 @@ printf '%-8s %-26s %5s %10s %10s %10s %7s %7s\n' "alg" "request" "conns" "req/s"
 printf '%s\n' "${ROWS[@]}"
 echo
 echo "CPU time per request, in microseconds, by process (clock-tick resolution):"
-printf '%-8s %-26s %9s %9s %9s %9s %9s %9s\n' "alg" "request" "factory" "servicea" "serviceb" "servicec" "services" "wrk"
+printf '%-8s %-26s %9s %9s %9s %9s %9s %9s %9s %9s\n' "alg" "request" "factory" "servicea" "serviceb" "servicec" "verifier" "nginx" "all" "wrk"
 printf '%s\n' "${PROFILE[@]}"
 echo
 printf '%-8s %-12s %14s %18s\n' "alg" "process" "RSS after load" "ready after start"
 for ALG in $ALGORITHMS; do
-  for name in jwt-factory servicea serviceb servicec; do
+  for name in $PROCS; do
     printf '%-8s %-12s %14s %15s ms\n' "$ALG" "$name" "${RSS[$ALG/$name]}" "${READY[$ALG/$name]}"
   done
 done
@@ -172,7 +182,7 @@ set -- $ALGORITHMS
 if [ $# -ge 2 ]; then
   echo
   echo "speed-up of $2 over $1 (req/s ratio):"
-  for name in "GET /scenario1" "GET /scenario2" "GET /scenario3" "GET /scenario4" "GET /scenario6" "GET /scenario7" "GET /scenario8" "POST /issueToken" "POST /verify"; do
+  for name in "GET /scenario1" "GET /scenario2" "GET /scenario3" "GET /scenario4" "GET /scenario6" "GET /scenario7" "GET /scenario8" "GET /scenario9" "POST /issueToken" "POST /verify"; do
     awk -v n="$name" -v a="${RPS[$1/$name]}" -v b="${RPS[$2/$name]}" 'BEGIN {printf "  %-20s %6.2fx\n", n, b/a}'
   done
 fi

@@ -2,10 +2,11 @@
 # The whole walkthrough in one command, on a fresh clone:
 #   builds, creates what is missing (certificates, keys), starts jwt-factory,
 #   servicea, serviceb and servicec, waits until each answers, runs every
-#   scenario (1-8) valid and expired and a key rotation, scenario 6 with the
+#   scenario (1-9) valid and expired and a key rotation, scenario 6 with the
 #   factory stopped and with an audience servicea may not have, scenarios 7
 #   and 8 (mTLS) with the refusals and the replays of a captured bearer and
-#   bound token, prints each request
+#   bound token, scenario 9 through a real nginx with forged identity
+#   headers both ways, prints each request
 #   and response, checks each outcome, and stops every process it started
 #   (also on Ctrl-C or failure).
 # Exit status: 0 when every outcome is the expected one, 1 otherwise.
@@ -226,6 +227,19 @@ echo "(replaying it with no certificate, over one-way TLS: refused)"
 request 401 '"error":"invalid_token"' 'presented none' -- '--cacert certs/ca.pem -H "Authorization: Bearer $BOUND" https://localhost:8443/scenario8-server'
 echo "(and at the plain-http path of scenario 6, where no certificate can be checked: refused)"
 request 401 '"error":"invalid_token"' -- '-H "Authorization: Bearer $BOUND" localhost:3001/scenario6-server'
+
+say "scenario 9: the gateway (nginx) verifies the token once, at the edge, and forwards the identity; serviceb believes it from the gateway's certificate alone"
+check /scenario9 200 '"valid":true' '"sub":"servicea"' '"via":"gateway"'
+echo "(?expired=1: the gateway refuses the token; serviceb never sees the request)"
+check '/scenario9?expired=1' 403 '"TokenExpiredError"'
+echo "(by hand: a token for serviceb, through the gateway, with a forged X-Jwt-Sub: the gateway drops it and forwards the verified identity)"
+shown 'TOKEN9=$(curl -sS -m 10 -X POST localhost:5555/issueToken/servicea -H "content-type: application/json" -d "{\"aud\":\"serviceb\"}"); echo "${TOKEN9:0:40}..."'
+request 200 '"sub":"servicea"' '"via":"gateway"' -- '-H "Authorization: Bearer $TOKEN9" -H "X-Jwt-Sub: admin" localhost:8080/serviceb/scenario9-server'
+echo "(the same forged header straight to serviceb, without the gateway's certificate: refused, and logged as an attempt)"
+request 401 'accepted only from the gateway' -- '--cacert certs/ca.pem -H "X-Jwt-Sub: admin" -H "X-Jwt-Aud: serviceb" https://localhost:8443/scenario9-server'
+grep -h "ATTEMPT" "$LOGS/serviceb.log" | sed -E 's/^[^ ]+ +WARN +//; s/^req\{[^}]*\}: //' | tail -1 || true
+echo "(serviceb's token on servicec's route: refused at the gateway, as JSON)"
+request 403 'jwt audience invalid. expected: servicec' -- '-H "Authorization: Bearer $TOKEN9" localhost:8080/servicec/scenario9-server'
 
 say "scenario 6 with jwt-factory STOPPED: the cached token keeps working; scenarios 1, 2 and 5 need the factory for every token"
 FACTORY_PID=$(pid_of jwt-factory)

@@ -100,6 +100,8 @@ pub enum Internal {
     Task(#[from] tokio::task::JoinError),
     #[error("cannot start a thread")]
     Spawn(#[source] std::io::Error),
+    #[error("cannot set the unusable key pair aside")]
+    SetAside(#[source] std::io::Error),
     #[error("the key generation thread ended without an answer")]
     ThreadLost,
 }

@@ -248,6 +248,26 @@ impl JwksCache {
             .clone()
     }
 
+    /// Verifies `token` against `expect` with the key its `kid` names (the
+    /// header is checked first: algorithm, `typ`, `crit`; no `kid` is a
+    /// refusal). The claims, and the kid for the log.
+    pub async fn verify(
+        &self,
+        expect: &s2s_auth::Expectations,
+        token: &str,
+        client: &reqwest::Client,
+        rid: &RequestId,
+    ) -> Result<(s2s_auth::jws::Claims, String), AppError> {
+        let kid = expect.kid(token)?.ok_or_else(|| {
+            s2s_auth::JwtError::invalid(
+                "jwt has no kid: it cannot be matched to a key of the issuer's JWK Set",
+            )
+        })?;
+        tracing::info!("token names kid {kid}; looking it up in the factory's JWK Set");
+        let key = self.key_for(&kid, client, rid).await?;
+        Ok((expect.verify_with(token, &key)?, kid))
+    }
+
     /// The key for `kid`: from the cache, or after fetching the set again.
     pub async fn key_for(
         &self,

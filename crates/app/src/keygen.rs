@@ -89,6 +89,24 @@ pub async fn route(State(state): State<servicea::State>) -> Result<Json<Value>, 
     ))?;
     let keys = &state.settings.keys;
     let alg = state.settings.common.algorithm;
+    // A key in place that cannot sign with ALGORITHM (another kind, left by
+    // a run with another ALGORITHM) has signed nothing this servicea could
+    // send: nothing to overlap. It is kept aside (`*.unusable.pem`), not
+    // lost, and the new pair is written in place at once.
+    if let Err(e) = state.signing_key.get()
+        && matches!(e.source, s2s_auth::watched::WatchedError::Invalid { .. })
+        && keys.private.exists()
+    {
+        for path in [&keys.private, &keys.public] {
+            let aside = crate::key_set::tagged(path, "unusable");
+            if path.exists() {
+                std::fs::rename(path, &aside).map_err(Internal::SetAside)?;
+            }
+        }
+        tracing::warn!(
+            "the key in place cannot sign with {alg} ({e}): kept aside as *.unusable.pem, a new pair is written at once"
+        );
+    }
     if !keys.private.exists() && !keys.public.exists() {
         let (private, public) = (keys.private.clone(), keys.public.clone());
         on_own_thread(move || generate(alg, &private, &public))

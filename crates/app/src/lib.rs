@@ -1,6 +1,6 @@
-//! # app: servicea, serviceb and servicec
+//! # app: servicea, serviceb, servicec and the gateway's verifier
 //!
-//! One binary, three roles, chosen by the subcommand (and its env file in
+//! One binary, four roles, chosen by the subcommand (and its env file in
 //! `env/`). Run each in its own terminal from the workspace root:
 //!
 //! ```text
@@ -8,17 +8,20 @@
 //! cargo run --release --bin app -- servicea     # :3000
 //! cargo run --release --bin app -- serviceb     # :3001, https :8443
 //! cargo run --release --bin app -- servicec     # :3002, https :9443
+//! cargo run --release --bin app -- verifier     # :3003, asked by nginx (scenario 9)
+//! cargo run --release --bin app -- gateway-config   # nginx's configuration (scenario 9)
 //! curl -X POST localhost:3000/gen-keys          # servicea's own key pair (scenarios 3-4)
 //! curl localhost:3000/scenario1                 # 2, 3, 4, 5; each also with ?expired=1
 //! ```
 //!
 //! | request | on | what happens |
 //! | --- | --- | --- |
-//! | `GET /scenario1..6[?expired=1]` | servicea | see [`scenarios`] |
+//! | `GET /scenario1..9[?expired=1]` | servicea | see [`scenarios`] |
 //! | `GET /scenario6/token?audience=NAME` | servicea | see [`scenario6`] |
 //! | `POST /gen-keys` | servicea | see [`keygen`] |
 //! | `GET /scenario{1,2,5,6}-server` | serviceb, servicec (http) | see [`receiver`] |
-//! | `GET /scenario{3,4}-server` | serviceb, servicec (https) | see [`receiver`] |
+//! | `GET /scenario{3,4,7,8,9}-server` | serviceb, servicec (https) | see [`receiver`] |
+//! | `GET /auth/{service}` | verifier | see [`verifier`] |
 //! | `GET /hello` | all | `hello` |
 //!
 //! # Layout
@@ -36,7 +39,33 @@
 //! - [`self_signed`]: servicea's own short-lived tokens.
 //! - [`keygen`]: servicea's scenario-3 key pair: create, or rotate with an overlap.
 //! - [`key_set`]: the files of that key's phases (next, current, previous).
+//! - [`authz`]: scenario 7's authorization by workload identity.
+//! - [`binding`]: scenario 8's certificate-bound tokens (RFC 8705).
+//! - [`token_check`]: the token-checking settings receivers and the verifier share.
+//! - [`verifier`]: scenario 9's verifier, asked by nginx.
+//! - [`gateway_config`]: scenario 9's nginx configuration, from its template.
+//! - [`gateway_identity`]: the receivers' side: `X-Jwt-*` believed from the gateway alone.
 //! - [`error`]: every failure, and the one place it becomes a JSON response.
+
+/// A role's shared state: `$inner` (the fields), and `$state`, an
+/// `Arc<$inner>` that is cheap to clone and reads as `$inner` (`Deref`).
+macro_rules! shared_state {
+    ($(#[$doc:meta])* $state:ident => $inner:ident { $($fields:tt)* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $state(std::sync::Arc<$inner>);
+
+        #[derive(Debug)]
+        pub struct $inner { $($fields)* }
+
+        impl std::ops::Deref for $state {
+            type Target = $inner;
+            fn deref(&self) -> &$inner {
+                &self.0
+            }
+        }
+    };
+}
 
 pub mod authz;
 pub mod bearer;

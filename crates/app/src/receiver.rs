@@ -14,7 +14,7 @@
 //! The routes come from the scenario table: each scenario's receiver path
 //! is served on the listener its check needs (https for `CallerKey`).
 
-use std::{ops::Deref, path::PathBuf, sync::Arc};
+use std::{path::PathBuf, sync::Arc};
 
 use axum::{
     Json, Router,
@@ -23,7 +23,7 @@ use axum::{
 };
 use axum_server::tls_rustls::RustlsConfig;
 use clap::{Args as ClapArgs, builder::BoolishValueParser};
-use s2s_auth::{Expectations, JwtError, watched::WatchedFile};
+use s2s_auth::{Expectations, watched::WatchedFile};
 use s2s_web::{
     identity::ClientCert,
     outbound::{self, ClientError},
@@ -35,11 +35,13 @@ use tokio::net::TcpListener;
 
 use crate::{
     bearer::BearerToken,
+    binding::Binding,
     cli::Role,
     error::AppError,
     factory_client,
     jwks::JwksCache,
     key_set::{self, NamedKey},
+    scenario6::access_token,
     scenarios::{Check, SCENARIOS},
     settings::{Common, CommonArgs},
     token_check::{JwksSettings, TokenCheckArgs},
@@ -202,31 +204,22 @@ impl Args {
     }
 }
 
-/// What a receiver's handlers share. Cheap to clone: one `Arc`.
-#[derive(Clone, Debug)]
-pub struct State(Arc<Inner>);
-
-#[derive(Debug)]
-pub struct Inner {
-    pub settings: Settings,
-    /// The one http client of the process (jwt-factory's `/verify` and JWK Set).
-    pub http: reqwest::Client,
-    /// servicea's public key, parsed once, reloaded when the file changes.
-    pub caller_key: WatchedFile<NamedKey>,
-    /// The other keys of servicea's key set during a rotation: the next one
-    /// (`jwt-public.next.pem`) and the previous one
-    /// (`jwt-public.previous.pem`); usually absent. See [`crate::key_set`].
-    pub caller_other_keys: [WatchedFile<NamedKey>; 2],
-    /// Scenario 5: the factory's JWK Set, fetched when needed and cached.
-    pub jwks: JwksCache,
-    /// Scenario 7: the authorization policy, re-read when it changes.
-    pub policy: Option<WatchedFile<crate::authz::Policy>>,
-}
-
-impl Deref for State {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
+shared_state! {
+    /// What a receiver's handlers share.
+    State => Inner {
+        pub settings: Settings,
+        /// The one http client of the process (jwt-factory's `/verify` and JWK Set).
+        pub http: reqwest::Client,
+        /// servicea's public key, parsed once, reloaded when the file changes.
+        pub caller_key: WatchedFile<NamedKey>,
+        /// The other keys of servicea's key set during a rotation: the next one
+        /// (`jwt-public.next.pem`) and the previous one
+        /// (`jwt-public.previous.pem`); usually absent. See [`crate::key_set`].
+        pub caller_other_keys: [WatchedFile<NamedKey>; 2],
+        /// Scenario 5: the factory's JWK Set, fetched when needed and cached.
+        pub jwks: JwksCache,
+        /// Scenario 7: the authorization policy, re-read when it changes.
+        pub policy: Option<WatchedFile<crate::authz::Policy>>,
     }
 }
 
@@ -283,9 +276,9 @@ fn handler(check: Check) -> MethodRouter<State> {
         Check::Factory => get(via_factory),
         Check::CallerKey => get(via_caller_key),
         Check::Jwks => get(via_jwks),
-        Check::Sts => get(crate::scenario6::via_sts),
+        Check::Sts => get(|s, p, r, c, t| access_token(s, p, r, c, t, Binding::IfPresent)),
         Check::Identity => get(via_identity),
-        Check::BoundSts => get(crate::scenario6::via_bound_sts),
+        Check::BoundSts => get(|s, p, r, c, t| access_token(s, p, r, c, t, Binding::Required)),
         Check::Gateway => get(crate::gateway_identity::via_gateway),
     }
 }
@@ -419,15 +412,11 @@ async fn via_jwks(
 ) -> Result<Json<Value>, AppError> {
     let BearerToken(token) = token?;
     let expect = &state.settings.factory_tokens;
-    let kid = expect.kid(&token)?.ok_or_else(|| {
-        JwtError::invalid("jwt has no kid: it cannot be matched to a key of the issuer's JWK Set")
-    })?;
     tracing::info!(
-        "{}: token names kid {kid}; looking it up in the factory's JWK Set",
+        "{}: verifying locally with the factory's JWK Set",
         path.as_str()
     );
-    let key = state.jwks.key_for(&kid, &state.http, &rid).await?;
-    let claims = expect.verify_with(&token, &key)?;
+    let (claims, kid) = state.jwks.verify(expect, &token, &state.http, &rid).await?;
     tracing::info!(
         "token valid: signed by the factory's key {kid}, iss {}, aud {}, sub {}",
         expect.issuer,

@@ -22,32 +22,13 @@ use serde_json::{Value, json};
 
 use crate::{bearer::BearerToken, binding::Binding, error::AppError, receiver, servicea};
 
-/// `/scenario6-server`: an access token from the factory's `/token`. A
-/// certificate-bound one (scenario 8's) is refused here: plain http shows
-/// no certificate to check it against.
-pub async fn via_sts(
-    state: Shared<receiver::State>,
-    path: MatchedPath,
-    rid: RequestId,
-    cert: ClientCert,
-    token: Result<BearerToken, AppError>,
-) -> Result<Json<Value>, AppError> {
-    access_token(state, path, rid, cert, token, Binding::IfPresent).await
-}
-
-/// `/scenario8-server`: as scenario 6, and the token must be bound to the
-/// client certificate of this mTLS connection (RFC 8705).
-pub async fn via_bound_sts(
-    state: Shared<receiver::State>,
-    path: MatchedPath,
-    rid: RequestId,
-    cert: ClientCert,
-    token: Result<BearerToken, AppError>,
-) -> Result<Json<Value>, AppError> {
-    access_token(state, path, rid, cert, token, Binding::Required).await
-}
-
-async fn access_token(
+/// `/scenario6-server` (`binding` [`Binding::IfPresent`]: a
+/// certificate-bound token, scenario 8's, is refused there, as plain http
+/// shows no certificate to check it against) and `/scenario8-server`
+/// ([`Binding::Required`]: the token must be bound to the client
+/// certificate of this mTLS connection, RFC 8705): an access token from
+/// the factory's `/token`.
+pub async fn access_token(
     Shared(state): Shared<receiver::State>,
     path: MatchedPath,
     rid: RequestId,
@@ -60,15 +41,11 @@ async fn access_token(
     // scenario-5 `/issueToken` token, signed by the same key, is refused
     // here), before any key is looked up; then the kid.
     let expect = &state.settings.access_tokens;
-    let kid = expect.kid(&token)?.ok_or_else(|| {
-        JwtError::invalid("jwt has no kid: it cannot be matched to a key of the issuer's JWK Set")
-    })?;
     tracing::info!(
-        "{}: access token (typ at+jwt), kid {kid}; verifying locally with the factory's JWK Set",
+        "{}: access token (typ at+jwt); verifying locally with the factory's JWK Set",
         path.as_str()
     );
-    let key = state.jwks.key_for(&kid, &state.http, &rid).await?;
-    let claims = expect.verify_with(&token, &key)?;
+    let (claims, kid) = state.jwks.verify(expect, &token, &state.http, &rid).await?;
     let caller = &state.settings.caller;
     if claims.get("client_id").and_then(Value::as_str) != Some(caller.as_str()) {
         return Err(JwtError::invalid(format!("jwt client_id invalid. expected: {caller}")).into());

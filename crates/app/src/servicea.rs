@@ -6,7 +6,6 @@
 //! scenario-3 signing key, parsed once and reloaded when the file changes.
 
 use std::{
-    ops::Deref,
     path::PathBuf,
     sync::{Arc, atomic::AtomicBool},
     time::Duration,
@@ -215,40 +214,31 @@ impl Args {
     }
 }
 
-/// What servicea's handlers share. Cheap to clone: one `Arc`.
-#[derive(Clone, Debug)]
-pub struct State(Arc<Inner>);
-
-#[derive(Debug)]
-pub struct Inner {
-    pub settings: Settings,
-    /// The one plain-http client of the process (jwt-factory, scenarios
-    /// 1, 2, 5): pooled keep-alive connections, connect and request timeouts.
-    pub http: reqwest::Client,
-    /// The https client for scenarios 3-4, trusting `CA_CERT_PATH` and
-    /// nothing else. Built when the CA file is first needed and rebuilt only
-    /// if that file changes, so `gen-certs` can run after servicea starts.
-    pub https: WatchedFile<reqwest::Client>,
-    /// servicea's scenario-3 signing key, parsed once, reloaded on change.
-    pub signing_key: WatchedFile<SigningKey>,
-    /// Set while `POST /gen-keys` generates a key to rotate to: a second
-    /// call gets a 409 instead of a queue of key generations.
-    pub rotating: AtomicBool,
-    /// Scenario 6: the factory's token endpoint, and the tokens it gave.
-    pub sts: StsClient,
-    /// Scenarios 7-8: the mTLS client, presenting servicea's workload
-    /// certificate and trusting `CA_CERT_PATH` alone; rebuilt when the
-    /// certificate file changes (a re-issued certificate is used at once).
-    pub mtls: Arc<WatchedFile<reqwest::Client>>,
-    /// Scenario 8: the factory's token endpoint over mTLS, and its
-    /// certificate-bound tokens.
-    pub sts_bound: StsClient,
-}
-
-impl Deref for State {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
+shared_state! {
+    /// What servicea's handlers share.
+    State => Inner {
+        pub settings: Settings,
+        /// The one plain-http client of the process (jwt-factory, scenarios
+        /// 1, 2, 5): pooled keep-alive connections, connect and request timeouts.
+        pub http: reqwest::Client,
+        /// The https client for scenarios 3-4, trusting `CA_CERT_PATH` and
+        /// nothing else. Built when the CA file is first needed and rebuilt only
+        /// if that file changes, so `gen-certs` can run after servicea starts.
+        pub https: WatchedFile<reqwest::Client>,
+        /// servicea's scenario-3 signing key, parsed once, reloaded on change.
+        pub signing_key: WatchedFile<SigningKey>,
+        /// Set while `POST /gen-keys` generates a key to rotate to: a second
+        /// call gets a 409 instead of a queue of key generations.
+        pub rotating: AtomicBool,
+        /// Scenario 6: the factory's token endpoint, and the tokens it gave.
+        pub sts: StsClient,
+        /// Scenarios 7-8: the mTLS client, presenting servicea's workload
+        /// certificate and trusting `CA_CERT_PATH` alone; rebuilt when the
+        /// certificate file changes (a re-issued certificate is used at once).
+        pub mtls: Arc<WatchedFile<reqwest::Client>>,
+        /// Scenario 8: the factory's token endpoint over mTLS, and its
+        /// certificate-bound tokens.
+        pub sts_bound: StsClient,
     }
 }
 

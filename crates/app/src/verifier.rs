@@ -19,7 +19,7 @@
 //!
 //! It listens on loopback, plain http: only nginx calls it.
 
-use std::{collections::HashMap, ops::Deref, sync::Arc};
+use std::{collections::HashMap, sync::Arc};
 
 use axum::{
     Json, Router,
@@ -30,7 +30,7 @@ use axum::{
     routing::get,
 };
 use clap::Args as ClapArgs;
-use s2s_auth::{Expectations, JwtError};
+use s2s_auth::Expectations;
 use s2s_web::{
     outbound::{self, ClientError},
     request_tracing::RequestId,
@@ -103,21 +103,12 @@ impl Args {
     }
 }
 
-/// What the handler shares. Cheap to clone: one `Arc`.
-#[derive(Clone, Debug)]
-pub struct State(Arc<Inner>);
-
-#[derive(Debug)]
-pub struct Inner {
-    pub settings: Settings,
-    pub http: reqwest::Client,
-    pub jwks: JwksCache,
-}
-
-impl Deref for State {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
+shared_state! {
+    /// What the verifier's handler shares.
+    State => Inner {
+        pub settings: Settings,
+        pub http: reqwest::Client,
+        pub jwks: JwksCache,
     }
 }
 
@@ -192,11 +183,7 @@ async fn auth(
             .into_response());
     };
     let BearerToken(token) = token?;
-    let kid = expect.kid(&token)?.ok_or_else(|| {
-        JwtError::invalid("jwt has no kid: it cannot be matched to a key of the issuer's JWK Set")
-    })?;
-    let key = state.jwks.key_for(&kid, &state.http, &rid).await?;
-    let claims = expect.verify_with(&token, &key)?;
+    let (claims, kid) = state.jwks.verify(expect, &token, &state.http, &rid).await?;
     tracing::info!(
         "gateway: token valid for {service} (iss {}, sub {}, kid {kid}): forwarding the identity as X-Jwt-* headers",
         expect.issuer,

@@ -348,6 +348,16 @@ async fn a_key_of_the_wrong_kind_is_a_clear_503() {
             .contains("ALGORITHM=RS256"),
         "{body}"
     );
+    // `POST /gen-keys` replaces it at once (it signed nothing usable: no
+    // overlap to wait for), and keeps it aside rather than losing it.
+    let (status, body) = s.post(&s.a, "/gen-keys").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = s.get_a("/scenario3").await;
+    assert_eq!(status, 200, "the new RSA pair signs at once: {body}");
+    for kept in ["jwt-private.unusable.pem", "jwt-public.unusable.pem"] {
+        let pem = std::fs::read_to_string(s.path(&format!("scenario-3-keys/{kept}"))).unwrap();
+        assert!(pem.contains("BEGIN"), "{kept} kept aside: {pem}");
+    }
 }
 
 /// A stand-in dependency on 127.0.0.1 answering every request with `answer`;

@@ -75,7 +75,8 @@ pub fn start_verifier_on(listener: tokio::net::TcpListener, flags: &[String]) ->
     })
 }
 
-/// A running nginx; killed when dropped.
+/// A running nginx (one process, no master: see [`start_nginx`]); killed
+/// when dropped.
 pub struct Gateway {
     pub addr: SocketAddr,
     pub run_dir: PathBuf,
@@ -137,6 +138,8 @@ pub async fn start_nginx(args: &gateway_config::Args) -> Gateway {
         .arg("-p")
         .arg(&written.run_dir)
         .args(["-c", "nginx.conf", "-e", "error.log"])
+        // One process: killing it (on drop) leaves no worker behind.
+        .args(["-g", "master_process off;"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)

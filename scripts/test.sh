@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command (the README's, and CI's): installs what the tests need
+# besides the Rust toolchain, then runs every test.
+#   - nginx (Debian's package, with auth_request): the gateway tests of
+#     scenario 9 run the real one. Without it they fail; they never skip.
+# Extra arguments go to cargo test (e.g. scripts/test.sh -p app --test gateway).
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+ensure_nginx
+say "cargo test --workspace $*"
+exec cargo test --workspace "$@"
