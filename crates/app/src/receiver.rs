@@ -408,9 +408,9 @@ async fn via_jwks(
     Shared(state): Shared<State>,
     path: MatchedPath,
     rid: RequestId,
-    token: Result<BearerToken, AppError>,
+    // A missing or malformed token is refused by the extractor itself.
+    BearerToken(token): BearerToken,
 ) -> Result<Json<Value>, AppError> {
-    let BearerToken(token) = token?;
     let expect = &state.settings.factory_tokens;
     tracing::info!(
         "{}: verifying locally with the factory's JWK Set",

@@ -41,13 +41,10 @@ use std::{
 
 use app::gateway_config;
 use common::{
-    Options, Reply, Running, Silent, Stack, bind,
+    Options, Reply, Running, Silent, Stack,
     factory::{self, payload},
     forge::edit_header,
-    gateway::{
-        Gateway, config_for, free_addr, nginx_binary, start_nginx, start_verifier_on,
-        verifier_flags,
-    },
+    gateway::{Gateway, nginx_binary},
     raw_http, reply,
 };
 use serde_json::{Map, Value, json};
@@ -81,22 +78,11 @@ impl Edge {
     /// of a verifier of its own if given. servicea knows the gateway's
     /// address from the start.
     async fn start_with(verifier_at: Option<SocketAddr>, timeouts: [u64; 3]) -> Self {
-        let listen = free_addr().await;
-        let s = Stack::start(Options {
-            a_args: vec![
-                "--gateway-endpoint".into(),
-                format!("http://127.0.0.1:{}", listen.port()),
-            ],
-            ..Options::default()
-        })
-        .await;
-        let verifier = match verifier_at {
-            Some(_) => None,
-            None => Some(start_verifier_on(bind().await, &verifier_flags(&s, &[]))),
-        };
-        let asked = verifier_at.unwrap_or_else(|| verifier.as_ref().unwrap().addr);
-        let args = config_for(&s, &s.path("gateway"), listen, asked, timeouts);
-        let gateway = start_nginx(&args).await;
+        let common::gateway::Edge {
+            s,
+            verifier,
+            gateway,
+        } = common::gateway::Edge::start(Options::default(), verifier_at, timeouts).await;
         Self {
             s,
             verifier,

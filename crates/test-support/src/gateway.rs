@@ -16,7 +16,7 @@ use std::{
 use app::{Role, gateway_config, verifier};
 use clap::Parser as _;
 
-use crate::{Running, Stack, bind};
+use crate::{Options, Running, Stack, bind};
 
 /// The nginx binary: on `PATH`, or Debian's `/usr/sbin/nginx`.
 pub fn nginx_binary() -> PathBuf {
@@ -172,4 +172,43 @@ pub async fn start_nginx(args: &gateway_config::Args) -> Gateway {
 /// A free address on 127.0.0.1 (bound, then released for nginx to take).
 pub async fn free_addr() -> SocketAddr {
     bind().await.local_addr().unwrap()
+}
+
+/// The whole stack behind a real nginx: the stack (servicea told the
+/// gateway's address from the start), the verifier, nginx.
+pub struct Edge {
+    pub s: Stack,
+    /// The verifier nginx asks (none when nginx asks another address).
+    pub verifier: Option<Running>,
+    pub gateway: Gateway,
+}
+
+impl Edge {
+    /// The stack with `opts`, and nginx with `timeouts` (connect, auth,
+    /// request, ms), asking `verifier_at` if given, else a verifier of its
+    /// own.
+    pub async fn start(
+        mut opts: Options,
+        verifier_at: Option<SocketAddr>,
+        timeouts: [u64; 3],
+    ) -> Self {
+        let listen = free_addr().await;
+        opts.a_args.extend([
+            "--gateway-endpoint".into(),
+            format!("http://127.0.0.1:{}", listen.port()),
+        ]);
+        let s = Stack::start(opts).await;
+        let verifier = match verifier_at {
+            Some(_) => None,
+            None => Some(start_verifier_on(bind().await, &verifier_flags(&s, &[]))),
+        };
+        let asked = verifier_at.unwrap_or_else(|| verifier.as_ref().map_or(listen, |v| v.addr));
+        let args = config_for(&s, &s.path("gateway"), listen, asked, timeouts);
+        let gateway = start_nginx(&args).await;
+        Self {
+            s,
+            verifier,
+            gateway,
+        }
+    }
 }
