@@ -17,7 +17,7 @@ use crate::{receiver, servicea};
 /// servicea, serviceb and servicec: the service-to-service JWT scenarios.
 ///
 /// Run each service in its own terminal from the workspace root, then
-/// `curl localhost:3000/scenario1` (2, 3, 4, 5; each also with `?expired=1`).
+/// `curl localhost:3000/scenario1` (up to 9; each also with `?expired=1`).
 #[derive(Parser, Debug)]
 #[command(name = "app", version, about, long_about = None)]
 pub struct Cli {
