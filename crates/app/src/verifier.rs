@@ -191,7 +191,12 @@ async fn auth(
     );
     let mut response = Json(json!({ "valid": true })).into_response();
     for (header, claim) in IDENTITY_HEADERS {
-        let value = claims.get(claim).and_then(Value::as_str);
+        // `aud` is the audience verified (the route's service), also when
+        // the token's `aud` is an array that contains it.
+        let value = match claim {
+            "aud" => Some(service.as_str()),
+            _ => claims.get(claim).and_then(Value::as_str),
+        };
         // Only printable ASCII goes into a header; anything else is left
         // out (and said), never passed on mangled.
         match value.map(HeaderValue::from_str) {

@@ -205,6 +205,19 @@ async fn scenario9_and_a_factory_token_reach_the_service_with_the_verified_ident
         assert_via_gateway(&case, &body, aud);
         assert_identity_of(&case, &body, &token);
     }
+
+    // An `aud` array that contains the route's service: the identity's
+    // `aud` is the audience verified, not the array.
+    let token = e
+        .token("", json!({ "aud": ["serviceb", "elsewhere"] }))
+        .await;
+    let case = "a token for [serviceb, elsewhere]";
+    let body = e.accepted(
+        case,
+        e.send("/serviceb/scenario9-server", &[bearer(&token)])
+            .await,
+    );
+    assert_via_gateway(case, &body, "serviceb");
 }
 
 // ---------------------------------------------------------------------------
