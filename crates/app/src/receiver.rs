@@ -363,9 +363,9 @@ pub async fn run(
         )
         .await
     };
-    let (a, b) = tokio::join!(plain, secure);
-    a?;
-    b?;
+    // The first listener to fail stops both: a service never runs on one
+    // listener of two without saying so.
+    tokio::try_join!(plain, secure)?;
     tracing::info!("{name} stopped");
     Ok(())
 }

@@ -71,16 +71,27 @@ pub enum Transport {
 }
 
 impl Transport {
-    /// The client now, and a number that changes when it is rebuilt.
-    fn client(&self) -> Result<(reqwest::Client, usize), AppError> {
+    /// The client now, and (mTLS) the `Arc` it was built into: a new one
+    /// each time the certificate file changes.
+    fn client(&self) -> Result<(reqwest::Client, Option<Arc<reqwest::Client>>), AppError> {
         match self {
-            Self::Plain(c) => Ok((c.clone(), 0)),
+            Self::Plain(c) => Ok((c.clone(), None)),
             Self::Mtls(file) => {
                 let c = file.get()?;
-                let generation = Arc::as_ptr(&c) as usize;
-                Ok(((*c).clone(), generation))
+                Ok(((*c).clone(), Some(c)))
             }
         }
+    }
+}
+
+/// Whether two [`Transport::client`] answers are the same build. Each
+/// cached token holds its build's `Arc`, so its address is never reused
+/// while compared.
+fn same_build(a: &Option<Arc<reqwest::Client>>, b: &Option<Arc<reqwest::Client>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
     }
 }
 
@@ -88,8 +99,8 @@ impl Transport {
 #[derive(Debug)]
 pub struct Cached {
     pub token: String,
-    /// The transport's generation it was fetched with (see [`Transport`]).
-    generation: usize,
+    /// The client build it was fetched with (see [`Transport`]).
+    generation: Option<Arc<reqwest::Client>>,
     pub expires_at: Instant,
     pub lifetime: Duration,
 }
@@ -169,11 +180,11 @@ impl StsClient {
     }
 
     fn cached(&self, audience: &str) -> Option<Arc<Cached>> {
-        let generation = self.0.http.client().map_or(usize::MAX, |(_, g)| g);
+        let (_, generation) = self.0.http.client().ok()?;
         let cache = self.0.cache.read().unwrap_or_else(|p| p.into_inner());
         cache
             .get(audience)
-            .filter(|c| c.usable() && c.generation == generation)
+            .filter(|c| c.usable() && same_build(&c.generation, &generation))
             .cloned()
     }
 

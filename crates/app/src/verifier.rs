@@ -12,10 +12,12 @@
 //! - 200: the identity, as headers nginx copies onto the forwarded request:
 //!   `X-Jwt-Sub`, `X-Jwt-Aud`, `X-Jwt-Client-Id`, `X-Jwt-Jti` (the last two
 //!   when the token has them).
-//! - 401/403 (and 400, 404): the services' JSON body, also in the header
-//!   `X-Auth-Body`. nginx relays no subrequest body, so its `error_page`
-//!   answers with that header's value: the client sees the same JSON a
-//!   service would send, never nginx's HTML.
+//! - 401/403: the services' JSON body, also in the header `X-Auth-Body`.
+//!   nginx relays no subrequest body, so its `error_page` answers with
+//!   that header's value: the client sees the same JSON a service would
+//!   send, never nginx's HTML. (`auth_request` passes on 401 and 403 only:
+//!   anything else becomes nginx's 503, so a route the verifier does not
+//!   know is a 403 that says so.)
 //!
 //! It listens on loopback, plain http: only nginx calls it.
 
@@ -177,8 +179,10 @@ async fn auth(
 ) -> Result<Response<Body>, AppError> {
     let Some(expect) = state.settings.routes.get(&service) else {
         return Ok((
-            StatusCode::NOT_FOUND,
-            Json(json!({ "message": format!("the gateway has no route to {service:?}") })),
+            StatusCode::FORBIDDEN,
+            Json(json!({
+                "message": format!("the verifier has no route to {service:?}: GATEWAY_ROUTES of env/verifier.env and env/gateway.env must agree")
+            })),
         )
             .into_response());
     };

@@ -489,6 +489,42 @@ async fn serviceb_down_is_502_and_the_verifier_down_503_as_json_in_bounded_time(
     assert_bounded(case, took);
 }
 
+/// nginx checks that it reached serviceb itself (`proxy_ssl_name`), not
+/// just any workload with a certificate from the CA: serviceb's listener
+/// serving servicec's certificate (swapped in before nginx's first
+/// connection; the listener re-reads it) gets no identity forwarded to it.
+#[tokio::test]
+async fn the_gateway_forwards_only_to_the_workload_the_route_names() {
+    let e = Edge::start().await;
+    let (b_cert, b_key) = e.s.files.workload("serviceb");
+    let (c_cert, c_key) = e.s.files.workload("servicec");
+    // The key first, the certificate last: the listener watches the
+    // certificate file.
+    std::fs::copy(c_key, &b_key).unwrap();
+    std::fs::copy(c_cert, &b_cert).unwrap();
+    let token = e.token_for("serviceb").await;
+    let case = "serviceb's port presenting servicec's certificate";
+    let r = e
+        .send("/serviceb/scenario9-server", &[bearer(&token)])
+        .await;
+    refused(case, r, 502, &["serviceb unavailable"]);
+    assert!(
+        e.gateway
+            .error_log()
+            .contains("upstream SSL certificate does not match \"serviceb\""),
+        "{case}: nginx says why: {}",
+        e.gateway.error_log()
+    );
+    // servicec's own route still works: its certificate is its own.
+    let token = e.token_for("servicec").await;
+    let body = e.accepted(
+        "servicec, control",
+        e.send("/servicec/scenario9-server", &[bearer(&token)])
+            .await,
+    );
+    assert_via_gateway("servicec, control", &body, "servicec");
+}
+
 #[tokio::test]
 async fn a_verifier_that_never_answers_is_503_after_the_auth_timeout() {
     let silent = Silent::start().await;

@@ -231,9 +231,9 @@ pub async fn run_with_https(
         .await
     };
     let plain = serve(listener, app(state.clone()), None, handle.clone(), &options);
-    let (a, b) = tokio::join!(plain, secure);
-    a?;
-    b?;
+    // The first listener to fail stops both: a service never runs on one
+    // listener of two without saying so.
+    tokio::try_join!(plain, secure)?;
     tracing::info!("jwt-factory stopped");
     Ok(())
 }

@@ -237,7 +237,9 @@ fn write(path: &Path, pem: &str, mode: u32) -> Result<(), CertError> {
 }
 
 /// Issues `name`'s workload certificate under `issuer`: one URI SAN (its
-/// SPIFFE ID) and the localhost names, `cA=false`, server and client auth.
+/// SPIFFE ID), its name as a DNS name (so a proxy can check that it
+/// reached *this* workload: nginx's `proxy_ssl_name`), and the localhost
+/// names; `cA=false`, server and client auth.
 /// The key is written before the certificate: services watch the
 /// certificate file, so when it changes the pair is complete.
 pub fn issue_workload(
@@ -246,10 +248,10 @@ pub fn issue_workload(
     issuer: &Issuer<'_, impl rcgen::SigningKey>,
     profile: &Profile,
 ) -> Result<(), CertError> {
-    let mut sans = vec![SanType::URI(Ia5String::try_from(spiffe_id(
-        &profile.trust_domain,
-        name,
-    ))?)];
+    let mut sans = vec![
+        SanType::URI(Ia5String::try_from(spiffe_id(&profile.trust_domain, name))?),
+        SanType::DnsName(Ia5String::try_from(name)?),
+    ];
     for n in SERVER_NAMES {
         sans.push(match n.parse::<std::net::IpAddr>() {
             Ok(ip) => SanType::IpAddress(ip),
@@ -276,10 +278,11 @@ pub fn issue_workload(
 }
 
 /// Whether `name`'s workload certificate is valid now under the CA, for
-/// `localhost`, with its key, naming exactly its SPIFFE ID; why not.
+/// `localhost` and `name`, with its key, naming exactly its SPIFFE ID; why
+/// not.
 pub fn check_workload(files: &CertFiles, name: &str, trust_domain: &str) -> Result<(), String> {
     let (cert, key) = files.workload(name);
-    verify_leaf(&files.ca_cert, &cert, &key)?;
+    verify_leaf(&files.ca_cert, &cert, &key, &["localhost", name])?;
     let der =
         CertificateDer::from_pem_file(&cert).map_err(|e| format!("{}: {e}", cert.display()))?;
     let expected = spiffe_id(trust_domain, name);
@@ -300,11 +303,16 @@ pub fn check_workload(files: &CertFiles, name: &str, trust_domain: &str) -> Resu
 pub fn check(files: &CertFiles) -> Result<(), String> {
     PrivateKeyDer::from_pem_file(&files.ca_key)
         .map_err(|e| format!("{}: {e}", files.ca_key.display()))?;
-    verify_leaf(&files.ca_cert, &files.server_cert, &files.server_key)
+    verify_leaf(
+        &files.ca_cert,
+        &files.server_cert,
+        &files.server_key,
+        &["localhost"],
+    )
 }
 
-/// `leaf` (with its `key`) is valid now, for `localhost`, under `ca`.
-fn verify_leaf(ca: &Path, leaf: &Path, key: &Path) -> Result<(), String> {
+/// `leaf` (with its `key`) is valid now, for each of `names`, under `ca`.
+fn verify_leaf(ca: &Path, leaf: &Path, key: &Path, names: &[&str]) -> Result<(), String> {
     let read_err = |path: &Path, e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     let ca_der = CertificateDer::from_pem_file(ca).map_err(|e| read_err(ca, &e))?;
     let leaf_der = CertificateDer::from_pem_file(leaf).map_err(|e| read_err(leaf, &e))?;
@@ -315,9 +323,11 @@ fn verify_leaf(ca: &Path, leaf: &Path, key: &Path) -> Result<(), String> {
     let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
         .build()
         .map_err(|e| e.to_string())?;
-    let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
-    verifier
-        .verify_server_cert(&leaf_der, &[], &name, &[], UnixTime::now())
-        .map_err(|e| format!("{}: {e}", leaf.display()))?;
+    for name in names {
+        let name = ServerName::try_from(*name).map_err(|e| e.to_string())?;
+        verifier
+            .verify_server_cert(&leaf_der, &[], &name, &[], UnixTime::now())
+            .map_err(|e| format!("{}: {e}", leaf.display()))?;
+    }
     Ok(())
 }

@@ -37,18 +37,22 @@ use crate::AppState;
 
 /// RFC 8705 §3: over mTLS, the token is bound to the client's certificate.
 /// The certificate must name the same workload as the authenticated client
-/// (`.../sa/<client_id>`): one client cannot get a token bound to another's
-/// certificate. Without a certificate (plain http, or permissive https
-/// without one), the token is a plain bearer token.
-fn bound_certificate(cert: &ClientCert, client_id: &str) -> Result<Option<String>, OAuthError> {
+/// (exactly `<trust domain>/ns/default/sa/<client_id>`): one client cannot
+/// get a token bound to another's certificate. Without a certificate
+/// (plain http, or permissive https without one), the token is a plain
+/// bearer token.
+fn bound_certificate(
+    cert: &ClientCert,
+    trust_domain: &str,
+    client_id: &str,
+) -> Result<Option<String>, OAuthError> {
     match cert {
         ClientCert::None => Ok(None),
         ClientCert::Unusable(why) => Err(OAuthError::invalid_client(format!(
             "client certificate cannot bind a token: {why}"
         ))),
         ClientCert::Verified(id) => {
-            let suffix = format!("/sa/{client_id}");
-            if id.principal.ends_with(&suffix) {
+            if id.principal == format!("{trust_domain}/ns/default/sa/{client_id}") {
                 Ok(Some(id.thumbprint.clone()))
             } else {
                 Err(OAuthError::invalid_client(format!(
@@ -113,7 +117,7 @@ pub async fn token(
         )));
     }
 
-    let bound_to = bound_certificate(&cert, id.as_str())?;
+    let bound_to = bound_certificate(&cert, &state.config.listener.trust_domain, id.as_str())?;
 
     let entry = state.keys.get(id).ok_or_else(|| {
         OAuthError::unavailable(format!(
