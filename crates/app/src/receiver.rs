@@ -328,7 +328,7 @@ pub async fn run(
     // Scenario 5: keep the cached JWK Set fresh in the background. The
     // task is aborted when `run` returns (or is dropped), so it stops with
     // the server.
-    let _refresher = AbortOnDrop(tokio::spawn({
+    let _refresher = s2s_web::shutdown::AbortOnDrop(tokio::spawn({
         let state = state.clone();
         async move { state.jwks.refresh_in_background(&state.http).await }
     }));
@@ -368,15 +368,6 @@ pub async fn run(
     tokio::try_join!(plain, secure)?;
     tracing::info!("{name} stopped");
     Ok(())
-}
-
-/// Aborts a background task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// `/scenario1-server`, `/scenario2-server`: jwt-factory decides.

@@ -149,10 +149,11 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let handle = s2s_web::shutdown::handle_on(shutdown);
     let options = state.settings.common.serve.clone();
-    let refresher = tokio::spawn({
+    // Aborted when `run` returns or is dropped: it stops with the server.
+    let _refresher = s2s_web::shutdown::AbortOnDrop(tokio::spawn({
         let state = state.clone();
         async move { state.jwks.refresh_in_background(&state.http).await }
-    });
+    }));
     tracing::info!(
         "gateway verifier listening on http://{} (routes: {})",
         listener.local_addr()?,
@@ -164,10 +165,9 @@ pub async fn run(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let result = s2s_web::serve::serve(listener, router(state), None, handle, &options).await;
-    refresher.abort();
+    s2s_web::serve::serve(listener, router(state), None, handle, &options).await?;
     tracing::info!("gateway verifier stopped");
-    result
+    Ok(())
 }
 
 /// `GET /auth/{service}`: is the bearer token good for `service`?

@@ -41,7 +41,7 @@ use std::{
 
 use app::gateway_config;
 use common::{
-    Options, Reply, Running, Silent, Stack,
+    Options, Reply, Silent,
     factory::{self, payload},
     forge::edit_header,
     gateway::{Gateway, nginx_binary},
@@ -60,12 +60,21 @@ const BOUNDED: Duration = Duration::from_secs(6);
 // ---------------------------------------------------------------------------
 // The stack behind a real nginx.
 
-/// The stack, the verifier and nginx in front.
-struct Edge {
-    s: Stack,
-    /// The verifier nginx asks (none when nginx asks another address).
-    verifier: Option<Running>,
-    gateway: Gateway,
+/// The stack, the verifier and nginx in front (test-support's
+/// [`common::gateway::Edge`]), with what these tests ask of it.
+struct Edge(common::gateway::Edge);
+
+impl std::ops::Deref for Edge {
+    type Target = common::gateway::Edge;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Edge {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl Edge {
@@ -75,19 +84,9 @@ impl Edge {
     }
 
     /// The stack and nginx with `timeouts`, asking `verifier_at` instead
-    /// of a verifier of its own if given. servicea knows the gateway's
-    /// address from the start.
+    /// of a verifier of its own if given.
     async fn start_with(verifier_at: Option<SocketAddr>, timeouts: [u64; 3]) -> Self {
-        let common::gateway::Edge {
-            s,
-            verifier,
-            gateway,
-        } = common::gateway::Edge::start(Options::default(), verifier_at, timeouts).await;
-        Self {
-            s,
-            verifier,
-            gateway,
-        }
+        Self(common::gateway::Edge::start(Options::default(), verifier_at, timeouts).await)
     }
 
     /// A token from the factory's `/issueToken/servicea{query}` with

@@ -140,7 +140,8 @@ pub async fn serve(
             max_connections: options.max_connections,
         },
     );
-    let reaper = AbortOnDrop(tokio::spawn(registry.clone().reap()));
+    // The reaper lives as long as its listener.
+    let reaper = crate::shutdown::AbortOnDrop(tokio::spawn(registry.clone().reap()));
     let router = router
         .layer(axum::middleware::from_fn_with_state(
             BodyDeadline {
@@ -180,15 +181,6 @@ pub async fn serve(
     };
     drop(reaper);
     result
-}
-
-/// Aborts a task when dropped: the reaper lives as long as its listener.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 fn configure(

@@ -49,3 +49,15 @@ pub fn handle_on(shutdown: impl Future<Output = ()> + Send + 'static) -> Handle<
     });
     handle
 }
+
+/// Aborts a background task when dropped: a task tied to a server (a
+/// reaper, a cache refresher) then stops with it, also when the server's
+/// future is dropped rather than run to its end.
+#[derive(Debug)]
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
