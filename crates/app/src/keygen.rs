@@ -130,9 +130,11 @@ struct OneAtATime<'a>(&'a AtomicBool);
 
 impl<'a> OneAtATime<'a> {
     fn start(flag: &'a AtomicBool) -> Option<Self> {
+        // `then`, not `then_some`: a guard built for a refused caller would
+        // be dropped at once, and its drop would clear the holder's flag.
         flag.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
-            .then_some(Self(flag))
+            .then(|| Self(flag))
     }
 }
 
@@ -241,4 +243,21 @@ async fn on_own_thread<T: Send + 'static>(
         })
         .map_err(Internal::Spawn)?;
     result.await.map_err(|_| Internal::ThreadLost)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_caller_leaves_the_holder_s_flag_set() {
+        let flag = AtomicBool::new(false);
+        let held = OneAtATime::start(&flag);
+        assert!(held.is_some());
+        assert!(OneAtATime::start(&flag).is_none());
+        // The refusal above must not have released the holder's flag.
+        assert!(OneAtATime::start(&flag).is_none());
+        drop(held);
+        assert!(OneAtATime::start(&flag).is_some());
+    }
 }
