@@ -61,7 +61,7 @@ cpu_ticks() {
   echo "$sum"
 }
 # The processes whose CPU time is profiled, as pid_of names them.
-PROCS="jwt-factory servicea serviceb servicec verifier gateway"
+PROCS="jwt-factory servicea serviceb servicec verifier gateway sidecar-servicea sidecar-serviceb sidecar-servicec"
 TICK_US=$(( 1000000 / $(getconf CLK_TCK) ))
 
 # load NAME CONNECTIONS URL [wrk args...]: one row of the table, and one row
@@ -124,6 +124,7 @@ LUA
   load "GET /scenario7" "$CONNECTIONS" http://localhost:3000/scenario7
   load "GET /scenario8" "$CONNECTIONS" http://localhost:3000/scenario8
   load "GET /scenario9" "$CONNECTIONS" http://localhost:3000/scenario9
+  load "GET /scenario10" "$CONNECTIONS" http://localhost:3000/scenario10
   load "POST /issueToken" "$CONNECTIONS" http://localhost:5555/issueToken/servicea -s "$TMP/issue.lua"
   load "POST /verify" "$CONNECTIONS" http://localhost:5555/verify/servicea -s "$TMP/verify.lua"
   for name in $PROCS; do
@@ -158,13 +159,13 @@ printf '%-8s %-26s %5s %10s %10s %10s %7s %7s\n' "alg" "request" "conns" "req/s"
 printf '%s\n' "${ROWS[@]}"
 echo
 echo "CPU time per request, in microseconds, by process (clock-tick resolution):"
-printf '%-8s %-26s %9s %9s %9s %9s %9s %9s %9s %9s\n' "alg" "request" "factory" "servicea" "serviceb" "servicec" "verifier" "nginx" "all" "wrk"
+printf '%-8s %-26s %9s %9s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n' "alg" "request" "factory" "servicea" "serviceb" "servicec" "verifier" "nginx" "envoy-a" "envoy-b" "envoy-c" "all" "wrk"
 printf '%s\n' "${PROFILE[@]}"
 echo
-printf '%-8s %-12s %14s %18s\n' "alg" "process" "RSS after load" "ready after start"
+printf '%-8s %-17s %14s %18s\n' "alg" "process" "RSS after load" "ready after start"
 for ALG in $ALGORITHMS; do
   for name in $PROCS; do
-    printf '%-8s %-12s %14s %15s ms\n' "$ALG" "$name" "${RSS[$ALG/$name]}" "${READY[$ALG/$name]}"
+    printf '%-8s %-17s %14s %15s ms\n' "$ALG" "$name" "${RSS[$ALG/$name]}" "${READY[$ALG/$name]}"
   done
 done
 
@@ -182,7 +183,7 @@ set -- $ALGORITHMS
 if [ $# -ge 2 ]; then
   echo
   echo "speed-up of $2 over $1 (req/s ratio):"
-  for name in "GET /scenario1" "GET /scenario2" "GET /scenario3" "GET /scenario4" "GET /scenario6" "GET /scenario7" "GET /scenario8" "GET /scenario9" "POST /issueToken" "POST /verify"; do
+  for name in "GET /scenario1" "GET /scenario2" "GET /scenario3" "GET /scenario4" "GET /scenario6" "GET /scenario7" "GET /scenario8" "GET /scenario9" "GET /scenario10" "POST /issueToken" "POST /verify"; do
     awk -v n="$name" -v a="${RPS[$1/$name]}" -v b="${RPS[$2/$name]}" 'BEGIN {printf "  %-20s %6.2fx\n", n, b/a}'
   done
 fi

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The whole walkthrough in one command, on a fresh clone:
 #   builds, creates what is missing (certificates, keys), starts jwt-factory,
-#   servicea, serviceb and servicec, waits until each answers, runs every
-#   scenario (1-9) valid and expired and a key rotation, scenario 6 with the
+#   servicea, serviceb and servicec (with nginx and three Envoy sidecars),
+#   waits until each answers, runs every scenario (1-10) valid and expired
+#   and a key rotation, scenario 6 with the
 #   factory stopped and with an audience servicea may not have, scenarios 7
 #   and 8 (mTLS) with the refusals and the replays of a captured bearer and
 #   bound token, scenario 9 through a real nginx with forged identity
-#   headers both ways, prints each request
+#   headers both ways, scenario 10 through the Envoy sidecars and the
+#   four Istio steps of scripts/mesh.sh, prints each request
 #   and response, checks each outcome, and stops every process it started
 #   (also on Ctrl-C or failure).
 # Exit status: 0 when every outcome is the expected one, 1 otherwise.
@@ -14,62 +16,8 @@
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
-FAILED=0
-PASSED=0
-
-# verdict STATUS BODY WANT_STATUS PATTERN...: prints and counts one outcome.
-verdict() {
-  local status=$1 body=$2 want=$3; shift 3
-  printf '%s\nHTTP %s\n' "$body" "$status"
-  local ok=1
-  [ "$status" = "$want" ] || { echo "  expected HTTP $want, got $status"; ok=0; }
-  for pattern in "$@"; do
-    grep -qF -- "$pattern" <<<"$body" || { echo "  expected the body to contain: $pattern"; ok=0; }
-  done
-  if [ $ok = 1 ]; then PASSED=$((PASSED + 1)); echo "  ok: as expected"
-  else FAILED=$((FAILED + 1)); echo "  WRONG OUTCOME"; fi
-}
-
-# shown COMMAND_LINE: prints the command line, then runs exactly that line.
-shown() {
-  printf '$ %s\n' "$1"
-  eval "$1"
-}
-
-# request WANT_STATUS PATTERN... -- CURL_ARGS: one request and its verdict.
-# CURL_ARGS is written as in a shell. The line printed is the line run; its
-# -w makes curl print the status after the body.
-request() {
-  local want=$1; shift
-  local patterns=()
-  while [ "$1" != "--" ]; do patterns+=("$1"); shift; done
-  local cmd="curl -sS -m 15 -w '\nHTTP %{http_code}\n' $2"
-  printf '\n$ %s\n' "$cmd"
-  local out status=000 body=
-  out=$(eval "$cmd") || true
-  if [[ $out == *$'\n'"HTTP "* ]]; then
-    status=${out##*$'\n'HTTP }
-    body=${out%$'\n'HTTP *}
-  fi
-  verdict "$status" "$body" "$want" "${patterns[@]}"
-}
-
-# check PATH WANT_STATUS PATTERN...: a scenario request to servicea.
-check() {
-  local path=$1 want=$2; shift 2
-  local url="localhost:3000$path"
-  [[ $url == *[?\&]* ]] && url="\"$url\""
-  request "$want" "$@" -- "$url"
-}
-
-# kid_of TOKEN: the kid in a JWT's header (base64url-decoded with tr + base64).
-kid_of() {
-  local h=${1%%.*}
-  h=$(tr '_-' '/+' <<<"$h")
-  while [ $(( ${#h} % 4 )) -ne 0 ]; do h+="="; done
-  base64 -d <<<"$h" 2>/dev/null | grep -o '"kid":"[^"]*"'
-}
-
+# shellcheck source=scripts/mesh-steps.sh
+. scripts/mesh-steps.sh
 command -v openssl >/dev/null || { say "installing openssl"; apt-get update -qq && apt-get install -y -qq openssl; }
 build
 ensure_certs
@@ -240,6 +188,8 @@ request 401 'accepted only from the gateway' -- '--cacert certs/ca.pem -H "X-Jwt
 grep -h "ATTEMPT" "$LOGS/serviceb.log" | sed -E 's/^[^ ]+ +WARN +//; s/^req\{[^}]*\}: //' | tail -1 || true
 echo "(serviceb's token on servicec's route: refused at the gateway, as JSON)"
 request 403 'jwt audience invalid. expected: servicec' -- '-H "Authorization: Bearer $TOKEN9" localhost:8080/servicec/scenario9-server'
+
+mesh_steps
 
 say "scenario 6 with jwt-factory STOPPED: the cached token keeps working; scenarios 1, 2 and 5 need the factory for every token"
 FACTORY_PID=$(pid_of jwt-factory)

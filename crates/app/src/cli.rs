@@ -17,7 +17,7 @@ use crate::{receiver, servicea};
 /// servicea, serviceb and servicec: the service-to-service JWT scenarios.
 ///
 /// Run each service in its own terminal from the workspace root, then
-/// `curl localhost:3000/scenario1` (up to 9; each also with `?expired=1`).
+/// `curl localhost:3000/scenario1` (up to 10; each also with `?expired=1`).
 #[derive(Parser, Debug)]
 #[command(name = "app", version, about, long_about = None)]
 pub struct Cli {
@@ -41,6 +41,11 @@ pub enum Command {
     /// template, with the ports and paths of env/gateway.env, into RUN_DIR;
     /// print the nginx command that runs it.
     GatewayConfig(crate::gateway_config::Args),
+    /// Write the Envoy sidecars' configuration (scenario 10) from the Istio
+    /// resources in deploy/istio (and POLICY files on top) into RUN_DIR;
+    /// print the envoy command of each sidecar. Running sidecars reload it;
+    /// `--wait` returns once each runs it.
+    MeshConfig(crate::mesh_config::Args),
     /// Create a local CA and a certificate for localhost, 127.0.0.1 and ::1
     /// in certs/ (replaces mkcert), and a workload certificate with a
     /// SPIFFE ID for each workload. servicea trusts that CA, and only it.
@@ -48,7 +53,8 @@ pub enum Command {
     GenCerts(GenCertsArgs),
     /// Print an access token for AUDIENCE exactly as servicea gets it from
     /// jwt-factory's POST /token (with servicea's env file and keys):
-    /// `--bound` over mTLS, bound to servicea's certificate (scenario 8).
+    /// `--bound` over mTLS, bound to servicea's certificate (scenario 8);
+    /// `--self-signed` signed by servicea itself (scenario 3's token).
     /// The workshop's stand-in for a token captured on the wire, to show
     /// which replays work and which do not.
     FetchToken(FetchTokenArgs),
@@ -130,8 +136,13 @@ pub struct FetchTokenArgs {
     pub audience: String,
     /// Over mTLS with servicea's workload certificate: the token is bound
     /// to it (scenario 8). Without: a bearer token (scenario 6).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "self_signed")]
     pub bound: bool,
+    /// Not from jwt-factory: servicea signs it itself, as in scenario 3
+    /// (issuer ISSUER, key SERVICE_A_PRIVATE_KEY_PATH). In the mesh
+    /// (scenario 10) it is a token from an issuer the sidecars do not know.
+    #[arg(long)]
+    pub self_signed: bool,
     #[command(flatten)]
     pub servicea: servicea::Args,
 }

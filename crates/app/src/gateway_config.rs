@@ -83,7 +83,7 @@ pub struct Args {
     pub request_timeout_ms: u64,
 }
 
-fn route(raw: &str) -> Result<(String, SocketAddr), String> {
+pub(crate) fn route(raw: &str) -> Result<(String, SocketAddr), String> {
     let (name, addr) = raw
         .split_once('=')
         .ok_or_else(|| format!("{raw:?}: a route is NAME=HOST:PORT"))?;

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
     let default = match args.get(1).and_then(|a| a.to_str()) {
         Some("gen-keys" | "fetch-token") => Some(Role::A.env_file()),
         Some("gateway-config") => Some(std::path::PathBuf::from("env/gateway.env")),
+        Some("mesh-config") => Some(std::path::PathBuf::from("env/mesh.env")),
         other => other.and_then(Role::from_name).map(Role::env_file),
     };
     let explicit = s2s_web::env_file::flag_in_args(&args);
@@ -31,7 +32,9 @@ fn main() -> ExitCode {
     // `fetch-token` and `gateway-config` answer on stdout: their log goes
     // to stderr.
     let log = match cli.command {
-        Command::FetchToken(_) | Command::GatewayConfig(_) => s2s_web::telemetry::init_on_stderr(),
+        Command::FetchToken(_) | Command::GatewayConfig(_) | Command::MeshConfig(_) => {
+            s2s_web::telemetry::init_on_stderr()
+        }
         _ => s2s_web::telemetry::init(),
     };
     if let Some(file) = loaded {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::FetchToken(a) => fetch_token(a),
         Command::Verifier(a) => run_verifier(a),
         Command::GatewayConfig(a) => gateway_config(&a),
+        Command::MeshConfig(a) => mesh_config(&a),
     };
     drop(log);
     s2s_web::cli::report(result)
@@ -141,6 +145,12 @@ fn gateway_config(args: &app::gateway_config::Args) -> anyhow::Result<()> {
 async fn fetch_token(args: FetchTokenArgs) -> anyhow::Result<()> {
     s2s_auth::KeyId::parse(&args.audience).context("--audience")?;
     let state = servicea::State::new(args.servicea.settle())?;
+    if args.self_signed {
+        let token = app::self_signed::mint(&state, &args.audience, false)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!("{token}");
+        return Ok(());
+    }
     let sts = if args.bound {
         &state.sts_bound
     } else {
@@ -169,4 +179,9 @@ fn gen_keys(args: &GenKeysArgs) -> anyhow::Result<()> {
         args.public_key_path.display()
     );
     Ok(())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn mesh_config(args: &app::mesh_config::Args) -> anyhow::Result<()> {
+    app::mesh_config::run(args).await
 }

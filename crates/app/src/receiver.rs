@@ -280,6 +280,7 @@ fn handler(check: Check) -> MethodRouter<State> {
         Check::Identity => get(via_identity),
         Check::BoundSts => get(|s, p, r, c, t| access_token(s, p, r, c, t, Binding::Required)),
         Check::Gateway => get(crate::gateway_identity::via_gateway),
+        Check::Mesh => get(crate::sidecar_identity::via_sidecar),
     }
 }
 

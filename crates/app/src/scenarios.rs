@@ -13,6 +13,7 @@
 //! | 7 | none | mTLS to serviceb, with servicea's workload certificate | serviceb: the certificate's SPIFFE ID, allowed by its policy |
 //! | 8 | as 6, over mTLS to the factory: bound to servicea's certificate (`cnf.x5t#S256`, RFC 8705) | mTLS to serviceb | as 6, and the binding: same certificate on both hops |
 //! | 9 | jwt-factory (with a `kid`) | http to the gateway (nginx), which calls serviceb over mTLS | the gateway's verifier (JWK Set); serviceb reads the forwarded identity |
+//! | 10 | jwt-factory (with a `kid`) | plain http to servicea's sidecar (Envoy), mTLS between sidecars, plain http to serviceb | serviceb's sidecar (jwt_authn, RBAC, from Istio YAML); serviceb reads what it verified |
 //!
 //! `?expired=1` asks for an expired token: absent, `0`, `false`, `no` or
 //! `off` (any case) mean not expired, anything else means expired
@@ -66,6 +67,11 @@ pub enum Check {
     /// it verified once and forwards the identity as `X-Jwt-*` headers over
     /// mTLS; the receiver believes those headers from the gateway alone.
     Gateway,
+    /// Token from jwt-factory, sent through servicea's Envoy sidecar to
+    /// serviceb's: the sidecars do mTLS, serviceb's checks the token and
+    /// the AuthorizationPolicy, and serviceb reads what it verified. The
+    /// services do none of it (scenario 10, `mesh` crate).
+    Mesh,
 }
 
 impl Check {
@@ -85,7 +91,10 @@ impl Check {
 
     /// Whether servicea gets the token from jwt-factory.
     fn token_from_factory(self) -> bool {
-        matches!(self, Self::Factory | Self::Jwks | Self::Gateway)
+        matches!(
+            self,
+            Self::Factory | Self::Jwks | Self::Gateway | Self::Mesh
+        )
     }
 }
 
@@ -120,7 +129,7 @@ impl Scenario {
 
 /// Every scenario. Adding one here adds its routes on servicea and on the
 /// receivers.
-pub static SCENARIOS: [Scenario; 9] = [
+pub static SCENARIOS: [Scenario; 10] = [
     Scenario {
         n: 1,
         teaches: "central issue and verify: the receiver holds no key and asks the issuer",
@@ -193,6 +202,14 @@ pub static SCENARIOS: [Scenario; 9] = [
         expire_only_c: false,
         story: "get a token from jwt-factory, call serviceb through the gateway (nginx); the gateway has it verified, then forwards my identity to serviceb over mTLS",
     },
+    Scenario {
+        n: 10,
+        teaches: "the mesh: sidecars (Envoy, configured from Istio YAML) do mTLS, check the token and authorize by identity; the services do none of it",
+        check: Check::Mesh,
+        fan_out: false,
+        expire_only_c: false,
+        story: "get a token from jwt-factory, call http://serviceb through my sidecar (Envoy); the sidecars talk mTLS, serviceb's checks the token and its AuthorizationPolicy, and serviceb reads what its sidecar verified",
+    },
 ];
 
 /// A receiver, by name.
@@ -217,6 +234,15 @@ impl Peer {
             (Self::B, true) => &p.b_https,
             (Self::C, false) => &p.c_http,
             (Self::C, true) => &p.c_https,
+        }
+    }
+
+    /// As the mesh names it (scenario 10).
+    fn mesh_url(self, state: &servicea::State) -> &str {
+        let p = &state.settings.peers;
+        match self {
+            Self::B => &p.b_mesh,
+            Self::C => &p.c_mesh,
         }
     }
 }
@@ -318,7 +344,12 @@ async fn try_leg(
         );
         let token = factory_client::issue_token(state, rid, aud, expired, deadline).await?;
         tracing::info!("got token from jwt-factory for {aud}: {}", preview(&token));
-        (Some(token), state.http.clone())
+        let client = if s.check == Check::Mesh {
+            &state.mesh
+        } else {
+            &state.http
+        };
+        (Some(token), client.clone())
     } else {
         let token = self_signed::mint(state, aud, expired)?;
         (Some(token), (*state.https.get()?).clone())
@@ -326,14 +357,24 @@ async fn try_leg(
     let url = if s.check == Check::Gateway {
         // Through the gateway: `/serviceb/...` leads to serviceb.
         format!("{}/{aud}{}", state.settings.gateway, s.receiver_path())
+    } else if s.check == Check::Mesh {
+        // The mesh's name for serviceb; the sidecar (MESH_PROXY) finds it.
+        format!("{}{}", peer.mesh_url(state), s.receiver_path())
     } else {
         format!("{}{}", peer.base_url(state, tls), s.receiver_path())
     };
     let target = Target { who: aud, url };
     let over = if s.check.mutual_tls() {
-        " over mTLS (my certificate: servicea's SPIFFE ID)"
+        " over mTLS (my certificate: servicea's SPIFFE ID)".to_owned()
+    } else if s.check == Check::Mesh {
+        match &state.settings.mesh_proxy {
+            Some(proxy) => {
+                format!(" through my sidecar {proxy} (plain http: the sidecars do mTLS)")
+            }
+            None => " (no MESH_PROXY: the platform routes it through my sidecar)".to_owned(),
+        }
     } else {
-        ""
+        String::new()
     };
     let request = match &token {
         Some(token) => {

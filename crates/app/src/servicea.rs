@@ -141,6 +141,28 @@ pub struct Args {
         default_value = "http://localhost:8080"
     )]
     pub gateway_endpoint: String,
+
+    /// Scenario 10: servicea's sidecar (Envoy), its HTTP proxy for calls
+    /// into the mesh. Empty: no proxy (in a cluster, iptables sends the
+    /// pod's traffic through the sidecar without the app knowing).
+    #[arg(long, env = "MESH_PROXY", default_value = "http://127.0.0.1:15012")]
+    pub mesh_proxy: String,
+
+    /// Scenario 10: serviceb as the mesh names it (its Service).
+    #[arg(
+        long,
+        env = "SERVICEB_MESH_ENDPOINT",
+        default_value = "http://serviceb:3001"
+    )]
+    pub serviceb_mesh_endpoint: String,
+
+    /// Scenario 10: servicec as the mesh names it.
+    #[arg(
+        long,
+        env = "SERVICEC_MESH_ENDPOINT",
+        default_value = "http://servicec:3002"
+    )]
+    pub servicec_mesh_endpoint: String,
 }
 
 /// servicea's own key pair files (the current pair; [`crate::key_set`]
@@ -161,6 +183,9 @@ pub struct Peers {
     pub b_https: String,
     pub c_http: String,
     pub c_https: String,
+    /// Scenario 10: as the mesh names them, reached through the sidecar.
+    pub b_mesh: String,
+    pub c_mesh: String,
 }
 
 /// [`Args`] as typed values, built once at start.
@@ -185,6 +210,8 @@ pub struct Settings {
     pub factory_https: String,
     /// Scenario 9: the gateway's base URL.
     pub gateway: String,
+    /// Scenario 10: the sidecar's proxy URL, if any.
+    pub mesh_proxy: Option<String>,
 }
 
 impl Args {
@@ -196,6 +223,8 @@ impl Args {
                 b_https: base_url(&self.service_b_endpoint_https),
                 c_http: base_url(&self.service_c_endpoint),
                 c_https: base_url(&self.service_c_endpoint_https),
+                b_mesh: base_url(&self.serviceb_mesh_endpoint),
+                c_mesh: base_url(&self.servicec_mesh_endpoint),
             },
             keys: KeyFiles {
                 private: self.service_a_private_key_path,
@@ -210,6 +239,7 @@ impl Args {
             workload_key: self.workload_key_path,
             factory_https: base_url(&self.jwt_factory_endpoint_https),
             gateway: base_url(&self.gateway_endpoint),
+            mesh_proxy: Some(self.mesh_proxy).filter(|p| !p.trim().is_empty()),
         }
     }
 }
@@ -239,6 +269,9 @@ shared_state! {
         /// Scenario 8: the factory's token endpoint over mTLS, and its
         /// certificate-bound tokens.
         pub sts_bound: StsClient,
+        /// Scenario 10: plain http into the mesh, through the sidecar
+        /// (`MESH_PROXY`). No TLS here: the sidecars do it.
+        pub mesh: reqwest::Client,
     }
 }
 
@@ -249,6 +282,7 @@ impl State {
         // signature that fails later.
         let alg = settings.common.algorithm;
         let http = outbound::client(timeouts, None)?;
+        let mesh = outbound::proxied_client(timeouts, settings.mesh_proxy.as_deref())?;
         let https = WatchedFile::new(
             &settings.ca_cert,
             "CA certificate",
@@ -306,6 +340,7 @@ impl State {
             sts,
             mtls,
             sts_bound,
+            mesh,
         })))
     }
 

@@ -18,12 +18,15 @@
 //! - [`reply`](mod@reply): send a request (or call a router) and read the answer
 //!   whole; the one JSON reply helper.
 //! - [`forge`]: tokens with any header, claims and signature.
+//! - [`gateway`], [`mesh`]: the real nginx (scenario 9) and the real Envoy
+//!   sidecars (scenario 10) in front of the stack.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod factory;
 pub mod files;
 pub mod forge;
 pub mod gateway;
+pub mod mesh;
 pub mod reply;
 pub mod stack;
 

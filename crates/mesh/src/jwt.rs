@@ -1,0 +1,187 @@
+//! RequestAuthentication → Envoy's `jwt_authn` filter.
+//!
+//! As Istio configures it: every issuer of every RequestAuthentication that
+//! applies is a provider; a request passes with no token at all, or with a
+//! token one provider verifies (issuer, signature by a key of its JWK Set,
+//! `exp`/`nbf`, audience), and is refused with 401 otherwise. Whether a
+//! token is *required* is the AuthorizationPolicy's business
+//! (`requestPrincipals`), as in Istio.
+//!
+//! The difference from a cluster, said plainly: istiod fetches `jwksUri`
+//! itself and inlines the keys (refreshing about every 20 minutes; on a
+//! failed fetch it inlines a key set that refuses every token). Here each
+//! sidecar fetches the URI, cached [`crate::Topology::jwks_cache`].
+
+use std::{collections::BTreeMap, net::SocketAddr};
+
+use serde_json::{Value, json};
+
+use crate::{
+    MeshError, Topology,
+    istio::{RequestAuthenticationSpec, Resource},
+};
+
+/// Where jwt_authn leaves the verified payload in the request's metadata,
+/// for RBAC's `requestPrincipals`.
+pub const PAYLOAD_METADATA: &str = "jwt_payload";
+
+/// The filter's configuration and the clusters its key sets are fetched
+/// from (name → address).
+#[derive(Debug, Default)]
+pub struct JwtConfig {
+    pub filter: Option<Value>,
+    pub jwks_clusters: BTreeMap<String, SocketAddr>,
+    /// Headers the sidecar writes the verified payload to: removed from
+    /// every incoming request first, so a caller cannot forge them.
+    pub payload_headers: Vec<String>,
+    /// One line per provider, for the narration.
+    pub summary: Vec<String>,
+}
+
+pub fn config(
+    topology: &Topology,
+    policies: &[&Resource<RequestAuthenticationSpec>],
+) -> Result<JwtConfig, MeshError> {
+    let mut out = JwtConfig::default();
+    let mut providers = serde_json::Map::new();
+    for policy in policies {
+        for (i, rule) in policy.spec.jwt_rules.iter().enumerate() {
+            let bad = |what: String| MeshError::Resource {
+                path: policy.file.clone(),
+                what: format!(
+                    "RequestAuthentication {}: jwtRules[{i}] (issuer {}): {what}",
+                    policy.id(),
+                    rule.issuer
+                ),
+            };
+            let name = format!("{}[{i}]", policy.id());
+            let mut provider = json!({
+                "issuer": rule.issuer,
+                "forward": rule.forward_original_token,
+                "payload_in_metadata": PAYLOAD_METADATA,
+            });
+            if !rule.audiences.is_empty() {
+                provider["audiences"] = json!(rule.audiences);
+            }
+            if let Some(header) = &rule.output_payload_to_header {
+                check_header_name(header).map_err(&bad)?;
+                provider["forward_payload_header"] = json!(header);
+                out.payload_headers.push(header.to_ascii_lowercase());
+            }
+            let keys = match (&rule.jwks_uri, &rule.jwks) {
+                (Some(uri), _) => {
+                    let (cluster, addr, local_uri) = local_jwks_uri(topology, uri).map_err(&bad)?;
+                    provider["remote_jwks"] = json!({
+                        "http_uri": { "uri": local_uri, "cluster": cluster, "timeout": "2s" },
+                        "cache_duration": format!("{}s", topology.jwks_cache.as_secs().max(1)),
+                        // Fetched when the listener starts and refreshed
+                        // before it expires, not on a request's time; a
+                        // failed refresh keeps the keys it has.
+                        "async_fetch": { "failed_refetch_duration": "1s" },
+                    });
+                    out.jwks_clusters.insert(cluster, addr);
+                    format!(
+                        "keys from {uri} (here {local_uri}), cached {} s",
+                        topology.jwks_cache.as_secs()
+                    )
+                }
+                (None, Some(inline)) => {
+                    provider["local_jwks"] = json!({ "inline_string": inline });
+                    "keys inline".to_owned()
+                }
+                (None, None) => return Err(bad("no jwksUri or jwks".into())),
+            };
+            out.summary.push(format!(
+                "accepts tokens from {} for {} ({keys}; {})",
+                rule.issuer,
+                if rule.audiences.is_empty() {
+                    "any audience".to_owned()
+                } else {
+                    rule.audiences.join(", ")
+                },
+                policy.id()
+            ));
+            providers.insert(name, provider);
+        }
+    }
+    if providers.is_empty() {
+        return Ok(out);
+    }
+    let requirements: Vec<Value> = providers
+        .keys()
+        .map(|name| json!({ "provider_name": name }))
+        .chain([json!({ "allow_missing": {} })])
+        .collect();
+    out.filter = Some(json!({
+        "name": "envoy.filters.http.jwt_authn",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": providers,
+            "rules": [{
+                "match": { "prefix": "/" },
+                "requires": { "requires_any": { "requirements": requirements } },
+            }],
+        },
+    }));
+    Ok(out)
+}
+
+/// `http://jwt-factory.default.svc.cluster.local:5555/.well-known/jwks.json`
+/// names the Service `jwt-factory`: on the laptop it is the address the
+/// topology gives that name. Returns the cluster name, its address and the
+/// URI to fetch (with the laptop's address as its host, which the factory
+/// accepts as a Host header).
+fn local_jwks_uri(topology: &Topology, uri: &str) -> Result<(String, SocketAddr, String), String> {
+    let rest = uri.strip_prefix("http://").ok_or_else(|| {
+        format!("jwksUri {uri:?}: only http:// URIs of in-mesh Services are translated")
+    })?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    // A Service's names: `svc`, `svc.ns`, `svc.ns.svc`, `svc.ns.svc.cluster.local`.
+    let labels: Vec<&str> = host.split('.').collect();
+    let service = labels.first().copied().unwrap_or_default();
+    let ns = &topology.namespace;
+    let known = match labels.as_slice() {
+        [_] => true,
+        [_, n] | [_, n, "svc"] | [_, n, "svc", "cluster", "local"] => n == ns,
+        _ => false,
+    };
+    if !known {
+        return Err(format!(
+            "jwksUri {uri:?}: {host} is not a Service of namespace {ns} \
+             (`<service>[.{ns}[.svc[.cluster.local]]]`): the laptop mesh reaches those only"
+        ));
+    }
+    let addr = topology.services.get(service).ok_or_else(|| {
+        format!(
+            "jwksUri {uri:?}: no address for Service {service:?} (known: {})",
+            topology
+                .services
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let path = if path.is_empty() { "/" } else { path };
+    Ok((
+        format!("jwks|{service}"),
+        *addr,
+        format!("http://{addr}{path}"),
+    ))
+}
+
+/// An HTTP header name a sidecar may set.
+fn check_header_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !name.eq_ignore_ascii_case("authorization");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "outputPayloadToHeader {name:?}: a header name of letters, digits and '-'"
+        ))
+    }
+}

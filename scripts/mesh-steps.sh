@@ -1,0 +1,94 @@
+# The seed's Istio steps on the running sidecars (sourced by mesh.sh and
+# demo.sh, after start_stack). Each step applies deploy/istio plus one file
+# of deploy/istio/steps/ with `app mesh-config --wait`, the way
+# `kubectl apply` would: the sidecars reload the replaced files, nothing
+# restarts, and the command returns once every sidecar runs the new
+# version. Then each outcome is checked.
+#
+# Calls "from servicec's pod" go through servicec's sidecar, the way its
+# own calls would: curl with that sidecar as its HTTP proxy (-x).
+
+# apply_step FILE: the step's resources, and what each sidecar now enforces.
+apply_step() {
+  echo "$ cat $1"
+  grep -v '^#' "$1" | sed '/^$/d' || echo "(no resources: comments only)"
+  echo "$ $BIN/app mesh-config --wait $1"
+  local out
+  if ! out=$("$BIN/app" mesh-config --wait "$1" 2>&1 >/dev/null); then
+    printf '%s\n' "$out" >&2
+    die "app mesh-config $1 failed"
+  fi
+  # The narration, without timestamps: what serviceb's sidecar enforces now.
+  sed -nE 's/^[^ ]+ +INFO +//p' <<<"$out" | sed -n "/^serviceb's sidecar/,/^servicec's sidecar/p" | sed '$d'
+  tail -1 <<<"$out" | sed -E 's/^[^ ]+ +INFO +//'
+}
+
+FROM_C='-x http://127.0.0.1:15032 http://serviceb:3001/scenario10-server'
+FROM_A='-x http://127.0.0.1:15012 http://serviceb:3001/scenario10-server'
+
+# sidecar_stat WORKLOAD STAT: a counter from a sidecar's admin /stats.
+sidecar_stat() {
+  local admin
+  case $1 in servicea) admin=15010 ;; serviceb) admin=15020 ;; servicec) admin=15030 ;; esac
+  curl -fsS -m 2 "http://127.0.0.1:$admin/stats?filter=$2" | awk -F': ' -v s="$2" '$1 == s {print $2}'
+}
+
+# The sidecars fetch the factory's JWK Set when they start, and again every
+# JWKS_CACHE_SECS (env/mesh.env); they never refetch for an unknown kid. A
+# key the factory created after their last fetch is unknown to them until
+# the next one: wait for it (a readiness check on serviceb's sidecar, which
+# verifies the tokens of scenario 10).
+wait_sidecar_jwks() {
+  local stat=http.inbound.jwt_authn.jwks_fetch_success before now deadline=$((SECONDS + 30))
+  before=$(sidecar_stat serviceb "$stat")
+  echo "(serviceb's sidecar has fetched the factory's key set $before times; waiting for its next refresh, so it knows servicea's current key)"
+  while :; do
+    now=$(sidecar_stat serviceb "$stat")
+    [ "${now:-0}" -gt "${before:-0}" ] && break
+    [ "$SECONDS" -lt "$deadline" ] || die "serviceb's sidecar did not refresh the factory's key set within 30 s (log: $LOGS/sidecar-serviceb.log)"
+    sleep 0.2
+  done
+  echo "(refreshed: fetch number $now)"
+}
+
+mesh_steps() {
+  wait_sidecar_jwks
+  say "scenario 10: the mesh. servicea calls http://serviceb:3001 through its sidecar (Envoy); the sidecars do mTLS with the workload certificates; serviceb's checks the token (RequestAuthentication) and the policy (AuthorizationPolicy); serviceb itself checks nothing and reads what its sidecar verified"
+  check /scenario10 200 '"principal":"cluster.local/ns/default/sa/servicea"' '"requestPrincipal":"https://jwt-factory//servicea"'
+  check '/scenario10?expired=1' 401 '"message":"Jwt is expired"' "\"by\":\"serviceb's sidecar\""
+  echo "(plain http straight to serviceb's sidecar's mTLS port: STRICT, so no answer at all)"
+  request 000 -- 'http://127.0.0.1:15021/scenario10-server'
+
+  say "mesh step 1 of 4: no AuthorizationPolicy; every caller with a mesh identity gets through"
+  apply_step deploy/istio/steps/1-no-policy.yaml
+  check /scenario10 200 '"principal":"cluster.local/ns/default/sa/servicea"'
+  echo "(from servicec's pod, through servicec's sidecar)"
+  request 200 '"principal":"cluster.local/ns/default/sa/servicec"' -- "$FROM_C"
+
+  say "mesh step 2 of 4: allow-nothing; an ALLOW policy with no rules refuses everyone"
+  apply_step deploy/istio/steps/2-allow-nothing.yaml
+  check /scenario10 403 '"message":"RBAC: access denied"'
+  request 403 '"message":"RBAC: access denied"' -- "$FROM_C"
+
+  say "mesh step 3 of 4: serviceb allows servicea's principal, cluster.local/ns/default/sa/servicea"
+  apply_step deploy/istio/steps/3-allow-servicea.yaml
+  check /scenario10 200 '"principal":"cluster.local/ns/default/sa/servicea"'
+  echo "(servicec's identity is still refused)"
+  request 403 '"message":"RBAC: access denied"' -- "$FROM_C"
+
+  say "mesh step 4 of 4: a request principal too: servicea's identity AND a jwt-factory token for servicea"
+  apply_step deploy/istio/steps/4-require-jwt.yaml
+  echo "(from servicea's pod, no token: the policy does not match)"
+  request 403 '"message":"RBAC: access denied"' -- "$FROM_A"
+  shown 'TOKEN10=$(curl -sS -m 10 -X POST localhost:5555/issueToken/servicea -H "content-type: application/json" -d "{\"aud\":\"serviceb\"}"); echo "${TOKEN10:0:40}..."'
+  request 200 '"requestPrincipal":"https://jwt-factory//servicea"' -- "-H \"Authorization: Bearer \$TOKEN10\" $FROM_A"
+  echo "(a token from another issuer: servicea's own, as in scenario 3; the sidecar refuses it before any policy)"
+  shown 'OTHER=$("$BIN/app" fetch-token --self-signed 2>/dev/null); echo "${OTHER:0:40}..."'
+  request 401 '"message":"Jwt issuer is not configured"' -- "-H \"Authorization: Bearer \$OTHER\" $FROM_A"
+  check /scenario10 200 '"requestPrincipal":"https://jwt-factory//servicea"'
+  echo "(servicec with servicea's valid token: the token is right, the peer is not)"
+  request 403 '"message":"RBAC: access denied"' -- "-H \"Authorization: Bearer \$TOKEN10\" $FROM_C"
+
+  say "the mesh back to step 1 (deploy/istio alone)"
+  apply_step deploy/istio/steps/1-no-policy.yaml
+}
