@@ -123,7 +123,8 @@ start_stack() {
   "$BIN/app" mesh-config >/dev/null 2>>"$LOGS/mesh-config.log" || { cat "$LOGS/mesh-config.log" >&2; die "app mesh-config failed"; }
   # Envoy: one worker thread each, and a listener change drains open
   # connections within 2 s (a policy change needs no drain: it is a route).
-  local envoy_cmd="$ENVOY_BIN --disable-hot-restart --concurrency 1 --log-level warn --drain-time-s 2 -c target/mesh"
+  # Access log lines reach sidecar-*.log within 200 ms.
+  local envoy_cmd="$ENVOY_BIN --disable-hot-restart --concurrency 1 --log-level warn --drain-time-s 2 --file-flush-interval-msec 200 -c target/mesh"
   local name url t0 i=0
   for spec in "jwt-factory|$BIN/jwt-factory|http://localhost:5555/utils/keys" \
               "servicea|$BIN/app servicea|http://localhost:3000/hello" \
@@ -143,6 +144,10 @@ start_stack() {
     echo "$name is ready in ${READY_MS[$name]} ms ($url)"
     i=$((i + 1))
   done
+  # Ready is not enough: a sidecar that rejected a file runs without it.
+  "$BIN/app" mesh-config --wait >/dev/null 2>>"$LOGS/mesh-config.log" \
+    || { tail -5 "$LOGS/mesh-config.log" >&2; die "a sidecar does not run its configuration (logs: $LOGS/sidecar-*.log)"; }
+  echo "every sidecar runs the configuration app mesh-config wrote"
 }
 
 # pid_of NAME: the pid of a process started by start_stack.

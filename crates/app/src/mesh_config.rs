@@ -102,6 +102,9 @@ impl Args {
     pub fn topology(&self) -> anyhow::Result<Topology> {
         let mut sidecars = Vec::new();
         for (i, (name, app)) in self.workloads.iter().enumerate() {
+            if self.workloads[..i].iter().any(|(n, _)| n == name) {
+                bail!("MESH_WORKLOADS names {name} twice");
+            }
             let index = u16::try_from(i + 1).context("too many workloads")?;
             let sidecar =
                 Sidecar::numbered(name, *app, self.port_base, index).with_context(|| {

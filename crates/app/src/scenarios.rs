@@ -13,7 +13,7 @@
 //! | 7 | none | mTLS to serviceb, with servicea's workload certificate | serviceb: the certificate's SPIFFE ID, allowed by its policy |
 //! | 8 | as 6, over mTLS to the factory: bound to servicea's certificate (`cnf.x5t#S256`, RFC 8705) | mTLS to serviceb | as 6, and the binding: same certificate on both hops |
 //! | 9 | jwt-factory (with a `kid`) | http to the gateway (nginx), which calls serviceb over mTLS | the gateway's verifier (JWK Set); serviceb reads the forwarded identity |
-//! | 10 | jwt-factory (with a `kid`) | plain http to servicea's sidecar (Envoy), mTLS between sidecars, plain http to serviceb | serviceb's sidecar (jwt_authn, RBAC, from Istio YAML); serviceb reads what it verified |
+//! | 10 | jwt-factory's `POST /token`, cached, as 6 | plain http to servicea's sidecar (Envoy), mTLS between sidecars, plain http to serviceb | serviceb's sidecar (jwt_authn, RBAC, from Istio YAML); serviceb reads what it verified |
 //!
 //! `?expired=1` asks for an expired token: absent, `0`, `false`, `no` or
 //! `off` (any case) mean not expired, anything else means expired
@@ -208,7 +208,7 @@ pub static SCENARIOS: [Scenario; 10] = [
         check: Check::Mesh,
         fan_out: false,
         expire_only_c: false,
-        story: "get a token from jwt-factory, call http://serviceb through my sidecar (Envoy); the sidecars talk mTLS, serviceb's checks the token and its AuthorizationPolicy, and serviceb reads what its sidecar verified",
+        story: "a token for serviceb from jwt-factory's POST /token (cached, as in scenario 6), call http://serviceb through my sidecar (Envoy); the sidecars talk mTLS, serviceb's checks the token and its AuthorizationPolicy, and serviceb reads what its sidecar verified",
     },
 ];
 
@@ -321,7 +321,14 @@ async fn try_leg(
 ) -> Result<Answer, AppError> {
     let aud = peer.name();
     let tls = s.check.over_tls();
-    let (token, client) = if matches!(s.check, Check::Sts | Check::BoundSts) {
+    let (token, client) = if s.check == Check::Mesh && !expired {
+        // The token a production caller would have: from the factory's
+        // token endpoint, which authenticates servicea (scenario 6),
+        // cached. (`?expired=1` asks /issueToken for an expired one, so the
+        // sidecar's refusal shows.)
+        let cached = state.sts.token(aud, rid, deadline).await?;
+        (Some(cached.token.clone()), state.mesh.clone())
+    } else if matches!(s.check, Check::Sts | Check::BoundSts) {
         let (sts, client) = if s.check == Check::BoundSts {
             (&state.sts_bound, (*state.mtls.get()?).clone())
         } else {

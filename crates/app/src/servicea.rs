@@ -145,7 +145,8 @@ pub struct Args {
     /// Scenario 10: servicea's sidecar (Envoy), its HTTP proxy for calls
     /// into the mesh. Empty: no proxy (in a cluster, iptables sends the
     /// pod's traffic through the sidecar without the app knowing).
-    #[arg(long, env = "MESH_PROXY", default_value = "http://127.0.0.1:15012")]
+    #[arg(long, env = "MESH_PROXY", default_value = "http://127.0.0.1:15012",
+          value_parser = mesh_proxy)]
     pub mesh_proxy: String,
 
     /// Scenario 10: serviceb as the mesh names it (its Service).
@@ -163,6 +164,30 @@ pub struct Args {
         default_value = "http://servicec:3002"
     )]
     pub servicec_mesh_endpoint: String,
+}
+
+/// `MESH_PROXY`: empty, or `http://` to a loopback address. Bearer tokens
+/// cross this hop in clear text, so it must not leave the machine: the
+/// sidecar is always beside the app.
+fn mesh_proxy(raw: &str) -> Result<String, String> {
+    if raw.trim().is_empty() {
+        return Ok(String::new());
+    }
+    let authority = raw
+        .strip_prefix("http://")
+        .map(|rest| rest.trim_end_matches('/'))
+        .ok_or_else(|| format!("{raw:?}: the sidecar is an http:// proxy on loopback"))?;
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() => host,
+        _ => return Err(format!("{raw:?}: http://HOST:PORT")),
+    };
+    if !["127.0.0.1", "localhost", "[::1]"].contains(&host) {
+        return Err(format!(
+            "{raw:?}: the sidecar must be on loopback (127.0.0.1, localhost, [::1]): \
+             tokens cross this hop in clear text"
+        ));
+    }
+    Ok(raw.to_owned())
 }
 
 /// servicea's own key pair files (the current pair; [`crate::key_set`]

@@ -6,8 +6,12 @@
 //! in two headers:
 //!
 //! - `x-forwarded-client-cert`: the caller's certificate identity (`URI=`,
-//!   its SPIFFE ID) and the sidecar's own (`By=`). The sidecar replaces any
-//!   such header a caller sent (`SANITIZE_SET`).
+//!   its SPIFFE ID) and the sidecar's own (`By=`). The laptop's sidecars
+//!   replace any such header a caller sent (`SANITIZE_SET`), so it holds
+//!   exactly one element, and it is read strictly: more than one element
+//!   (Istio's own sidecars append to a caller's, `APPEND_FORWARD`), an
+//!   unbalanced quote, a `By` that is not this service's SPIFFE ID, or a
+//!   `URI` outside the trust domain is a refusal, never a best guess.
 //! - `x-mesh-jwt-payload`: the verified token's claims, base64url JSON
 //!   (`outputPayloadToHeader`); the sidecar removes any a caller sent.
 //!
@@ -18,19 +22,27 @@
 //! The README's mesh section says so; the lesson is the platform's part in
 //! the trust.
 
-use axum::{Json, extract::MatchedPath, http::HeaderMap};
+use axum::{
+    Json,
+    extract::{MatchedPath, State},
+    http::HeaderMap,
+};
 use base64::Engine as _;
 use s2s_web::BadInput;
 use serde_json::{Value, json};
 
-use crate::error::AppError;
+use crate::{error::AppError, receiver};
 
 /// The header the sidecar writes the verified claims to.
-pub const PAYLOAD_HEADER: &str = "x-mesh-jwt-payload";
+pub const PAYLOAD_HEADER: &str = mesh::jwt::PAYLOAD_HEADER;
 const XFCC: &str = "x-forwarded-client-cert";
 
 /// `/scenario10-server`: answers what the sidecar verified.
-pub async fn via_sidecar(path: MatchedPath, headers: HeaderMap) -> Result<Json<Value>, AppError> {
+pub async fn via_sidecar(
+    State(state): State<receiver::State>,
+    path: MatchedPath,
+    headers: HeaderMap,
+) -> Result<Json<Value>, AppError> {
     let text = |name: &str| -> Result<Option<&str>, AppError> {
         headers
             .get(name)
@@ -48,10 +60,23 @@ pub async fn via_sidecar(path: MatchedPath, headers: HeaderMap) -> Result<Json<V
             path.as_str()
         )));
     };
-    let element = xfcc_element(xfcc);
-    let (Some(peer), by) = (element.get("uri"), element.get("by")) else {
-        return Err(AppError::NoIdentity(format!(
-            "my sidecar saw no SPIFFE ID in the caller's certificate ({XFCC}: {xfcc})"
+    let trust_domain = &state.settings.common.serve.trust_domain;
+    let me = format!("spiffe://{trust_domain}/ns/default/sa/{}", state.name());
+    let refuse = |why: String| AppError::NoIdentity(format!("{XFCC} refused: {why}"));
+    let element = xfcc_element(xfcc).map_err(refuse)?;
+    let by = element.get("by").map(String::as_str);
+    if by != Some(me.as_str()) {
+        return Err(refuse(format!(
+            "it was set for {}, not for me ({me})",
+            by.unwrap_or("nobody (no By)")
+        )));
+    }
+    let Some(peer) = element
+        .get("uri")
+        .filter(|uri| uri.starts_with(&format!("spiffe://{trust_domain}/")))
+    else {
+        return Err(refuse(format!(
+            "no SPIFFE ID of trust domain {trust_domain} in the caller's certificate"
         )));
     };
     let claims = match text(PAYLOAD_HEADER)? {
@@ -76,7 +101,7 @@ pub async fn via_sidecar(path: MatchedPath, headers: HeaderMap) -> Result<Json<V
     );
     Ok(Json(json!({
         "valid": true,
-        "verifiedBy": by.map_or("my sidecar".to_owned(), |by| format!("my sidecar ({by})")),
+        "verifiedBy": format!("my sidecar ({me})"),
         "principal": principal,
         "requestPrincipal": request_principal,
         "claims": claims,
@@ -96,26 +121,38 @@ fn decode_payload(encoded: &str) -> Result<Value, AppError> {
     Ok(claims)
 }
 
-/// The last element of an `x-forwarded-client-cert` value (the one the
-/// nearest proxy set), as lower-case keys and unquoted values.
-pub fn xfcc_element(value: &str) -> std::collections::BTreeMap<String, String> {
-    let last = split_unquoted(value, ',').pop().unwrap_or_default();
-    split_unquoted(&last, ';')
-        .into_iter()
-        .filter_map(|pair| {
-            let (key, value) = pair.split_once('=')?;
-            let value = value.trim();
-            let value = match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
-                Some(quoted) => quoted.replace("\\\"", "\""),
-                None => value.to_owned(),
-            };
-            Some((key.trim().to_ascii_lowercase(), value))
-        })
-        .collect()
+/// The one element of an `x-forwarded-client-cert` value, as lower-case
+/// keys and unquoted values; why not, if it has more than one element, an
+/// unbalanced quote or escape, or a key twice.
+pub fn xfcc_element(value: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let elements = split_unquoted(value, ',')?;
+    let [element] = elements.as_slice() else {
+        return Err(format!(
+            "{} elements: my sidecar sets exactly one",
+            elements.len()
+        ));
+    };
+    let mut pairs = std::collections::BTreeMap::new();
+    for pair in split_unquoted(element, ';')? {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?} is not KEY=VALUE"))?;
+        let value = value.trim();
+        let value = match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+            Some(quoted) => quoted.replace("\\\"", "\""),
+            None => value.to_owned(),
+        };
+        let key = key.trim().to_ascii_lowercase();
+        if pairs.insert(key.clone(), value).is_some() {
+            return Err(format!("{key} appears twice"));
+        }
+    }
+    Ok(pairs)
 }
 
-/// Splits at `sep` outside double quotes.
-fn split_unquoted(s: &str, sep: char) -> Vec<String> {
+/// Splits at `sep` outside double quotes; an unbalanced quote or a
+/// trailing escape is an error.
+fn split_unquoted(s: &str, sep: char) -> Result<Vec<String>, String> {
     let (mut parts, mut current, mut quoted, mut escaped) =
         (Vec::new(), String::new(), false, false);
     for c in s.chars() {
@@ -131,8 +168,11 @@ fn split_unquoted(s: &str, sep: char) -> Vec<String> {
         }
         current.push(c);
     }
+    if quoted || escaped {
+        return Err("an unbalanced quote".to_owned());
+    }
     parts.push(current);
-    parts
+    Ok(parts)
 }
 
 #[cfg(test)]
@@ -142,18 +182,26 @@ mod tests {
     #[test]
     fn reads_envoys_sanitize_set_value() {
         let e = xfcc_element(
-            "By=spiffe://cluster.local/ns/default/sa/serviceb;Hash=ab12;URI=spiffe://cluster.local/ns/default/sa/servicea",
-        );
+            "By=spiffe://cluster.local/ns/default/sa/serviceb;Hash=ab12;Subject=\"\";URI=spiffe://cluster.local/ns/default/sa/servicea",
+        )
+        .unwrap();
         assert_eq!(e["uri"], "spiffe://cluster.local/ns/default/sa/servicea");
         assert_eq!(e["by"], "spiffe://cluster.local/ns/default/sa/serviceb");
     }
 
     #[test]
-    fn takes_the_last_element_and_unquotes() {
-        let e =
-            xfcc_element(r#"URI=spiffe://forged;By=x,By=b;Subject="CN=a,O=b";URI=spiffe://real"#);
-        assert_eq!(e["uri"], "spiffe://real");
-        assert_eq!(e["subject"], "CN=a,O=b");
+    fn refuses_what_a_caller_could_have_shaped() {
+        for bad in [
+            // A forged element before the sidecar's (APPEND_FORWARD).
+            "URI=spiffe://cluster.local/ns/default/sa/admin,By=spiffe://x;URI=spiffe://y",
+            // A stray quote that would swallow the real element.
+            "URI=spiffe://cluster.local/ns/default/sa/admin;X=\",By=b;URI=spiffe://real",
+            "URI=spiffe://a;URI=spiffe://b",
+            r#"URI="a\""#,
+            "no-equals-sign",
+        ] {
+            assert!(xfcc_element(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

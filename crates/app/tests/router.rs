@@ -152,7 +152,9 @@ async fn servicea_routes_one_path_per_row_of_the_table() {
 /// http listener only otherwise. Without a token: 401, `WWW-Authenticate:
 /// Bearer` (RFC 6750), a JSON message; nothing else runs. Scenarios 7 and 9
 /// ask for no token: without a client certificate (none here, no socket)
-/// it is a 401 that asks for the one they need.
+/// it is a 401 that asks for the one they need. Scenario 10's token is
+/// checked by serviceb's sidecar: without the sidecar's headers, a 401
+/// saying it is served through the mesh only.
 #[tokio::test]
 async fn receivers_route_each_row_on_its_listener_and_ask_for_a_token() {
     for role in [Role::B, Role::C] {
@@ -171,6 +173,8 @@ async fn receivers_route_each_row_on_its_listener_and_ask_for_a_token() {
             let no_token_asked = match s.check {
                 app::scenarios::Check::Identity => Some("needs a client certificate"),
                 app::scenarios::Check::Gateway => Some("through the gateway only"),
+                // The sidecar checked the token: without its headers, 401.
+                app::scenarios::Check::Mesh => Some("through the mesh only"),
                 _ => None,
             };
             if let Some(says) = no_token_asked {

@@ -316,6 +316,11 @@ async fn every_scenario_works_with_elliptic_curve_algorithms() {
         .await;
         let s = &edge.s;
         for scenario in &app::scenarios::SCENARIOS {
+            if scenario.check == app::scenarios::Check::Mesh {
+                // Behind real Envoy sidecars: mesh.rs runs it with these
+                // algorithms.
+                continue;
+            }
             if scenario.check == app::scenarios::Check::Identity {
                 // No token to expire: the certificate is the credential.
                 let (status, body) = s.get_a(&scenario.path()).await;

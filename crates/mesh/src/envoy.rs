@@ -154,10 +154,17 @@ pub fn rbac_per_route(rules: Value) -> Value {
     })
 }
 
+/// A request with an underscore in a header name is refused (400):
+/// `x_forwarded_client_cert` would slip past the rules on
+/// `x-forwarded-client-cert`, and some frameworks read both as one.
+pub fn no_underscore_headers() -> Value {
+    json!({ "headers_with_underscores_action": "REJECT_REQUEST" })
+}
+
 /// One line per request on the sidecar's stdout: what it decided and why.
 pub fn access_log(who: &str) -> Value {
     let format = format!(
-        "[{who}] %REQ(:METHOD)% %REQ(:AUTHORITY)%%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% -> \
+        "[{who}] %REQ(:METHOD)% %REQ(:AUTHORITY)%%REQ_WITHOUT_QUERY(X-ENVOY-ORIGINAL-PATH?:PATH)% -> \
          %RESPONSE_CODE% %RESPONSE_CODE_DETAILS% peer=%DOWNSTREAM_PEER_URI_SAN% \
          upstream=%UPSTREAM_HOST% %DURATION%ms\n"
     );
@@ -165,7 +172,17 @@ pub fn access_log(who: &str) -> Value {
         "name": "envoy.access_loggers.stdout",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
-            "log_format": { "text_format_source": { "inline_string": format } },
+            "log_format": {
+                "text_format_source": { "inline_string": format },
+                // The path without its query: a token sent as
+                // `?access_token=` never lands in the log.
+                "formatters": [{
+                    "name": "envoy.formatter.req_without_query",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.formatter.req_without_query.v3.ReqWithoutQuery",
+                    },
+                }],
+            },
         },
     }])
 }

@@ -21,6 +21,13 @@ use crate::{
     istio::{RequestAuthenticationSpec, Resource},
 };
 
+/// The header the workshop's services read verified claims from
+/// (`outputPayloadToHeader` in deploy/istio). Every inbound listener
+/// removes it from incoming requests, whatever the policies say: a
+/// RequestAuthentication that is missing, renamed or selects the wrong
+/// workload must not leave a header the app trusts open to forgery.
+pub const PAYLOAD_HEADER: &str = "x-mesh-jwt-payload";
+
 /// Where jwt_authn leaves the verified payload in the request's metadata,
 /// for RBAC's `requestPrincipals`.
 pub const PAYLOAD_METADATA: &str = "jwt_payload";
@@ -42,7 +49,10 @@ pub fn config(
     topology: &Topology,
     policies: &[&Resource<RequestAuthenticationSpec>],
 ) -> Result<JwtConfig, MeshError> {
-    let mut out = JwtConfig::default();
+    let mut out = JwtConfig {
+        payload_headers: vec![PAYLOAD_HEADER.to_owned()],
+        ..JwtConfig::default()
+    };
     let mut providers = serde_json::Map::new();
     for policy in policies {
         for (i, rule) in policy.spec.jwt_rules.iter().enumerate() {
@@ -54,6 +64,13 @@ pub fn config(
                     rule.issuer
                 ),
             };
+            if rule.issuer.trim().is_empty() {
+                // Envoy reads an empty issuer as "any issuer"; Istio refuses it.
+                return Err(bad("an empty issuer".into()));
+            }
+            if rule.audiences.iter().any(|a| a.trim().is_empty()) {
+                return Err(bad("an empty audience".into()));
+            }
             let name = format!("{}[{i}]", policy.id());
             let mut provider = json!({
                 "issuer": rule.issuer,
@@ -66,7 +83,10 @@ pub fn config(
             if let Some(header) = &rule.output_payload_to_header {
                 check_header_name(header).map_err(&bad)?;
                 provider["forward_payload_header"] = json!(header);
-                out.payload_headers.push(header.to_ascii_lowercase());
+                let header = header.to_ascii_lowercase();
+                if !out.payload_headers.contains(&header) {
+                    out.payload_headers.push(header);
+                }
             }
             let keys = match (&rule.jwks_uri, &rule.jwks) {
                 (Some(uri), _) => {
@@ -171,17 +191,22 @@ fn local_jwks_uri(topology: &Topology, uri: &str) -> Result<(String, SocketAddr,
     ))
 }
 
-/// An HTTP header name a sidecar may set.
+/// An HTTP header name a sidecar may set: `x-...`, and not one Envoy or
+/// the mesh already gives a meaning (`x-envoy-*`, `x-forwarded-*`).
 fn check_header_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
+    let lower = name.to_ascii_lowercase();
+    let ok = name.len() <= 128
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !name.eq_ignore_ascii_case("authorization");
+        && lower.starts_with("x-")
+        && lower.len() > 2
+        && !lower.starts_with("x-envoy-")
+        && !lower.starts_with("x-forwarded-");
     if ok {
         Ok(())
     } else {
         Err(format!(
-            "outputPayloadToHeader {name:?}: a header name of letters, digits and '-'"
+            "outputPayloadToHeader {name:?}: a header name `x-...` of letters, digits and '-', \
+             not x-envoy-* or x-forwarded-*"
         ))
     }
 }

@@ -76,6 +76,20 @@ fn translate_rule(rule: &Rule) -> Result<Value, String> {
 
 /// A source: all its fields (each one of its values).
 fn source(s: &Source) -> Result<Value, String> {
+    let fields = [
+        &s.principals,
+        &s.not_principals,
+        &s.request_principals,
+        &s.not_request_principals,
+    ];
+    // Istio refuses an empty source: read as "anyone", it would open an
+    // ALLOW policy to every caller.
+    if fields.iter().all(|f| f.is_empty()) {
+        return Err("an empty `source`: name principals or requestPrincipals".into());
+    }
+    if fields.iter().any(|f| f.iter().any(String::is_empty)) {
+        return Err("an empty value in `source`".into());
+    }
     let mut ids = Vec::new();
     if !s.principals.is_empty() {
         ids.push(or_ids(s.principals.iter().map(|p| peer(p)).collect()));
@@ -107,9 +121,25 @@ fn source(s: &Source) -> Result<Value, String> {
 
 /// An operation: all its fields.
 fn operation(o: &Operation) -> Result<Value, String> {
+    let fields = [&o.methods, &o.not_methods, &o.paths, &o.not_paths];
+    if fields.iter().all(|f| f.is_empty()) {
+        return Err("an empty `operation`: name methods or paths".into());
+    }
+    if fields.iter().any(|f| f.iter().any(String::is_empty)) {
+        return Err("an empty value in `operation`".into());
+    }
+    for m in o.methods.iter().chain(&o.not_methods) {
+        if m.contains('*') {
+            return Err(format!(
+                "method {m:?}: this translator reads exact methods (no wildcard)"
+            ));
+        }
+    }
     for p in o.paths.iter().chain(&o.not_paths) {
-        let inner = p.len() > 1 && p[1..p.len() - 1].contains('*');
-        if inner || p.contains('{') || (p.starts_with('*') && p.ends_with('*') && p.len() > 1) {
+        let inner = p.strip_prefix('*').unwrap_or(p);
+        let inner = inner.strip_suffix('*').unwrap_or(inner);
+        let both_ends = p.len() > 1 && p.starts_with('*') && p.ends_with('*');
+        if inner.contains('*') || p.contains('{') || both_ends {
             return Err(format!(
                 "path {p:?}: this translator reads exact paths, `prefix*`, `*suffix` and `*` \
                  (no path templates or inner wildcards)"
@@ -146,7 +176,9 @@ fn peer(principal: &str) -> Value {
     } else if let Some(prefix) = principal.strip_suffix('*') {
         json!({ "prefix": format!("spiffe://{prefix}") })
     } else if let Some(suffix) = principal.strip_prefix('*') {
-        json!({ "suffix": suffix })
+        // Anchored on the SPIFFE ID, as Istio does: Envoy would otherwise
+        // also try the certificate's DNS names and subject.
+        json!({ "safe_regex": { "regex": format!("^spiffe://.*{}$", regex_escape(suffix)) } })
     } else {
         json!({ "exact": format!("spiffe://{principal}") })
     };
@@ -188,10 +220,23 @@ fn request_principal(p: &str) -> Result<Value, String> {
     })
 }
 
-/// Istio's value patterns as Envoy's string matcher.
+/// A literal inside a regular expression.
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Istio's path patterns as Envoy's string matcher.
 fn string_match(v: &str) -> Value {
     if v == "*" {
-        json!({ "prefix": "" })
+        // Every path (Envoy refuses an empty prefix).
+        json!({ "prefix": "/" })
     } else if let Some(prefix) = v.strip_suffix('*') {
         json!({ "prefix": prefix })
     } else if let Some(suffix) = v.strip_prefix('*') {

@@ -150,9 +150,7 @@ fn render_one(
 
     // --- The inbound listener.
     let mut filters = Vec::new();
-    if !jwt.payload_headers.is_empty() {
-        filters.push(envoy::remove_request_headers(&jwt.payload_headers));
-    }
+    filters.push(envoy::remove_request_headers(&jwt.payload_headers));
     filters.extend(jwt.filter.clone());
     filters.push(envoy::rbac_filter("rbac-deny"));
     filters.push(envoy::rbac_filter("rbac-allow"));
@@ -167,6 +165,13 @@ fn render_one(
             // port the caller aimed at: on the laptop that port is the
             // sidecar's, not the app's.
             "strip_any_host_port": true,
+            // Paths as Istio's default normalization leaves them, so a
+            // policy on `/admin` also meets `/./admin` and `//admin`;
+            // `%2F` is refused rather than guessed.
+            "normalize_path": true,
+            "merge_slashes": true,
+            "path_with_escaped_slashes_action": "REJECT_REQUEST",
+            "common_http_protocol_options": envoy::no_underscore_headers(),
             "set_current_client_cert_details": { "uri": true },
             "rds": { "route_config_name": "inbound", "config_source": envoy::file_source(&dir.join("rds.json")) },
             "http_filters": filters,
@@ -246,6 +251,7 @@ fn render_one(
                 // The app names its peer in the URL (http://serviceb:3001/...),
                 // with this sidecar as its HTTP proxy.
                 "http_protocol_options": { "allow_absolute_url": true },
+                "common_http_protocol_options": envoy::no_underscore_headers(),
                 "route_config": { "name": "outbound", "virtual_hosts": virtual_hosts },
                 "http_filters": [envoy::router()],
                 "access_log": envoy::access_log(&format!("{} sidecar outbound", sidecar.workload)),

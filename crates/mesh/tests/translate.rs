@@ -328,9 +328,20 @@ fn base_has_no_authorization_and_servicea_no_jwt() {
         );
     }
     let a = sidecar(&configs, "servicea");
+    // No RequestAuthentication for servicea, and still the header its app
+    // would trust is stripped (a forged one never reaches it).
     assert_eq!(
         filter_names(a),
-        ["rbac-deny", "rbac-allow", "envoy.filters.http.router"]
+        [
+            "strip-forged-headers",
+            "rbac-deny",
+            "rbac-allow",
+            "envoy.filters.http.router"
+        ]
+    );
+    assert_eq!(
+        inbound_filter(a, "strip-forged-headers").unwrap()["typed_config"]["mutations"]["request_mutations"],
+        serde_json::json!([{ "remove": "x-mesh-jwt-payload" }])
     );
     assert!(cluster(a, "jwks|jwt-factory").is_none());
     assert_eq!(
@@ -1099,4 +1110,70 @@ fn an_empty_selector_is_namespace_wide() {
             c.sidecar.workload
         );
     }
+}
+
+#[test]
+fn refuses_what_istio_refuses_or_this_translator_would_weaken() {
+    let rule = |body: &str| authz("weak", &format!("  rules:\n    - {body}\n"));
+    let cases = [
+        // Read as "anyone", an empty source would open an ALLOW policy.
+        (rule("from:\n        - source: {}"), "an empty `source`"),
+        (rule("to:\n        - operation: {}"), "an empty `operation`"),
+        (
+            rule("from:\n        - source:\n            principals: [\"\"]"),
+            "an empty value in `source`",
+        ),
+        // Istio reads `*` in methods as a pattern; literal, a DENY would deny nothing.
+        (
+            rule("to:\n        - operation:\n            methods: [\"P*\"]"),
+            "no wildcard",
+        ),
+    ];
+    for (yaml, says) in cases {
+        let m = refusal("weak.yaml", &yaml);
+        assert!(m.contains(says), "{m}");
+    }
+    for (spec, says) in [
+        (
+            "  jwtRules:\n    - issuer: \"\"\n      jwks: \"{}\"\n",
+            "an empty issuer",
+        ),
+        (
+            "  jwtRules:\n    - issuer: i\n      jwks: \"{}\"\n      audiences: [\"\"]\n",
+            "an empty audience",
+        ),
+        (
+            "  jwtRules:\n    - issuer: i\n      jwks: \"{}\"\n      outputPayloadToHeader: x-forwarded-for\n",
+            "not x-envoy-* or x-forwarded-*",
+        ),
+        (
+            "  jwtRules:\n    - issuer: i\n      jwks: \"{}\"\n      outputPayloadToHeader: cookie\n",
+            "not x-envoy-* or x-forwarded-*",
+        ),
+    ] {
+        let m = refusal("jwt.yaml", &request_auth("jwt", spec));
+        assert!(m.contains(says), "{m}");
+    }
+}
+
+#[test]
+fn wildcard_paths_and_suffix_principals_translate_as_istio_reads_them() {
+    let p = with_yaml(
+        "wild.yaml",
+        &authz(
+            "wild",
+            "  selector:\n    matchLabels:\n      app: serviceb\n  action: DENY\n  rules:\n    - from:\n        - source:\n            principals: [\"*/sa/servicec\"]\n      to:\n        - operation:\n            paths: [\"*\"]\n",
+        ),
+    );
+    let configs = render(&p);
+    let rules = route_rbac(sidecar(&configs, "serviceb"), "rbac-deny").unwrap();
+    let policy = &rules["policies"]["default/wild[0]"];
+    // `*` is every path (Envoy refuses an empty prefix).
+    let text = policy.to_string();
+    assert!(text.contains(r#""path":{"prefix":"/"}"#), "{text}");
+    // `*suffix` is anchored on the SPIFFE ID, with the suffix escaped.
+    assert!(
+        text.contains(r#""safe_regex":{"regex":"^spiffe://.*/sa/servicec$"}"#),
+        "{text}"
+    );
 }

@@ -154,6 +154,8 @@ impl Mesh {
                 .arg(dir.join("envoy.json"))
                 .args(["--disable-hot-restart", "--concurrency", "1"])
                 .args(["--log-level", "warn", "--drain-time-s", "1"])
+                // Access log lines reach the log file within 100 ms.
+                .args(["--file-flush-interval-msec", "100"])
                 .stdout(Stdio::from(out.try_clone().unwrap()))
                 .stderr(Stdio::from(out))
                 .kill_on_drop(true)
@@ -249,6 +251,26 @@ impl Mesh {
             request = request.bearer_auth(token);
         }
         json_reply(request).await
+    }
+
+    /// A counter from `workload`'s sidecar's admin `/stats` (0 if absent).
+    pub async fn stat(&self, workload: &str, name: &str) -> u64 {
+        let url = format!(
+            "http://127.0.0.1:{}/stats?filter={name}",
+            self.sidecar(workload).config.sidecar.admin
+        );
+        let stats = self
+            .admin
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        mesh::admin::reported(&stats, name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     }
 
     /// The sidecars' logs, for assertion messages.
