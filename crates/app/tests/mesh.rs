@@ -81,6 +81,16 @@ fn refusal(status: u16, body: &Value) -> (u16, String) {
     )
 }
 
+/// serviceb's sidecar's 403 from its AuthorizationPolicy.
+#[track_caller]
+fn assert_rbac_denied(status: u16, body: &Value) {
+    assert_eq!(
+        refusal(status, body),
+        (403, "RBAC: access denied".into()),
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn scenario10_crosses_both_sidecars_and_serviceb_reads_what_its_sidecar_verified() {
     let m = Mesh::start(MeshOptions::default()).await;
@@ -180,18 +190,10 @@ async fn the_four_steps_of_mesh_sh_apply_to_running_sidecars_at_the_next_request
     m.apply(Some(&istio("steps/2-allow-nothing.yaml"))).await;
     for client in [&a, &c] {
         let (status, body) = call(client, Some(token.clone())).await;
-        assert_eq!(
-            refusal(status, &body),
-            (403, "RBAC: access denied".into()),
-            "{body}"
-        );
+        assert_rbac_denied(status, &body);
     }
     let (status, body) = m.s.get_a("/scenario10").await;
-    assert_eq!(
-        refusal(status, &body),
-        (403, "RBAC: access denied".into()),
-        "{body}"
-    );
+    assert_rbac_denied(status, &body);
 
     // 3. Allow servicea's principal: servicea in, servicec still out.
     m.apply(Some(&istio("steps/3-allow-servicea.yaml"))).await;
@@ -202,22 +204,14 @@ async fn the_four_steps_of_mesh_sh_apply_to_running_sidecars_at_the_next_request
         "{body}"
     );
     let (status, body) = call(&c, Some(token.clone())).await;
-    assert_eq!(
-        refusal(status, &body),
-        (403, "RBAC: access denied".into()),
-        "{body}"
-    );
+    assert_rbac_denied(status, &body);
     let (status, _) = m.s.get_a("/scenario10").await;
     assert_eq!(status, 200);
 
     // 4. A request principal too.
     m.apply(Some(&istio("steps/4-require-jwt.yaml"))).await;
     let (status, body) = call(&a, None).await;
-    assert_eq!(
-        refusal(status, &body),
-        (403, "RBAC: access denied".into()),
-        "{body}"
-    );
+    assert_rbac_denied(status, &body);
     let (status, body) = call(&a, Some(token.clone())).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["requestPrincipal"], "https://jwt-factory//servicea");
@@ -229,11 +223,7 @@ async fn the_four_steps_of_mesh_sh_apply_to_running_sidecars_at_the_next_request
     );
     // servicec with servicea's token: the token is right, the peer is not.
     let (status, body) = call(&c, Some(token.clone())).await;
-    assert_eq!(
-        refusal(status, &body),
-        (403, "RBAC: access denied".into()),
-        "{body}"
-    );
+    assert_rbac_denied(status, &body);
     let (status, body) = m.s.get_a("/scenario10").await;
     assert_eq!(status, 200, "{body}");
 
@@ -489,17 +479,23 @@ async fn rotate_under_load(m: &Mesh, after: Duration) -> Vec<(u16, Value)> {
     seen
 }
 
-#[tokio::test]
-async fn a_rotation_under_load_refuses_nothing_when_the_key_is_published_a_cache_ahead() {
-    let m = Mesh::start(MeshOptions {
+/// The mesh with the factory publishing a rotated-in key `publish_ahead`
+/// seconds before it signs, and sidecars caching the key set `cache` s.
+async fn rotating_mesh(publish_ahead: &'static str, cache: u64) -> Mesh {
+    Mesh::start(MeshOptions {
         stack: Options {
-            factory_args: vec!["--rotation-publish-ahead-secs", "3"],
+            factory_args: vec!["--rotation-publish-ahead-secs", publish_ahead],
             ..Options::default()
         },
-        jwks_cache: Duration::from_secs(2),
+        jwks_cache: Duration::from_secs(cache),
         ..MeshOptions::default()
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_rotation_under_load_refuses_nothing_when_the_key_is_published_a_cache_ahead() {
+    let m = rotating_mesh("3", 2).await;
     let seen = rotate_under_load(&m, Duration::from_secs(3)).await;
     let refused: Vec<_> = seen.iter().filter(|(s, _)| *s != 200).collect();
     assert!(seen.len() > 20, "too little load: {}", seen.len());
@@ -516,15 +512,7 @@ async fn a_rotation_under_load_refuses_nothing_when_the_key_is_published_a_cache
 async fn published_later_than_the_cache_a_rotated_in_key_is_refused_until_it_expires() {
     // The converse, so the rule is seen to matter: the sidecars cache the
     // key set 15 s and the factory signs 1 s after publishing.
-    let m = Mesh::start(MeshOptions {
-        stack: Options {
-            factory_args: vec!["--rotation-publish-ahead-secs", "1"],
-            ..Options::default()
-        },
-        jwks_cache: Duration::from_secs(15),
-        ..MeshOptions::default()
-    })
-    .await;
+    let m = rotating_mesh("1", 15).await;
     let seen = rotate_under_load(&m, Duration::from_secs(1)).await;
     let unknown_kid = seen.iter().filter(|(status, body)| {
         *status == 401 && body["message"] == "Jwks doesn't have key to match kid or alg from Jwt"
