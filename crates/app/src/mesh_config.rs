@@ -180,6 +180,22 @@ pub fn apply(args: &Args) -> anyhow::Result<Applied> {
         .with_context(|| format!("cannot create {}", args.run_dir.display()))?;
     let run_dir = std::fs::canonicalize(&args.run_dir)?;
     let configs = mesh::render(&topology, &policies, &run_dir)?;
+    // The sidecars reload whatever file is moved into these folders: one
+    // that others may write to lets them change what is enforced.
+    let dirs = configs.iter().map(|c| run_dir.join(&c.sidecar.workload));
+    for dir in std::iter::once(run_dir.clone()).chain(dirs) {
+        if let Ok(meta) = std::fs::metadata(&dir) {
+            use std::os::unix::fs::PermissionsExt as _;
+            if meta.permissions().mode() & 0o022 != 0 {
+                bail!(
+                    "{} may be written by group or others, and the sidecars load any file \
+                     moved into it: `chmod go-w {}`",
+                    dir.display(),
+                    dir.display()
+                );
+            }
+        }
+    }
     let mut changed = Vec::new();
     for config in &configs {
         let dir = run_dir.join(&config.sidecar.workload);

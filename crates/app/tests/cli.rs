@@ -381,3 +381,55 @@ async fn help_explains_every_setting_with_its_env_variable() {
         assert!(text.contains(sub), "{sub}");
     }
 }
+
+/// `app mesh-config` as a user runs it: writes each sidecar's files and
+/// prints the envoy commands; refuses a run folder others may write to, a
+/// policy it cannot translate (naming the file and field), a workload
+/// named twice.
+#[tokio::test]
+async fn mesh_config_writes_the_sidecars_files_and_refuses_what_it_cannot_trust() {
+    let dir = tempfile::tempdir().unwrap();
+    let istio = common::mesh::istio("");
+    let mut gen_certs = app(dir.path());
+    gen_certs.arg("gen-certs");
+    assert!(run(gen_certs).await.0);
+    let mesh_config = |extra: &[&str]| {
+        let mut c = app(dir.path());
+        c.args(["mesh-config", "--base"]).arg(&istio).args(extra);
+        c
+    };
+    let (ok, out) = run(mesh_config(&[])).await;
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("envoy -c ").count(), 3, "{out}");
+    for w in ["servicea", "serviceb", "servicec"] {
+        for f in ["envoy.json", "lds.json", "cds.json", "rds.json"] {
+            let path = dir.path().join("target/mesh").join(w).join(f);
+            let json: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            assert!(json.is_object(), "{}", path.display());
+        }
+    }
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: x\n\
+         spec:\n  rules:\n    - when:\n        - key: a\n          values: [b]\n",
+    )
+    .unwrap();
+    let (ok, out) = run(mesh_config(&[bad.to_str().unwrap()])).await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("bad.yaml") && out.contains("`when`"), "{out}");
+
+    let (ok, out) = run(mesh_config(&[
+        "--workloads",
+        "servicea=127.0.0.1:3000,servicea=127.0.0.1:3001",
+    ]))
+    .await;
+    assert!(!ok && out.contains("names servicea twice"), "{out}");
+
+    let run_dir = dir.path().join("target/mesh");
+    std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (ok, out) = run(mesh_config(&[])).await;
+    assert!(!ok && out.contains("chmod go-w"), "{out}");
+}
