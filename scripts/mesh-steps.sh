@@ -95,10 +95,10 @@ mesh_steps() {
   echo "(from servicea's pod, no token: the policy does not match)"
   request 403 '"message":"RBAC: access denied"' -- "$FROM_A"
   echo "(a token from jwt-factory's POST /token, which authenticates servicea by its key, as servicea gets it)"
-  shown 'TOKEN10=$("$BIN/app" fetch-token --audience serviceb 2>/dev/null); echo "${TOKEN10:0:40}..."'
+  shown 'TOKEN10=$("$BIN/app" fetch-token --audience serviceb 2>>"$LOGS/fetch-token.log") || die "app fetch-token failed (log: $LOGS/fetch-token.log)"; echo "${TOKEN10:0:40}..."'
   request 200 '"requestPrincipal":"https://jwt-factory//servicea"' -- "-H \"Authorization: Bearer \$TOKEN10\" $FROM_A"
   echo "(a token from another issuer: servicea's own, as in scenario 3; the sidecar refuses it before any policy)"
-  shown 'OTHER=$("$BIN/app" fetch-token --self-signed 2>/dev/null); echo "${OTHER:0:40}..."'
+  shown 'OTHER=$("$BIN/app" fetch-token --self-signed 2>>"$LOGS/fetch-token.log") || die "app fetch-token --self-signed failed (log: $LOGS/fetch-token.log)"; echo "${OTHER:0:40}..."'
   request 401 '"message":"Jwt issuer is not configured"' -- "-H \"Authorization: Bearer \$OTHER\" $FROM_A"
   check /scenario10 200 '"requestPrincipal":"https://jwt-factory//servicea"'
   echo "(servicec with servicea's valid token: the token is right, the peer is not)"

@@ -10,16 +10,17 @@
 //! cargo run --release --bin app -- servicec     # :3002, https :9443
 //! cargo run --release --bin app -- verifier     # :3003, asked by nginx (scenario 9)
 //! cargo run --release --bin app -- gateway-config   # nginx's configuration (scenario 9)
+//! cargo run --release --bin app -- mesh-config      # the Envoy sidecars' configuration (scenario 10)
 //! curl -X POST localhost:3000/gen-keys          # servicea's own key pair (scenarios 3-4)
 //! curl localhost:3000/scenario1                 # 2, 3, 4, 5; each also with ?expired=1
 //! ```
 //!
 //! | request | on | what happens |
 //! | --- | --- | --- |
-//! | `GET /scenario1..9[?expired=1]` | servicea | see [`scenarios`] |
+//! | `GET /scenario1..10[?expired=1]` | servicea | see [`scenarios`] |
 //! | `GET /scenario6/token?audience=NAME` | servicea | see [`scenario6`] |
 //! | `POST /gen-keys` | servicea | see [`keygen`] |
-//! | `GET /scenario{1,2,5,6}-server` | serviceb, servicec (http) | see [`receiver`] |
+//! | `GET /scenario{1,2,5,6,10}-server` | serviceb, servicec (http) | see [`receiver`] |
 //! | `GET /scenario{3,4,7,8,9}-server` | serviceb, servicec (https) | see [`receiver`] |
 //! | `GET /auth/{service}` | verifier | see [`verifier`] |
 //! | `GET /hello` | all | `hello` |
@@ -45,6 +46,8 @@
 //! - [`verifier`]: scenario 9's verifier, asked by nginx.
 //! - [`gateway_config`]: scenario 9's nginx configuration, from its template.
 //! - [`gateway_identity`]: the receivers' side: `X-Jwt-*` believed from the gateway alone.
+//! - [`mesh_config`]: scenario 10's Envoy sidecars, configured from Istio YAML (the `mesh` crate).
+//! - [`sidecar_identity`]: the receivers' side: what their sidecar verified, read strictly.
 //! - [`error`]: every failure, and the one place it becomes a JSON response.
 
 /// A role's shared state: `$inner` (the fields), and `$state`, an

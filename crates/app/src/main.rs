@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         Err(err) => return s2s_web::cli::report(Err(err)),
     };
     let cli = Cli::parse_from(args);
-    // `fetch-token` and `gateway-config` answer on stdout: their log goes
+    // `fetch-token`, `gateway-config` and `mesh-config` answer on stdout: their log goes
     // to stderr.
     let log = match cli.command {
         Command::FetchToken(_) | Command::GatewayConfig(_) | Command::MeshConfig(_) => {

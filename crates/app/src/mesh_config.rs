@@ -166,7 +166,7 @@ impl Applied {
     /// The command line that runs a sidecar.
     pub fn command(&self, workload: &str) -> String {
         format!(
-            "envoy -c {} --disable-hot-restart --concurrency 1 --log-level warn",
+            "envoy -c {} --disable-hot-restart --concurrency 1 --log-level warn --drain-time-s 2",
             self.run_dir.join(workload).join("envoy.json").display()
         )
     }
@@ -176,10 +176,26 @@ impl Applied {
 pub fn apply(args: &Args) -> anyhow::Result<Applied> {
     let topology = args.topology()?;
     let policies = Policies::load(&args.policy_paths())?;
-    std::fs::create_dir_all(&args.run_dir)
-        .with_context(|| format!("cannot create {}", args.run_dir.display()))?;
+    if args.workloads.is_empty() {
+        bail!("MESH_WORKLOADS names no workload");
+    }
+    // 0755 whatever the umask (a umask of 002 would make them group-
+    // writable, which the check below refuses); folders that exist keep
+    // their mode and are checked.
+    let create = |dir: &Path| {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))
+    };
+    create(&args.run_dir)?;
     let run_dir = std::fs::canonicalize(&args.run_dir)?;
     let configs = mesh::render(&topology, &policies, &run_dir)?;
+    for c in &configs {
+        create(&run_dir.join(&c.sidecar.workload))?;
+    }
     // The sidecars reload whatever file is moved into these folders: one
     // that others may write to lets them change what is enforced.
     let dirs = configs.iter().map(|c| run_dir.join(&c.sidecar.workload));
@@ -257,9 +273,6 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
             mesh::admin::wait_applied(&client, config, Duration::from_secs(args.wait_secs)).await?;
         }
         tracing::info!("every sidecar runs the new configuration");
-    }
-    if applied.configs.is_empty() {
-        bail!("MESH_WORKLOADS names no workload");
     }
     Ok(())
 }

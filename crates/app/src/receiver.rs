@@ -10,6 +10,7 @@
 //! | [`Check::Identity`] | 7 | no token: the mTLS client certificate's SPIFFE ID, allowed by the policy ([`crate::authz`]) |
 //! | [`Check::BoundSts`] | 8 | as 6, over mTLS, and the token's `cnf` must match the client certificate ([`crate::binding`]) |
 //! | [`Check::Gateway`] | 9 | none here: the gateway verified the token; the identity headers are believed from the gateway's certificate alone ([`crate::gateway_identity`]) |
+//! | [`Check::Mesh`] | 10 | none here: the sidecar verified mTLS, the token and the policy; the receiver reads `x-forwarded-client-cert` and `x-mesh-jwt-payload` ([`crate::sidecar_identity`]) |
 //!
 //! The routes come from the scenario table: each scenario's receiver path
 //! is served on the listener its check needs (https for `CallerKey`).

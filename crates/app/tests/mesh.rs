@@ -335,6 +335,48 @@ async fn every_bad_token_is_refused_by_the_sidecar_in_json_that_says_why() {
 }
 
 #[tokio::test]
+async fn serviceb_believes_only_what_its_own_sidecar_could_have_set() {
+    // Straight to serviceb's port, no sidecar: the headers are whatever
+    // the caller wrote. serviceb refuses all but one shape: one element,
+    // set `By` itself, naming a peer of its trust domain. (That shape can
+    // still be forged on a laptop, where nothing forces traffic through
+    // the sidecar: the README says so.)
+    let s = test_support::Stack::start(Options::default()).await;
+    let url = format!("{}/scenario10-server", s.b.url());
+    let cases = [
+        (None, "through the mesh only"),
+        (
+            Some(
+                "By=spiffe://cluster.local/ns/default/sa/servicec;URI=spiffe://cluster.local/ns/default/sa/servicea",
+            ),
+            "not for me (spiffe://cluster.local/ns/default/sa/serviceb)",
+        ),
+        (
+            Some(
+                "By=spiffe://cluster.local/ns/default/sa/serviceb;URI=spiffe://evil.example/ns/default/sa/servicea",
+            ),
+            "no SPIFFE ID of trust domain cluster.local",
+        ),
+        (
+            Some(
+                "URI=spiffe://cluster.local/ns/default/sa/admin,By=spiffe://cluster.local/ns/default/sa/serviceb;URI=spiffe://cluster.local/ns/default/sa/servicec",
+            ),
+            "2 elements",
+        ),
+    ];
+    for (xfcc, says) in cases {
+        let mut rb = s.client.get(&url);
+        if let Some(v) = xfcc {
+            rb = rb.header("x-forwarded-client-cert", v);
+        }
+        let (status, body) = json_reply(rb).await;
+        assert_eq!(status, 401, "{xfcc:?}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(says), "{xfcc:?}: {message}");
+    }
+}
+
+#[tokio::test]
 async fn the_mtls_port_refuses_plain_http_no_certificate_and_another_ca() {
     let m = Mesh::start(MeshOptions::default()).await;
     let inbound = m.inbound_of("serviceb");
@@ -488,7 +530,6 @@ async fn rotating_mesh(publish_ahead: &'static str, cache: u64) -> Mesh {
             ..Options::default()
         },
         jwks_cache: Duration::from_secs(cache),
-        ..MeshOptions::default()
     })
     .await
 }

@@ -205,8 +205,6 @@ pub struct Policies {
     pub peer: Vec<Resource<PeerAuthenticationSpec>>,
     pub request: Vec<Resource<RequestAuthenticationSpec>>,
     pub authz: Vec<Resource<AuthorizationPolicySpec>>,
-    /// The files read, in order.
-    pub files: Vec<PathBuf>,
 }
 
 impl Policies {
@@ -222,7 +220,6 @@ impl Policies {
                     source,
                 })?;
                 policies.add_yaml(&file, &text)?;
-                policies.files.push(file);
             }
         }
         Ok(policies)

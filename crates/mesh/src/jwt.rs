@@ -3,7 +3,8 @@
 //! As Istio configures it: every issuer of every RequestAuthentication that
 //! applies is a provider; a request passes with no token at all, or with a
 //! token one provider verifies (issuer, signature by a key of its JWK Set,
-//! `exp`/`nbf`, audience), and is refused with 401 otherwise. Whether a
+//! `exp`/`nbf`, audience), and is refused otherwise: 401, or 403 for a
+//! token for another audience. Whether a
 //! token is *required* is the AuthorizationPolicy's business
 //! (`requestPrincipals`), as in Istio.
 //!

@@ -46,12 +46,6 @@ pub enum MeshError {
     Yaml { path: PathBuf, message: String },
     #[error("{path}: {what}")]
     Resource { path: PathBuf, what: String },
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
     #[error(
         "{workload}'s sidecar did not apply the new configuration within {waited:?}: {missing}. \
          Is it running? Its log says why it rejected a file"

@@ -113,10 +113,7 @@ fn source(s: &Source) -> Result<Value, String> {
             .collect::<Result<_, _>>()?;
         ids.push(json!({ "not_id": or_ids(each) }));
     }
-    Ok(match ids.len() {
-        0 => json!({ "any": true }),
-        _ => json!({ "and_ids": { "ids": ids } }),
-    })
+    Ok(json!({ "and_ids": { "ids": ids } }))
 }
 
 /// An operation: all its fields.
@@ -162,10 +159,7 @@ fn operation(o: &Operation) -> Result<Value, String> {
     if !o.not_paths.is_empty() {
         rules.push(json!({ "not_rule": or_rules(o.not_paths.iter().map(path).collect()) }));
     }
-    Ok(match rules.len() {
-        0 => json!({ "any": true }),
-        _ => json!({ "and_rules": { "rules": rules } }),
-    })
+    Ok(json!({ "and_rules": { "rules": rules } }))
 }
 
 /// An mTLS identity: the peer certificate's SPIFFE ID.

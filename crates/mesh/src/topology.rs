@@ -62,10 +62,6 @@ pub struct Topology {
 }
 
 impl Topology {
-    pub fn sidecar(&self, workload: &str) -> Option<&Sidecar> {
-        self.sidecars.iter().find(|s| s.workload == workload)
-    }
-
     /// A workload's SPIFFE ID.
     pub fn spiffe_id(&self, workload: &str) -> String {
         format!(

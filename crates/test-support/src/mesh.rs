@@ -62,8 +62,6 @@ impl Envoy {
 #[derive(Clone)]
 pub struct MeshOptions {
     pub stack: Options,
-    /// Istio resources on top of `deploy/istio/` (a step of mesh.sh).
-    pub step: Option<PathBuf>,
     /// The sidecars' JWK Set cache.
     pub jwks_cache: Duration,
 }
@@ -72,7 +70,6 @@ impl Default for MeshOptions {
     fn default() -> Self {
         Self {
             stack: Options::default(),
-            step: None,
             jwks_cache: Duration::from_secs(300),
         }
     }
@@ -87,15 +84,34 @@ pub struct Mesh {
     admin: reqwest::Client,
 }
 
-/// Free ports on 127.0.0.1, all bound at once (so distinct), then released
-/// for Envoy to take.
+/// `n` free ports on 127.0.0.1 for Envoy, which binds them itself.
+///
+/// They come from below the kernel's ephemeral range (`bind(0)` and
+/// outgoing connections never take them), handed out once per process by
+/// a counter (parallel tests never share one), starting at a place that
+/// depends on the process id (test binaries are apart), and each is
+/// checked free when handed out. Ports taken with `bind(0)` and released
+/// could be taken again by any socket of the stack before Envoy binds.
 fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 16_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = (std::process::id() % 100) * 100;
+    let _ = NEXT.compare_exchange(0, start + 1, Ordering::SeqCst, Ordering::SeqCst);
+    let mut ports = Vec::with_capacity(n);
+    for _ in 0..SPAN {
+        if ports.len() == n {
+            break;
+        }
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst) % SPAN;
+        let port = u16::try_from(FIRST + offset).unwrap();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            ports.push(port);
+        }
+    }
+    assert_eq!(ports.len(), n, "no free ports in {FIRST}..{}", FIRST + SPAN);
+    ports
 }
 
 impl Mesh {
@@ -144,7 +160,9 @@ impl Mesh {
             sidecars: Vec::new(),
             admin: reqwest::Client::builder().no_proxy().build().unwrap(),
         };
-        let configs = mesh.write(opts.step.as_deref());
+        // `deploy/istio` alone; tests apply the steps of mesh.sh while
+        // the sidecars run ([`Mesh::apply`]).
+        let configs = mesh.write(None);
         for config in configs {
             let dir = mesh.run_dir.join(&config.sidecar.workload);
             let log = dir.join("envoy.log");
@@ -281,7 +299,7 @@ impl Mesh {
             .collect()
     }
 
-    /// serviceb's sidecar's inbound (mTLS) address.
+    /// `workload`'s sidecar's inbound (mTLS) address.
     pub fn inbound_of(&self, workload: &str) -> SocketAddr {
         SocketAddr::from((
             [127, 0, 0, 1],
