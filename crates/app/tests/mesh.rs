@@ -536,7 +536,7 @@ async fn rotating_mesh(publish_ahead: &'static str, cache: u64) -> Mesh {
 
 #[tokio::test]
 async fn a_rotation_under_load_refuses_nothing_when_the_key_is_published_a_cache_ahead() {
-    let m = rotating_mesh("3", 2).await;
+    let m = rotating_mesh("4", 2).await;
     let seen = rotate_under_load(&m, Duration::from_secs(3)).await;
     let refused: Vec<_> = seen.iter().filter(|(s, _)| *s != 200).collect();
     assert!(seen.len() > 20, "too little load: {}", seen.len());
