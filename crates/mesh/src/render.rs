@@ -87,20 +87,11 @@ fn render_one(
     ));
 
     // --- Tokens (RequestAuthentication).
-    let request: Vec<_> = policies
-        .request
-        .iter()
-        .filter(|r| select::applies(&r.metadata.namespace, r.spec.selector.as_ref(), ns, &labels))
-        .collect();
-    let jwt = jwt::config(topology, &request)?;
+    let jwt = jwt::config(topology, &select::applying(&policies.request, ns, &labels))?;
     summary.extend(jwt.summary.iter().cloned());
 
     // --- Authorization (AuthorizationPolicy), per route.
-    let authz: Vec<_> = policies
-        .authz
-        .iter()
-        .filter(|r| select::applies(&r.metadata.namespace, r.spec.selector.as_ref(), ns, &labels))
-        .collect();
+    let authz = select::applying(&policies.authz, ns, &labels);
     let deny = rbac::rules(&authz, Action::Deny)?;
     let allow = rbac::rules(&authz, Action::Allow)?;
     let names = |action| {

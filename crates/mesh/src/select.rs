@@ -10,18 +10,47 @@
 
 use std::collections::BTreeMap;
 
-use crate::istio::{MtlsMode, PeerAuthenticationSpec, ROOT_NAMESPACE, Resource, Selector};
+use crate::istio::{
+    AuthorizationPolicySpec, MtlsMode, PeerAuthenticationSpec, ROOT_NAMESPACE,
+    RequestAuthenticationSpec, Resource, Selector,
+};
 
-/// Whether a resource in `namespace` with `selector` applies to a workload
-/// in `workload_ns` with `labels`.
-pub fn applies(
-    namespace: &str,
-    selector: Option<&Selector>,
+/// A resource's spec that names the workloads it is for.
+pub trait Selected {
+    fn selector(&self) -> Option<&Selector>;
+}
+
+macro_rules! selected {
+    ($($spec:ty),*) => {$(
+        impl Selected for $spec {
+            fn selector(&self) -> Option<&Selector> {
+                self.selector.as_ref()
+            }
+        }
+    )*};
+}
+selected!(
+    PeerAuthenticationSpec,
+    RequestAuthenticationSpec,
+    AuthorizationPolicySpec
+);
+
+/// The resources that apply to a workload in `workload_ns` with `labels`.
+pub fn applying<'a, S: Selected>(
+    resources: &'a [Resource<S>],
     workload_ns: &str,
     labels: &BTreeMap<String, String>,
-) -> bool {
-    (namespace == workload_ns || namespace == ROOT_NAMESPACE)
-        && selector.is_none_or(|s| s.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)))
+) -> Vec<&'a Resource<S>> {
+    resources
+        .iter()
+        .filter(|r| {
+            let ns = &r.metadata.namespace;
+            (ns == workload_ns || ns == ROOT_NAMESPACE)
+                && r.spec
+                    .selector()
+                    .is_none_or(|s| s.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)))
+        })
+        .collect()
 }
 
 /// The mTLS mode of a workload's inbound port, and the resource that set it.
@@ -47,18 +76,8 @@ pub fn mtls_mode<'a>(
         (false, true) => 1,
         (false, false) => 2,
     };
-    let mut matching: Vec<_> = peer
-        .iter()
-        .filter(|r| !(selects(r) && r.metadata.namespace == ROOT_NAMESPACE))
-        .filter(|r| {
-            applies(
-                &r.metadata.namespace,
-                r.spec.selector.as_ref(),
-                workload_ns,
-                labels,
-            )
-        })
-        .collect();
+    let mut matching = applying(peer, workload_ns, labels);
+    matching.retain(|r| !(selects(r) && r.metadata.namespace == ROOT_NAMESPACE));
     matching.sort_by_key(|r| (rank(r), r.metadata.name.clone()));
     matching
         .into_iter()

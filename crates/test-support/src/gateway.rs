@@ -150,23 +150,17 @@ pub async fn start_nginx(args: &gateway_config::Args) -> Gateway {
         run_dir: written.run_dir,
         child,
     };
-    let client = reqwest::Client::new();
     let health = gateway.url("/gateway/health");
-    for _ in 0..500 {
-        if let Ok(Some(status)) = gateway.child.try_wait() {
-            panic!("nginx exited ({status}): {}", gateway.error_log());
-        }
-        if client
-            .get(&health)
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return gateway;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("nginx did not answer within 10 s: {}", gateway.error_log());
+    let run_dir = gateway.run_dir.clone();
+    crate::wait_child_answers(
+        &mut gateway.child,
+        &reqwest::Client::new(),
+        &health,
+        Duration::from_secs(10),
+        || std::fs::read_to_string(run_dir.join("error.log")).unwrap_or_default(),
+    )
+    .await;
+    gateway
 }
 
 /// A free address on 127.0.0.1 (bound, then released for nginx to take).

@@ -215,20 +215,15 @@ impl Mesh {
     async fn wait_ready(&mut self, i: usize) {
         let envoy = &mut self.sidecars[i];
         let ready = format!("http://127.0.0.1:{}/ready", envoy.config.sidecar.admin);
-        let mut live = false;
-        for _ in 0..1000 {
-            if let Ok(Some(status)) = envoy.child.try_wait() {
-                panic!("envoy exited ({status}): {}", envoy.log());
-            }
-            if let Ok(r) = self.admin.get(&ready).send().await
-                && r.status() == 200
-            {
-                live = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(live, "envoy not ready within 20 s: {}", envoy.log());
+        let log = envoy.log.clone();
+        crate::wait_child_answers(
+            &mut envoy.child,
+            &self.admin,
+            &ready,
+            Duration::from_secs(20),
+            || std::fs::read_to_string(&log).unwrap_or_default(),
+        )
+        .await;
         if let Err(e) =
             mesh::admin::wait_applied(&self.admin, &envoy.config, Duration::from_secs(20)).await
         {

@@ -206,6 +206,34 @@ pub fn init() {
     });
 }
 
+/// Polls `url` every 20 ms until it answers 200, for at most `within`;
+/// panics if `child` (the server behind it: nginx, Envoy) exits first or
+/// the time runs out, with `log()` (what it printed) in the message.
+pub async fn wait_child_answers(
+    child: &mut tokio::process::Child,
+    client: &reqwest::Client,
+    url: &str,
+    within: Duration,
+    log: impl Fn() -> String,
+) {
+    let started = std::time::Instant::now();
+    while started.elapsed() < within {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{url}: the server exited ({status}): {}", log());
+        }
+        if client
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{url} did not answer 200 within {within:?}: {}", log());
+}
+
 /// A listener on 127.0.0.1, on a port of its own.
 pub async fn bind() -> TcpListener {
     TcpListener::bind("127.0.0.1:0").await.unwrap()
