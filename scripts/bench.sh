@@ -3,7 +3,8 @@
 # scenario and the factory's /issueToken and /verify with wrk, measures the
 # machine's single-core RSA-2048 signing rate with `openssl speed` in the
 # same run, and prints a table: requests/s, p50/p99 latency, ratio to the
-# signing rate, errors, resident memory per process and start-up time.
+# signing rate, errors, resident memory per process and start-up time; and
+# draws the ratios as a chart, docs/img/bench-ratios.svg (the README's).
 #
 #   scripts/bench.sh                 # 10 s per row
 #   DURATION=30 scripts/bench.sh     # longer, steadier figures
@@ -88,6 +89,8 @@ load() {
     "$(awk -v r="$rps" -v s="$SIGN_RATE" 'BEGIN {printf "%.2f", r/s}')" "$errors")")
   echo "${ROWS[-1]}"
   RPS[$ALGORITHM/$name]=$rps
+  printf '%s\t%s\t%s\t%s\n' "$ALGORITHM" "$name" "$rps" \
+    "$(awk -v r="$rps" -v s="$SIGN_RATE" 'BEGIN {printf "%.3f", r/s}')" >>"$TMP/results.tsv"
   local row i=0 total=0 us
   row=$(printf '%-8s %-26s' "$ALGORITHM" "$name")
   for p in $PROCS; do
@@ -117,10 +120,14 @@ LUA
   printf '%-8s %-26s %5s %10s %10s %10s %7s %7s\n' "alg" "request" "conns" "req/s" "p50" "p99" "x sign" "errors"
   load "GET /scenario1" "$CONNECTIONS" http://localhost:3000/scenario1
   load "GET /scenario1 (1 conn)" 1 http://localhost:3000/scenario1
+  # The console's path: the same request with its trace (every hop and
+  # check gathered across the services). The plain rows pay nothing for it.
+  load "GET /scenario1?trace=1" "$CONNECTIONS" "http://localhost:3000/scenario1?trace=1"
   load "GET /scenario2" "$CONNECTIONS" http://localhost:3000/scenario2
   load "GET /scenario3" "$CONNECTIONS" http://localhost:3000/scenario3
   load "GET /scenario4" "$CONNECTIONS" http://localhost:3000/scenario4
   load "GET /scenario6" "$CONNECTIONS" http://localhost:3000/scenario6
+  load "GET /scenario6?trace=1" "$CONNECTIONS" "http://localhost:3000/scenario6?trace=1"
   load "GET /scenario7" "$CONNECTIONS" http://localhost:3000/scenario7
   load "GET /scenario8" "$CONNECTIONS" http://localhost:3000/scenario8
   load "GET /scenario9" "$CONNECTIONS" http://localhost:3000/scenario9
@@ -178,6 +185,11 @@ fi
 echo
 echo "TLS handshakes, mutual against one-way (cargo bench -p app --bench tls_handshake: one GET /hello, client and serviceb on one thread; new connection = full handshake):"
 printf '%s\n' "${HANDSHAKE[@]}"
+
+echo
+mkdir -p docs/img
+grep -v '(log info)' "$TMP/results.tsv" >"$TMP/chart.tsv"
+python3 scripts/bench_chart.py "$TMP/chart.tsv" "$SIGN_RATE" docs/img/bench-ratios.svg
 
 set -- $ALGORITHMS
 if [ $# -ge 2 ]; then

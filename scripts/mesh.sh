@@ -18,12 +18,7 @@ ensure_certs
 ensure_nginx
 ensure_venv
 start_stack
-say "jwt-factory: a key pair for servicea (tokens for scenario 10), unless it has one (keys/)"
-if ! curl -fsS -m 10 localhost:5555/utils/keys | grep -q '"servicea"'; then
-  shown 'curl -sS -m 10 localhost:5555/keys/servicea | cut -c1-90'; echo
-  shown 'curl -sS -m 10 -X POST localhost:5555/utils/dump'; echo
-fi
-[ -f scenario-3-keys/jwt-private.pem ] || shown 'curl -sS -m 10 -X POST localhost:3000/gen-keys'
+ensure_keys
 
 mesh_steps
 

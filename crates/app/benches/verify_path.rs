@@ -1,7 +1,9 @@
 //! serviceb's whole local verify path (scenarios 3-4), per algorithm:
 //! routing, the `Authorization` extractor, the cached public key, decode,
 //! validation, the JSON answer. Driven through the router without a socket,
-//! so the figure is the service's own cost, not the network's.
+//! so the figure is the service's own cost, not the network's. Each also
+//! with the console's trace asked for, to show what a traced request costs
+//! (a plain one pays one header lookup).
 //!
 //! Run: `cargo bench -p app --bench verify_path`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -42,19 +44,30 @@ fn bench(c: &mut Criterion) {
         };
         // Valid for 30 s: enough for the measurement (criterion's default is 5 s).
         let bearer = format!("Bearer {}", jws::sign(&claims, &key, alg).unwrap());
-        group.bench_function(alg.name(), |b| {
-            b.to_async(&rt).iter(|| {
-                let req = Request::get("/scenario3-server")
-                    .header("authorization", &bearer)
-                    .body(Body::empty())
-                    .unwrap();
-                let router = router.clone();
-                async move {
-                    let res = router.oneshot(req).await.unwrap();
-                    assert_eq!(res.status(), 200);
-                }
-            })
-        });
+        // Plain, as every scenario call; then asked for the console's
+        // trace (`x-s2s-trace: 1`): the check recorded and returned in the
+        // answer header.
+        for (name, traced) in [
+            (alg.name().to_owned(), false),
+            (format!("{alg}, traced"), true),
+        ] {
+            group.bench_function(name, |b| {
+                b.to_async(&rt).iter(|| {
+                    let mut req =
+                        Request::get("/scenario3-server").header("authorization", &bearer);
+                    if traced {
+                        req = req.header(s2s_web::trace::TRACE, "1");
+                    }
+                    let req = req.body(Body::empty()).unwrap();
+                    let router = router.clone();
+                    async move {
+                        let res = router.oneshot(req).await.unwrap();
+                        assert_eq!(res.status(), 200);
+                        assert_eq!(res.headers().contains_key(s2s_web::trace::TRACE), traced);
+                    }
+                })
+            });
+        }
     }
     group.finish();
 }

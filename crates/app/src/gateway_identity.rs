@@ -98,5 +98,11 @@ pub async fn via_gateway(
         path.as_str(),
         state.settings.gateway_principal
     );
+    s2s_web::trace::check(|| {
+        s2s_web::trace::Verdict::allowed(format!(
+            "identity headers believed from the gateway's certificate ({}): sub {sub}, aud {aud}",
+            state.settings.gateway_principal
+        ))
+    });
     Ok(Json(json!({ "valid": true, "identity": identity })))
 }

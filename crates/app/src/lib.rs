@@ -23,6 +23,7 @@
 //! | `GET /scenario{1,2,5,6,10}-server` | serviceb, servicec (http) | see [`receiver`] |
 //! | `GET /scenario{3,4,7,8,9}-server` | serviceb, servicec (https) | see [`receiver`] |
 //! | `GET /auth/{service}` | verifier | see [`verifier`] |
+//! | `GET /`, `/console/...` | servicea | the workshop console, see [`console`] |
 //! | `GET /hello` | all | `hello` |
 //!
 //! # Layout
@@ -48,6 +49,7 @@
 //! - [`gateway_identity`]: the receivers' side: `X-Jwt-*` believed from the gateway alone.
 //! - [`mesh_config`]: scenario 10's Envoy sidecars, configured from Istio YAML (the `mesh` crate).
 //! - [`sidecar_identity`]: the receivers' side: what their sidecar verified, read strictly.
+//! - [`console`]: the workshop console at `/`: runs scenarios, draws their traced hops.
 //! - [`error`]: every failure, and the one place it becomes a JSON response.
 
 /// A role's shared state: `$inner` (the fields), and `$state`, an
@@ -74,6 +76,7 @@ pub mod authz;
 pub mod bearer;
 pub mod binding;
 pub mod cli;
+pub mod console;
 pub mod error;
 pub mod factory_client;
 pub mod gateway_config;
@@ -104,7 +107,8 @@ pub use cli::Role;
 pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// What every listener of every role has: `/hello`, JSON 404 and 405,
-/// a body limit, request ids and one log span per request.
+/// a body limit, request ids and one log span per request, and the
+/// console's trace when a caller asks for it ([`s2s_web::trace`]).
 pub(crate) fn finish(router: Router, name: &str) -> Router {
     let not_found = format!("no such endpoint on {name} (see the README's endpoint table)");
     let router = router
@@ -113,7 +117,8 @@ pub(crate) fn finish(router: Router, name: &str) -> Router {
             move || async move { (StatusCode::NOT_FOUND, Json(json!({ "message": not_found }))) },
         )
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(s2s_web::trace::layer(name));
     s2s_web::request_tracing::with_request_tracing(router)
 }
 

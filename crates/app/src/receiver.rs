@@ -30,6 +30,7 @@ use s2s_web::{
     outbound::{self, ClientError},
     request_tracing::RequestId,
     tls::{MtlsMode, ServerTls},
+    trace::{self, Verdict},
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -388,6 +389,12 @@ async fn via_factory(
     );
     // A refusal is logged where it becomes a response (`AppError`).
     let verdict = factory_client::verify(&state, &rid, &token).await?;
+    trace::check(|| {
+        Verdict::valid(format!(
+            "asked jwt-factory: signed by {caller}, aud {}, sub {caller}",
+            state.name()
+        ))
+    });
     tracing::info!(
         "jwt-factory says: token valid: signed by {caller}, aud {}",
         state.name()
@@ -410,6 +417,11 @@ async fn via_jwks(
         path.as_str()
     );
     let (claims, kid) = state.jwks.verify(expect, &token, &state.http, &rid).await?;
+    trace::check(|| {
+        Verdict::valid("signature with the factory's key from the JWK Set, and the claims")
+            .kid(kid.to_string())
+            .expected(expect.required())
+    });
     tracing::info!(
         "token valid: signed by the factory's key {kid}, iss {}, aud {}, sub {}",
         expect.issuer,
@@ -432,6 +444,13 @@ async fn via_identity(
         path.as_str()
     );
     let id = crate::authz::authorize(state.policy.as_ref(), path.as_str(), &cert)?;
+    trace::check(|| {
+        Verdict::allowed(format!(
+            "mTLS client certificate {}: allowed on {} by the policy",
+            id.spiffe_id,
+            path.as_str()
+        ))
+    });
     Ok(Json(json!({
         "authorized": true,
         "principal": id.principal,
@@ -461,7 +480,8 @@ async fn via_caller_key(
             .unwrap_or((current, state.caller_key.path())),
         _ => (current, state.caller_key.path()),
     };
-    let key = &key.key;
+    let named = key;
+    let key = &named.key;
     tracing::info!(
         "{}: verifying locally with {} ({}, iss {}, aud {}, sub {}, leeway {} s)",
         path.as_str(),
@@ -473,6 +493,15 @@ async fn via_caller_key(
         expect.leeway_secs,
     );
     let claims = expect.verify(&token, key)?;
+    trace::check(|| {
+        // The file's name, not its folder: the trace goes to callers.
+        let name = file.file_name().unwrap_or_default().to_string_lossy();
+        Verdict::valid(format!(
+            "signature with servicea's public key ({name}), and the claims"
+        ))
+        .kid(named.kid.clone())
+        .expected(expect.required())
+    });
     tracing::info!(
         "token valid: signed by {}, aud {}",
         expect.subject,

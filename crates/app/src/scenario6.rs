@@ -51,6 +51,16 @@ pub async fn access_token(
         return Err(JwtError::invalid(format!("jwt client_id invalid. expected: {caller}")).into());
     }
     crate::binding::check(&claims, &cert, binding)?;
+    s2s_web::trace::check(|| {
+        let bound = if claims.contains_key("cnf") {
+            ", bound to this connection's client certificate (cnf x5t#S256)"
+        } else {
+            ""
+        };
+        s2s_web::trace::Verdict::valid(format!("access token: signature with the factory's key from the JWK Set, typ at+jwt, client_id {caller}{bound}"))
+        .kid(kid.to_string())
+        .expected(expect.required())
+    });
     if let Some(id) = cert.identity().filter(|_| claims.contains_key("cnf")) {
         tracing::info!(
             "token bound to the client certificate of this connection ({}, x5t#S256 {})",

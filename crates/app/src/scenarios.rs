@@ -32,10 +32,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use s2s_web::{
-    BadInput,
-    expired::ExpiredQuery,
+    BadInput, expired,
     outbound::{self, Answer, Deadline, Repeat, Target},
     request_tracing::RequestId,
+    trace,
 };
 use serde_json::json;
 
@@ -247,17 +247,60 @@ impl Peer {
     }
 }
 
+/// The query of `/scenarioN`: `?expired=` and `?trace=`, each on or off
+/// by the same rule ([`expired::is_on`]).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct RunQuery {
+    pub expired: Option<String>,
+    pub trace: Option<String>,
+}
+
 /// Runs scenario `s`: one leg to serviceb (status and body relayed as they
 /// are), or legs to serviceb and servicec concurrently (200 when both
 /// accept, otherwise the first failing status; both results in the body).
+///
+/// With `?trace=1` (the console's), the answer is 200 and carries the
+/// scenario's own answer and status beside every hop and check the
+/// services recorded ([`traced`]).
 pub async fn run(
     s: &'static Scenario,
     State(state): State<servicea::State>,
     rid: RequestId,
-    query: Result<Query<ExpiredQuery>, QueryRejection>,
+    query: Result<Query<RunQuery>, QueryRejection>,
 ) -> Result<Response, AppError> {
     let Query(query) = query.map_err(BadInput::from)?;
-    let expired = query.is_expired();
+    let expired = expired::is_on(query.expired.as_deref());
+    if expired::is_on(query.trace.as_deref()) {
+        let answer = traced(state.name(), &rid, answer(s, &state, &rid, expired)).await;
+        return Ok(Json(answer).into_response());
+    }
+    let Answer { status, body } = answer(s, &state, &rid, expired).await;
+    Ok((status, Json(body)).into_response())
+}
+
+/// `work`'s answer with its trace: `{"status", "answer", "request_id",
+/// "trace": [events]}`, and for a refusal `"reason"`, in the refuser's words. The console reads it; the HTTP status is 200 as
+/// the trace itself was made (so the browser logs no failed request).
+pub async fn traced(
+    me: &str,
+    rid: &RequestId,
+    work: impl Future<Output = Answer>,
+) -> serde_json::Value {
+    let (answer, events) = trace::collect(me, work).await;
+    let mut traced = json!({
+        "status": answer.status.as_u16(),
+        "answer": answer.body,
+        "request_id": rid.0,
+        "trace": events,
+    });
+    if !answer.status.is_success() {
+        traced["reason"] = trace::reason_of(&answer.body).into();
+    }
+    traced
+}
+
+/// Scenario `s`'s answer: its status and body.
+async fn answer(s: &Scenario, state: &servicea::State, rid: &RequestId, expired: bool) -> Answer {
     let note = match (expired, s.expire_only_c) {
         (false, _) => "",
         (true, true) => " (servicec's token EXPIRED on purpose)",
@@ -270,22 +313,21 @@ pub async fn run(
         (true, false) => " (EXPIRED token on purpose)",
     };
     tracing::info!("scenario {}: {}{note}", s.n, s.story);
-    let b = leg(&state, &rid, s, Peer::B, expired && !s.expire_only_c);
+    trace::note(|| format!("scenario {}: {}{note}", s.n, s.story));
+    let b = leg(state, rid, s, Peer::B, expired && !s.expire_only_c);
     if !s.fan_out {
-        let b = b.await;
-        return Ok((b.status, Json(b.body)).into_response());
+        return b.await;
     }
-    let c = leg(&state, &rid, s, Peer::C, expired);
+    let c = leg(state, rid, s, Peer::C, expired);
     let (b, c) = tokio::join!(b, c);
     let status = [b.status, c.status]
         .into_iter()
         .find(|s| !s.is_success())
         .unwrap_or(StatusCode::OK);
-    Ok((
+    Answer {
         status,
-        Json(json!({ "serviceb": b.body, "servicec": c.body })),
-    )
-        .into_response())
+        body: json!({ "serviceb": b.body, "servicec": c.body }),
+    }
 }
 
 /// One leg, never an error: a failure is an answer with its status and message.
@@ -299,16 +341,19 @@ async fn leg(
     // The whole leg (a token from jwt-factory, then the call) within one
     // REQUEST_TIMEOUT_MS: every call of the leg gets what is left of it.
     let deadline = Deadline::start(state.settings.common.timeouts);
-    match try_leg(state, rid, s, peer, expired, deadline).await {
-        Ok(answer) => answer,
-        Err(err) => {
-            tracing::warn!(peer = peer.name(), status = %err.status(), "leg failed: {err}");
-            Answer {
-                status: err.status(),
-                body: err.body(),
-            }
-        }
+    let result = try_leg(state, rid, s, peer, expired, deadline).await;
+    if let Err(err) = &result {
+        tracing::warn!(peer = peer.name(), status = %err.status(), "leg failed: {err}");
     }
+    answer_of(result)
+}
+
+/// A failure as an answer: its status and JSON message.
+pub(crate) fn answer_of(result: Result<Answer, AppError>) -> Answer {
+    result.unwrap_or_else(|err| Answer {
+        status: err.status(),
+        body: err.body(),
+    })
 }
 
 async fn try_leg(
@@ -370,7 +415,14 @@ async fn try_leg(
     } else {
         format!("{}{}", peer.base_url(state, tls), s.receiver_path())
     };
-    let target = Target { who: aud, url };
+    // Through the gateway, the gateway is whom servicea calls (and whom an
+    // error names when it cannot be reached).
+    let who = if s.check == Check::Gateway {
+        "gateway"
+    } else {
+        aud
+    };
+    let target = Target { who, url };
     let over = if s.check.mutual_tls() {
         " over mTLS (my certificate: servicea's SPIFFE ID)".to_owned()
     } else if s.check == Check::Mesh {
@@ -383,6 +435,9 @@ async fn try_leg(
     } else {
         String::new()
     };
+    if !over.is_empty() {
+        trace::note(|| format!("calling {}{over}", target.url));
+    }
     let request = match &token {
         Some(token) => {
             tracing::info!(

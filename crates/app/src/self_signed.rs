@@ -35,5 +35,12 @@ pub fn mint(state: &servicea::State, audience: &str, expired: bool) -> Result<St
         state.signing_key.path().display(),
         key.kid,
     );
+    s2s_web::trace::note(|| {
+        format!(
+            "signed {} token myself with my own key (kid {})",
+            if expired { "an EXPIRED" } else { "a" },
+            key.kid
+        )
+    });
     Ok(token)
 }

@@ -409,7 +409,8 @@ pub fn router(state: State) -> Router {
             )
         })
         .route("/gen-keys", post(keygen::route))
-        .route("/scenario6/token", get(crate::scenario6::ask));
+        .route("/scenario6/token", get(crate::scenario6::ask))
+        .merge(crate::console::routes());
     let name = state.name().to_owned();
     crate::finish(router.with_state(state), &name)
 }

@@ -99,6 +99,14 @@ pub async fn via_sidecar(
             None => "no token".to_owned(),
         }
     );
+    s2s_web::trace::check(|| {
+        s2s_web::trace::Verdict::allowed(format!(
+            "what my sidecar verified: peer {principal} (mTLS), {}",
+            request_principal
+                .as_deref()
+                .map_or("no token".to_owned(), |p| format!("token {p}"))
+        ))
+    });
     Ok(Json(json!({
         "valid": true,
         "verifiedBy": format!("my sidecar ({me})"),

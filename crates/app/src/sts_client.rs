@@ -201,6 +201,12 @@ impl StsClient {
                 "using cached token for {audience}, expires in {} s",
                 c.remaining().as_secs()
             );
+            s2s_web::trace::note(|| {
+                format!(
+                    "token for {audience} from my cache (no call to jwt-factory), expires in {} s",
+                    c.remaining().as_secs()
+                )
+            });
             if c.due_for_refresh() {
                 self.refresh_in_background(audience);
             }

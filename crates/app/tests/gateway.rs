@@ -748,3 +748,98 @@ async fn paths_nginx_would_misread_and_missing_certificates_are_refused_naming_t
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// The console's trace through nginx.
+
+/// The hops of a traced answer, at its top level.
+fn hops_of(body: &Value) -> Vec<&Value> {
+    body["trace"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no trace: {body}"))
+        .iter()
+        .filter(|e| e["kind"] == "hop")
+        .collect()
+}
+
+/// `/scenario9?trace=1`: nginx passes the trace flag on and relays
+/// serviceb's part, so serviceb's check (the identity believed from the
+/// gateway's certificate) appears under servicea's hop to the gateway; an
+/// expired token is refused by the gateway, and the answer says why.
+#[tokio::test]
+async fn scenario9_traced_carries_servicebs_part_back_through_nginx() {
+    let e = Edge::start().await;
+    let (status, body) = e.s.get_a("/scenario9?trace=1").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["status"],
+        200,
+        "{body}\nnginx: {}",
+        e.gateway.error_log()
+    );
+    let hops = hops_of(&body);
+    let to_gateway = hops
+        .iter()
+        .find(|h| h["to"] == "gateway")
+        .unwrap_or_else(|| panic!("no hop to the gateway: {body}"));
+    assert!(
+        to_gateway["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/serviceb/scenario9-server"),
+        "{to_gateway}"
+    );
+    assert_eq!(to_gateway["token"]["claims"]["aud"], "serviceb");
+    let checks: Vec<&Value> = to_gateway["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "check")
+        .collect();
+    assert!(
+        checks.iter().any(|c| c["by"] == "serviceb"
+            && c["result"] == "allowed"
+            && c["what"]
+                .as_str()
+                .unwrap()
+                .contains("believed from the gateway's certificate")),
+        "serviceb's check, relayed by nginx: {to_gateway}"
+    );
+
+    let (status, body) = e.s.get_a("/scenario9?trace=1&expired=1").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], 403, "{body}");
+    assert_eq!(body["reason"], "jwt expired", "{body}");
+}
+
+/// The console's forge lesson through the real nginx: the forged
+/// `X-Jwt-Sub: admin` is replaced by the verified identity; the same
+/// headers straight to serviceb are refused.
+#[tokio::test]
+async fn the_forge_control_through_nginx_forwards_the_verified_identity_only() {
+    let e = Edge::start().await;
+    let (status, body) = common::json_reply(
+        e.s.client
+            .post(format!("{}/console/forge", e.s.a.url()))
+            .header("x-console", "1"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let steps = body["steps"].as_array().unwrap();
+    assert_eq!(
+        steps[0]["status"],
+        200,
+        "{body}\nnginx: {}",
+        e.gateway.error_log()
+    );
+    assert_eq!(steps[0]["answer"]["identity"]["sub"], "servicea", "{body}");
+    assert_eq!(steps[0]["answer"]["identity"]["via"], "gateway", "{body}");
+    assert_eq!(steps[1]["status"], 401, "{body}");
+    assert!(
+        steps[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("accepted only from the gateway"),
+        "{body}"
+    );
+}

@@ -564,3 +564,57 @@ async fn published_later_than_the_cache_a_rotated_in_key_is_refused_until_it_exp
         seen.len()
     );
 }
+
+/// `/scenario10?trace=1`: the trace flag crosses both sidecars and comes
+/// back, so serviceb's check (what its sidecar verified) appears under
+/// servicea's hop; a token the sidecar refuses is its JSON answer, named
+/// by its `by`, with no part from serviceb (the request never reached it).
+#[tokio::test]
+async fn scenario10_traced_shows_what_serviceb_read_from_its_sidecar() {
+    let m = Mesh::start(MeshOptions::default()).await;
+    let (status, body) = m.s.get_a("/scenario10?trace=1").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], 200, "{body}\n{}", m.logs());
+    let hop = body["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "hop" && e["to"] == "serviceb")
+        .unwrap_or_else(|| panic!("no hop to serviceb: {body}"));
+    assert!(
+        hop["url"].as_str().unwrap().ends_with("/scenario10-server"),
+        "{hop}"
+    );
+    assert_eq!(hop["token"]["claims"]["aud"], "serviceb");
+    assert!(
+        hop["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["kind"] == "check"
+                && c["result"] == "allowed"
+                && c["what"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("peer {SERVICEA} (mTLS)"))),
+        "serviceb's check, through both sidecars: {hop}"
+    );
+
+    let (status, body) = m.s.get_a("/scenario10?trace=1&expired=1").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], 401, "{body}");
+    assert_eq!(body["reason"], "Jwt is expired", "{body}");
+    assert_eq!(body["answer"]["by"], "serviceb's sidecar", "{body}");
+    let hop = body["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "hop" && e["to"] == "serviceb")
+        .unwrap();
+    assert_eq!(hop["status"], 401);
+    assert_eq!(
+        hop["events"],
+        json!([]),
+        "serviceb was never reached: {hop}"
+    );
+}

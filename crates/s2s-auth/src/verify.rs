@@ -103,6 +103,19 @@ impl JwtError {
 }
 
 impl Expectations {
+    /// What is required, as JSON (`alg`, `typ`, `iss`, `aud`, `sub`,
+    /// leeway): for the console's trace of a check.
+    pub fn required(&self) -> Value {
+        serde_json::json!({
+            "alg": self.algorithm.to_string(),
+            "typ": self.typ,
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": self.subject,
+            "leeway_secs": self.leeway_secs,
+        })
+    }
+
     fn validation(&self) -> Validation {
         let mut v = Validation::new(self.algorithm.jwt());
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);

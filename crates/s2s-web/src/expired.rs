@@ -15,13 +15,19 @@ pub struct ExpiredQuery {
 impl ExpiredQuery {
     /// Whether an expired token was asked for (see the module doc).
     pub fn is_expired(&self) -> bool {
-        self.expired.as_deref().is_some_and(|v| {
-            let v = v.trim();
-            !["0", "false", "no", "off"]
-                .iter()
-                .any(|off| v.eq_ignore_ascii_case(off))
-        })
+        is_on(self.expired.as_deref())
     }
+}
+
+/// The rule for any on/off query flag (`?expired=`, `?trace=`): see the
+/// module doc.
+pub fn is_on(value: Option<&str>) -> bool {
+    value.is_some_and(|v| {
+        let v = v.trim();
+        !["0", "false", "no", "off"]
+            .iter()
+            .any(|off| v.eq_ignore_ascii_case(off))
+    })
 }
 
 #[cfg(test)]

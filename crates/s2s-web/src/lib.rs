@@ -15,6 +15,7 @@
 //! - [`request_tracing`]: request ids set at the edge, one log span per request.
 //! - [`telemetry`]: the log subscriber, with a non-blocking writer.
 //! - [`outbound`]: bounded outbound calls that forward the request id.
+//! - [`trace`]: the console's opt-in trace of one request's hops and checks.
 //! - [`shutdown`]: one future for Ctrl-C and SIGTERM, one drain period.
 //! - [`env_file`]: the env file loaded before clap parses (flag > env > file > default).
 //! - [`rejection`]: extractor rejections turned into [`rejection::BadInput`].
@@ -35,5 +36,6 @@ pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tls;
+pub mod trace;
 
 pub use rejection::BadInput;

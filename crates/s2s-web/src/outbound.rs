@@ -249,20 +249,44 @@ pub async fn send(
     repeat: Repeat,
 ) -> Result<(StatusCode, HeaderMap, String), UpstreamError> {
     let remaining = deadline.remaining();
-    if remaining.is_zero() {
+    let request = match &request_id.0 {
+        Some(id) => request.header(REQUEST_ID, id),
+        None => request,
+    };
+    let map = |e: reqwest::Error| classify(e, target, deadline);
+    // (With no time left the call is not made: `execute` says so.)
+    let (client, request) = request
+        .timeout(remaining.max(Duration::from_millis(1)))
+        .build_split();
+    let mut request = request.map_err(map)?;
+    // The console's trace, when this request is traced (nothing otherwise).
+    let Some(hop) = crate::trace::hop_started(target.who, &mut request) else {
+        return execute(&client, request, target, deadline, repeat).await;
+    };
+    let answer = execute(&client, request, target, deadline, repeat).await;
+    match &answer {
+        Ok((status, headers, _)) => hop.finish(Ok((status.as_u16(), headers))),
+        Err(err) => hop.finish(Err(err.to_string())),
+    }
+    answer
+}
+
+/// [`send`]'s call itself.
+async fn execute(
+    client: &Client,
+    request: reqwest::Request,
+    target: &Target<'_>,
+    deadline: Deadline,
+    repeat: Repeat,
+) -> Result<(StatusCode, HeaderMap, String), UpstreamError> {
+    if deadline.remaining().is_zero() {
         return Err(timeout(
             target,
             "was not called: no time left",
             deadline.budget,
         ));
     }
-    let request = match &request_id.0 {
-        Some(id) => request.header(REQUEST_ID, id),
-        None => request,
-    };
     let map = |e: reqwest::Error| classify(e, target, deadline);
-    let (client, request) = request.timeout(remaining).build_split();
-    let request = request.map_err(map)?;
     // A safe request (GET), or one the caller says is repeatable, may be
     // sent again once when the pooled connection it went out on was closed
     // under it (the server's idle timeout raced our reuse).

@@ -20,8 +20,10 @@
 //! - [`forge`]: tokens with any header, claims and signature.
 //! - [`gateway`], [`mesh`]: the real nginx (scenario 9) and the real Envoy
 //!   sidecars (scenario 10) in front of the stack.
+//! - [`browser`]: Chromium and Playwright for the console's tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod browser;
 pub mod factory;
 pub mod files;
 pub mod forge;

@@ -9,7 +9,7 @@ use axum::{
 };
 use jsonwebtoken::jwk::JwkSet;
 use s2s_auth::{KeyPair, time_fmt::iso_millis};
-use s2s_web::{BadInput, expired::ExpiredQuery};
+use s2s_web::BadInput;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -50,11 +50,7 @@ pub struct RotateQuery {
 impl RotateQuery {
     fn mode(&self) -> RotationMode {
         // The same rule as `?expired=`: "no" never means yes.
-        let on = ExpiredQuery {
-            expired: self.emergency.clone(),
-        }
-        .is_expired();
-        if on {
+        if s2s_web::expired::is_on(self.emergency.as_deref()) {
             RotationMode::Emergency
         } else {
             RotationMode::Phased

@@ -10,7 +10,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use s2s_auth::{Expectations, JwtError};
-use s2s_web::BadInput;
+use s2s_web::{BadInput, trace::Verdict};
 use serde_json::{Value, json};
 
 use super::KeyIdPath;
@@ -75,6 +75,11 @@ pub async fn verify(
                 expectations.subject,
                 expectations.audience
             );
+            s2s_web::trace::check(|| {
+                Verdict::valid(format!("signature with {id}'s key, and the claims"))
+                    .kid(kid)
+                    .expected(expectations.required())
+            });
             Json(json!({ "valid": true, "claims": claims })).into_response()
         }
         Err(err) => {
