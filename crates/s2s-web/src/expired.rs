@@ -6,7 +6,8 @@
 //! other value (`1`, `123`, `yes`, an empty value) means expired. Spelling
 //! "no" must never produce the opposite of what it says.
 
-/// The query string of a scenario or `/issueToken` request.
+/// The query string of jwt-factory's `/issueToken` (servicea's scenarios
+/// also take `?trace=`: `app::scenarios::RunQuery`, by the same rule, [`is_on`]).
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct ExpiredQuery {
     pub expired: Option<String>,

@@ -62,8 +62,10 @@ pub const TRACE: &str = "x-s2s-trace";
 pub const MAX_EVENTS: usize = 64;
 
 /// Largest trace header read from a callee, and written: a callee's trace
-/// larger than this is left out, with a note that says so.
-pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// larger than this is left out, with a note that says so. Below what
+/// every hop carries in answer headers: hyper's HTTP/2 client takes 16 KiB
+/// (the https hops), nginx's route 16 KiB (`proxy_buffer_size`).
+pub const MAX_HEADER_BYTES: usize = 12 * 1024;
 
 /// Largest error body read to find a refusal's reason.
 const MAX_REFUSAL_BODY: usize = 64 * 1024;
@@ -295,7 +297,8 @@ tokio::task_local! {
 }
 
 /// Whether this request is being traced.
-pub fn active() -> bool {
+#[cfg(test)]
+fn active() -> bool {
     CURRENT.try_with(|_| ()).is_ok()
 }
 
@@ -570,7 +573,7 @@ fn with_events(response: Response, events: Vec<Event>, service: &str) -> Respons
 /// The words of a JSON error, whichever shape the service uses:
 /// `error_description`, `error.message` (the Node-shaped verify error),
 /// `message`, `error`, or Envoy's `details`.
-pub fn refusal_reason(body: &[u8]) -> String {
+fn refusal_reason(body: &[u8]) -> String {
     match serde_json::from_slice::<Value>(body) {
         Ok(json) => reason_of(&json),
         Err(_) => String::from_utf8_lossy(body).chars().take(300).collect(),

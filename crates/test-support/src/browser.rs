@@ -7,13 +7,13 @@ use std::path::PathBuf;
 
 use crate::mesh::repo_root;
 
-/// The Python of the project's virtualenv (`VENV`, default `target/venv`),
-/// with Playwright installed.
+/// The Python of the project's virtualenv with Playwright installed:
+/// `PLAYWRIGHT_PYTHON` (an absolute path, which `scripts/test.sh` exports),
+/// or the repository's `target/venv`.
 pub fn python_with_playwright() -> PathBuf {
-    let venv = std::env::var_os("VENV")
+    let python = std::env::var_os("PLAYWRIGHT_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/venv"));
-    let python = venv.join("bin/python");
+        .unwrap_or_else(|| repo_root().join("target/venv/bin/python"));
     let installed = python.is_file()
         && std::process::Command::new(&python)
             .args(["-c", "import playwright.sync_api"])
@@ -21,9 +21,9 @@ pub fn python_with_playwright() -> PathBuf {
             .is_ok_and(|s| s.success());
     assert!(
         installed,
-        "Playwright for Python is not installed in {}: the console tests drive a real browser. \
+        "Playwright for Python is not installed for {}: the console tests drive a real browser. \
          Run `scripts/test.sh` (it installs playwright from PyPI into target/venv)",
-        venv.display()
+        python.display()
     );
     python
 }

@@ -4,8 +4,9 @@
 //! what came back, and who decided.
 //!
 //! Every answer is `{"steps": [{"title", "expect", "status", "answer",
-//! "request_id", "trace"}]}`, 200 as long as the steps ran: each step's own
-//! status is in the step (a refusal is the lesson, not a failure).
+//! "request_id", "trace"}]}` (and `"reason"` in a step that was refused),
+//! 200 as long as the steps ran: each step's own status is in the step (a
+//! refusal is the lesson, not a failure).
 
 use axum::{Json, extract::State};
 use reqwest::RequestBuilder;

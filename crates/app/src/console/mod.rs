@@ -50,7 +50,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 /// The header a console control must carry. A page on another origin
 /// cannot send it without a CORS preflight, which servicea never grants,
 /// so no other site can make a visitor's browser rotate a key.
-pub const CONTROL_HEADER: &str = "x-console";
+const CONTROL_HEADER: &str = "x-console";
 
 /// An embedded asset.
 struct Asset {

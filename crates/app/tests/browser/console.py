@@ -75,6 +75,18 @@ def token_field(card, kind, name):
 def main():
     SHOTS.mkdir(parents=True, exist_ok=True)
     problems = []
+    try:
+        run(problems)
+    finally:
+        # Also when a step failed: a JS error is often why.
+        if problems:
+            print("console test: the page logged errors:\n  " + "\n  ".join(problems), flush=True)
+    if problems:
+        sys.exit(1)
+    step("all checks passed, no console error")
+
+
+def run(problems):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
@@ -196,10 +208,6 @@ def main():
         shot(page, "rotation")
 
         browser.close()
-    if problems:
-        print("console test: the page logged errors:\n  " + "\n  ".join(problems), flush=True)
-        sys.exit(1)
-    step("all checks passed, no console error")
 
 
 if __name__ == "__main__":

@@ -470,7 +470,6 @@
     const c = CONTROLS[name];
     return exclusive(async () => {
       const section = result(c.title);
-      section.dataset.done = "";
       const headers = c.method === "POST" ? { "x-console": "1" } : {};
       try {
         const { body, ms } = await json(c.url, { method: c.method, headers });
