@@ -36,7 +36,7 @@ def main():
     by = {(r[0], r[1]): r for r in rows}
     colors = ["#0b3d91", "#d9480f", "#2b8a3e", "#862e9c"]
 
-    label_w, bar_h, gap, top, right = 260, 18, 12, 70, 120
+    label_w, bar_h, gap, top, right = 260, 18, 12, 88, 120
     plot_w = 640
     top_ratio = max(max(r[3] for r in rows), 1.0)
     scale = plot_w / top_ratio
@@ -51,7 +51,8 @@ def main():
         f'<text x="10" y="24" font-size="17" font-weight="700">Throughput per request kind, as a multiple '
         f"of the single-core RSA-2048 signing rate</text>",
         f'<text x="10" y="46" fill="#444">openssl speed: {sign_rate:,.0f} signatures/s on this machine, '
-        f"same run{html.escape(note)}; 1.0x = as many requests per second as one core makes "
+        f"same run{html.escape(note)}</text>",
+        f'<text x="10" y="64" fill="#444">1.0x = as many requests per second as one core makes '
         f"RSA-2048 signatures</text>",
     ]
     # Grid: whole multiples, and 1.0x marked.
