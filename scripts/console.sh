@@ -9,12 +9,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-build
-ensure_certs
-ensure_nginx
-ensure_venv
-start_stack
-ensure_keys
+bring_up
 
 say "the workshop console: open http://localhost:3000/ (Ctrl-C here stops everything)"
 echo "each Run is a real request: $ curl \"localhost:3000/scenario1?trace=1\""

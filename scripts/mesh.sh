@@ -13,12 +13,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/mesh-steps.sh
 . scripts/mesh-steps.sh
 
-build
-ensure_certs
-ensure_nginx
-ensure_venv
-start_stack
-ensure_keys
+bring_up
 
 mesh_steps
 
