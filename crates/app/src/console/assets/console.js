@@ -341,8 +341,9 @@
       const failed = deepestFailure(root.events);
       const answerBy = step.answer && typeof step.answer.by === "string" ? step.answer.by : null;
       const by = answerBy || (failed ? failed.hop.to : "servicea");
-      const headline =
-        status >= 500 ? `Failed (${status}): ${by} could not be reached, or answered nonsense` : `Refused by ${by} (${status})`;
+      // 5xx: a failure, not a decision (a dependency down, slow, or a
+      // missing key file); the reason says which.
+      const headline = status >= 500 ? `Failed (${status}) at ${by}` : `Refused by ${by} (${status})`;
       node = h(
         "p",
         { class: "verdict refused", "data-testid": "verdict" },
