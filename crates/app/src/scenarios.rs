@@ -282,8 +282,9 @@ pub async fn run(
 }
 
 /// `work`'s answer with its trace: `{"status", "answer", "request_id",
-/// "trace": [events]}`, and for a refusal `"reason"`, in the refuser's words. The console reads it; the HTTP status is 200 as
-/// the trace itself was made (so the browser logs no failed request).
+/// "trace": [events]}`, and for a refusal `"reason"`, in the refuser's
+/// words. The console reads it; the HTTP status is 200 as the trace itself
+/// was made (so the browser logs no failed request).
 pub async fn traced(
     me: &str,
     rid: &RequestId,

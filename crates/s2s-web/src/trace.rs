@@ -238,8 +238,13 @@ struct Recorded {
 }
 
 impl Recorder {
+    /// Milliseconds since this trace began.
+    fn now_ms(&self) -> f64 {
+        self.start.elapsed().as_secs_f64() * 1000.0
+    }
+
     fn push(&self, mut event: Event) {
-        let at = self.start.elapsed().as_secs_f64() * 1000.0;
+        let at = self.now_ms();
         match &mut event {
             Event::Check(c) => {
                 c.by = self.service.to_string();
@@ -287,7 +292,7 @@ impl Recorder {
         Event::Note(Note {
             by: self.service.to_string(),
             text,
-            at_ms: self.start.elapsed().as_secs_f64() * 1000.0,
+            at_ms: self.now_ms(),
         })
     }
 }
@@ -310,13 +315,7 @@ pub fn check(check: impl FnOnce() -> Verdict) {
 
 /// Records a step in words, if this request is being traced.
 pub fn note(text: impl FnOnce() -> String) {
-    let _ = CURRENT.try_with(|r| {
-        r.push(Event::Note(Note {
-            by: String::new(),
-            text: text(),
-            at_ms: 0.0,
-        }))
-    });
+    let _ = CURRENT.try_with(|r| r.push(r.note_now(text())));
 }
 
 /// Runs `work` with a trace for `service`; its output and the events.
@@ -344,12 +343,7 @@ pub struct HopStarted {
 /// marks the request so the callee traces too. `None` (nothing to do) otherwise.
 pub fn hop_started(to: &str, request: &mut reqwest::Request) -> Option<HopStarted> {
     let (from, at_ms) = CURRENT
-        .try_with(|r| {
-            (
-                r.service.to_string(),
-                r.start.elapsed().as_secs_f64() * 1000.0,
-            )
-        })
+        .try_with(|r| (r.service.to_string(), r.now_ms()))
         .ok()?;
     request
         .headers_mut()

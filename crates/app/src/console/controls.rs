@@ -45,15 +45,21 @@ async fn step(
     step
 }
 
-/// Sends `request` to `target` within one `REQUEST_TIMEOUT_MS`.
+/// Sends `request` to `target` with what is left of `deadline`: as a
+/// scenario's leg, each step (a token, then the call) has one
+/// `REQUEST_TIMEOUT_MS` for all its calls.
 async fn call(
-    state: &servicea::State,
     rid: &RequestId,
     request: RequestBuilder,
     target: Target<'_>,
+    deadline: Deadline,
 ) -> Result<Answer, AppError> {
-    let deadline = Deadline::start(state.settings.common.timeouts);
     Ok(outbound::send_json(request, &target, rid, deadline, Repeat::IfSafe).await?)
+}
+
+/// The start of one step's `REQUEST_TIMEOUT_MS`.
+fn deadline(state: &servicea::State) -> Deadline {
+    Deadline::start(state.settings.common.timeouts)
 }
 
 /// jwt-factory's endpoint `path`.
@@ -69,10 +75,11 @@ fn factory(state: &servicea::State, path: &str) -> Target<'static> {
 /// publishes (`GET /.well-known/jwks.json`).
 pub async fn factory_keys(State(state): State<servicea::State>, rid: RequestId) -> Json<Value> {
     let work = async {
+        let deadline = deadline(&state);
         let status = factory(&state, &format!("/utils/keys/{}/status", state.name()));
-        let keys = call(&state, &rid, state.http.get(&status.url), status).await?;
+        let keys = call(&rid, state.http.get(&status.url), status, deadline).await?;
         let jwks = factory(&state, "/.well-known/jwks.json");
-        let set = call(&state, &rid, state.http.get(&jwks.url), jwks).await?;
+        let set = call(&rid, state.http.get(&jwks.url), jwks, deadline).await?;
         let published: Vec<Value> = set.body["keys"]
             .as_array()
             .map(|keys| keys.iter().filter_map(|k| k.get("kid").cloned()).collect())
@@ -90,7 +97,12 @@ pub async fn factory_keys(State(state): State<servicea::State>, rid: RequestId) 
 /// phased rotation (the new key is published first, signs later).
 pub async fn rotate(State(state): State<servicea::State>, rid: RequestId) -> Json<Value> {
     let target = factory(&state, &format!("/keys/{}/rotate", state.name()));
-    let work = call(&state, &rid, state.http.post(&target.url), target.clone());
+    let work = call(
+        &rid,
+        state.http.post(&target.url),
+        target.clone(),
+        deadline(&state),
+    );
     let title = "rotate servicea's key at jwt-factory (phased)";
     Json(json!({ "steps": [step(&state, &rid, title, "accepted", work).await] }))
 }
@@ -103,17 +115,17 @@ pub async fn rotate(State(state): State<servicea::State>, rid: RequestId) -> Jso
 pub async fn replay(State(state): State<servicea::State>, rid: RequestId) -> Json<Value> {
     let peers = &state.settings.peers;
     let bearer = async {
-        let deadline = Deadline::start(state.settings.common.timeouts);
+        let deadline = deadline(&state);
         let token = state.sts.token("serviceb", &rid, deadline).await?;
         let target = Target {
             who: "serviceb",
             url: format!("{}/scenario6-server", peers.b_http),
         };
         let request = state.http.get(&target.url).bearer_auth(&token.token);
-        call(&state, &rid, request, target).await
+        call(&rid, request, target, deadline).await
     };
     let bound = async {
-        let deadline = Deadline::start(state.settings.common.timeouts);
+        let deadline = deadline(&state);
         let token = state.sts_bound.token("serviceb", &rid, deadline).await?;
         let target = Target {
             who: "serviceb",
@@ -122,7 +134,7 @@ pub async fn replay(State(state): State<servicea::State>, rid: RequestId) -> Jso
         // One-way TLS: the thief has the token, not the certificate's key.
         let client = state.https.get()?;
         let request = client.get(&target.url).bearer_auth(&token.token);
-        call(&state, &rid, request, target).await
+        call(&rid, request, target, deadline).await
     };
     Json(json!({ "steps": [
         step(&state, &rid, "a stolen scenario-6 bearer token, replayed", "accepted", bearer).await,
@@ -136,7 +148,7 @@ pub async fn replay(State(state): State<servicea::State>, rid: RequestId) -> Jso
 /// straight to serviceb, without the gateway's certificate (refused).
 pub async fn forge(State(state): State<servicea::State>, rid: RequestId) -> Json<Value> {
     let through = async {
-        let deadline = Deadline::start(state.settings.common.timeouts);
+        let deadline = deadline(&state);
         let token = factory_client::issue_token(&state, &rid, "serviceb", false, deadline).await?;
         let target = Target {
             who: "gateway",
@@ -147,7 +159,7 @@ pub async fn forge(State(state): State<servicea::State>, rid: RequestId) -> Json
             .get(&target.url)
             .bearer_auth(token)
             .header("x-jwt-sub", "admin");
-        call(&state, &rid, request, target).await
+        call(&rid, request, target, deadline).await
     };
     let around = async {
         let target = Target {
@@ -159,7 +171,7 @@ pub async fn forge(State(state): State<servicea::State>, rid: RequestId) -> Json
             .get(&target.url)
             .header("x-jwt-sub", "admin")
             .header("x-jwt-aud", "serviceb");
-        call(&state, &rid, request, target).await
+        call(&rid, request, target, deadline(&state)).await
     };
     Json(json!({ "steps": [
         step(&state, &rid, "a valid token with a forged X-Jwt-Sub: admin, through the gateway", "accepted", through).await,
