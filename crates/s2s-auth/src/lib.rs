@@ -20,6 +20,8 @@
 //! - [`files`]: atomic writes (private keys with mode 0600), bounded reads.
 //! - [`watched`]: a parsed file cached in memory, reloaded when it changes.
 //! - [`time_fmt`]: timestamps as Node prints them (`2023-10-02T21:20:03.000Z`).
+//! - [`untrusted`]: the one rule for showing a value a request chose in a log
+//!   line or an error message (bounded, escaped).
 
 pub mod algorithm;
 pub mod ecdsa;
@@ -29,12 +31,14 @@ pub mod jws;
 pub mod key_id;
 pub mod keys;
 pub mod time_fmt;
+pub mod untrusted;
 pub mod verify;
 pub mod watched;
 
 pub use algorithm::{KeyKind, SigningAlgorithm};
 pub use key_id::KeyId;
 pub use keys::{KeyPair, PublicKey};
+pub use untrusted::untrusted;
 pub use verify::{Expectations, JwtError};
 
 /// Seconds since the Unix epoch, the unit of `iat`, `nbf` and `exp`.

@@ -96,17 +96,9 @@ pub(crate) struct HostCheck {
 }
 
 /// A shortened, escaped copy of a value from a request, for messages and
-/// logs: at most 64 characters, control and non-ASCII characters escaped.
+/// logs: the one rule, [`s2s_auth::untrusted::Untrusted`], as a `String`.
 pub fn bounded(value: &str, max: usize) -> String {
-    let mut out: String = value
-        .chars()
-        .take(max)
-        .flat_map(char::escape_default)
-        .collect();
-    if value.chars().nth(max).is_some() {
-        out.push_str("...");
-    }
-    out
+    s2s_auth::untrusted::Untrusted::at_most(value, max).to_string()
 }
 
 /// Refuses a request whose `Host` (or HTTP/2 `:authority`) is not one of
