@@ -12,7 +12,7 @@
 //! | 6 | jwt-factory's `POST /token`: servicea authenticates with its own key (`private_key_jwt`), caches the token | http to serviceb | serviceb, locally, with the JWK Set; `typ: at+jwt`, `client_id` |
 //! | 7 | none | mTLS to serviceb, with servicea's workload certificate | serviceb: the certificate's SPIFFE ID, allowed by its policy |
 //! | 8 | as 6, over mTLS to the factory: bound to servicea's certificate (`cnf.x5t#S256`, RFC 8705) | mTLS to serviceb | as 6, and the binding: same certificate on both hops |
-//! | 9 | jwt-factory (with a `kid`) | http to the gateway (nginx), which calls serviceb over mTLS | the gateway's verifier (JWK Set); serviceb reads the forwarded identity |
+//! | 9 | jwt-factory's `POST /token`, cached, as 6 | http to the gateway (nginx), which calls serviceb over mTLS | the gateway's verifier (JWK Set, `typ: at+jwt`); serviceb reads the forwarded identity |
 //! | 10 | jwt-factory's `POST /token`, cached, as 6 | plain http to servicea's sidecar (Envoy), mTLS between sidecars, plain http to serviceb | serviceb's sidecar (jwt_authn, RBAC, from Istio YAML); serviceb reads what it verified |
 //!
 //! `?expired=1` asks for an expired token: absent, `0`, `false`, `no` or
@@ -66,9 +66,10 @@ pub enum Check {
     /// As [`Check::Sts`], over mTLS on both hops: the token is bound to
     /// servicea's certificate, and the receiver checks the binding.
     BoundSts,
-    /// Token from jwt-factory, sent through the gateway (nginx), which has
-    /// it verified once and forwards the identity as `X-Jwt-*` headers over
-    /// mTLS; the receiver believes those headers from the gateway alone.
+    /// Token from jwt-factory's `POST /token` (as [`Check::Sts`]), sent
+    /// through the gateway (nginx), which has it verified once and forwards
+    /// the identity as `X-Jwt-*` headers over mTLS; the receiver believes
+    /// those headers from the gateway alone.
     Gateway,
     /// Token from jwt-factory, sent through servicea's Envoy sidecar to
     /// serviceb's: the sidecars do mTLS, serviceb's checks the token and
@@ -203,7 +204,7 @@ pub static SCENARIOS: [Scenario; 10] = [
         check: Check::Gateway,
         fan_out: false,
         expire_only_c: false,
-        story: "get a token from jwt-factory, call serviceb through the gateway (nginx); the gateway has it verified, then forwards my identity to serviceb over mTLS",
+        story: "get an access token from jwt-factory's POST /token, call serviceb through the gateway (nginx); the gateway has it verified, then forwards my identity to serviceb over mTLS",
     },
     Scenario {
         n: 10,
@@ -370,13 +371,18 @@ async fn try_leg(
 ) -> Result<Answer, AppError> {
     let aud = peer.name();
     let tls = s.check.over_tls();
-    let (token, client) = if s.check == Check::Mesh && !expired {
+    let (token, client) = if matches!(s.check, Check::Mesh | Check::Gateway) && !expired {
         // The token a production caller would have: from the factory's
         // token endpoint, which authenticates servicea (scenario 6),
         // cached. (`?expired=1` asks /issueToken for an expired one, so the
-        // sidecar's refusal shows.)
+        // sidecar's or the gateway's refusal shows.)
         let cached = state.sts.token(aud, rid, deadline).await?;
-        (Some(cached.token.clone()), state.mesh.clone())
+        let client = if s.check == Check::Mesh {
+            &state.mesh
+        } else {
+            &state.http
+        };
+        (Some(cached.token.clone()), client.clone())
     } else if matches!(s.check, Check::Sts | Check::BoundSts) {
         let (sts, client) = if s.check == Check::BoundSts {
             (&state.sts_bound, (*state.mtls.get()?).clone())

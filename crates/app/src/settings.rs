@@ -8,6 +8,7 @@ use clap::Args;
 use s2s_auth::SigningAlgorithm;
 use s2s_web::{
     outbound::Timeouts,
+    production::ProductionArgs,
     serve::{ListenerArgs, ServeOptions},
 };
 
@@ -60,6 +61,9 @@ pub struct CommonArgs {
 
     #[command(flatten)]
     pub listener: ListenerArgs,
+
+    #[command(flatten)]
+    pub production: ProductionArgs,
 }
 
 /// Service names become key ids and URL path segments at jwt-factory:
@@ -84,11 +88,14 @@ pub struct Common {
     pub timeouts: Timeouts,
     /// The bounds of every listener of the service.
     pub serve: ServeOptions,
+    /// Whether the workshop's shortcuts are on (not `PRODUCTION`).
+    pub shortcuts: bool,
 }
 
 impl CommonArgs {
     pub fn settle(self, role: Role) -> Common {
         Common {
+            shortcuts: self.production.shortcuts(),
             role,
             name: self.service_name.unwrap_or_else(|| role.name().to_owned()),
             host: self.host,

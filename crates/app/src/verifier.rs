@@ -5,13 +5,18 @@
 //! `GET /auth/{service}` verifies the bearer token locally, with the
 //! factory's key named by its `kid`, from the cached JWK Set (scenario 5's
 //! cache: fetched when needed, refreshed in the background, stale-while-down,
-//! rotation-safe): the pinned algorithm, `typ: JWT`, `iss` the factory,
-//! `sub` the caller, `exp`, and `aud` = the service the route leads to
+//! rotation-safe): the pinned algorithm, `iss` the factory, `sub` the
+//! caller, `exp`, and `aud` = the service the route leads to
 //! (`/serviceb/...` needs a token for serviceb).
 //!
-//! - 200: the identity, as headers nginx copies onto the forwarded request:
-//!   `X-Jwt-Sub`, `X-Jwt-Aud`, `X-Jwt-Client-Id`, `X-Jwt-Jti` (the last two
-//!   when the token has them).
+//! Which tokens, and what is forwarded, follows who vouched for each claim:
+//!
+//! | token | accepted | forwarded |
+//! | --- | --- | --- |
+//! | the STS's access token (`POST /token`, `typ: at+jwt`) | always; `client_id` must equal `sub` | `X-Jwt-Sub`, `X-Jwt-Aud`, `X-Jwt-Client-Id`, `X-Jwt-Jti`: the factory set each one for a client it authenticated |
+//! | `/issueToken`'s (`typ: JWT`) | only with the workshop's shortcuts on (not with `PRODUCTION`) | `X-Jwt-Sub`, `X-Jwt-Aud` only: anyone may ask `/issueToken` for any `client_id` and `jti`, so those are never forwarded from such a token |
+//!
+//! - 200: the identity, as headers nginx copies onto the forwarded request.
 //! - 401/403: the services' JSON body, also in the header `X-Auth-Body`.
 //!   nginx relays no subrequest body, so its `error_page` answers with
 //!   that header's value: the client sees the same JSON a service would
@@ -32,7 +37,10 @@ use axum::{
     routing::get,
 };
 use clap::Args as ClapArgs;
-use s2s_auth::Expectations;
+use s2s_auth::{
+    Expectations, JwtError,
+    verify::{TYP_ACCESS_TOKEN, declares_typ},
+};
 use s2s_web::{
     outbound::{self, ClientError},
     request_tracing::RequestId,
@@ -75,13 +83,23 @@ pub struct Args {
     pub routes: Vec<String>,
 }
 
+/// What a token for one route's service must satisfy.
+#[derive(Clone, Debug)]
+pub struct RouteChecks {
+    /// The STS's access tokens (`typ: at+jwt`).
+    pub access: Expectations,
+    /// `/issueToken`'s tokens (`typ: JWT`): `None` when the workshop's
+    /// shortcuts are off, so only access tokens pass.
+    pub shortcut: Option<Expectations>,
+}
+
 /// [`Args`] as typed values.
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub common: Common,
     pub caller: String,
     /// What a token for each route's service must satisfy.
-    pub routes: HashMap<String, Expectations>,
+    pub routes: HashMap<String, RouteChecks>,
     pub jwks: JwksSettings,
 }
 
@@ -92,8 +110,15 @@ impl Args {
             .routes
             .iter()
             .map(|service| {
-                let expect = self.tokens.factory_token(common.algorithm, service.clone());
-                (service.clone(), expect)
+                let shortcut = self.tokens.factory_token(common.algorithm, service.clone());
+                let checks = RouteChecks {
+                    access: Expectations {
+                        typ: s2s_auth::verify::TYP_ACCESS_TOKEN,
+                        ..shortcut.clone()
+                    },
+                    shortcut: common.shortcuts.then_some(shortcut),
+                };
+                (service.clone(), checks)
             })
             .collect();
         Settings {
@@ -177,7 +202,7 @@ async fn auth(
     rid: RequestId,
     token: Result<BearerToken, AppError>,
 ) -> Result<Response<Body>, AppError> {
-    let Some(expect) = state.settings.routes.get(&service) else {
+    let Some(checks) = state.settings.routes.get(&service) else {
         return Ok((
             StatusCode::FORBIDDEN,
             Json(json!({
@@ -187,19 +212,52 @@ async fn auth(
             .into_response());
     };
     let BearerToken(token) = token?;
+    // Chosen by the header's `typ`, which the verification checks again.
+    let access = declares_typ(&token, TYP_ACCESS_TOKEN);
+    let expect = match (&checks.shortcut, access) {
+        (Some(shortcut), false) => shortcut,
+        (None, false) => {
+            return Err(JwtError::invalid(
+                "the gateway accepts only access tokens from the factory's POST /token \
+                 (typ at+jwt): /issueToken's tokens are a workshop shortcut, off here",
+            )
+            .into());
+        }
+        (_, true) => &checks.access,
+    };
     let (claims, kid) = state.jwks.verify(expect, &token, &state.http, &rid).await?;
+    if access && claims.get("client_id") != claims.get("sub") {
+        return Err(JwtError::invalid(format!(
+            "jwt client_id invalid. expected: {}",
+            expect.subject
+        ))
+        .into());
+    }
     tracing::info!(
-        "gateway: token valid for {service} (iss {}, sub {}, kid {kid}): forwarding the identity as X-Jwt-* headers",
+        "gateway: {} valid for {service} (iss {}, sub {}, kid {kid}): forwarding {} as X-Jwt-* headers",
+        if access {
+            "access token"
+        } else {
+            "/issueToken token"
+        },
         expect.issuer,
-        expect.subject
+        expect.subject,
+        if access {
+            "sub, aud, client_id and jti"
+        } else {
+            "sub and aud only (the caller chose the rest)"
+        },
     );
     let mut response = Json(json!({ "valid": true })).into_response();
     for (header, claim) in IDENTITY_HEADERS {
         // `aud` is the audience verified (the route's service), also when
-        // the token's `aud` is an array that contains it.
+        // the token's `aud` is an array that contains it. `client_id` and
+        // `jti` only from an access token: the factory set them there.
         let value = match claim {
             "aud" => Some(service.as_str()),
-            _ => claims.get(claim).and_then(Value::as_str),
+            "sub" => claims.get(claim).and_then(Value::as_str),
+            _ if access => claims.get(claim).and_then(Value::as_str),
+            _ => None,
         };
         // Only printable ASCII goes into a header; anything else is left
         // out (and said), never passed on mangled.

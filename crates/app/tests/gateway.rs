@@ -162,11 +162,20 @@ fn assert_via_gateway(case: &str, body: &Value, aud: &str) {
 }
 
 /// The identity `token` carries, as the receivers answer it: its `sub`,
-/// `aud`, and `client_id` and `jti` where it has them; `via: gateway`.
+/// `aud`, and, for the STS's access token (`typ: at+jwt`) only, its
+/// `client_id` and `jti`: an `/issueToken` token's are whatever its
+/// caller asked for, so the gateway never forwards them; `via: gateway`.
 fn identity_of(token: &str) -> Value {
     let claims = payload(token);
-    let mut identity: Map<String, Value> = ["sub", "aud", "client_id", "jti"]
-        .into_iter()
+    let access = jsonwebtoken::decode_header(token).unwrap().typ.as_deref() == Some("at+jwt");
+    let forwarded: &[&str] = if access {
+        &["sub", "aud", "client_id", "jti"]
+    } else {
+        &["sub", "aud"]
+    };
+    let mut identity: Map<String, Value> = forwarded
+        .iter()
+        .copied()
         .filter_map(|c| claims[c].as_str().map(|v| (c.to_owned(), v.into())))
         .collect();
     identity.insert("via".into(), "gateway".into());
@@ -217,6 +226,69 @@ async fn scenario9_and_a_factory_token_reach_the_service_with_the_verified_ident
             .await,
     );
     assert_via_gateway(case, &body, "serviceb");
+}
+
+/// Issue 21, item 11: the gateway forwards only claims the factory vouched
+/// for. servicea's `/scenario9` sends the STS's access token (`typ:
+/// at+jwt`): its `client_id` (= `sub`) and `jti` were set by the factory
+/// for a client it authenticated, and are forwarded. An `/issueToken`
+/// token whose caller chose `client_id` and `jti` gets neither forwarded.
+#[tokio::test]
+async fn only_claims_the_factory_vouched_for_are_forwarded() {
+    let e = Edge::start().await;
+    let (status, body) = e.s.get_a("/scenario9").await;
+    assert_eq!(status, 200, "{body}\nnginx: {}", e.gateway.error_log());
+    let identity = &body["identity"];
+    assert_eq!(identity["client_id"], "servicea", "{body}");
+    assert!(
+        identity["jti"].as_str().is_some_and(|j| j.len() >= 16),
+        "the access token's jti, set by the factory: {body}"
+    );
+
+    let chosen = e
+        .token(
+            "",
+            json!({ "aud": "serviceb", "client_id": "admin", "jti": "chosen-by-the-caller" }),
+        )
+        .await;
+    let case = "an /issueToken token with a client_id and jti of its caller's choosing";
+    let body = e.accepted(
+        case,
+        e.send("/serviceb/scenario9-server", &[bearer(&chosen)])
+            .await,
+    );
+    assert_identity_of(case, &body, &chosen);
+    for key in ["client_id", "jti"] {
+        assert!(body["identity"].get(key).is_none(), "{case}: {body}");
+    }
+}
+
+/// With `PRODUCTION`, the gateway's verifier accepts the STS's access
+/// tokens only: scenario 9 still works, an `/issueToken` token is refused
+/// with JSON that says which tokens are accepted.
+#[tokio::test]
+async fn in_production_the_gateway_accepts_access_tokens_only() {
+    let e = Edge(
+        common::gateway::Edge::start_verifier_with(
+            Options::default(),
+            None,
+            TIMEOUTS,
+            &["--production"],
+        )
+        .await,
+    );
+    let (status, body) = e.s.get_a("/scenario9").await;
+    assert_eq!(status, 200, "{body}\nnginx: {}", e.gateway.error_log());
+    assert_eq!(body["identity"]["client_id"], "servicea", "{body}");
+
+    let token = e.token_for("serviceb").await;
+    refused(
+        "an /issueToken token in production",
+        e.send("/serviceb/scenario9-server", &[bearer(&token)])
+            .await,
+        403,
+        &["only access tokens", "at+jwt"],
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -366,8 +438,9 @@ fn as_admin(rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
 #[tokio::test]
 async fn forged_identity_headers_are_overwritten_at_the_gateway_and_refused_at_serviceb() {
     let e = Edge::start().await;
-    // The token has a jti and no client_id: the forged X-Jwt-Jti must be
-    // overwritten, the forged X-Jwt-Client-Id dropped.
+    // An /issueToken token with a jti (its caller chose it) and no
+    // client_id: the forged X-Jwt-Jti and X-Jwt-Client-Id must be dropped,
+    // and the token's own jti not forwarded either.
     let token = e
         .token("", json!({ "aud": "serviceb", "jti": "jti-of-the-token" }))
         .await;
@@ -384,11 +457,7 @@ async fn forged_identity_headers_are_overwritten_at_the_gateway_and_refused_at_s
     let case = "a valid token with forged X-Jwt-* headers, through the gateway";
     let body = e.accepted(case, e.send("/serviceb/scenario9-server", &headers).await);
     assert_identity_of(case, &body, &token);
-    assert_eq!(
-        body["identity"]["jti"], "jti-of-the-token",
-        "{case}: {body}"
-    );
-    for key in ["client_id", "role", "admin"] {
+    for key in ["jti", "client_id", "role", "admin"] {
         assert!(body["identity"].get(key).is_none(), "{case}: {body}");
     }
 

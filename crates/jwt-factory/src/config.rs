@@ -147,6 +147,17 @@ impl Config {
         self.rotation_publish_ahead_secs
             .unwrap_or(self.jwks_max_age_secs)
     }
+
+    /// How long a key that stopped signing must still verify: the longest
+    /// lifetime of any token the factory signs with it (`/issueToken`'s
+    /// TOKEN_LIFETIME_SECS or `/token`'s ACCESS_TOKEN_LIFETIME_SECS,
+    /// whichever is longer), plus the leeway verifiers allow after `exp`.
+    /// Shorter, and a valid token would outlive the key that signed it.
+    pub fn rotation_overlap_secs(&self) -> u64 {
+        self.token_lifetime_secs
+            .max(self.access_token_lifetime_secs)
+            .saturating_add(self.leeway_secs)
+    }
 }
 
 impl Config {

@@ -312,7 +312,8 @@ pub struct KeyStore {
 /// The time windows of a store.
 #[derive(Debug, Clone, Copy)]
 pub struct Windows {
-    /// Token lifetime plus leeway: how long a retired key verifies.
+    /// How long a retired key verifies: the longest lifetime of any token
+    /// signed with it plus the leeway (`Config::rotation_overlap_secs`).
     pub overlap_secs: u64,
     /// How long a next key is published before it signs.
     pub publish_ahead_secs: u64,

@@ -95,7 +95,7 @@ impl AppState {
                 &config.keys_dir,
                 config.algorithm,
                 keystore::Windows {
-                    overlap_secs: config.token_lifetime_secs + config.leeway_secs,
+                    overlap_secs: config.rotation_overlap_secs(),
                     publish_ahead_secs: config.publish_ahead_secs(),
                 },
             )),

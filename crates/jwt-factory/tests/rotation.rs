@@ -206,6 +206,50 @@ async fn each_phase_shows_in_the_jwk_set_and_the_status() {
     assert_eq!(phases(&http, &f).await, vec![p("current", &k1)]);
 }
 
+/// The overlap covers the longest token the factory signs: with
+/// `/issueToken` tokens living 1 s and `/token`'s access tokens 4 s, a key
+/// that stopped signing stays published (and verifies) for 4 s, not 1 s,
+/// so an at+jwt it signed just before never outlives it (issue 21, item 10).
+#[tokio::test]
+async fn the_overlap_covers_access_tokens_that_outlive_issue_token_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = Client::new();
+    let f = start_factory_on(
+        bind().await,
+        &dir.path().join("keys"),
+        &[
+            "--rotation-publish-ahead-secs",
+            "1",
+            "--token-lifetime-secs",
+            "1",
+            "--access-token-lifetime-secs",
+            "4",
+            "--leeway-secs",
+            "0",
+        ],
+    );
+    let k0 = create(&http, &f, X).await;
+    let (status, r) = rotate(&http, &f, "").await;
+    assert_eq!(status, 200, "{r}");
+    let activates = unix(&r["activatesAt"]);
+    assert_eq!(
+        unix(&r["previousValidUntil"]),
+        activates + 4,
+        "the overlap must be ACCESS_TOKEN_LIFETIME_SECS when it is the longer: {r}"
+    );
+    let k1 = r["kid"].as_str().unwrap().to_owned();
+    issue_until_signed_by(&http, &f, &k1, 10).await;
+    // Past the 1 s lifetime of /issueToken's tokens, still inside the 4 s
+    // of an access token signed by k0 just before the switch.
+    while now() < activates + 2 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(now() < activates + 4, "the test ran too slowly to show it");
+    assert_eq!(jwk_kids(&http, &f).await, set(&[&k0, &k1]));
+    let (_, status) = send(http.get(format!("{}/utils/keys/{X}/status", f.url()))).await;
+    assert_eq!(unix(&status["keys"][1]["validUntil"]), activates + 4);
+}
+
 #[tokio::test]
 async fn unknown_pending_and_emergency_rotations() {
     let dir = tempfile::tempdir().unwrap();

@@ -178,14 +178,7 @@ impl Expectations {
             ));
         }
         let typ = header.get("typ").and_then(Value::as_str);
-        let is_expected = |t: &str| {
-            let bare = match t.split_at_checked(12) {
-                Some((prefix, rest)) if prefix.eq_ignore_ascii_case("application/") => rest,
-                _ => t,
-            };
-            bare.eq_ignore_ascii_case(self.typ)
-        };
-        if !typ.is_some_and(is_expected) {
+        if !typ.is_some_and(|t| typ_is(t, self.typ)) {
             return Err(JwtError::invalid(format!(
                 "jwt type invalid. expected: {} (typ header)",
                 self.typ
@@ -304,6 +297,29 @@ impl Expectations {
             _ => JwtError::malformed(),
         }
     }
+}
+
+/// Whether a `typ` header value names `expected`, with or without the
+/// `application/` prefix, in any case (RFC 8725 section 3.11).
+fn typ_is(typ: &str, expected: &str) -> bool {
+    let bare = match typ.split_at_checked(12) {
+        Some((prefix, rest)) if prefix.eq_ignore_ascii_case("application/") => rest,
+        _ => typ,
+    };
+    bare.eq_ignore_ascii_case(expected)
+}
+
+/// Whether `token`'s header, not verified, declares `typ` (by the rule
+/// [`Expectations::verify_with`] applies). Only for choosing which
+/// expectations to verify a token with: the verification checks `typ`
+/// again.
+pub fn declares_typ(token: &str, typ: &str) -> bool {
+    token
+        .split('.')
+        .next()
+        .and_then(decode_segment)
+        .and_then(|h| h.get("typ").and_then(Value::as_str).map(|t| typ_is(t, typ)))
+        .unwrap_or(false)
 }
 
 /// Decodes one base64url segment holding a JSON object.

@@ -21,6 +21,7 @@
 //! - [`rejection`]: extractor rejections turned into [`rejection::BadInput`].
 //! - [`expired`]: the `?expired=` rule of the scenarios and `/issueToken`.
 //! - [`cli`]: how a binary reports a user error: one line, no backtrace.
+//! - [`production`]: `PRODUCTION`, the one switch that turns every workshop shortcut off.
 
 pub mod cli;
 pub mod connections;
@@ -30,6 +31,7 @@ pub mod guard;
 pub mod identity;
 pub mod outbound;
 pub mod pki;
+pub mod production;
 pub mod rejection;
 pub mod request_tracing;
 pub mod serve;

@@ -181,10 +181,17 @@ impl Edge {
     /// The stack with `opts`, and nginx with `timeouts` (connect, auth,
     /// request, ms), asking `verifier_at` if given, else a verifier of its
     /// own.
-    pub async fn start(
+    pub async fn start(opts: Options, verifier_at: Option<SocketAddr>, timeouts: [u64; 3]) -> Self {
+        Self::start_verifier_with(opts, verifier_at, timeouts, &[]).await
+    }
+
+    /// As [`Edge::start`], the verifier (if its own) started with `extra`
+    /// flags too (e.g. `--production`).
+    pub async fn start_verifier_with(
         mut opts: Options,
         verifier_at: Option<SocketAddr>,
         timeouts: [u64; 3],
+        extra: &[&str],
     ) -> Self {
         let listen = free_addr().await;
         opts.a_args.extend([
@@ -194,7 +201,7 @@ impl Edge {
         let s = Stack::start(opts).await;
         let verifier = match verifier_at {
             Some(_) => None,
-            None => Some(start_verifier_on(bind().await, &verifier_flags(&s, &[]))),
+            None => Some(start_verifier_on(bind().await, &verifier_flags(&s, extra))),
         };
         let asked = verifier_at.unwrap_or_else(|| verifier.as_ref().map_or(listen, |v| v.addr));
         let args = config_for(&s, &s.path("gateway"), listen, asked, timeouts);
