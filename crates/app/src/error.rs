@@ -46,6 +46,11 @@ pub enum AppError {
         allowed: Vec<String>,
     },
 
+    /// 403: a workshop shortcut that `PRODUCTION` turned off; what to do
+    /// instead.
+    #[error("{0}")]
+    ShortcutOff(&'static str),
+
     /// 401 `invalid_token`: a certificate-bound token (RFC 8705) that does
     /// not match the connection's client certificate; why.
     #[error("invalid token: {0}")]
@@ -111,7 +116,7 @@ impl AppError {
         match self {
             Self::BadInput(b) => b.status,
             Self::NoToken(_) | Self::NoIdentity(_) | Self::Binding(_) => StatusCode::UNAUTHORIZED,
-            Self::NotAllowed { .. } => StatusCode::FORBIDDEN,
+            Self::NotAllowed { .. } | Self::ShortcutOff(_) => StatusCode::FORBIDDEN,
             Self::InvalidToken(_) => StatusCode::FORBIDDEN,
             Self::FileUnavailable(_) | Self::FactoryKeyMissing(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -174,6 +179,7 @@ impl AppError {
             | Self::Busy(_)
             | Self::Binding(_)
             | Self::NoIdentity(_)
+            | Self::ShortcutOff(_)
             | Self::NotAllowed { .. } => tracing::info!("{self}"),
             other => tracing::warn!(status = %other.status(), "{other}"),
         }

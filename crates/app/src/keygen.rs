@@ -72,6 +72,16 @@ fn folder(private: &Path) -> String {
         .to_string()
 }
 
+/// `POST /gen-keys` with PRODUCTION: anonymous key management is a
+/// workshop shortcut, so the route is off; the operator runs `app gen-keys`
+/// on the host (which writes the files servicea watches).
+pub async fn off_in_production() -> AppError {
+    AppError::ShortcutOff(
+        "POST /gen-keys is off (PRODUCTION: anonymous key management is a workshop \
+         shortcut): run `app gen-keys` on the host instead",
+    )
+}
+
 /// `POST /gen-keys` on servicea. With no key yet, the pair is written in
 /// place. With a key, it is a rotation with an overlap (see
 /// [`crate::key_set`]): the new pair is published as the next one, and

@@ -109,7 +109,7 @@ pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
 /// What every listener of every role has: `/hello`, JSON 404 and 405,
 /// a body limit, request ids and one log span per request, and the
 /// console's trace when a caller asks for it ([`s2s_web::trace`]).
-pub(crate) fn finish(router: Router, name: &str) -> Router {
+pub(crate) fn finish(router: Router, name: &str, shortcuts: bool) -> Router {
     let not_found = format!("no such endpoint on {name} (see the README's endpoint table)");
     let router = router
         .route("/hello", get(hello))
@@ -117,8 +117,13 @@ pub(crate) fn finish(router: Router, name: &str) -> Router {
             move || async move { (StatusCode::NOT_FOUND, Json(json!({ "message": not_found }))) },
         )
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(s2s_web::trace::layer(name));
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    // The console's trace header is a workshop shortcut: off with PRODUCTION.
+    let router = if shortcuts {
+        router.layer(s2s_web::trace::layer(name))
+    } else {
+        router
+    };
     s2s_web::request_tracing::with_request_tracing(router)
 }
 

@@ -161,6 +161,7 @@ pub struct Settings {
 
 impl Args {
     pub fn settle(self, role: Role) -> Settings {
+        let mtls_mode = self.common.production.mtls_mode(self.mtls_mode);
         let common = self.common.settle(role);
         let t = &self.tokens;
         let self_signed = t.expect(
@@ -182,10 +183,9 @@ impl Args {
                 cert: self.server_public_key_path,
                 key: self.server_private_key_path,
                 client_ca: self.ca_cert_path,
-                mode: self.mtls_mode,
+                mode: mtls_mode,
             },
         });
-        let mtls_mode = self.mtls_mode;
         let jwks = t.jwks(&common.factory);
         let gateway_principal = self
             .gateway_principal
@@ -300,7 +300,8 @@ fn routes(state: State, tls: bool) -> Router {
             state.clone(),
             crate::gateway_identity::guard,
         ));
-    crate::finish(router.with_state(state), &name)
+    let shortcuts = state.settings.common.shortcuts;
+    crate::finish(router.with_state(state), &name, shortcuts)
 }
 
 /// The plain-http routes: scenarios checked via the factory or the JWK Set.

@@ -274,7 +274,9 @@ pub async fn run(
 ) -> Result<Response, AppError> {
     let Query(query) = query.map_err(BadInput::from)?;
     let expired = expired::is_on(query.expired.as_deref());
-    if expired::is_on(query.trace.as_deref()) {
+    // The trace is a workshop shortcut: with PRODUCTION, `?trace=1` is
+    // ignored and the answer is the plain one.
+    if state.settings.common.shortcuts && expired::is_on(query.trace.as_deref()) {
         let answer = traced(state.name(), &rid, answer(s, &state, &rid, expired)).await;
         return Ok(Json(answer).into_response());
     }

@@ -408,11 +408,19 @@ pub fn router(state: State) -> Router {
                 get(move |state, rid, query| scenarios::run(s, state, rid, query)),
             )
         })
-        .route("/gen-keys", post(keygen::route))
-        .route("/scenario6/token", get(crate::scenario6::ask))
-        .merge(crate::console::routes());
+        .route("/scenario6/token", get(crate::scenario6::ask));
+    // Workshop shortcuts, off with PRODUCTION: anonymous key management
+    // and the console (whose pictures are the trace).
+    let shortcuts = state.settings.common.shortcuts;
+    let router = if shortcuts {
+        router
+            .route("/gen-keys", post(keygen::route))
+            .merge(crate::console::routes())
+    } else {
+        router.route("/gen-keys", post(keygen::off_in_production))
+    };
     let name = state.name().to_owned();
-    crate::finish(router.with_state(state), &name)
+    crate::finish(router.with_state(state), &name, shortcuts)
 }
 
 /// Serves servicea on `http` until `shutdown` resolves.

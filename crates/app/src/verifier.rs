@@ -158,11 +158,12 @@ impl State {
 
 /// `/auth/{service}` and `/hello`.
 pub fn router(state: State) -> Router {
+    let shortcuts = state.settings.common.shortcuts;
     let router = Router::new()
         .route("/auth/{service}", get(auth))
         .layer(axum::middleware::map_response(body_in_header))
         .with_state(state);
-    crate::finish(router, "verifier")
+    crate::finish(router, "verifier", shortcuts)
 }
 
 /// Serves the verifier on `listener` until `shutdown` resolves, keeping

@@ -159,6 +159,8 @@ async fn gen_certs_writes_four_files_keeps_valid_ones_and_replaces_with_force() 
         ("servicea.pem", 0o644),
         ("servicea-key.pem", 0o600),
         ("gateway-key.pem", 0o600),
+        ("admin.pem", 0o644),
+        ("admin-key.pem", 0o600),
     ] {
         let meta = std::fs::metadata(dir.path().join("certs").join(file)).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, mode, "{file}");

@@ -273,7 +273,7 @@ async fn in_production_the_gateway_accepts_access_tokens_only() {
             Options::default(),
             None,
             TIMEOUTS,
-            &["--production"],
+            &["--production", "true"],
         )
         .await,
     );

@@ -132,6 +132,17 @@ pub struct Config {
     /// client without one gets an unbound token), strict.
     #[arg(long, env = "MTLS_MODE", value_enum, default_value_t = s2s_web::tls::MtlsMode::Permissive)]
     pub mtls_mode: s2s_web::tls::MtlsMode,
+
+    #[command(flatten)]
+    pub production: s2s_web::production::ProductionArgs,
+
+    /// With PRODUCTION, who may manage keys (/keys/{keyId},
+    /// /keys/{keyId}/rotate, /utils/dump): the workload identity (Istio
+    /// principal) of a client certificate on the https listener.
+    /// Default: <TRUST_DOMAIN>/ns/default/sa/admin (`app gen-certs` issues
+    /// certs/admin.pem).
+    #[arg(long, env = "ADMIN_PRINCIPAL")]
+    pub admin_principal: Option<String>,
 }
 
 impl Config {
@@ -167,8 +178,26 @@ impl Config {
             cert: self.tls_cert_path.clone(),
             key: self.tls_key_path.clone(),
             client_ca: self.ca_cert_path.clone(),
-            mode: self.mtls_mode,
+            mode: self.effective_mtls_mode(),
         })
+    }
+
+    /// `/issueToken` and `/verify` are served: ISSUE_TOKEN_SHORTCUT, and
+    /// never with PRODUCTION.
+    pub fn issue_token_shortcut(&self) -> bool {
+        self.issue_token_shortcut && self.production.shortcuts()
+    }
+
+    /// MTLS_MODE, except that PRODUCTION turns `permissive` into `strict`.
+    pub fn effective_mtls_mode(&self) -> s2s_web::tls::MtlsMode {
+        self.production.mtls_mode(self.mtls_mode)
+    }
+
+    /// Who may manage keys with PRODUCTION (ADMIN_PRINCIPAL).
+    pub fn admin_principal(&self) -> String {
+        self.admin_principal
+            .clone()
+            .unwrap_or_else(|| format!("{}/ns/default/sa/admin", self.listener.trust_domain))
     }
 
     /// The bounds of the listener.

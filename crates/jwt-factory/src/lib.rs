@@ -108,12 +108,11 @@ impl AppState {
 
 /// The factory's routes, without a socket: tests call it directly too.
 pub fn app(state: AppState) -> Router {
+    let production = state.config.production.production;
     let router = Router::new()
-        .route(
-            "/keys/{keyId}",
-            get(routes::keys::create).post(routes::keys::create),
-        )
-        .route("/keys/{keyId}/rotate", post(routes::keys::rotate))
+        .merge(key_management(
+            production.then(|| Arc::new(state.config.admin_principal())),
+        ))
         .route("/.well-known/jwks.json", get(routes::keys::jwks))
         .route("/token", post(oauth::token::token))
         .route("/introspect", post(oauth::introspect::introspect))
@@ -124,15 +123,72 @@ pub fn app(state: AppState) -> Router {
         .route("/utils/publicKey/{keyId}", get(routes::keys::public_key))
         .route("/utils/keys", get(routes::keys::list))
         .route("/utils/keys/{keyId}/status", get(routes::keys::status))
-        .route("/utils/dump", post(routes::keys::dump))
-        .route("/dump", post(routes::keys::dump))
-        .merge(shortcut(state.config.issue_token_shortcut))
+        .merge(shortcut(state.config.issue_token_shortcut()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
-        .layer(s2s_web::trace::layer("jwt-factory"));
+        .with_state(state);
+    // The console's trace is a workshop shortcut: off in production.
+    let router = if production {
+        router
+    } else {
+        router.layer(s2s_web::trace::layer("jwt-factory"))
+    };
     with_request_tracing(router)
+}
+
+/// The routes that create, rotate and dump keys. With PRODUCTION
+/// (`admin` = ADMIN_PRINCIPAL), only that workload identity may call them,
+/// over mTLS: a local process or a web page without its certificate gets
+/// a 403 that says so.
+fn key_management(admin: Option<Arc<String>>) -> Router<AppState> {
+    let router = Router::new()
+        .route(
+            "/keys/{keyId}",
+            get(routes::keys::create).post(routes::keys::create),
+        )
+        .route("/keys/{keyId}/rotate", post(routes::keys::rotate))
+        .route("/utils/dump", post(routes::keys::dump))
+        .route("/dump", post(routes::keys::dump));
+    match admin {
+        Some(admin) => router.route_layer(from_fn_with_state(admin, admin_only)),
+        None => router,
+    }
+}
+
+/// Lets a request through only from the client certificate of `admin`.
+async fn admin_only(
+    axum::extract::State(admin): axum::extract::State<Arc<String>>,
+    cert: s2s_web::identity::ClientCert,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match cert.identity() {
+        Some(id) if id.principal == *admin => {
+            tracing::info!(
+                "key management by {} (client certificate, PRODUCTION)",
+                id.principal
+            );
+            next.run(request).await
+        }
+        other => {
+            let who = other.map_or("no client certificate".to_owned(), |id| {
+                id.principal.clone()
+            });
+            tracing::warn!("key management refused: {who} is not {admin} (PRODUCTION)");
+            (
+                StatusCode::FORBIDDEN,
+                Json(json!({
+                    "error": format!(
+                        "key management needs the admin identity ({admin}) over mTLS on the https \
+                         listener (PRODUCTION: anonymous key management is off); this request came \
+                         from {who}"
+                    )
+                })),
+            )
+                .into_response()
+        }
+    }
 }
 
 /// The seed's shortcut, `/issueToken` and `/verify`: served as they were,
@@ -197,7 +253,13 @@ pub async fn run_with_https(
         state.config.algorithm,
         state.config.issuer,
     );
-    if state.config.issue_token_shortcut {
+    if state.config.production.production {
+        tracing::info!(
+            "PRODUCTION: every workshop shortcut is off (/issueToken and /verify, anonymous key \
+             management: only {} over mTLS, the trace header, permissive mTLS)",
+            state.config.admin_principal()
+        );
+    } else if state.config.issue_token_shortcut() {
         tracing::warn!(
             "the seed's shortcut is on: /issueToken gives a token to anyone who asks \
              (ISSUE_TOKEN_SHORTCUT=false turns it off; POST /token authenticates its callers)"
@@ -220,7 +282,7 @@ pub async fn run_with_https(
         tracing::info!(
             "jwt-factory listening on https://{} (client certificates: {}; POST /token over mTLS binds tokens to the certificate)",
             listener.local_addr()?,
-            state.config.mtls_mode
+            state.config.effective_mtls_mode()
         );
         serve(
             listener,

@@ -34,8 +34,17 @@ use s2s_auth::files::{PRIVATE, PUBLIC, write_atomic};
 /// The names the server certificate is valid for.
 pub const SERVER_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
-/// The workloads that get a certificate of their own.
-pub const WORKLOADS: [&str; 5] = ["servicea", "serviceb", "servicec", "jwt-factory", "gateway"];
+/// The workloads that get a certificate of their own. `admin` is the
+/// operator: with PRODUCTION, only its certificate may manage the
+/// factory's keys.
+pub const WORKLOADS: [&str; 6] = [
+    "servicea",
+    "serviceb",
+    "servicec",
+    "jwt-factory",
+    "gateway",
+    "admin",
+];
 
 /// A workload's SPIFFE ID, in Istio's form.
 pub fn spiffe_id(trust_domain: &str, workload: &str) -> String {

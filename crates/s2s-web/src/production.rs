@@ -16,6 +16,8 @@
 
 use clap::Args;
 
+use crate::tls::MtlsMode;
+
 /// The switch, flattened into every binary's arguments.
 #[derive(Args, Debug, Clone, Copy, Default)]
 pub struct ProductionArgs {
@@ -35,5 +37,14 @@ impl ProductionArgs {
     /// Whether the workshop's shortcuts are on (not `PRODUCTION`).
     pub fn shortcuts(self) -> bool {
         !self.production
+    }
+
+    /// A listener's `MTLS_MODE` as it applies: PRODUCTION turns
+    /// `permissive` (a client without a certificate passes) into `strict`.
+    pub fn mtls_mode(self, mode: MtlsMode) -> MtlsMode {
+        match mode {
+            MtlsMode::Permissive if self.production => MtlsMode::Strict,
+            mode => mode,
+        }
     }
 }

@@ -298,7 +298,7 @@ pub async fn start_factory_tls(keys_dir: &Path, flags: &[&str], certs: &Path) ->
         cert: certs.join("jwt-factory.pem"),
         key: certs.join("jwt-factory-key.pem"),
         client_ca: certs.join("ca.pem"),
-        mode: config.mtls_mode,
+        mode: config.effective_mtls_mode(),
     };
     let rustls = s2s_web::tls::server_config(&tls).await.unwrap();
     let state = jwt_factory::AppState::load(config);
@@ -486,6 +486,10 @@ pub struct Options {
     pub algorithm: Option<&'static str>,
     /// Extra flags for jwt-factory (e.g. a short token lifetime).
     pub factory_args: Vec<&'static str>,
+    /// Every process with `--production` (every workshop shortcut off);
+    /// servicea's factory key is then created by the admin identity over
+    /// mTLS.
+    pub production: bool,
 }
 
 impl Stack {
@@ -506,6 +510,12 @@ impl Stack {
         let clients = write_clients(dir.path(), &files.public);
         let mut factory_flags = vec!["--algorithm", alg, "--clients-file", &clients];
         factory_flags.extend_from_slice(&opts.factory_args);
+        let production: &[&str] = if opts.production {
+            &["--production", "true"]
+        } else {
+            &[]
+        };
+        factory_flags.extend_from_slice(production);
         let factory = start_factory_tls(&files.keys, &factory_flags, &files.certs).await;
         let (b_http, b_https, c_http, c_https, a_http) = (
             bind().await,
@@ -525,6 +535,7 @@ impl Stack {
             factory.https_url(),
         ]);
         a_args.extend_from_slice(&opts.a_args);
+        a_args.extend(production.iter().map(|f| (*f).to_owned()));
         a_args.extend(peer_flags(
             &format!("http://127.0.0.1:{}", port(&b_http)),
             &format!("https://localhost:{}", port(&b_https)),
@@ -533,6 +544,7 @@ impl Stack {
         ));
         let mut bc_args = files.receiver_flags(alg, &factory.url());
         bc_args.extend_from_slice(&opts.bc_args);
+        bc_args.extend(production.iter().map(|f| (*f).to_owned()));
 
         let b_certs = opts.b_certs.clone().unwrap_or_else(|| files.certs.clone());
         let b = start_service(Role::B, &bc_args, b_http, Some((b_https, &b_certs))).await;
@@ -550,7 +562,13 @@ impl Stack {
             c,
             client,
         };
-        let (status, body) = stack.get(&stack.factory, "/keys/servicea").await;
+        let (status, body) = if opts.production {
+            let admin = stack.files.client_as("admin");
+            let url = format!("{}/keys/servicea", stack.factory.https_url());
+            get_json(&admin, &url).await
+        } else {
+            stack.get(&stack.factory, "/keys/servicea").await
+        };
         assert_eq!(
             status, 200,
             "creating servicea's key at the factory: {body}"
