@@ -94,7 +94,8 @@ pub enum UpstreamError {
     /// (its certificate names another SPIFFE ID): nothing was sent.
     #[error(
         "{who} at {url} is not the workload it should be: {mismatch} \
-         (the handshake was refused and nothing was sent: is another workload on this port?)"
+         (the handshake was refused and nothing was sent: another workload on this port, \
+         or a server certificate that is not its own workload certificate from gen-certs?)"
     )]
     WrongPeer {
         who: String,
