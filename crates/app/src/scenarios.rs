@@ -42,7 +42,10 @@ use s2s_web::{
 };
 use serde_json::json;
 
-use crate::{bearer::preview, error::AppError, factory_client, self_signed, servicea};
+use crate::{
+    bearer::preview, cli::Role, error::AppError, factory_client, self_signed, servicea,
+    servicea::TlsPeers,
+};
 
 /// How the receivers check a scenario's token (and so where the token
 /// comes from, and over which transport it travels).
@@ -224,10 +227,20 @@ enum Peer {
 }
 
 impl Peer {
+    /// Its workload name: the `aud` of its tokens, and the last segment of
+    /// the SPIFFE ID its certificate must name.
     fn name(self) -> &'static str {
         match self {
-            Self::B => "serviceb",
-            Self::C => "servicec",
+            Self::B => Role::B.name(),
+            Self::C => Role::C.name(),
+        }
+    }
+
+    /// servicea's TLS client for this peer, pinned to its SPIFFE ID.
+    fn tls_client(self, peers: &TlsPeers) -> reqwest::Client {
+        match self {
+            Self::B => peers.serviceb.clone(),
+            Self::C => peers.servicec.clone(),
         }
     }
 
@@ -387,7 +400,7 @@ async fn try_leg(
         (Some(cached.token.clone()), client.clone())
     } else if matches!(s.check, Check::Sts | Check::BoundSts) {
         let (sts, client) = if s.check == Check::BoundSts {
-            (&state.sts_bound, (*state.mtls.get()?).clone())
+            (&state.sts_bound, peer.tls_client(&*state.mtls.get()?))
         } else {
             (&state.sts, state.http.clone())
         };
@@ -399,7 +412,7 @@ async fn try_leg(
         (Some(cached.token.clone()), client)
     } else if s.check == Check::Identity {
         tracing::info!("no token: my workload certificate is my credential");
-        (None, (*state.mtls.get()?).clone())
+        (None, peer.tls_client(&*state.mtls.get()?))
     } else if s.check.token_from_factory() {
         tracing::info!(
             "asking jwt-factory for a token (sub {}, aud {aud}{})",
@@ -416,7 +429,7 @@ async fn try_leg(
         (Some(token), client.clone())
     } else {
         let token = self_signed::mint(state, aud, expired)?;
-        (Some(token), (*state.https.get()?).clone())
+        (Some(token), peer.tls_client(&*state.https.get()?))
     };
     let url = if s.check == Check::Gateway {
         // Through the gateway: `/serviceb/...` leads to serviceb.

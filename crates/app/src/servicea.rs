@@ -2,8 +2,15 @@
 //!
 //! Its arguments ([`Args`]) are only what servicea reads; they are turned
 //! into [`Settings`] once at start, and every handler shares one [`State`]:
-//! one plain http client, one https client trusting only our CA, and its
+//! one plain http client, https clients trusting only our CA, and its
 //! scenario-3 signing key, parsed once and reloaded when the file changes.
+//!
+//! Every TLS client is pinned to the peer it calls ([`TlsPeers`]): one
+//! client per peer, which completes a handshake only with a server whose
+//! workload certificate names that peer's SPIFFE ID
+//! (`spiffe://TRUST_DOMAIN/ns/default/sa/<name>`, [`s2s_web::peer_pin`]).
+//! The CA and the name `localhost` alone would let any workload stand in
+//! for any other: every workload certificate is valid for `localhost`.
 
 use std::{
     path::PathBuf,
@@ -17,14 +24,18 @@ use axum::{
 };
 use clap::Args as ClapArgs;
 use s2s_auth::{KeyPair, watched::WatchedFile};
-use s2s_web::outbound::{self, ClientError};
+use s2s_web::{
+    outbound::{self, ClientError, Timeouts},
+    peer_pin::PeerTls,
+    pki,
+};
 use tokio::net::TcpListener;
 
 use crate::{
     cli::Role,
     keygen, scenarios,
     settings::{Common, CommonArgs, base_url},
-    sts_client::{StsClient, Transport},
+    sts_client::{FACTORY_WORKLOAD, StsClient, Transport},
 };
 
 /// What to do when servicea's signing key is missing: the two ways to make it.
@@ -213,6 +224,39 @@ pub struct Peers {
     pub c_mesh: String,
 }
 
+/// servicea's clients for the peers it calls over TLS: one each, built
+/// once per CA (and, for mTLS, per certificate) and reused; each accepts
+/// only its peer's workload certificate (SPIFFE ID in `TRUST_DOMAIN`).
+#[derive(Debug)]
+pub struct TlsPeers {
+    /// serviceb's https listener (scenarios 3, 4, 7, 8).
+    pub serviceb: reqwest::Client,
+    /// servicec's https listener (scenario 4).
+    pub servicec: reqwest::Client,
+    /// jwt-factory's https (mTLS) token endpoint (scenario 8's `POST /token`).
+    pub factory: reqwest::Client,
+}
+
+impl TlsPeers {
+    /// Each peer's client, with `tls` pinned to its workload's SPIFFE ID.
+    fn build(timeouts: Timeouts, trust_domain: &str, tls: &PeerTls) -> Result<Self, String> {
+        let client = |workload: &str| {
+            let config = tls
+                .config_for(&pki::spiffe_id(trust_domain, workload))
+                .map_err(ClientError::from)?;
+            outbound::pinned_client(timeouts, config)
+        };
+        let build = || -> Result<Self, ClientError> {
+            Ok(Self {
+                serviceb: client(Role::B.name())?,
+                servicec: client(Role::C.name())?,
+                factory: client(FACTORY_WORKLOAD)?,
+            })
+        };
+        build().map_err(|e| outbound::error_chain(&e))
+    }
+}
+
 /// [`Args`] as typed values, built once at start.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -276,10 +320,11 @@ shared_state! {
         /// The one plain-http client of the process (jwt-factory, scenarios
         /// 1, 2, 5): pooled keep-alive connections, connect and request timeouts.
         pub http: reqwest::Client,
-        /// The https client for scenarios 3-4, trusting `CA_CERT_PATH` and
-        /// nothing else. Built when the CA file is first needed and rebuilt only
-        /// if that file changes, so `gen-certs` can run after servicea starts.
-        pub https: WatchedFile<reqwest::Client>,
+        /// The https clients for scenarios 3-4, one per peer, trusting
+        /// `CA_CERT_PATH` and nothing else, each pinned to its peer's SPIFFE
+        /// ID. Built when the CA file is first needed and rebuilt only if
+        /// that file changes, so `gen-certs` can run after servicea starts.
+        pub https: WatchedFile<TlsPeers>,
         /// servicea's scenario-3 signing key, parsed once, reloaded on change.
         pub signing_key: WatchedFile<SigningKey>,
         /// Set while `POST /gen-keys` generates a key to rotate to: a second
@@ -287,10 +332,11 @@ shared_state! {
         pub rotating: AtomicBool,
         /// Scenario 6: the factory's token endpoint, and the tokens it gave.
         pub sts: StsClient,
-        /// Scenarios 7-8: the mTLS client, presenting servicea's workload
-        /// certificate and trusting `CA_CERT_PATH` alone; rebuilt when the
-        /// certificate file changes (a re-issued certificate is used at once).
-        pub mtls: Arc<WatchedFile<reqwest::Client>>,
+        /// Scenarios 7-8: the mTLS clients, one per peer, presenting
+        /// servicea's workload certificate, trusting `CA_CERT_PATH` alone and
+        /// pinned as [`Inner::https`]; rebuilt when the certificate file
+        /// changes (a re-issued certificate is used at once).
+        pub mtls: Arc<WatchedFile<TlsPeers>>,
         /// Scenario 8: the factory's token endpoint over mTLS, and its
         /// certificate-bound tokens.
         pub sts_bound: StsClient,
@@ -308,11 +354,16 @@ impl State {
         let alg = settings.common.algorithm;
         let http = outbound::client(timeouts, None)?;
         let mesh = outbound::proxied_client(timeouts, settings.mesh_proxy.as_deref())?;
+        let trust_domain = settings.common.serve.trust_domain.clone();
+        let domain = trust_domain.clone();
         let https = WatchedFile::new(
             &settings.ca_cert,
             "CA certificate",
             "Create it with `cargo run --release --bin app -- gen-certs`",
-            move |pem| outbound::client(timeouts, Some(pem.as_bytes())),
+            move |pem| {
+                let tls = PeerTls::new(pem.as_bytes()).map_err(|e| e.to_string())?;
+                TlsPeers::build(timeouts, &domain, &tls)
+            },
         );
         let owner = settings.common.name.clone();
         let signing_key = WatchedFile::new(
@@ -333,7 +384,7 @@ impl State {
             &settings.workload_cert,
             "workload certificate",
             "Create it with `cargo run --release --bin app -- gen-certs`",
-            move |cert_pem| mtls_client(timeouts, &ca, cert_pem, &key),
+            move |cert_pem| mtls_clients(timeouts, &trust_domain, &ca, cert_pem, &key),
         ));
         // Each token client has its own watched copy of the same key file,
         // so its background refresh task can own it.
@@ -375,14 +426,15 @@ impl State {
     }
 }
 
-/// The mTLS client: `cert_pem` with the key at `key` (refused if others
-/// may read it), trusting the CA at `ca` alone.
-fn mtls_client(
-    timeouts: s2s_web::outbound::Timeouts,
+/// The mTLS clients: `cert_pem` with the key at `key` (refused if others
+/// may read it), trusting the CA at `ca` alone, each pinned to its peer.
+fn mtls_clients(
+    timeouts: Timeouts,
+    trust_domain: &str,
     ca: &std::path::Path,
     cert_pem: &str,
     key: &std::path::Path,
-) -> Result<reqwest::Client, String> {
+) -> Result<TlsPeers, String> {
     s2s_auth::files::check_private_key_mode(key)?;
     let read = |p: &std::path::Path| {
         std::fs::read(p).map_err(|e| {
@@ -392,10 +444,11 @@ fn mtls_client(
             )
         })
     };
-    let mut identity = cert_pem.as_bytes().to_vec();
-    identity.push(b'\n');
-    identity.extend(read(key)?);
-    outbound::mtls_client(timeouts, &read(ca)?, &identity).map_err(|e| outbound::error_chain(&e))
+    let (ca_pem, key_pem) = (read(ca)?, read(key)?);
+    let tls = PeerTls::new(&ca_pem)
+        .and_then(|tls| tls.with_client_auth(cert_pem.as_bytes(), &key_pem))
+        .map_err(|e| e.to_string())?;
+    TlsPeers::build(timeouts, trust_domain, &tls)
 }
 
 /// servicea's routes: one per scenario of the table, `/gen-keys`, `/hello`.

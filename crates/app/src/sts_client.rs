@@ -23,7 +23,10 @@
 //! ([`Transport::Mtls`]): the factory binds each token to servicea's
 //! certificate (RFC 8705). A token is cached with the client it was fetched
 //! through, so when servicea's certificate is re-issued, tokens bound to
-//! the old one are no longer used.
+//! the old one are no longer used. That client accepts only the factory's
+//! own workload certificate ([`FACTORY_WORKLOAD`], pinned by
+//! [`crate::servicea::TlsPeers`]): an assertion is a credential for as long
+//! as it lives, and must not reach another workload that took the port.
 
 use std::{
     collections::HashMap,
@@ -46,7 +49,14 @@ use s2s_web::{
 };
 use serde_json::Value;
 
-use crate::error::{AppError, Internal};
+use crate::{
+    error::{AppError, Internal},
+    servicea::TlsPeers,
+};
+
+/// jwt-factory's workload name: its SPIFFE ID's last segment, which its
+/// https (mTLS) certificate must name, and what errors call it.
+pub const FACTORY_WORKLOAD: &str = "jwt-factory";
 
 /// `client_assertion_type` of `private_key_jwt`.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -65,20 +75,20 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(5);
 pub enum Transport {
     /// The plain-http client (scenario 6).
     Plain(reqwest::Client),
-    /// The mTLS client with servicea's workload certificate, rebuilt when
-    /// the certificate file changes (scenario 8).
-    Mtls(Arc<WatchedFile<reqwest::Client>>),
+    /// The mTLS clients with servicea's workload certificate, rebuilt when
+    /// the certificate file changes (scenario 8); the factory's is used.
+    Mtls(Arc<WatchedFile<TlsPeers>>),
 }
 
 impl Transport {
     /// The client now, and (mTLS) the `Arc` it was built into: a new one
     /// each time the certificate file changes.
-    fn client(&self) -> Result<(reqwest::Client, Option<Arc<reqwest::Client>>), AppError> {
+    fn client(&self) -> Result<(reqwest::Client, Option<Arc<TlsPeers>>), AppError> {
         match self {
             Self::Plain(c) => Ok((c.clone(), None)),
             Self::Mtls(file) => {
-                let c = file.get()?;
-                Ok(((*c).clone(), Some(c)))
+                let peers = file.get()?;
+                Ok((peers.factory.clone(), Some(peers)))
             }
         }
     }
@@ -87,7 +97,7 @@ impl Transport {
 /// Whether two [`Transport::client`] answers are the same build. Each
 /// cached token holds its build's `Arc`, so its address is never reused
 /// while compared.
-fn same_build(a: &Option<Arc<reqwest::Client>>, b: &Option<Arc<reqwest::Client>>) -> bool {
+fn same_build(a: &Option<Arc<TlsPeers>>, b: &Option<Arc<TlsPeers>>) -> bool {
     match (a, b) {
         (None, None) => true,
         (Some(a), Some(b)) => Arc::ptr_eq(a, b),
@@ -100,7 +110,7 @@ fn same_build(a: &Option<Arc<reqwest::Client>>, b: &Option<Arc<reqwest::Client>>
 pub struct Cached {
     pub token: String,
     /// The client build it was fetched with (see [`Transport`]).
-    generation: Option<Arc<reqwest::Client>>,
+    generation: Option<Arc<TlsPeers>>,
     pub expires_at: Instant,
     pub lifetime: Duration,
 }
@@ -313,7 +323,7 @@ impl StsClient {
         );
         self.0.fetches.fetch_add(1, Ordering::Relaxed);
         let target = Target {
-            who: "jwt-factory",
+            who: FACTORY_WORKLOAD,
             url: self.0.token_url.clone(),
         };
         let (client, generation) = self.0.http.client()?;

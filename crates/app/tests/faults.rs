@@ -151,16 +151,21 @@ fn foreign_ca_certificate(ca_name: &str, dir: &Path) {
 }
 
 /// A server certificate for `name`, signed by the stack's own CA (loaded
-/// from `certs/ca.pem` and `certs/ca-key.pem`), into `dir` under the names
-/// the https listener loads.
+/// from `certs/ca.pem` and `certs/ca-key.pem`), naming serviceb's SPIFFE ID
+/// (servicea pins it), into `dir` under the names the https listener loads.
 fn certificate_from_stack_ca(s: &Stack, name: &str, dir: &Path) {
     use rcgen::{
         CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose,
+        SanType, string::Ia5String,
     };
     let ca_pem = std::fs::read_to_string(s.files.ca()).unwrap();
     let ca_key = std::fs::read_to_string(s.files.certs.join("ca-key.pem")).unwrap();
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, KeyPair::from_pem(&ca_key).unwrap()).unwrap();
     let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
+    let spiffe = s2s_web::pki::spiffe_id("cluster.local", "serviceb");
+    params
+        .subject_alt_names
+        .push(SanType::URI(Ia5String::try_from(spiffe).unwrap()));
     params.distinguished_name.push(DnType::CommonName, name);
     params.use_authority_key_identifier_extension = true;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];

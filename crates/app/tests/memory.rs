@@ -217,21 +217,18 @@ async fn bursts_leave_no_errors_and_memory_returns_to_its_baseline() {
 
     // The three services, as processes, every setting a flag.
     let [a_port, b_port, b_https, c_port, c_https] = common::free_ports();
-    let receiver = |port: u16, https: u16| {
+    // Each receiver serves its own workload certificate, as its env file
+    // says: servicea accepts only serviceb's SPIFFE ID from serviceb.
+    let receiver = |name: &str, port: u16, https: u16| {
+        let (cert, key) = files.workload(name);
         let mut v = files.receiver_flags("RS256", &factory_url);
         v.extend(
             [
                 ("--port", port.to_string()),
                 ("--start-https", "true".into()),
                 ("--https-port", https.to_string()),
-                (
-                    "--server-public-key-path",
-                    path(&files.certs.join("localhost.pem")),
-                ),
-                (
-                    "--server-private-key-path",
-                    path(&files.certs.join("localhost-key.pem")),
-                ),
+                ("--server-public-key-path", path(&cert)),
+                ("--server-private-key-path", path(&key)),
             ]
             .into_iter()
             .flat_map(|(flag, value)| [flag.to_owned(), value]),
@@ -246,9 +243,17 @@ async fn bursts_leave_no_errors_and_memory_returns_to_its_baseline() {
         &format!("http://127.0.0.1:{c_port}"),
         &format!("https://127.0.0.1:{c_https}"),
     ));
-    let mut b = Service::spawn("serviceb", dir.path(), &receiver(b_port, b_https));
+    let mut b = Service::spawn(
+        "serviceb",
+        dir.path(),
+        &receiver("serviceb", b_port, b_https),
+    );
     b.hello = format!("https://127.0.0.1:{b_https}/hello");
-    let mut c = Service::spawn("servicec", dir.path(), &receiver(c_port, c_https));
+    let mut c = Service::spawn(
+        "servicec",
+        dir.path(),
+        &receiver("servicec", c_port, c_https),
+    );
     c.hello = format!("https://127.0.0.1:{c_https}/hello");
     let mut a = Service::spawn("servicea", dir.path(), &a_flags);
     a.hello = format!("http://127.0.0.1:{a_port}/hello");

@@ -13,6 +13,10 @@
 //! [`ClientCert::Unusable`] with the reason, so the handler can refuse it
 //! with a 401 that says why, instead of a bare TLS alert.
 //!
+//! [`spiffe_id_of`] reads the same SAN from a server's certificate: a
+//! client that pins its peer ([`crate::peer_pin`]) compares it with the ID
+//! of the workload it means to call.
+//!
 //! [`PeerAcceptor`] wraps axum-server's TLS acceptor: after each handshake
 //! it reads the peer certificate once and adds the result to every request
 //! of that connection as an extension, which handlers take as a
@@ -112,12 +116,26 @@ pub fn identify(der: &[u8], trust_domain: &str) -> ClientCert {
 }
 
 fn read_identity(der: &[u8], trust_domain: &str) -> Result<PeerIdentity, String> {
+    let spiffe_id = spiffe_id_of(der, "client certificate")?;
+    let principal = principal_of(&spiffe_id, trust_domain)?;
+    Ok(PeerIdentity {
+        spiffe_id,
+        principal,
+        thumbprint: thumbprint(der),
+    })
+}
+
+/// The one URI SAN of a workload certificate (`whose` names the
+/// certificate in the reason: "client certificate", "server
+/// certificate"), or why there is not exactly one. Whether it is a SPIFFE
+/// ID of the trust domain is [`principal_of`]'s question.
+pub fn spiffe_id_of(der: &[u8], whose: &str) -> Result<String, String> {
     use x509_parser::{extensions::GeneralName, prelude::FromDer as _};
     let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der)
-        .map_err(|e| format!("client certificate cannot be parsed: {e}"))?;
+        .map_err(|e| format!("{whose} cannot be parsed: {e}"))?;
     let sans = cert
         .subject_alternative_name()
-        .map_err(|e| format!("client certificate's subjectAltName cannot be parsed: {e}"))?;
+        .map_err(|e| format!("{whose}'s subjectAltName cannot be parsed: {e}"))?;
     let uris: Vec<&str> = sans
         .iter()
         .flat_map(|ext| ext.value.general_names.iter())
@@ -128,16 +146,11 @@ fn read_identity(der: &[u8], trust_domain: &str) -> Result<PeerIdentity, String>
         .collect();
     let [spiffe_id] = uris.as_slice() else {
         return Err(format!(
-            "client certificate has {} URI SANs: a workload certificate has exactly one spiffe:// ID",
+            "{whose} has {} URI SANs: a workload certificate has exactly one spiffe:// ID",
             uris.len()
         ));
     };
-    let principal = principal_of(spiffe_id, trust_domain)?;
-    Ok(PeerIdentity {
-        spiffe_id: (*spiffe_id).to_owned(),
-        principal,
-        thumbprint: thumbprint(der),
-    })
+    Ok((*spiffe_id).to_owned())
 }
 
 /// Wraps a TLS acceptor: after the handshake, the peer's certificate is

@@ -15,6 +15,7 @@
 //! - [`request_tracing`]: request ids set at the edge, one log span per request.
 //! - [`telemetry`]: the log subscriber, with a non-blocking writer.
 //! - [`outbound`]: bounded outbound calls that forward the request id.
+//! - [`peer_pin`]: a TLS client accepts only the workload it means to call (its SPIFFE ID).
 //! - [`trace`]: the console's opt-in trace of one request's hops and checks.
 //! - [`shutdown`]: one future for Ctrl-C and SIGTERM, one drain period.
 //! - [`env_file`]: the env file loaded before clap parses (flag > env > file > default).
@@ -30,6 +31,7 @@ pub mod expired;
 pub mod guard;
 pub mod identity;
 pub mod outbound;
+pub mod peer_pin;
 pub mod pki;
 pub mod production;
 pub mod rejection;

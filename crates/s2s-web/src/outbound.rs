@@ -8,8 +8,13 @@
 //! timers of the same length, one per call and one per leg, used to race,
 //! and the answer then depended on which fired first.)
 //!
-//! Failures are an [`UpstreamError`]: 502 (unreachable, or an answer that
-//! makes no sense) or 504 (out of time), with a message that says which.
+//! Failures are an [`UpstreamError`]: 502 (unreachable, not the workload
+//! meant, or an answer that makes no sense) or 504 (out of time), with a
+//! message that says which.
+//!
+//! A TLS client for one peer ([`pinned_client`]) accepts that peer's
+//! workload certificate alone ([`crate::peer_pin`]); every other setting
+//! is [`client`]'s.
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +22,10 @@ use axum::http::StatusCode;
 use reqwest::{Client, RequestBuilder, header::HeaderMap};
 use serde_json::Value;
 
-use crate::request_tracing::{REQUEST_ID, RequestId};
+use crate::{
+    peer_pin::{self, PeerMismatch, PinError},
+    request_tracing::{REQUEST_ID, RequestId},
+};
 
 /// An answer from a dependency: its status and its JSON body.
 #[derive(Clone, Debug)]
@@ -82,6 +90,18 @@ pub enum UpstreamError {
         #[source]
         source: reqwest::Error,
     },
+    /// 502: the TLS handshake showed another workload than the one meant
+    /// (its certificate names another SPIFFE ID): nothing was sent.
+    #[error(
+        "{who} at {url} is not the workload it should be: {mismatch} \
+         (the handshake was refused and nothing was sent: another workload on this port, \
+         or a server certificate that is not its own workload certificate from gen-certs?)"
+    )]
+    WrongPeer {
+        who: String,
+        url: String,
+        mismatch: PeerMismatch,
+    },
     /// 502: it answered, but not with what the protocol promises.
     #[error("{who} unavailable at {url}: {reason}")]
     BadAnswer {
@@ -103,7 +123,9 @@ pub enum UpstreamError {
 impl UpstreamError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Unreachable { .. } | Self::BadAnswer { .. } => StatusCode::BAD_GATEWAY,
+            Self::Unreachable { .. } | Self::WrongPeer { .. } | Self::BadAnswer { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -131,8 +153,8 @@ pub enum ClientError {
     BadCa(#[source] reqwest::Error),
     #[error("cannot build the http client: {0}")]
     Build(#[source] reqwest::Error),
-    #[error("not a usable client certificate and key: {0}")]
-    BadIdentity(#[source] reqwest::Error),
+    #[error(transparent)]
+    Tls(#[from] PinError),
 }
 
 /// A client with the service's timeouts, pooled keep-alive connections and
@@ -160,19 +182,14 @@ pub fn proxied_client(timeouts: Timeouts, proxy: Option<&str>) -> Result<Client,
     builder.build().map_err(ClientError::Build)
 }
 
-/// As [`client`] with `ca_pem`, presenting a client certificate (mTLS):
-/// `identity_pem` holds the certificate and its private key.
-pub fn mtls_client(
-    timeouts: Timeouts,
-    ca_pem: &[u8],
-    identity_pem: &[u8],
-) -> Result<Client, ClientError> {
-    let ca = reqwest::Certificate::from_pem(ca_pem).map_err(ClientError::BadCa)?;
-    let identity = reqwest::Identity::from_pem(identity_pem).map_err(ClientError::BadIdentity)?;
+/// A client for one peer over TLS, with `tls` as its whole TLS
+/// configuration: [`peer_pin::PeerTls::config_for`] makes one that trusts
+/// our CA alone and accepts only that peer's workload certificate (and,
+/// for mTLS, presents ours). https only; every other setting as [`client`].
+pub fn pinned_client(timeouts: Timeouts, tls: rustls::ClientConfig) -> Result<Client, ClientError> {
     builder(timeouts)
-        .tls_certs_only([ca])
+        .tls_backend_preconfigured(tls)
         .https_only(true)
-        .identity(identity)
         .build()
         .map_err(ClientError::Build)
 }
@@ -363,6 +380,13 @@ fn classify(err: reqwest::Error, target: &Target<'_>, deadline: Deadline) -> Ups
             timeout(target, "could not connect", deadline.connect)
         } else {
             timeout(target, "did not answer", deadline.budget)
+        };
+    }
+    if let Some(mismatch) = peer_pin::mismatch_in(&err) {
+        return UpstreamError::WrongPeer {
+            who: target.who.to_owned(),
+            url: target.url.clone(),
+            mismatch,
         };
     }
     UpstreamError::Unreachable {

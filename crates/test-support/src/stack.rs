@@ -288,7 +288,18 @@ pub fn start_factory_on(listener: TcpListener, keys_dir: &Path, flags: &[&str]) 
 /// `certs/jwt-factory.pem` and client certificates from `certs/ca.pem`
 /// (`MTLS_MODE` from `flags`, default permissive): scenario 8's bound tokens.
 pub async fn start_factory_tls(keys_dir: &Path, flags: &[&str], certs: &Path) -> Running {
-    let (listener, https) = (bind().await, bind().await);
+    start_factory_tls_on(bind().await, bind().await, keys_dir, flags, certs).await
+}
+
+/// As [`start_factory_tls`], on `listener` and `https` (to restart a
+/// factory on the ports its clients already know).
+pub async fn start_factory_tls_on(
+    listener: TcpListener,
+    https: TcpListener,
+    keys_dir: &Path,
+    flags: &[&str],
+    certs: &Path,
+) -> Running {
     let https_addr = https.local_addr().unwrap();
     let port = https_addr.port().to_string();
     let mut all = vec!["--start-https", "true", "--https-port", &port];

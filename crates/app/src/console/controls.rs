@@ -132,7 +132,7 @@ pub async fn replay(State(state): State<servicea::State>, rid: RequestId) -> Jso
             url: format!("{}/scenario8-server", peers.b_https),
         };
         // One-way TLS: the thief has the token, not the certificate's key.
-        let client = state.https.get()?;
+        let client = &state.https.get()?.serviceb;
         let request = client.get(&target.url).bearer_auth(&token.token);
         call(&rid, request, target, deadline).await
     };
@@ -166,7 +166,7 @@ pub async fn forge(State(state): State<servicea::State>, rid: RequestId) -> Json
             who: "serviceb",
             url: format!("{}/scenario9-server", state.settings.peers.b_https),
         };
-        let client = state.https.get()?;
+        let client = &state.https.get()?.serviceb;
         let request = client
             .get(&target.url)
             .header("x-jwt-sub", "admin")
