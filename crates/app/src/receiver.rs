@@ -76,22 +76,16 @@ pub struct Args {
     pub https_port: Option<u16>,
 
     /// TLS private key of the https listener (written by gen-certs).
-    #[arg(
-        long,
-        env = "SERVER_PRIVATE_KEY_PATH",
-        default_value = "certs/localhost-key.pem"
-    )]
-    pub server_private_key_path: PathBuf,
+    /// Default: certs/<service>-key.pem.
+    #[arg(long, env = "SERVER_PRIVATE_KEY_PATH")]
+    pub server_private_key_path: Option<PathBuf>,
 
     /// TLS certificate of the https listener (written by gen-certs): the
-    /// receiver's workload certificate, or the plain `localhost.pem`.
-    /// Re-read when the file changes.
-    #[arg(
-        long,
-        env = "SERVER_PUBLIC_KEY_PATH",
-        default_value = "certs/localhost.pem"
-    )]
-    pub server_public_key_path: PathBuf,
+    /// receiver's workload certificate, whose SPIFFE ID servicea checks
+    /// (the plain `localhost.pem` names no workload: servicea refuses it).
+    /// Re-read when the file changes. Default: certs/<service>.pem.
+    #[arg(long, env = "SERVER_PUBLIC_KEY_PATH")]
+    pub server_public_key_path: Option<PathBuf>,
 
     /// Client certificates on the https listener, as Istio's
     /// PeerAuthentication: off (one-way TLS), permissive (asks for one,
@@ -180,8 +174,12 @@ impl Args {
         let https = self.start_https.then(|| HttpsSettings {
             port: self.https_port.unwrap_or(role.default_https_port()),
             tls: ServerTls {
-                cert: self.server_public_key_path,
-                key: self.server_private_key_path,
+                cert: self
+                    .server_public_key_path
+                    .unwrap_or_else(|| format!("certs/{}.pem", role.name()).into()),
+                key: self
+                    .server_private_key_path
+                    .unwrap_or_else(|| format!("certs/{}-key.pem", role.name()).into()),
                 client_ca: self.ca_cert_path,
                 mode: mtls_mode,
             },
