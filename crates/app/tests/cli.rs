@@ -75,7 +75,7 @@ async fn https_without_a_certificate_exits_at_once_saying_to_run_gen_certs() {
     ]);
     let (ok, text) = run(cmd).await;
     assert!(!ok);
-    assert!(text.contains("certs/localhost.pem not found"), "{text}");
+    assert!(text.contains("certs/serviceb.pem not found"), "{text}");
     assert!(text.contains("app -- gen-certs"), "{text}");
 }
 
