@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use crate::{
     connections::{CappedListener, ConnectionLimits, ListenAddr, Registry, TrackingAcceptor},
+    cross_site::{SiteCheck, refuse_cross_site},
     guard::{AllowedHosts, BodyDeadline, HostCheck, body_deadline, check_host},
     identity::PeerAcceptor,
 };
@@ -67,7 +68,8 @@ pub struct ListenerArgs {
     pub max_connections: u64,
 
     /// More names requests may be sent to (`Host`), comma-separated, besides
-    /// localhost, 127.0.0.1, [::1] and HOST. Other names get 421.
+    /// localhost, 127.0.0.1, [::1] and HOST. Other names get 421. Only
+    /// names are compared, not ports (a proxy in front may listen on another).
     #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
 
@@ -119,7 +121,10 @@ impl ListenerArgs {
 ///   close a connection whose peer has gone even while a request runs;
 /// - a body timeout and size limit ([`crate::guard`]);
 /// - at most `max_connections` connections ([`crate::connections`]);
-/// - requests only for the listener's own names (`Host`, 421 otherwise).
+/// - requests only for the listener's own names (`Host`, 421 otherwise;
+///   names only, the port is not compared);
+/// - no state-changing request a browser sends on behalf of another site
+///   (Fetch Metadata, `Origin`: 403, see [`crate::cross_site`]).
 ///
 /// `tls` turns it into an https listener; each request then carries the
 /// client's certificate as a [`crate::identity::ClientCert`].
@@ -151,10 +156,17 @@ pub async fn serve(
             },
             body_deadline,
         ))
+        // Before the body is read: a refused request costs no body.
+        .layer(axum::middleware::from_fn_with_state(
+            SiteCheck {
+                tls: tls.is_some(),
+                error_key: options.error_key,
+            },
+            refuse_cross_site,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             HostCheck {
                 hosts: Arc::new(options.hosts.clone()),
-                port: local.port(),
                 error_key: options.error_key,
             },
             check_host,
