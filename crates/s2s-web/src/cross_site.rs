@@ -73,7 +73,7 @@ pub(crate) async fn refuse_cross_site(
     let host = request_host(&req);
     let refusal = cross_site(req.headers(), host.as_deref(), check.tls, &what);
     if let Some(message) = refusal.as_ref().filter(|_| !is_safe(req.method())) {
-        tracing::warn!("refused a cross-site request: {message}");
+        tracing::info!("refused a cross-site request: {message}");
         return refuse(StatusCode::FORBIDDEN, check.error_key, message.clone());
     }
     req.extensions_mut().insert(SiteVerdict {
@@ -120,7 +120,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SameSiteOnly {
         match verdict.refusal {
             None => Ok(Self),
             Some(message) => {
-                tracing::warn!("refused a cross-site request: {message}");
+                tracing::info!("refused a cross-site request: {message}");
                 Err(refuse(StatusCode::FORBIDDEN, verdict.error_key, message))
             }
         }

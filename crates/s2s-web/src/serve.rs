@@ -61,8 +61,10 @@ pub struct ListenerArgs {
     pub body_timeout_ms: u64,
 
     /// Connections each listener holds at once. At the cap, the oldest idle
-    /// connection is closed for each new one; when none is idle, new ones
-    /// wait in the kernel's backlog. Keep it well below `ulimit -n`.
+    /// connection is closed for each new one; when none is idle, the one
+    /// reading a request body the slowest; when every one is busy in a
+    /// handler, new ones wait in the kernel's backlog. Keep it well below
+    /// `ulimit -n`.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 512,
           value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub max_connections: u64,
