@@ -434,7 +434,15 @@ async fn key_ids_and_rotations_are_bounded() {
     // ES256: key generation is fast enough to reach the bound quickly.
     let f = common::start_factory(
         &dir.path().join("keys"),
-        &["--algorithm", "ES256", "--rotation-publish-ahead-secs", "0"],
+        &[
+            "--algorithm",
+            "ES256",
+            "--rotation-publish-ahead-secs",
+            "0",
+            // Past the bound on the pace of new key ids, to reach this one.
+            "--new-key-ids-per-minute",
+            "1000",
+        ],
     )
     .await;
     let client = reqwest::Client::new();

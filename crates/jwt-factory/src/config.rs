@@ -57,6 +57,14 @@ pub struct Config {
     #[command(flatten)]
     pub listener: s2s_web::serve::ListenerArgs,
 
+    /// New key ids `/keys/{keyId}` may create per minute (a token bucket:
+    /// this many at once, then one every 60/N s; 429 with Retry-After past
+    /// it). Each key id grows the JWK Set every verifier fetches. Replacing
+    /// or rotating an existing key id is not counted.
+    #[arg(long, env = "NEW_KEY_IDS_PER_MINUTE", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub new_key_ids_per_minute: u32,
+
     /// How long clients may cache `/.well-known/jwks.json` (its
     /// `Cache-Control: max-age`), in seconds. A rotated-in key is published
     /// this long before it signs (ROTATION_PUBLISH_AHEAD_SECS), so caches

@@ -34,6 +34,7 @@
 //!
 //! - [`config`]: flags and env variables (`jwt-factory --help`).
 //! - [`keystore`]: the key pairs, in memory and in `KEYS_DIR`.
+//! - [`new_key_ids`]: how fast new key ids may be created.
 //! - [`routes`]: one module per endpoint group.
 //! - [`oauth`]: `POST /token`, `/introspect`, the metadata, the client
 //!   registry, client assertions (scenario 6).
@@ -42,6 +43,7 @@
 pub mod config;
 pub mod error;
 pub mod keystore;
+pub mod new_key_ids;
 pub mod oauth;
 pub mod routes;
 
@@ -82,6 +84,8 @@ pub struct AppState {
     pub keygen: Arc<tokio::sync::Semaphore>,
     /// `POST /token` and `/introspect`: the client registry, used `jti`s.
     pub oauth: Arc<oauth::Oauth>,
+    /// How fast `/keys/{keyId}` may create new key ids.
+    pub new_key_ids: Arc<new_key_ids::NewKeyIdRate>,
 }
 
 /// At most this many key pairs are generated at once.
@@ -100,6 +104,9 @@ impl AppState {
                 },
             )),
             oauth: Arc::new(oauth::Oauth::new(&config)),
+            new_key_ids: Arc::new(new_key_ids::NewKeyIdRate::new(
+                config.new_key_ids_per_minute,
+            )),
             config: Arc::new(config),
             keygen: Arc::new(tokio::sync::Semaphore::new(KEYGEN_AT_ONCE)),
         }

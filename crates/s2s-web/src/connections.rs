@@ -14,7 +14,11 @@
 //!   [`Observed`]);
 //! - an idle timeout: hyper has none for HTTP/1 keep-alive or HTTP/2
 //!   connections (HTTP/2 pings only detect a dead peer, not an idle one);
-//! - a cap on connections per listener: axum-server accepts whatever comes.
+//! - a cap on connections per listener: axum-server accepts whatever comes;
+//! - at the cap, room for a new connection: the oldest idle connection is
+//!   closed, or, when every one is busy, the one reading a request body
+//!   the slowest (see [`Registry::make_room`]), so a flood of bodies sent
+//!   one byte at a time cannot keep `/hello` waiting.
 //!
 //! How: the listener wraps each accepted socket in a [`Tracked`] stream,
 //! the clear-text stream (above TLS) in an [`Observed`] one, and each
@@ -58,6 +62,11 @@ pub struct ConnectionLimits {
 /// How often the cap is logged at most, per listener.
 const CAP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
+/// A request body must have been read for this long before its
+/// connection may be closed for a new one: its rate is then a measure, and
+/// an honest body (16 KiB at most here) has long arrived.
+const BODY_GRACE_MS: u64 = 300;
+
 /// One accepted connection.
 #[derive(Debug)]
 struct Conn {
@@ -78,6 +87,14 @@ struct Conn {
     http2: AtomicBool,
     /// Set by the reaper or the cap: the next read or write fails.
     closed: AtomicBool,
+    /// Clear-text bytes received so far.
+    bytes_in: AtomicU64,
+    /// Requests whose body is being read ([`BodyWatch`]).
+    body_readers: AtomicUsize,
+    /// Milliseconds since the epoch (+1, 0 = none) when the first of them
+    /// began, and `bytes_in` then.
+    body_since_ms: AtomicU64,
+    body_bytes_at_start: AtomicU64,
     read_waker: AtomicWaker,
     write_waker: AtomicWaker,
 }
@@ -95,6 +112,26 @@ impl Conn {
 
     fn is_idle(&self) -> bool {
         self.in_flight.load(Ordering::SeqCst) == 0
+    }
+
+    /// While every request of the connection is reading its body, for at
+    /// least [`BODY_GRACE_MS`]: the bytes per second received since, and
+    /// for how long (ms). `None` otherwise.
+    fn body_rate(&self, now_ms: u64) -> Option<(u64, u64)> {
+        let readers = self.body_readers.load(Ordering::SeqCst);
+        if readers == 0 || readers < self.in_flight.load(Ordering::SeqCst) {
+            return None;
+        }
+        let since = self.body_since_ms.load(Ordering::SeqCst).checked_sub(1)?;
+        let elapsed = now_ms.saturating_sub(since);
+        if elapsed < BODY_GRACE_MS {
+            return None;
+        }
+        let bytes = self
+            .bytes_in
+            .load(Ordering::SeqCst)
+            .saturating_sub(self.body_bytes_at_start.load(Ordering::SeqCst));
+        Some((bytes.saturating_mul(1000) / elapsed, elapsed))
     }
 }
 
@@ -134,8 +171,9 @@ impl Registry {
     }
 
     /// Room for one more connection: there is a free slot, or the oldest
-    /// idle connection is closed to make one. `false`: every connection is
-    /// busy with a request.
+    /// idle connection is closed to make one, or, when none is idle, the
+    /// one reading a request body the slowest ([`Self::slowest_body`]).
+    /// `false`: every connection is busy with a request past its body.
     ///
     /// Why close the oldest idle one rather than make the new connection
     /// wait: a flood of idle sockets would otherwise keep every real client
@@ -143,9 +181,14 @@ impl Registry {
     /// (the backlog is first come, first served, so behind the flood), and
     /// the service would look down. An idle connection costs its client
     /// nothing to lose: HTTP clients open a new one (ours retry an
-    /// idempotent request once, see [`crate::outbound`]). Only when every
-    /// connection is busy do new ones wait in the backlog: requests are
-    /// bounded (body timeout, request timeouts), so a slot frees up soon.
+    /// idempotent request once, see [`crate::outbound`]).
+    ///
+    /// Why then the slowest body: a client that sends its body one byte at
+    /// a time holds a busy slot for a whole `BODY_TIMEOUT_MS`, so 512 of
+    /// them kept every other client waiting. An honest body arrives at
+    /// once; the one that arrives slowest is the one to give up. Only when
+    /// every connection is busy past its body (in a handler) do new ones
+    /// wait in the backlog: handlers are bounded by request timeouts.
     fn make_room(&self) -> bool {
         let conns = self.conns();
         let open = conns.values().filter(|c| !c.is_closed()).count();
@@ -161,6 +204,39 @@ impl Registry {
                 conn.close();
                 drop(conns);
                 self.log_cap("closing the oldest idle connection for each new one");
+                true
+            }
+            None => {
+                drop(conns);
+                self.slowest_body()
+            }
+        }
+    }
+
+    /// Closes the connection reading a request body the slowest (for at
+    /// least [`BODY_GRACE_MS`]), for a new one; `false` if there is none.
+    fn slowest_body(&self) -> bool {
+        let now = self.now_ms();
+        let conns = self.conns();
+        let slowest = conns
+            .values()
+            .filter(|c| !c.is_closed())
+            .filter_map(|c| c.body_rate(now).map(|(rate, ms)| (rate, ms, c.clone())))
+            // The lowest rate; among equals, the longest read.
+            .min_by_key(|(rate, ms, c)| (*rate, std::cmp::Reverse(*ms), c.id));
+        match slowest {
+            Some((rate, ms, conn)) => {
+                conn.close();
+                drop(conns);
+                tracing::debug!(
+                    "{}: closing connection {}: its request body came at {rate} B/s for {ms}ms",
+                    self.local,
+                    conn.id
+                );
+                self.log_cap(
+                    "every connection is busy: closing the one reading a request body the \
+                     slowest for each new one",
+                );
                 true
             }
             None => {
@@ -197,6 +273,10 @@ impl Registry {
             head_since_ms: AtomicU64::new(0),
             http2: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            bytes_in: AtomicU64::new(0),
+            body_readers: AtomicUsize::new(0),
+            body_since_ms: AtomicU64::new(0),
+            body_bytes_at_start: AtomicU64::new(0),
             read_waker: AtomicWaker::new(),
             write_waker: AtomicWaker::new(),
         });
@@ -476,6 +556,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Observed<S> {
         let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
         let read = &buf.filled()[before..];
         if matches!(poll, Poll::Ready(Ok(()))) && !read.is_empty() {
+            this.conn
+                .bytes_in
+                .fetch_add(read.len() as u64, Ordering::SeqCst);
             if this.first_read {
                 this.first_read = false;
                 if read.starts_with(b"PRI ") {
@@ -553,9 +636,9 @@ impl Drop for InFlight {
     }
 }
 
-impl<S, R> tower::Service<R> for TrackedService<S>
+impl<S, B> tower::Service<axum::http::Request<B>> for TrackedService<S>
 where
-    S: tower::Service<R>,
+    S: tower::Service<axum::http::Request<B>>,
     S::Future: Send + 'static,
 {
     type Response = S::Response;
@@ -566,7 +649,11 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: R) -> Self::Future {
+    fn call(&mut self, mut req: axum::http::Request<B>) -> Self::Future {
+        req.extensions_mut().insert(BodyWatch {
+            conn: self.conn.clone(),
+            registry: self.registry.clone(),
+        });
         self.conn.in_flight.fetch_add(1, Ordering::SeqCst);
         self.conn.requests.fetch_add(1, Ordering::SeqCst);
         self.conn.head_since_ms.store(0, Ordering::SeqCst);
@@ -579,5 +666,44 @@ where
             let _guard = guard;
             fut.await
         })
+    }
+}
+
+/// A request's connection, for [`crate::guard`]'s body reader to say when
+/// it reads the body (see [`Registry::slowest_body`]).
+#[derive(Clone, Debug)]
+pub(crate) struct BodyWatch {
+    conn: Arc<Conn>,
+    registry: Arc<Registry>,
+}
+
+impl BodyWatch {
+    /// The body is being read until the returned guard is dropped.
+    pub(crate) fn reading(&self) -> ReadingBody {
+        if self.conn.body_readers.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.conn
+                .body_bytes_at_start
+                .store(self.conn.bytes_in.load(Ordering::SeqCst), Ordering::SeqCst);
+            self.conn
+                .body_since_ms
+                .store(self.registry.now_ms() + 1, Ordering::SeqCst);
+        }
+        ReadingBody {
+            conn: self.conn.clone(),
+        }
+    }
+}
+
+/// A body being read; see [`BodyWatch::reading`].
+#[derive(Debug)]
+pub(crate) struct ReadingBody {
+    conn: Arc<Conn>,
+}
+
+impl Drop for ReadingBody {
+    fn drop(&mut self) {
+        if self.conn.body_readers.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.conn.body_since_ms.store(0, Ordering::SeqCst);
+        }
     }
 }

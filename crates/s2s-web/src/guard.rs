@@ -1,6 +1,7 @@
 //! What every listener checks before a request reaches a route: the `Host`
 //! it was sent to, and that its body arrives in time. [`crate::serve`]
-//! applies both to every router, so no service can forget them; the JSON
+//! applies both to every router, so no service can forget them (and
+//! [`crate::cross_site`]'s refusal of cross-site requests); the JSON
 //! content type is required per route ([`require_json`]), where a body is
 //! read.
 
@@ -19,7 +20,7 @@ use futures::StreamExt as _;
 /// A JSON error answer: `{"<key>": message}`, where the key is the one the
 /// service uses for its own errors (`error` on jwt-factory, `message` on
 /// the services), so every refusal of a service has one shape.
-fn refuse(status: StatusCode, key: &str, message: String) -> Response {
+pub(crate) fn refuse(status: StatusCode, key: &str, message: String) -> Response {
     let mut body = serde_json::Map::new();
     body.insert(key.to_owned(), message.into());
     (status, Json(serde_json::Value::Object(body))).into_response()
@@ -57,14 +58,16 @@ impl AllowedHosts {
         &self.names
     }
 
-    /// `host` (as sent: `name` or `name:port`) names this listener on `port`.
-    pub fn allows(&self, host: &str, port: u16) -> bool {
+    /// `host` (as sent: `name` or `name:port`) is one of the names. The
+    /// port is not compared, only checked to be a port: a proxy whose
+    /// listener port differs from ours (Envoy on :18080 in front of
+    /// serviceb on :3001, an ingress) keeps the client's `Host`, port
+    /// included, and DNS rebinding is stopped by the name alone (the
+    /// attacker's page sends its own name).
+    pub fn allows(&self, host: &str) -> bool {
         let host = host.to_ascii_lowercase();
-        let (name, sent_port) = split_host(&host);
-        let port_ok = match sent_port {
-            None => true,
-            Some(p) => p.parse::<u16>().is_ok_and(|p| p == port),
-        };
+        let (name, port) = split_host(&host);
+        let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok());
         port_ok && self.names.iter().any(|n| n == name)
     }
 }
@@ -86,12 +89,10 @@ fn split_host(host: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// What the `Host` check needs: the names, the listener's port, and the
-/// service's JSON error key.
+/// What the `Host` check needs: the names and the service's JSON error key.
 #[derive(Clone, Debug)]
 pub(crate) struct HostCheck {
     pub(crate) hosts: Arc<AllowedHosts>,
-    pub(crate) port: u16,
     pub(crate) error_key: &'static str,
 }
 
@@ -104,24 +105,15 @@ pub fn bounded(value: &str, max: usize) -> String {
 /// Refuses a request whose `Host` (or HTTP/2 `:authority`) is not one of
 /// the listener's names, with 421 Misdirected Request: a web page that got
 /// its own domain to resolve to 127.0.0.1 (DNS rebinding) sends its own
-/// name, so it cannot read our answers. The port must be the listener's
-/// when given.
+/// name, so it cannot read our answers. The port is not compared (see
+/// [`AllowedHosts::allows`]).
 pub(crate) async fn check_host(
     State(check): State<HostCheck>,
     req: Request,
     next: Next,
 ) -> Response {
-    let sent = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
-        });
-    match sent {
-        Some(host) if check.hosts.allows(&host, check.port) => next.run(req).await,
+    match request_host(&req) {
+        Some(host) if check.hosts.allows(&host) => next.run(req).await,
         sent => {
             let what = match sent {
                 Some(host) => format!("host \"{}\"", bounded(&host, 64)),
@@ -131,14 +123,32 @@ pub(crate) async fn check_host(
                 StatusCode::MISDIRECTED_REQUEST,
                 check.error_key,
                 format!(
-                    "{what} is not served here: this listener answers to {} on port {} \
+                    "{what} is not served here: this listener answers to {} \
                      (ALLOWED_HOSTS adds names)",
-                    check.hosts.names().join(", "),
-                    check.port
+                    check.hosts.names().join(", ")
                 ),
             )
         }
     }
+}
+
+/// The name a request was sent to: HTTP/2's `:authority`, or `Host`.
+pub(crate) fn request_host(req: &Request) -> Option<String> {
+    req.uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+        })
+}
+
+/// `host` (`name[:port]`, lowercase) split into its name and its port, if
+/// the port is a port.
+pub(crate) fn name_and_port(host: &str) -> (&str, Option<Option<u16>>) {
+    let (name, port) = split_host(host);
+    (name, port.map(|p| p.parse::<u16>().ok()))
 }
 
 /// The bounds on a request body.
@@ -174,7 +184,14 @@ pub(crate) async fn body_deadline(
     }
     let (parts, body) = req.into_parts();
     let max = limits.max_bytes;
+    // While it reads, the connection may be closed for a new one if its
+    // body comes the slowest of all ([`crate::connections`]).
+    let reading = parts
+        .extensions
+        .get::<crate::connections::BodyWatch>()
+        .map(crate::connections::BodyWatch::reading);
     let read = async move {
+        let _reading = reading;
         let mut stream = body.into_data_stream();
         let mut bytes = Vec::new();
         while let Some(chunk) = stream.next().await {
@@ -266,20 +283,23 @@ mod tests {
             "[::1]:3001",
             "[::1]",
             "example.test:3001",
+            // Another port: a proxy in front keeps the client's Host.
+            "localhost:18080",
+            "example.test:443",
         ] {
-            assert!(h.allows(ok, 3001), "{ok}");
+            assert!(h.allows(ok), "{ok}");
         }
         for bad in [
             "evil.example",
             "evil.example:3001",
-            "localhost:3002",
             "localhost:",
+            "localhost:x",
             "localhost.evil:3001",
             "[::2]:3001",
             "",
             "127.0.0.1:99999",
         ] {
-            assert!(!h.allows(bad, 3001), "{bad}");
+            assert!(!h.allows(bad), "{bad}");
         }
     }
 

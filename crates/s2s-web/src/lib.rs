@@ -10,6 +10,7 @@
 //! - [`serve`]: every listener: `TCP_NODELAY`, header, idle and body timeouts, connection cap, `Host` check, TLS.
 //! - [`connections`]: the connections of a listener: first-request deadline, idle timeout, cap.
 //! - [`guard`]: `Host` check (421), body deadline (408), JSON content type (415).
+//! - [`cross_site`]: state-changing requests a browser sends for another site (403).
 //! - [`tls`]: the https listener's certificate and key, checked at start.
 //! - [`pki`]: the local CA and certificates that `app gen-certs` writes (replaces `mkcert`).
 //! - [`request_tracing`]: request ids set at the edge, one log span per request.
@@ -26,6 +27,7 @@
 
 pub mod cli;
 pub mod connections;
+pub mod cross_site;
 pub mod env_file;
 pub mod expired;
 pub mod guard;

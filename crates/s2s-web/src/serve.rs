@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use crate::{
     connections::{CappedListener, ConnectionLimits, ListenAddr, Registry, TrackingAcceptor},
+    cross_site::{SiteCheck, refuse_cross_site},
     guard::{AllowedHosts, BodyDeadline, HostCheck, body_deadline, check_host},
     identity::PeerAcceptor,
 };
@@ -60,14 +61,17 @@ pub struct ListenerArgs {
     pub body_timeout_ms: u64,
 
     /// Connections each listener holds at once. At the cap, the oldest idle
-    /// connection is closed for each new one; when none is idle, new ones
-    /// wait in the kernel's backlog. Keep it well below `ulimit -n`.
+    /// connection is closed for each new one; when none is idle, the one
+    /// reading a request body the slowest; when every one is busy in a
+    /// handler, new ones wait in the kernel's backlog. Keep it well below
+    /// `ulimit -n`.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 512,
           value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub max_connections: u64,
 
     /// More names requests may be sent to (`Host`), comma-separated, besides
-    /// localhost, 127.0.0.1, [::1] and HOST. Other names get 421.
+    /// localhost, 127.0.0.1, [::1] and HOST. Other names get 421. Only
+    /// names are compared, not ports (a proxy in front may listen on another).
     #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
 
@@ -119,7 +123,10 @@ impl ListenerArgs {
 ///   close a connection whose peer has gone even while a request runs;
 /// - a body timeout and size limit ([`crate::guard`]);
 /// - at most `max_connections` connections ([`crate::connections`]);
-/// - requests only for the listener's own names (`Host`, 421 otherwise).
+/// - requests only for the listener's own names (`Host`, 421 otherwise;
+///   names only, the port is not compared);
+/// - no state-changing request a browser sends on behalf of another site
+///   (Fetch Metadata, `Origin`: 403, see [`crate::cross_site`]).
 ///
 /// `tls` turns it into an https listener; each request then carries the
 /// client's certificate as a [`crate::identity::ClientCert`].
@@ -151,10 +158,17 @@ pub async fn serve(
             },
             body_deadline,
         ))
+        // Before the body is read: a refused request costs no body.
+        .layer(axum::middleware::from_fn_with_state(
+            SiteCheck {
+                tls: tls.is_some(),
+                error_key: options.error_key,
+            },
+            refuse_cross_site,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             HostCheck {
                 hosts: Arc::new(options.hosts.clone()),
-                port: local.port(),
                 error_key: options.error_key,
             },
             check_host,

@@ -138,27 +138,21 @@ async fn scenarios() -> Json<Value> {
     )
 }
 
-/// Refuses a control without [`CONTROL_HEADER`]`: 1` (403, JSON), or
-/// one a browser says came from another site (`Sec-Fetch-Site`: only
-/// `same-origin`, or `none` for a request the user typed, pass; curl sends
-/// no such header).
+/// Refuses a control without [`CONTROL_HEADER`]`: 1` (403, JSON). A
+/// control a browser says came from another site (`Sec-Fetch-Site`, a
+/// foreign `Origin`) never gets here: every listener refuses such a
+/// state-changing request ([`s2s_web::cross_site`]).
 async fn require_control_header(request: Request, next: Next) -> Response {
-    let headers = request.headers();
-    let sent = headers
+    let sent = request
+        .headers()
         .get(CONTROL_HEADER)
         .is_some_and(|v| v.as_bytes() == b"1");
-    let same_site = headers
-        .get("sec-fetch-site")
-        .is_none_or(|v| matches!(v.as_bytes(), b"same-origin" | b"none"));
-    let message = match (sent, same_site) {
-        (true, true) => return next.run(request).await,
-        (false, _) => format!(
-            "console controls need the header `{CONTROL_HEADER}: 1` (the console sends it; \
-             a page of another site cannot)"
-        ),
-        (true, false) => "console controls are refused to pages of another site \
-                          (Sec-Fetch-Site): use the console servicea serves"
-            .to_owned(),
-    };
+    if sent {
+        return next.run(request).await;
+    }
+    let message = format!(
+        "console controls need the header `{CONTROL_HEADER}: 1` (the console sends it; \
+         a page of another site cannot)"
+    );
     (StatusCode::FORBIDDEN, Json(json!({ "message": message }))).into_response()
 }

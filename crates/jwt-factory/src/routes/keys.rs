@@ -5,11 +5,11 @@ use axum::{
     Json,
     extract::{Query, State, rejection::QueryRejection},
     http::header,
-    response::IntoResponse,
+    response::{IntoResponse, Response},
 };
 use jsonwebtoken::jwk::JwkSet;
 use s2s_auth::{KeyPair, time_fmt::iso_millis};
-use s2s_web::BadInput;
+use s2s_web::{BadInput, cross_site::SameSiteOnly};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -22,14 +22,33 @@ use crate::{
 
 /// `GET|POST /keys/{keyId}`: a new key pair (RSA-2048 for RS256) *replaces*
 /// the key id's keys: tokens signed before stop verifying at once.
+///
+/// It changes state, even as a GET, so a browser's request from another
+/// site is refused ([`SameSiteOnly`]: an `<img>` on any page could replace
+/// servicea's key otherwise). A new key id counts against
+/// `NEW_KEY_IDS_PER_MINUTE` ([`crate::new_key_ids`]).
 pub async fn create(
+    _: SameSiteOnly,
     State(state): State<AppState>,
     KeyIdPath(id): KeyIdPath,
-) -> Result<Json<Value>, FactoryError> {
+) -> Result<Json<Value>, Response> {
     // Refuse before the work: a key is tens of ms of CPU.
-    state.keys.check_replace(&id)?;
-    let pair = generate(&state).await?;
-    let entry = state.keys.replace(id.clone(), pair)?;
+    let refuse = |e: FactoryError| e.into_response();
+    state
+        .keys
+        .check_replace(&id)
+        .map_err(|e| refuse(e.into()))?;
+    if state.keys.get(&id).is_none() {
+        state.new_key_ids.take().map_err(|refused| {
+            tracing::warn!(key_id = %id, "refused to create key id {id}: {refused}");
+            refused.into_response()
+        })?;
+    }
+    let pair = generate(&state).await.map_err(refuse)?;
+    let entry = state
+        .keys
+        .replace(id.clone(), pair)
+        .map_err(|e| refuse(e.into()))?;
     tracing::info!(
         key_id = %id,
         "created a new {} key pair for {id}, kid {} (replaces any previous one)",
