@@ -27,7 +27,7 @@ use crate::{
     PublicKey, SigningAlgorithm,
     jws::Claims,
     now_unix,
-    numeric_date::{NumericDate, numeric_date},
+    numeric_date::{NumericDate, NumericDateError, numeric_date},
     time_fmt::iso_millis,
 };
 
@@ -251,9 +251,21 @@ impl Expectations {
         let now = now_unix();
         let leeway = i64::try_from(self.leeway_secs).unwrap_or(i64::MAX);
         let date = |claim: &str| {
-            numeric_date(claims, claim).map_err(|e| JwtError::invalid(format!("invalid {e}")))
+            numeric_date(claims, claim)
+                .map_err(|e| JwtError::invalid(format!("invalid {claim} value: {e}")))
         };
-        let (exp, iat) = (date("exp")?, date("iat")?);
+        let max = i64::try_from(self.max_lifetime_secs).unwrap_or(i64::MAX);
+        let too_long = || {
+            JwtError::invalid(format!(
+                "jwt lifetime too long: exp more than {max} s ahead"
+            ))
+        };
+        // An `exp` past the year 9999 is first of all too long a lifetime.
+        let exp = match numeric_date(claims, "exp") {
+            Err(NumericDateError::TooLarge { .. }) => return Err(too_long()),
+            _ => date("exp")?,
+        };
+        let iat = date("iat")?;
         date("nbf")?;
         if let Some(iat) = iat {
             if iat.secs() <= 0.0 {
@@ -265,13 +277,10 @@ impl Expectations {
                 return Err(JwtError::invalid("jwt issued in the future (iat)"));
             }
         }
-        let max = i64::try_from(self.max_lifetime_secs).unwrap_or(i64::MAX);
         if let Some(exp) = exp
             && exp.ceil() > now.saturating_add(max).saturating_add(leeway)
         {
-            return Err(JwtError::invalid(format!(
-                "jwt lifetime too long: exp more than {max} s ahead"
-            )));
+            return Err(too_long());
         }
         Ok(())
     }

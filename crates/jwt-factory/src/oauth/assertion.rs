@@ -41,7 +41,7 @@ use s2s_auth::{
     KeyId,
     jws::Claims,
     now_unix,
-    numeric_date::{NumericDate, numeric_date},
+    numeric_date::{NumericDate, NumericDateError, numeric_date},
     untrusted,
     verify::MAX_TOKEN_LEN,
 };
@@ -95,9 +95,13 @@ struct Times {
 impl Times {
     /// Reads `exp`, `iat` and `nbf` (only to refuse a bad one: the
     /// library honours `nbf`).
-    fn read(payload: &Claims) -> Result<Self, OAuthError> {
+    fn read(payload: &Claims, max_lifetime_secs: u64) -> Result<Self, OAuthError> {
         let date =
             |claim| numeric_date(payload, claim).map_err(|e| bad(format!("client assertion {e}")));
+        // An `exp` past the year 9999 is first of all too long a lifetime.
+        if let Err(NumericDateError::TooLarge { .. }) = numeric_date(payload, "exp") {
+            return Err(too_long(max_lifetime_secs));
+        }
         let (exp, iat) = (date("exp")?, date("iat")?);
         date("nbf")?;
         Ok(Self { exp, iat })
@@ -118,7 +122,7 @@ pub async fn authenticate(
         bad("client assertion malformed: not a compact JWS with JSON header and payload")
     })?;
     check_header(&header, alg)?;
-    let times = Times::read(&payload)?;
+    let times = Times::read(&payload, state.config.max_assertion_lifetime_secs)?;
     // Who it claims to be: only used to find the key to check that claim.
     let claimed = payload
         .get("iss")
@@ -301,6 +305,13 @@ fn check_aud(claims: &Claims, audiences: &[String]) -> Result<(), OAuthError> {
     }
 }
 
+fn too_long(max_lifetime_secs: u64) -> OAuthError {
+    bad(format!(
+        "client assertion lives too long: exp more than {max_lifetime_secs} s ahead \
+         (MAX_ASSERTION_LIFETIME_SECS)"
+    ))
+}
+
 /// The lifetime cap and `iat`; `exp` in whole seconds, rounded up.
 fn check_times(state: &AppState, times: &Times) -> Result<i64, OAuthError> {
     let now = now_unix();
@@ -311,10 +322,7 @@ fn check_times(state: &AppState, times: &Times) -> Result<i64, OAuthError> {
         .ok_or_else(|| bad("client assertion has no exp claim"))?
         .ceil();
     if exp > now.saturating_add(max).saturating_add(leeway) {
-        return Err(bad(format!(
-            "client assertion lives too long: exp more than {max} s ahead \
-             (MAX_ASSERTION_LIFETIME_SECS)"
-        )));
+        return Err(too_long(state.config.max_assertion_lifetime_secs));
     }
     if times.iat.is_some_and(|iat| iat.floor() > now + leeway) {
         return Err(bad("client assertion issued in the future (iat)"));
