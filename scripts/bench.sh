@@ -10,6 +10,7 @@
 #   DURATION=30 scripts/bench.sh     # longer, steadier figures
 #   RUST_LOG=info scripts/bench.sh   # with the workshop narration on
 #   ALGORITHMS="RS256 ES256 EdDSA" scripts/bench.sh
+#   FRESH_SECS=60 scripts/bench.sh   # the /token fresh-assertion row's length
 #
 # Installs wrk (Debian package) if it is missing. Traffic goes to 127.0.0.1 only.
 cd "$(dirname "$0")/.."
@@ -58,6 +59,31 @@ restore_keys3() {
 }
 # Keep the exit status through the clean-up: cleanup() reports $?.
 trap 'code=$?; restore_keys3; rm -rf "$TMP"; (exit "$code"); cleanup' EXIT
+# POST /token with a new client assertion each request, from the file
+# ASSERTIONS (one per line): wrk's two threads take every other line, and
+# start over only if the file runs out (a replay: a 401, an error).
+cat >"$TMP/token.lua" <<'LUA'
+local next_id = 0
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+end
+function init(args)
+  lines, n = {}, 0
+  local i = 0
+  for line in io.lines(os.getenv("ASSERTIONS")) do
+    if i % 2 == id then lines[#lines + 1] = line end
+    i = i + 1
+  end
+end
+function request()
+  n = n % #lines + 1
+  return wrk.format("POST", nil, { ["Content-Type"] = "application/x-www-form-urlencoded" },
+    "grant_type=client_credentials&audience=serviceb" ..
+    "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer" ..
+    "&client_assertion=" .. lines[n])
+end
+LUA
 cat >"$TMP/issue.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = '{"aud":"serviceb"}'
@@ -85,7 +111,8 @@ PROFILE=()
 load() {
   local name=$1 conns=$2 url=$3; shift 3
   local threads=$(( conns < 2 ? 1 : 2 ))
-  wrk -t"$threads" -c"$conns" -d2s "$@" "$url" >/dev/null 2>&1 || true   # warm-up
+  # NO_WARMUP=1: a row whose requests can be sent only once.
+  [ -n "${NO_WARMUP:-}" ] || wrk -t"$threads" -c"$conns" -d2s "$@" "$url" >/dev/null 2>&1 || true   # warm-up
   local before=() p
   for p in $PROCS; do before+=("$(cpu_ticks "$(pid_of "$p")")"); done
   local out wrk_cpu
@@ -111,6 +138,31 @@ load() {
   done
   us=$(awk -v c="$wrk_cpu" -v n="$requests" 'BEGIN {split(c, t, " "); printf "%d", (t[1] + t[2]) * 1e6 / (n > 0 ? n : 1)}')
   PROFILE+=("$row$(printf ' %9s %9s' "$total" "$us")")
+}
+
+# POST /token with a fresh client assertion (a new jti) every request, for
+# FRESH_SECS (default DURATION, at least 20 s): more requests than the
+# 10,000 jtis the factory's cache held before issue 21, all of which must
+# get a token (errors 0). The assertions (servicea's client key, 600 s)
+# are signed before the row, on every core: 1.3x what /issueToken, one
+# signature per request too, served per second, times FRESH_SECS.
+FRESH_SECS=${FRESH_SECS:-$(( DURATION > 20 ? DURATION : 20 ))}
+FRESH=()
+fresh_token_row() {
+  local count
+  count=$(awk -v r="${RPS[$ALGORITHM/POST /issueToken]}" -v d="$FRESH_SECS" \
+    'BEGIN {n = int(r * 1.3 * d) + 1000; print (n < 12000 ? 12000 : n)}')
+  echo "signing $count client assertions for the /token row (scenario-3-keys/jwt-private.pem, one jti each)"
+  cargo bench -q -p jwt-factory --bench fresh_assertions -- scenario-3-keys/jwt-private.pem \
+    "$ALGORITHM" servicea https://jwt-factory/ "$count" 600 >"$TMP/assertions.txt" \
+    || die "could not sign the assertions for the /token row"
+  ASSERTIONS="$TMP/assertions.txt" NO_WARMUP=1 DURATION=$FRESH_SECS \
+    load "POST /token (fresh jti)" "$CONNECTIONS" http://localhost:5555/token -s "$TMP/token.lua"
+  local sent
+  sent=$(awk -v r="${RPS[$ALGORITHM/POST /token (fresh jti)]}" -v d="$FRESH_SECS" 'BEGIN {printf "%d", r * d}')
+  FRESH+=("$(printf '  %-8s about %d requests in %d s, each with a new assertion (%d signed); errors: see the row (must be 0)' \
+    "$ALGORITHM" "$sent" "$FRESH_SECS" "$count")")
+  [ "$sent" -gt 10000 ] || echo "note: fewer than 10,000 /token requests: raise FRESH_SECS to overflow the old cache" >&2
 }
 
 declare -A RSS=()
@@ -146,6 +198,7 @@ LUA
   load "GET /scenario10" "$CONNECTIONS" http://localhost:3000/scenario10
   load "POST /issueToken" "$CONNECTIONS" http://localhost:5555/issueToken/servicea -s "$TMP/issue.lua"
   load "POST /verify" "$CONNECTIONS" http://localhost:5555/verify/servicea -s "$TMP/verify.lua"
+  fresh_token_row
   for name in $PROCS; do
     RSS[$ALG/$name]=$(awk '/^VmRSS:/ {printf "%.1f MB", $2/1024}' "/proc/$(pid_of "$name")/status")
     READY[$ALG/$name]=${READY_MS[$name]}
@@ -187,6 +240,10 @@ for ALG in $ALGORITHMS; do
     printf '%-8s %-17s %14s %15s ms\n' "$ALG" "$name" "${RSS[$ALG/$name]}" "${READY[$ALG/$name]}"
   done
 done
+
+echo
+echo "POST /token with fresh assertions (the jti cache, issue 21: the old shared 10,000-entry cache refused from the 10,001st):"
+printf '%s\n' "${FRESH[@]}"
 
 if [ ${#NARRATION[@]} -gt 0 ]; then
   echo

@@ -99,6 +99,31 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub access_token_lifetime_secs: u64,
 
+    /// The longest a client assertion may live (`exp` at most this far
+    /// ahead, plus LEEWAY_SECS), seconds. Popular OAuth client libraries
+    /// sign one-hour assertions by default, and Okta and Google accept up
+    /// to one hour. An assertion still works once: its `jti` is remembered
+    /// until `exp` + LEEWAY_SECS.
+    #[arg(long, env = "MAX_ASSERTION_LIFETIME_SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub max_assertion_lifetime_secs: u64,
+
+    /// How many client-assertion `jti`s are remembered for one client at
+    /// once (each until its assertion's `exp` + LEEWAY_SECS). A client
+    /// over it is refused until some expire; other clients are not. Covers
+    /// a sustained rate of this divided by (assertion lifetime + leeway):
+    /// 10,000 tokens/s with 60 s assertions, 250/s with one-hour ones.
+    #[arg(long, env = "JTI_CACHE_PER_CLIENT", default_value_t = 900_000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub jti_cache_per_client: u64,
+
+    /// How many client-assertion `jti`s are remembered for all clients
+    /// together: the memory bound, about 25 bytes each (so 45 MB at the
+    /// default). Default: twice JTI_CACHE_PER_CLIENT.
+    #[arg(long, env = "JTI_CACHE_TOTAL",
+          value_parser = clap::value_parser!(u64).range(1..=200_000_000))]
+    pub jti_cache_total: Option<u64>,
+
     /// Keep the seed demo's shortcut on: `/issueToken` gives anyone a token
     /// and `/verify` checks one (scenarios 1-2). false: both answer 403 and
     /// point to `POST /token`.
@@ -118,6 +143,14 @@ pub struct Config {
     /// HTTPS port (with START_HTTPS).
     #[arg(long, env = "HTTPS_PORT", default_value_t = 5556)]
     pub https_port: u16,
+
+    /// The https listener's URL as clients reach it (with START_HTTPS):
+    /// the metadata's RFC 8705 `mtls_endpoint_aliases`, and an `aud`
+    /// accepted on client assertions (`<this>/token`, `<this>/introspect`).
+    /// Default: `https://localhost:<HTTPS_PORT>`; set it to the name
+    /// clients use in a cluster.
+    #[arg(long, env = "MTLS_PUBLIC_URL")]
+    pub mtls_public_url: Option<String>,
 
     /// The factory's workload certificate for https (gen-certs writes it;
     /// re-read when it changes).
@@ -157,6 +190,15 @@ impl Config {
     /// [`Config::public_url`] without a trailing `/`.
     pub fn public_base(&self) -> &str {
         self.public_url.trim_end_matches('/')
+    }
+
+    /// [`Config::mtls_public_url`] without a trailing `/`, or
+    /// `https://localhost:<HTTPS_PORT>`; `None` without START_HTTPS.
+    pub fn mtls_base(&self) -> Option<String> {
+        self.start_https.then(|| match &self.mtls_public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("https://localhost:{}", self.https_port),
+        })
     }
 }
 

@@ -17,6 +17,8 @@
 //! - [`jws`]: sign a claims object into a compact JWT with a key parsed once.
 //! - [`verify`]: the explicit validation rules, and errors shaped like Node's
 //!   `jsonwebtoken` so the original README's outputs read true.
+//! - [`numeric_date`]: `exp`, `iat` and `nbf` read one way (integer or float,
+//!   never a string, a negative or an absurd value).
 //! - [`files`]: atomic writes (private keys with mode 0600), bounded reads.
 //! - [`watched`]: a parsed file cached in memory, reloaded when it changes.
 //! - [`time_fmt`]: timestamps as Node prints them (`2023-10-02T21:20:03.000Z`).
@@ -30,6 +32,7 @@ pub mod jwk;
 pub mod jws;
 pub mod key_id;
 pub mod keys;
+pub mod numeric_date;
 pub mod time_fmt;
 pub mod untrusted;
 pub mod verify;

@@ -23,7 +23,13 @@ use jsonwebtoken::{DecodingKey, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{PublicKey, SigningAlgorithm, jws::Claims, now_unix, time_fmt::iso_millis};
+use crate::{
+    PublicKey, SigningAlgorithm,
+    jws::Claims,
+    now_unix,
+    numeric_date::{NumericDate, NumericDateError, numeric_date},
+    time_fmt::iso_millis,
+};
 
 /// Longest token accepted, in bytes. Real tokens here are ~600 bytes; the
 /// bound keeps a hostile header from costing base64 and JSON work.
@@ -237,26 +243,37 @@ impl Expectations {
         }
         let now = now_unix();
         let leeway = i64::try_from(self.leeway_secs).unwrap_or(i64::MAX);
-        if let Some(iat) = claims.get("iat") {
-            let iat = iat
-                .as_f64()
-                .ok_or_else(|| JwtError::invalid("invalid iat value"))?;
-            if iat <= 0.0 {
+        let date = |claim: &str| {
+            numeric_date(claims, claim)
+                .map_err(|e| JwtError::invalid(format!("invalid {claim} value: {e}")))
+        };
+        let max = i64::try_from(self.max_lifetime_secs).unwrap_or(i64::MAX);
+        let too_long = || {
+            JwtError::invalid(format!(
+                "jwt lifetime too long: exp more than {max} s ahead"
+            ))
+        };
+        // An `exp` past the year 9999 is first of all too long a lifetime.
+        let exp = match numeric_date(claims, "exp") {
+            Err(NumericDateError::TooLarge { .. }) => return Err(too_long()),
+            _ => date("exp")?,
+        };
+        let iat = date("iat")?;
+        date("nbf")?;
+        if let Some(iat) = iat {
+            if iat.secs() <= 0.0 {
                 return Err(JwtError::invalid(
                     "invalid iat value: must be a time after 1970",
                 ));
             }
-            if iat > (now.saturating_add(leeway)) as f64 {
+            if iat.floor() > now.saturating_add(leeway) {
                 return Err(JwtError::invalid("jwt issued in the future (iat)"));
             }
         }
-        let max = i64::try_from(self.max_lifetime_secs).unwrap_or(i64::MAX);
-        if let Some(exp) = claims.get("exp").and_then(Value::as_f64)
-            && exp > now.saturating_add(max).saturating_add(leeway) as f64
+        if let Some(exp) = exp
+            && exp.ceil() > now.saturating_add(max).saturating_add(leeway)
         {
-            return Err(JwtError::invalid(format!(
-                "jwt lifetime too long: exp more than {max} s ahead"
-            )));
+            return Err(too_long());
         }
         Ok(())
     }
@@ -337,6 +354,6 @@ fn claim_secs(token: &str, claim: &str) -> i64 {
         .split('.')
         .nth(1)
         .and_then(decode_segment)
-        .and_then(|c| c.get(claim).and_then(Value::as_f64))
-        .map_or(0, |secs| secs as i64)
+        .and_then(|c| numeric_date(&c, claim).ok().flatten())
+        .map_or(0, NumericDate::floor)
 }

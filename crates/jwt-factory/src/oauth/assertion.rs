@@ -6,23 +6,45 @@
 //! The assertion must:
 //! - name the pinned algorithm (`ALGORITHM`) in its header: `none`, HS256
 //!   keyed with the public key, or any other algorithm is refused before a
-//!   key is looked at; no `crit`;
+//!   key is looked at; no `crit`; a `typ`, if any, of a client assertion
+//!   (`JWT`, or `client-authentication+jwt` as the OAuth working group's
+//!   draft names it): an access token (`at+jwt`) is not one;
 //! - have `iss` = `sub` = a registered `client_id` (and equal the
 //!   `client_id` parameter, if one is sent);
 //! - be signed by the key registered for that client;
-//! - have `aud` = the factory's issuer or the endpoint's URL;
-//! - have an `exp` in the future, at most [`MAX_ASSERTION_LIFETIME_SECS`]
-//!   ahead (plus the leeway); an `nbf` honoured, an `iat` not in the future;
-//! - have a `jti` never seen before; it is remembered until `exp`.
+//! - have `aud` = the factory's issuer or the endpoint's URL (plain or the
+//!   RFC 8705 mTLS alias); an array may name only such values;
+//! - have `exp`, `iat` and `nbf` as NumericDates (integer or float, read
+//!   by [`s2s_auth::numeric_date`]); an `exp` in the future, at most
+//!   `MAX_ASSERTION_LIFETIME_SECS` ahead (plus the leeway); an `nbf`
+//!   honoured, an `iat` not in the future;
+//! - have a `jti` never seen before; it is remembered until `exp` plus the
+//!   leeway, as long as validation would accept the assertion.
+//!
+//! [`authenticate`] checks all of that but the `jti`: the endpoint first
+//! checks the rest of its request (an audience the client may have, a
+//! `token` to introspect), then spends the `jti` with
+//! [`Authenticated::spend_jti`] just before it answers. A request refused
+//! for its shape costs no room in the `jti` cache, and the same assertion
+//! can be sent again, fixed.
 //!
 //! Every failure is `invalid_client` (401) with a description of the rule
-//! broken; the registry's and key file's own problems go to the log.
+//! broken; an unknown client and a client without a key get the same one
+//! (ids cannot be enumerated), the log says which. Values the caller chose
+//! are shown through [`untrusted`].
 
 use std::sync::Arc;
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{DecodingKey, Validation, errors::ErrorKind};
-use s2s_auth::{KeyId, jws::Claims, now_unix, verify::MAX_TOKEN_LEN};
+use s2s_auth::{
+    KeyId,
+    jws::Claims,
+    now_unix,
+    numeric_date::{NumericDate, NumericDateError, numeric_date},
+    untrusted,
+    verify::MAX_TOKEN_LEN,
+};
 use serde_json::Value;
 
 use super::{
@@ -31,30 +53,135 @@ use super::{
 };
 use crate::AppState;
 
-/// The longest an assertion may live: it is a one-request credential.
-pub const MAX_ASSERTION_LIFETIME_SECS: i64 = 300;
-
 /// Longest `jti` accepted.
 const MAX_JTI_LEN: usize = 256;
 
-/// A client that proved who it is.
+/// The `typ`s of a client assertion: the generic one, and the explicit
+/// type of draft-ietf-oauth-rfc7523bis. Compared without regard to case,
+/// with or without `application/`. No `typ` is accepted too (RFC 7523).
+const ASSERTION_TYPS: [&str; 2] = ["JWT", "client-authentication+jwt"];
+
+/// A client that proved who it is, with an assertion whose `jti` is not
+/// spent yet.
 #[derive(Debug)]
+#[must_use = "spend the assertion's jti (spend_jti) before answering"]
 pub struct Authenticated {
     pub client: Arc<Client>,
+    jti: String,
+    /// The assertion's `exp`, whole seconds, rounded up.
+    exp: i64,
+}
+
+impl Authenticated {
+    /// Spends the assertion's `jti`: call it once the request will be
+    /// answered. An error if it was used before (a replay) or the
+    /// client's share of the cache is full.
+    pub fn spend_jti(&self, state: &AppState) -> Result<(), OAuthError> {
+        let id = self.client.id.as_str();
+        state
+            .oauth
+            .jtis
+            .first_use(id, &self.jti, self.exp, now_unix())
+            .map_err(|e| bad(e.to_string()))
+    }
+}
+
+/// The assertion's time claims, read as NumericDates.
+struct Times {
+    exp: Option<NumericDate>,
+    iat: Option<NumericDate>,
+}
+
+impl Times {
+    /// Reads `exp`, `iat` and `nbf` (only to refuse a bad one: the
+    /// library honours `nbf`).
+    fn read(payload: &Claims, max_lifetime_secs: u64) -> Result<Self, OAuthError> {
+        let date =
+            |claim| numeric_date(payload, claim).map_err(|e| bad(format!("client assertion {e}")));
+        // An `exp` past the year 9999 is first of all too long a lifetime.
+        if let Err(NumericDateError::TooLarge { .. }) = numeric_date(payload, "exp") {
+            return Err(too_long(max_lifetime_secs));
+        }
+        let (exp, iat) = (date("exp")?, date("iat")?);
+        date("nbf")?;
+        Ok(Self { exp, iat })
+    }
 }
 
 /// Checks the form's client assertion; `audiences` are the `aud` values
-/// accepted (the issuer, the endpoint's URL).
+/// accepted (the issuer, the endpoint's URLs). The `jti` is checked for
+/// form only: [`Authenticated::spend_jti`] spends it.
 pub async fn authenticate(
     state: &AppState,
     form: &Form,
     audiences: &[String],
 ) -> Result<Authenticated, OAuthError> {
+    let assertion = assertion_of(form)?;
+    let alg = state.config.algorithm;
+    let (header, payload) = unverified_parts(assertion).ok_or_else(|| {
+        bad("client assertion malformed: not a compact JWS with JSON header and payload")
+    })?;
+    check_header(&header, alg)?;
+    let times = Times::read(&payload, state.config.max_assertion_lifetime_secs)?;
+    // Who it claims to be: only used to find the key to check that claim.
+    let claimed = payload
+        .get("iss")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("client assertion has no iss (it must be your client_id)"))?;
+    let id = KeyId::parse(claimed).map_err(|_| {
+        bad(format!(
+            "client assertion iss {:?} is not a valid client_id",
+            untrusted(claimed)
+        ))
+    })?;
+    if let Some(param) = form.get("client_id")
+        && param != id.as_str()
+    {
+        return Err(bad("client_id parameter and the assertion's iss differ"));
+    }
+    let (client, key) = client_key(state, &id, &header).await?;
+
+    let mut v = Validation::new(alg.jwt());
+    v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    v.set_issuer(&[id.as_str()]);
+    v.sub = Some(id.to_string());
+    v.set_audience(audiences);
+    v.validate_nbf = true;
+    v.leeway = state.config.leeway_secs;
+    let claims = jsonwebtoken::decode::<Claims>(assertion, &key, &v)
+        .map_err(|e| bad(explain(e.kind(), &id, audiences)))?
+        .claims;
+    check_aud(&claims, audiences)?;
+    let exp = check_times(state, &times)?;
+    let jti = claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .filter(|j| (1..=MAX_JTI_LEN).contains(&j.len()))
+        .ok_or_else(|| {
+            bad(format!(
+                "client assertion needs a jti (1-{MAX_JTI_LEN} characters), used once"
+            ))
+        })?;
+    tracing::info!(
+        client = %id,
+        "client {id} authenticated: assertion signed with its registered key ({alg}), aud ok, expires in {} s",
+        exp - now_unix()
+    );
+    Ok(Authenticated {
+        client,
+        jti: jti.to_owned(),
+        exp,
+    })
+}
+
+/// `client_assertion`, after `client_assertion_type` says it is a JWT.
+fn assertion_of(form: &Form) -> Result<&str, OAuthError> {
     match form.get("client_assertion_type") {
         Some(JWT_BEARER) => {}
         Some(other) => {
             return Err(bad(format!(
-                "client_assertion_type {other:?} is not supported: use {JWT_BEARER} (private_key_jwt)"
+                "client_assertion_type {:?} is not supported: use {JWT_BEARER} (private_key_jwt)",
+                untrusted(other)
             )));
         }
         None => {
@@ -72,43 +199,65 @@ pub async fn authenticate(
             "client assertion too large: over {MAX_TOKEN_LEN} bytes"
         )));
     }
-    let alg = state.config.algorithm;
-    let (header, payload) = unverified_parts(assertion).ok_or_else(|| {
-        bad("client assertion malformed: not a compact JWS with JSON header and payload")
-    })?;
+    Ok(assertion)
+}
+
+/// The pinned `alg`, no `crit`, and a client assertion's `typ` (or none).
+fn check_header(header: &Claims, alg: s2s_auth::SigningAlgorithm) -> Result<(), OAuthError> {
     if header.get("alg").and_then(Value::as_str) != Some(alg.name()) {
+        let named = header.get("alg").unwrap_or(&Value::Null).to_string();
         return Err(bad(format!(
             "client assertion must be signed with {alg} (alg {} refused)",
-            header.get("alg").unwrap_or(&Value::Null)
+            untrusted(&named)
         )));
     }
     if header.contains_key("crit") {
         return Err(bad("client assertion has a crit header: not supported"));
     }
-    // Who it claims to be: only used to find the key to check that claim.
-    let claimed = payload
-        .get("iss")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("client assertion has no iss (it must be your client_id)"))?;
-    let id =
-        KeyId::parse(claimed).map_err(|_| bad("client assertion iss is not a valid client_id"))?;
-    if let Some(param) = form.get("client_id")
-        && param != id.as_str()
-    {
-        return Err(bad("client_id parameter and the assertion's iss differ"));
+    let is_assertion = |t: &str| {
+        let bare = match t.split_at_checked(12) {
+            Some((prefix, rest)) if prefix.eq_ignore_ascii_case("application/") => rest,
+            _ => t,
+        };
+        ASSERTION_TYPS.iter().any(|a| a.eq_ignore_ascii_case(bare))
+    };
+    match header.get("typ") {
+        None => Ok(()),
+        Some(Value::String(t)) if is_assertion(t) => Ok(()),
+        Some(other) => Err(bad(format!(
+            "client assertion typ {} is not a client assertion's: use JWT or \
+             client-authentication+jwt (or none)",
+            untrusted(&other.to_string())
+        ))),
     }
+}
+
+/// The registered client `id` and the key its assertion must verify
+/// with. An unknown client and one without a key get the same answer;
+/// the log tells them apart.
+async fn client_key(
+    state: &AppState,
+    id: &KeyId,
+    header: &Claims,
+) -> Result<(Arc<Client>, Arc<DecodingKey>), OAuthError> {
     let registry = state.oauth.clients.get().map_err(|e| {
         tracing::warn!("client registry unusable: {e}");
         OAuthError::unavailable("the client registry is not usable (see the factory's log)")
     })?;
-    let client = registry
-        .get(&id)
-        .ok_or_else(|| bad(format!("unknown client {id}")))?;
-    let source = client.key.as_ref().ok_or_else(|| {
+    let shown = untrusted(id.as_str());
+    let cannot = || {
         bad(format!(
-            "{id} has no registered key: it cannot authenticate"
+            "client {shown} cannot authenticate: no registered client with a key"
         ))
-    })?;
+    };
+    let Some(client) = registry.get(id) else {
+        tracing::info!(client = %shown, "refused: {shown} is not in the client registry");
+        return Err(cannot());
+    };
+    let Some(source) = client.key.as_ref() else {
+        tracing::info!(client = %shown, "refused: {shown} is registered without a key");
+        return Err(cannot());
+    };
     let key: Arc<DecodingKey> = match source {
         KeySource::File(file) => {
             let key = file.get().map_err(|e| {
@@ -133,53 +282,52 @@ pub async fn authenticate(
                 .map_err(|e| bad(format!("{id}: {e}")))?
         }
     };
+    Ok((client, key))
+}
 
-    let mut v = Validation::new(alg.jwt());
-    v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-    v.set_issuer(&[id.as_str()]);
-    v.sub = Some(id.to_string());
-    v.set_audience(audiences);
-    v.validate_nbf = true;
-    v.leeway = state.config.leeway_secs;
-    let claims = jsonwebtoken::decode::<Claims>(assertion, &key, &v)
-        .map_err(|e| bad(explain(e.kind(), &id, audiences)))?
-        .claims;
+/// The library accepts an `aud` array that names one accepted value among
+/// others; here every value must be accepted (RFC 7523 §3: the assertion
+/// is meant for this server alone).
+fn check_aud(claims: &Claims, audiences: &[String]) -> Result<(), OAuthError> {
+    let accepted = |v: &Value| v.as_str().is_some_and(|a| audiences.iter().any(|x| x == a));
+    let ok = match claims.get("aud") {
+        Some(Value::Array(all)) => !all.is_empty() && all.iter().all(accepted),
+        Some(one) => accepted(one),
+        None => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "client assertion aud must name only this server: one or more of {}",
+            audiences.join(", ")
+        )))
+    }
+}
 
+fn too_long(max_lifetime_secs: u64) -> OAuthError {
+    bad(format!(
+        "client assertion lives too long: exp more than {max_lifetime_secs} s ahead \
+         (MAX_ASSERTION_LIFETIME_SECS)"
+    ))
+}
+
+/// The lifetime cap and `iat`; `exp` in whole seconds, rounded up.
+fn check_times(state: &AppState, times: &Times) -> Result<i64, OAuthError> {
     let now = now_unix();
     let leeway = i64::try_from(state.config.leeway_secs).unwrap_or(0);
-    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
-    if exp > now + MAX_ASSERTION_LIFETIME_SECS + leeway {
-        return Err(bad(format!(
-            "client assertion lives too long: exp more than {MAX_ASSERTION_LIFETIME_SECS} s ahead"
-        )));
+    let max = i64::try_from(state.config.max_assertion_lifetime_secs).unwrap_or(i64::MAX);
+    let exp = times
+        .exp
+        .ok_or_else(|| bad("client assertion has no exp claim"))?
+        .ceil();
+    if exp > now.saturating_add(max).saturating_add(leeway) {
+        return Err(too_long(state.config.max_assertion_lifetime_secs));
     }
-    if claims
-        .get("iat")
-        .and_then(Value::as_i64)
-        .is_some_and(|iat| iat > now + leeway)
-    {
+    if times.iat.is_some_and(|iat| iat.floor() > now + leeway) {
         return Err(bad("client assertion issued in the future (iat)"));
     }
-    let jti = claims
-        .get("jti")
-        .and_then(Value::as_str)
-        .filter(|j| (1..=MAX_JTI_LEN).contains(&j.len()))
-        .ok_or_else(|| {
-            bad(format!(
-                "client assertion needs a jti (1-{MAX_JTI_LEN} characters), used once"
-            ))
-        })?;
-    state
-        .oauth
-        .jtis
-        .first_use(id.as_str(), jti, exp)
-        .map_err(bad)?;
-    tracing::info!(
-        client = %id,
-        "client {id} authenticated: assertion signed with its registered key ({alg}), aud ok, jti fresh, expires in {} s",
-        exp - now
-    );
-    Ok(Authenticated { client })
+    Ok(exp)
 }
 
 fn bad(description: impl Into<String>) -> OAuthError {

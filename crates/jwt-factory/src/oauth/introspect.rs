@@ -26,11 +26,18 @@ pub async fn introspect(
 ) -> Result<Response, OAuthError> {
     let form = Form::parse(&headers, body)?;
     let mut audiences = token::assertion_audiences(&state, "/introspect");
-    audiences.push(format!("{}/token", state.config.public_base()));
-    let caller = authenticate(&state, &form, &audiences).await?.client;
+    audiences.extend(
+        token::assertion_audiences(&state, "/token")
+            .into_iter()
+            .skip(1),
+    );
+    let auth = authenticate(&state, &form, &audiences).await?;
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token missing"))?;
+    // The request is well formed: now the assertion's jti is used.
+    auth.spend_jti(&state)?;
+    let caller = &auth.client;
     let answer = match active_claims(&state, token) {
         Some(claims) => {
             let (sub, aud) = (claim(&claims, "sub"), claim(&claims, "aud"));

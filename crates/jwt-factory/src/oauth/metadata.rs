@@ -13,7 +13,9 @@
 //! With the https listener on (`START_HTTPS`), the document says that
 //! tokens fetched over mTLS are bound to the client certificate, and where
 //! (RFC 8705 §3.3 and §5: `tls_client_certificate_bound_access_tokens`,
-//! `mtls_endpoint_aliases`).
+//! `mtls_endpoint_aliases`). The aliases are built from `MTLS_PUBLIC_URL`
+//! (default `https://localhost:<HTTPS_PORT>`), the name clients reach the
+//! https listener by, and client assertions may name them as `aud`.
 
 use axum::{Json, extract::State, http::header, response::IntoResponse};
 use serde_json::json;
@@ -37,8 +39,7 @@ pub async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
             "introspection_endpoint_auth_signing_alg_values_supported": algs,
             "client_assertion_types_supported": [JWT_BEARER],
     });
-    if state.config.start_https {
-        let mtls = format!("https://localhost:{}", state.config.https_port);
+    if let Some(mtls) = state.config.mtls_base() {
         doc["tls_client_certificate_bound_access_tokens"] = true.into();
         doc["mtls_endpoint_aliases"] = json!({
             "token_endpoint": format!("{mtls}/token"),

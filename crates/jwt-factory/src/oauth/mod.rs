@@ -16,13 +16,11 @@
 pub mod assertion;
 pub mod clients;
 pub mod introspect;
+pub mod jti;
 pub mod metadata;
 pub mod token;
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::Mutex,
-};
+use std::collections::BTreeMap;
 
 use axum::{
     Json,
@@ -31,13 +29,14 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use s2s_auth::{SigningAlgorithm, now_unix, watched::WatchedFile};
+use s2s_auth::{SigningAlgorithm, untrusted, watched::WatchedFile};
 use s2s_web::outbound::{self, Timeouts};
 use serde_json::json;
 use std::time::Duration;
 
 use crate::Config;
 pub use clients::Registry;
+pub use jti::{JtiCache, JtiLimits};
 
 /// `client_assertion_type` of `private_key_jwt` (RFC 7523 §2.2).
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -50,7 +49,8 @@ pub const ACCESS_TOKEN_TYP: &str = s2s_auth::verify::TYP_ACCESS_TOKEN;
 pub struct Oauth {
     /// `CLIENTS_FILE`, parsed once and reloaded when it changes.
     pub clients: WatchedFile<Registry>,
-    /// Assertion `jti`s already used, so an assertion works once.
+    /// Assertion `jti`s already used, so an assertion works once (until
+    /// its `exp` + LEEWAY_SECS), bounded per client.
     pub jtis: JtiCache,
     /// Fetches clients' JWK Sets (`jwks_uri`): bounded, no redirects.
     /// `None` if it could not be built (logged at start): such clients
@@ -79,10 +79,22 @@ impl Oauth {
                 "set CLIENTS_FILE to the client registry (committed: env/clients.json)",
                 move |text| Registry::parse(text, alg),
             ),
-            jtis: JtiCache::default(),
+            jtis: JtiCache::new(jti_limits(config), config.leeway_secs),
             http,
             timeouts,
         }
+    }
+}
+
+/// `JTI_CACHE_PER_CLIENT` and `JTI_CACHE_TOTAL` (default: twice the first).
+fn jti_limits(config: &Config) -> JtiLimits {
+    let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let per_client = size(config.jti_cache_per_client);
+    JtiLimits {
+        per_client,
+        total: config
+            .jti_cache_total
+            .map_or(per_client.saturating_mul(2), size),
     }
 }
 
@@ -175,8 +187,10 @@ impl Form {
         body: Result<Bytes, BytesRejection>,
     ) -> Result<Self, OAuthError> {
         let body = body.map_err(|r| {
-            let mut e =
-                OAuthError::invalid_request(format!("cannot read the body: {}", r.body_text()));
+            let mut e = OAuthError::invalid_request(format!(
+                "cannot read the body: {}",
+                untrusted(&r.body_text())
+            ));
             // 413 for a body over the limit: the status axum chose.
             e.status = r.status();
             e
@@ -194,13 +208,18 @@ impl Form {
                 "the body must be a form: Content-Type: application/x-www-form-urlencoded",
             ));
         }
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
-            .map_err(|e| OAuthError::invalid_request(format!("the form cannot be read: {e}")))?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).map_err(|e| {
+            OAuthError::invalid_request(format!(
+                "the form cannot be read: {}",
+                untrusted(&e.to_string())
+            ))
+        })?;
         let mut params = BTreeMap::new();
         for (name, value) in pairs {
             if params.contains_key(&name) {
                 return Err(OAuthError::invalid_request(format!(
-                    "parameter {name:?} given more than once"
+                    "parameter {:?} given more than once",
+                    untrusted(&name)
                 )));
             }
             params.insert(name, value);
@@ -214,41 +233,6 @@ impl Form {
             .get(name)
             .map(String::as_str)
             .filter(|v| !v.is_empty())
-    }
-}
-
-/// Most assertion `jti`s remembered at once. Each is remembered until its
-/// assertion expires (at most 5 minutes), and only after its signature
-/// verified, so only registered clients can fill it; when full, new
-/// assertions are refused rather than old ones forgotten early.
-pub const MAX_JTIS: usize = 10_000;
-
-/// The `jti`s of assertions already used, with their `exp`.
-#[derive(Debug, Default)]
-pub struct JtiCache {
-    seen: Mutex<HashMap<(String, String), i64>>,
-}
-
-impl JtiCache {
-    /// Records `jti` of `client`, valid until `exp`; an error if it was
-    /// used before (a replay) or the cache is full.
-    pub fn first_use(&self, client: &str, jti: &str, exp: i64) -> Result<(), &'static str> {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let now = now_unix();
-        if seen.len() >= MAX_JTIS {
-            seen.retain(|_, e| *e >= now);
-        }
-        let key = (client.to_owned(), jti.to_owned());
-        if seen.get(&key).is_some_and(|e| *e >= now) {
-            return Err(
-                "client assertion already used (jti seen before): sign a new one with a fresh jti",
-            );
-        }
-        if seen.len() >= MAX_JTIS {
-            return Err("too many client assertions in flight: try again in a minute");
-        }
-        seen.insert(key, exp);
-        Ok(())
     }
 }
 

@@ -28,6 +28,7 @@ use axum::{
 use s2s_auth::{
     KeyId,
     jws::{self, Claims},
+    untrusted,
 };
 use s2s_web::identity::ClientCert;
 use serde_json::json;
@@ -64,12 +65,18 @@ fn bound_certificate(
     }
 }
 
-/// The `aud` values an assertion sent to `endpoint` may carry.
+/// The `aud` values an assertion sent to `endpoint` may carry: the
+/// issuer, the endpoint's URL, and (with the https listener) its RFC 8705
+/// mTLS alias, as the metadata advertises them.
 pub fn assertion_audiences(state: &AppState, endpoint: &str) -> Vec<String> {
-    vec![
+    let mut audiences = vec![
         state.config.issuer.clone(),
         format!("{}{endpoint}", state.config.public_base()),
-    ]
+    ];
+    if let Some(mtls) = state.config.mtls_base() {
+        audiences.push(format!("{mtls}{endpoint}"));
+    }
+    audiences
 }
 
 pub async fn token(
@@ -83,14 +90,14 @@ pub async fn token(
         Some("client_credentials") => {}
         Some(other) => {
             return Err(OAuthError::unsupported_grant_type(format!(
-                "grant_type {other:?} is not supported: use client_credentials"
+                "grant_type {:?} is not supported: use client_credentials",
+                untrusted(other)
             )));
         }
         None => return Err(OAuthError::invalid_request("grant_type missing")),
     }
-    let client = authenticate(&state, &form, &assertion_audiences(&state, "/token"))
-        .await?
-        .client;
+    let auth = authenticate(&state, &form, &assertion_audiences(&state, "/token")).await?;
+    let client = &auth.client;
     let id = &client.id;
 
     let audience = match (form.get("resource"), form.get("audience")) {
@@ -113,7 +120,8 @@ pub async fn token(
             client.audiences.join(", ")
         };
         return Err(OAuthError::invalid_target(format!(
-            "{id} may not ask for a token for {audience:?} (allowed: {allowed})"
+            "{id} may not ask for a token for {:?} (allowed: {allowed})",
+            untrusted(audience)
         )));
     }
 
@@ -124,6 +132,9 @@ pub async fn token(
             "jwt-factory holds no signing key for {id}: create it with GET /keys/{id}"
         ))
     })?;
+    // Every check passed: only now does the assertion's jti count as used,
+    // so a refused request can be sent again, fixed.
+    auth.spend_jti(&state)?;
     let lifetime = state.config.access_token_lifetime_secs;
     let mut claims = Claims::new();
     claims.insert("iss".into(), state.config.issuer.clone().into());

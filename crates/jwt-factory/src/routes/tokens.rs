@@ -119,7 +119,8 @@ fn parse_claims(body: &[u8]) -> Result<Claims, FactoryError> {
                         .as_array()
                         .is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_string))
             }
-            "nbf" => value.as_i64().is_some_and(|n| n >= 0),
+            // A NumericDate, read as every verifier here reads it.
+            "nbf" => s2s_auth::numeric_date::NumericDate::from_value(name, value).is_ok(),
             _ => true,
         };
         if !ok {
