@@ -15,6 +15,7 @@
 //! - [`request_tracing`]: request ids set at the edge, one log span per request.
 //! - [`telemetry`]: the log subscriber, with a non-blocking writer.
 //! - [`outbound`]: bounded outbound calls that forward the request id.
+//! - [`jwks_cache`]: a publisher's JWK Set, fetched and cached with one set of rules (receivers and the factory).
 //! - [`trace`]: the console's opt-in trace of one request's hops and checks.
 //! - [`shutdown`]: one future for Ctrl-C and SIGTERM, one drain period.
 //! - [`env_file`]: the env file loaded before clap parses (flag > env > file > default).
@@ -28,6 +29,7 @@ pub mod env_file;
 pub mod expired;
 pub mod guard;
 pub mod identity;
+pub mod jwks_cache;
 pub mod outbound;
 pub mod pki;
 pub mod rejection;
