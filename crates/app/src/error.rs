@@ -12,6 +12,7 @@ use s2s_auth::{JwtError, keys::SignError, watched::Unavailable};
 use s2s_web::{
     BadInput,
     outbound::{UpstreamError, error_chain},
+    request_tracing::loggable_message,
 };
 use serde_json::{Value, json};
 
@@ -180,8 +181,12 @@ impl AppError {
             | Self::Binding(_)
             | Self::NoIdentity(_)
             | Self::ShortcutOff(_)
-            | Self::NotAllowed { .. } => tracing::info!("{self}"),
-            other => tracing::warn!(status = %other.status(), "{other}"),
+            | Self::NotAllowed { .. } => tracing::info!("{}", loggable_message(&self.to_string())),
+            other => tracing::warn!(
+                status = %other.status(),
+                "{}",
+                loggable_message(&other.to_string())
+            ),
         }
     }
 }

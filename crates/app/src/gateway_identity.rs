@@ -46,7 +46,7 @@ pub async fn guard(
                 id.principal.clone()
             });
         tracing::warn!(
-            path = %request.uri().path(),
+            path = %s2s_auth::untrusted(request.uri().path()),
             "ATTEMPT: X-Jwt-* identity headers from {who}, not the gateway: refused"
         );
         return AppError::NoIdentity(format!(
@@ -88,11 +88,13 @@ pub async fn via_gateway(
     // Defense in depth: the gateway's route and this receiver must agree.
     if aud != state.name() {
         return Err(AppError::NoIdentity(format!(
-            "the gateway forwarded an identity for {aud}, not {}",
+            "the gateway forwarded an identity for {}, not {}",
+            s2s_auth::untrusted(aud),
             state.name()
         )));
     }
     identity.insert("via".to_owned(), "gateway".into());
+    let (sub, aud) = (s2s_auth::untrusted(sub), s2s_auth::untrusted(aud));
     tracing::info!(
         "{}: identity from the gateway (verified there, over mTLS from {}): sub {sub}, aud {aud}",
         path.as_str(),

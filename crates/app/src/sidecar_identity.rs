@@ -28,6 +28,7 @@ use axum::{
     http::HeaderMap,
 };
 use base64::Engine as _;
+use s2s_auth::untrusted;
 use s2s_web::BadInput;
 use serde_json::{Value, json};
 
@@ -68,7 +69,7 @@ pub async fn via_sidecar(
     if by != Some(me.as_str()) {
         return Err(refuse(format!(
             "it was set for {}, not for me ({me})",
-            by.unwrap_or("nobody (no By)")
+            by.map_or("nobody (no By)".to_owned(), |by| untrusted(by).to_string())
         )));
     }
     let Some(peer) = element
@@ -91,20 +92,20 @@ pub async fn via_sidecar(
             c.get("sub")?.as_str()?
         ))
     });
+    // Header values: shown bounded and escaped (a 400 KB header must not
+    // become 400 KB of log per request).
+    let token = request_principal
+        .as_deref()
+        .map_or("no token".to_owned(), |p| format!("token {}", untrusted(p)));
     tracing::info!(
-        "{}: my sidecar verified it: peer {principal} (mTLS), {}",
+        "{}: my sidecar verified it: peer {} (mTLS), {token}",
         path.as_str(),
-        match &request_principal {
-            Some(p) => format!("token {p}"),
-            None => "no token".to_owned(),
-        }
+        untrusted(principal)
     );
     s2s_web::trace::check(|| {
         s2s_web::trace::Verdict::allowed(format!(
-            "what my sidecar verified: peer {principal} (mTLS), {}",
-            request_principal
-                .as_deref()
-                .map_or("no token".to_owned(), |p| format!("token {p}"))
+            "what my sidecar verified: peer {} (mTLS), {token}",
+            untrusted(principal)
         ))
     });
     Ok(Json(json!({
@@ -144,7 +145,7 @@ pub fn xfcc_element(value: &str) -> Result<std::collections::BTreeMap<String, St
     for pair in split_unquoted(element, ';')? {
         let (key, value) = pair
             .split_once('=')
-            .ok_or_else(|| format!("{pair:?} is not KEY=VALUE"))?;
+            .ok_or_else(|| format!("{:?} is not KEY=VALUE", untrusted(&pair)))?;
         let value = value.trim();
         let value = match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
             Some(quoted) => quoted.replace("\\\"", "\""),
@@ -152,7 +153,7 @@ pub fn xfcc_element(value: &str) -> Result<std::collections::BTreeMap<String, St
         };
         let key = key.trim().to_ascii_lowercase();
         if pairs.insert(key.clone(), value).is_some() {
-            return Err(format!("{key} appears twice"));
+            return Err(format!("{} appears twice", untrusted(&key)));
         }
     }
     Ok(pairs)

@@ -1697,7 +1697,7 @@ async fn factory_refuses_bad_claims_bodies() {
         (b"{\"iss\": [\"https://jwt-factory/\"]}", "wrong type"),
         (b"{\"nbf\": \"tomorrow\"}", "wrong type"),
         (b"{\"nbf\": -1}", "wrong type"),
-        (b"{\"nbf\": 1.5}", "wrong type"),
+        (b"{\"nbf\": 1e300}", "wrong type"),
         (b"{\"jti\": 7}", "wrong type"),
     ];
     for (body, says) in &cases {

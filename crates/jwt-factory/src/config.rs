@@ -89,6 +89,10 @@ pub struct Config {
     #[arg(long, env = "CLIENTS_FILE", default_value = "env/clients.json")]
     pub clients_file: PathBuf,
 
+    /// How the JWK Sets of `jwks_uri` clients are cached.
+    #[command(flatten)]
+    pub client_jwks: crate::oauth::clients::ClientJwksArgs,
+
     /// The factory's URL as its clients reach it: the metadata document's
     /// endpoints, and (with `/token`) an `aud` accepted on client assertions.
     #[arg(long, env = "PUBLIC_URL", default_value = "http://localhost:5555")]

@@ -99,7 +99,11 @@ impl FactoryError {
             Self::Internal(cause) => {
                 tracing::error!(error = %error_chain(cause), "request failed");
             }
-            other => tracing::info!(status = %other.status(), "refused: {}", other.message()),
+            other => tracing::info!(
+                status = %other.status(),
+                "refused: {}",
+                s2s_web::request_tracing::loggable_message(&other.message())
+            ),
         }
     }
 }

@@ -8,13 +8,35 @@
 //! can tell whose key a `kid` names ([`key_id_of`]) and refuse a token that
 //! names another key id's key, however valid its signature.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyOperations, PublicKeyUse, ThumbprintHash,
+use jsonwebtoken::{
+    DecodingKey,
+    jwk::{
+        AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyOperations, PublicKeyUse,
+        ThumbprintHash,
+    },
 };
 
-use crate::{KeyId, PublicKey, SigningAlgorithm};
+use crate::{KeyId, PublicKey, SigningAlgorithm, untrusted};
+
+/// Longest `kid` looked up; ours are about 20 characters (`servicea.2gvowRNF`).
+pub const MAX_KID_LEN: usize = 128;
+
+/// Most keys kept from one fetched JWK Set (after the other rules): a
+/// receiver needs the issuer's current and rotated-out keys, a client a
+/// handful; a set that names more cannot make the holder keep more.
+pub const MAX_USABLE_KEYS: usize = 16;
+
+/// Whether `kid` may be looked up (and so logged): 1-[`MAX_KID_LEN`]
+/// characters of `[A-Za-z0-9_.-]`, so it can neither traverse a path nor
+/// forge a log line. One rule for a token's `kid` and a JWK Set's.
+pub fn plain_kid(kid: &str) -> bool {
+    (1..=MAX_KID_LEN).contains(&kid.len())
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
 
 /// Characters of the thumbprint kept in a `kid`: 48 bits, plenty to tell a
 /// handful of keys apart.
@@ -125,6 +147,57 @@ pub fn usable_for(jwk: &Jwk, alg: SigningAlgorithm) -> Result<(), String> {
             alg.key_kind()
         ))
     }
+}
+
+/// The keys a fetched JWK Set gives, by `kid`, and what it left out.
+#[derive(Default)]
+pub struct Selected {
+    pub keys: HashMap<String, Arc<DecodingKey>>,
+    /// One line per JWK left out: its `kid` (bounded, escaped) and why.
+    pub ignored: Vec<String>,
+}
+
+/// The receivers' rules for a fetched JWK Set, for every holder of one (the
+/// receivers' cache of the factory's set, the factory's cache of a
+/// client's): a `kid` two keys claim names neither ([`unambiguous`]); a key
+/// without a plain `kid` ([`plain_kid`]) is left out; with `owner`, only
+/// keys whose `kid` begins with that key id ([`key_id_of`]); `use`,
+/// `key_ops`, `alg`, key type and `crv` must fit `alg` ([`usable_for`]); at
+/// most [`MAX_USABLE_KEYS`] are kept.
+pub fn select(set: &JwkSet, alg: SigningAlgorithm, owner: Option<&str>) -> Selected {
+    let (kept, duplicates) = unambiguous(set);
+    let mut out = Selected::default();
+    for kid in &duplicates {
+        out.ignored.push(format!(
+            "kid {}: more than one key in the JWK Set names it",
+            untrusted(kid)
+        ));
+    }
+    for jwk in &kept {
+        let kid = kid_of(jwk);
+        let why = if !plain_kid(kid) {
+            Some(format!(
+                "its kid is not 1-{MAX_KID_LEN} characters of A-Z, a-z, 0-9, '_', '-', '.'"
+            ))
+        } else if owner.is_some_and(|o| key_id_of(kid) != Some(o)) {
+            Some(format!("not a key of {}", owner.unwrap_or_default()))
+        } else if out.keys.len() >= MAX_USABLE_KEYS {
+            Some(format!("more than {MAX_USABLE_KEYS} usable keys"))
+        } else {
+            usable_for(jwk, alg).err()
+        };
+        if let Some(why) = why {
+            out.ignored.push(format!("kid {}: {why}", untrusted(kid)));
+            continue;
+        }
+        match DecodingKey::from_jwk(jwk) {
+            Ok(key) => {
+                out.keys.insert(kid.to_owned(), Arc::new(key));
+            }
+            Err(e) => out.ignored.push(format!("kid {}: {e}", untrusted(kid))),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

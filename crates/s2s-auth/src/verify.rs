@@ -35,8 +35,7 @@ use crate::{
 /// bound keeps a hostile header from costing base64 and JSON work.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
-/// Longest `kid` looked up; ours are about 20 characters (`servicea.2gvowRNF`).
-pub const MAX_KID_LEN: usize = 128;
+pub use crate::jwk::MAX_KID_LEN;
 
 /// The `typ` both the factory and servicea issue, and so what every
 /// verifier here expects (RFC 8725 section 3.11: explicit typing).
@@ -194,14 +193,7 @@ impl Expectations {
         // so it can neither traverse a path nor forge a log line.
         match header.get("kid") {
             None => Ok(None),
-            Some(Value::String(kid))
-                if (1..=MAX_KID_LEN).contains(&kid.len())
-                    && kid
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) =>
-            {
-                Ok(Some(kid.clone()))
-            }
+            Some(Value::String(kid)) if crate::jwk::plain_kid(kid) => Ok(Some(kid.clone())),
             Some(_) => Err(JwtError::invalid(format!(
                 "jwt malformed: kid must be 1-{MAX_KID_LEN} characters of A-Z, a-z, 0-9, '_', '-', '.'"
             ))),
@@ -238,7 +230,7 @@ impl Expectations {
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
             return Err(JwtError::invalid(format!(
                 "jwt issuer invalid. expected: {}",
-                self.issuer
+                crate::untrusted(&self.issuer)
             )));
         }
         let now = now_unix();
@@ -281,7 +273,12 @@ impl Expectations {
     /// Turns a `jsonwebtoken` error kind into the Node-shaped error.
     fn explain(&self, kind: &ErrorKind, token: &str) -> JwtError {
         let expected = |what: &str, value: &str| {
-            JwtError::invalid(format!("jwt {what} invalid. expected: {value}"))
+            // The expectations may come from a request (the factory's
+            // `/verify` body): shown bounded and escaped.
+            JwtError::invalid(format!(
+                "jwt {what} invalid. expected: {}",
+                crate::untrusted(value)
+            ))
         };
         match kind {
             // Only reported after the signature verified, so reading the

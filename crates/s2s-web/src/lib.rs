@@ -17,6 +17,7 @@
 //! - [`telemetry`]: the log subscriber, with a non-blocking writer.
 //! - [`outbound`]: bounded outbound calls that forward the request id.
 //! - [`peer_pin`]: a TLS client accepts only the workload it means to call (its SPIFFE ID).
+//! - [`jwks_cache`]: a publisher's JWK Set, fetched and cached with one set of rules (receivers and the factory).
 //! - [`trace`]: the console's opt-in trace of one request's hops and checks.
 //! - [`shutdown`]: one future for Ctrl-C and SIGTERM, one drain period.
 //! - [`env_file`]: the env file loaded before clap parses (flag > env > file > default).
@@ -32,6 +33,7 @@ pub mod env_file;
 pub mod expired;
 pub mod guard;
 pub mod identity;
+pub mod jwks_cache;
 pub mod outbound;
 pub mod peer_pin;
 pub mod pki;

@@ -277,9 +277,13 @@ async fn client_key(
             let http = state.oauth.http.as_ref().ok_or_else(|| {
                 OAuthError::unavailable("jwt-factory cannot fetch JWK Sets (see its log)")
             })?;
-            jwks.key_for(kid, http, state.oauth.timeouts)
-                .await
-                .map_err(|e| bad(format!("{id}: {e}")))?
+            jwks.key_for(
+                kid,
+                http,
+                state.config.client_jwks.limits(state.oauth.timeouts),
+            )
+            .await
+            .map_err(|e| bad(format!("{id}: {e}")))?
         }
     };
     Ok((client, key))

@@ -25,19 +25,17 @@
 //! registered but cannot authenticate.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     path::PathBuf,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    sync::{Arc, OnceLock},
+    time::Duration,
 };
 
-use jsonwebtoken::{
-    DecodingKey,
-    jwk::{JwkSet, PublicKeyUse},
-};
+use jsonwebtoken::DecodingKey;
 use s2s_auth::{KeyId, PublicKey, SigningAlgorithm, watched::WatchedFile};
 use s2s_web::{
-    outbound::{self, Deadline, Target, Timeouts},
+    jwks_cache::{Bounds, JwksCache, JwksError, Source},
+    outbound::Timeouts,
     request_tracing::RequestId,
 };
 use serde::Deserialize;
@@ -83,24 +81,69 @@ pub enum KeySource {
     Jwks(RemoteJwks),
 }
 
-/// How long a fetched client JWK Set is used before it is fetched again.
-pub const CLIENT_JWKS_TTL: Duration = Duration::from_secs(300);
-/// At most one fetch per this long (a `kid` the set lacks, a failure), so
-/// assertions with made-up `kid`s cannot make the factory hammer a client.
-pub const CLIENT_JWKS_MIN_REFETCH: Duration = Duration::from_secs(10);
+/// How the factory holds its clients' JWK Sets: the receivers' rules
+/// ([`s2s_web::jwks_cache`]), with bounds of their own. Flattened into
+/// [`crate::Config`].
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClientJwksArgs {
+    /// Longest time a client's JWK Set (`jwks_uri`) is fresh, seconds (less
+    /// if the client's Cache-Control max-age says so; never less than
+    /// CLIENT_JWKS_REFRESH_MIN_SECS). Refreshed in the background at 80%
+    /// of it, so a key a client publishes this long before it signs with
+    /// it is always known in time.
+    #[arg(long, env = "CLIENT_JWKS_MAX_AGE_SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub client_jwks_max_age_secs: u64,
 
-/// A fetched JWK Set's usable keys, by `kid`.
-type Keys = HashMap<String, Arc<DecodingKey>>;
+    /// At most one refetch of a client's JWK Set per this many seconds,
+    /// however many unknown `kid`s its assertions name.
+    #[arg(long, env = "CLIENT_JWKS_REFRESH_MIN_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub client_jwks_refresh_min_secs: u64,
 
-/// A client's JWK Set, fetched when needed and cached.
+    /// How long past its freshness a client's cached JWK Set still serves
+    /// while the client's server cannot be reached, seconds: a key the
+    /// client withdrew stops working after this at most.
+    #[arg(long, env = "CLIENT_JWKS_MAX_STALE_SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub client_jwks_max_stale_secs: u64,
+}
+
+impl ClientJwksArgs {
+    /// The caches' limits, with the factory's outbound `timeouts`.
+    pub fn limits(&self, timeouts: Timeouts) -> JwksLimits {
+        JwksLimits {
+            bounds: Bounds {
+                max_age: Duration::from_secs(self.client_jwks_max_age_secs),
+                min_refresh: Duration::from_secs(self.client_jwks_refresh_min_secs),
+                max_stale: Duration::from_secs(self.client_jwks_max_stale_secs),
+            },
+            timeouts,
+        }
+    }
+}
+
+/// What a client's JWK Set cache needs beyond its URL: its bounds and the
+/// outbound timeouts (both from the factory's configuration).
+#[derive(Clone, Copy, Debug)]
+pub struct JwksLimits {
+    pub bounds: Bounds,
+    pub timeouts: Timeouts,
+}
+
+/// A client's JWK Set, fetched when needed and cached with the receivers'
+/// rules ([`s2s_web::jwks_cache`]): duplicate `kid`s name no key, `use`,
+/// `key_ops`, `alg` and `crv` must fit the pinned algorithm, `kid`s are
+/// plain and bounded, a stale copy serves CLIENT_JWKS_MAX_STALE_SECS at
+/// most, unknown `kid`s refetch at most once per
+/// CLIENT_JWKS_REFRESH_MIN_SECS, and a background refresh keeps the set
+/// fresh so made-up `kid`s cannot delay a client's published next key.
 #[derive(Debug)]
 pub struct RemoteJwks {
     pub url: String,
     alg: SigningAlgorithm,
-    /// The keys by `kid`, and when they were fetched.
-    cached: Mutex<Option<(Instant, Keys)>>,
-    /// One fetch at a time; holds when the last one started.
-    fetching: tokio::sync::Mutex<Option<Instant>>,
+    /// Built at first use, with the factory's limits.
+    cache: OnceLock<Arc<JwksCache>>,
 }
 
 impl RemoteJwks {
@@ -108,105 +151,42 @@ impl RemoteJwks {
         Self {
             url,
             alg,
-            cached: Mutex::new(None),
-            fetching: tokio::sync::Mutex::new(None),
+            cache: OnceLock::new(),
         }
     }
 
-    fn lookup(&self, kid: &str, fresh_only: bool) -> Option<Arc<DecodingKey>> {
-        let cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
-        let (at, keys) = cached.as_ref()?;
-        if fresh_only && at.elapsed() > CLIENT_JWKS_TTL {
-            return None;
-        }
-        keys.get(kid).cloned()
+    fn cache(&self, limits: JwksLimits) -> &Arc<JwksCache> {
+        self.cache.get_or_init(|| {
+            let source = Source {
+                who: "the client's JWK Set",
+                url: self.url.clone(),
+                owner: None,
+                alg: self.alg,
+            };
+            Arc::new(JwksCache::new(source, limits.bounds, limits.timeouts))
+        })
     }
 
-    /// The key named `kid`: from the cache, or after fetching the set.
+    /// The key named `kid`: from the cache, or after fetching the set
+    /// (within the limits above). Starts the background refresh once a set
+    /// is held.
     pub async fn key_for(
         &self,
         kid: &str,
         http: &reqwest::Client,
-        timeouts: Timeouts,
-    ) -> Result<Arc<DecodingKey>, String> {
-        if let Some(key) = self.lookup(kid, true) {
-            return Ok(key);
-        }
-        let mut last = self.fetching.lock().await;
-        if let Some(key) = self.lookup(kid, true) {
-            return Ok(key);
-        }
-        if last.is_some_and(|t| t.elapsed() < CLIENT_JWKS_MIN_REFETCH) {
-            return self
-                .lookup(kid, false)
-                .ok_or_else(|| format!("no key with kid {kid} in the client's JWK Set"));
-        }
-        *last = Some(Instant::now());
-        tracing::info!("fetching the client's JWK Set from {}", self.url);
-        let target = Target {
-            who: "the client's JWK Set",
-            url: self.url.clone(),
-        };
-        let fetched = outbound::send(
-            http.get(&self.url),
-            &target,
-            &RequestId(None),
-            Deadline::start(timeouts),
-            outbound::Repeat::IfSafe,
-        )
-        .await;
-        let keys = match fetched {
-            Ok((status, _, body)) if status.is_success() => {
-                let set: JwkSet = serde_json::from_str(&body)
-                    .map_err(|e| format!("{} is not a JWK Set: {e}", self.url))?;
-                self.usable(&set)
-            }
-            Ok((status, _, _)) => {
-                tracing::warn!("client JWK Set {} answered {status}", self.url);
-                return self.lookup(kid, false).ok_or_else(|| {
-                    format!("the client's JWK Set could not be fetched ({status})")
-                });
-            }
-            Err(e) => {
-                tracing::warn!("client JWK Set unreachable: {e}");
-                return self
-                    .lookup(kid, false)
-                    .ok_or_else(|| "the client's JWK Set could not be fetched".to_owned());
-            }
-        };
-        let key = keys.get(kid).cloned();
-        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), keys));
-        key.ok_or_else(|| format!("no key with kid {kid} in the client's JWK Set"))
+        limits: JwksLimits,
+    ) -> Result<Arc<DecodingKey>, JwksError> {
+        let cache = self.cache(limits);
+        let key = cache.key_for(kid, http, &RequestId(None)).await;
+        cache.keep_fresh(http);
+        key
     }
 
-    /// Signature keys for the pinned algorithm, by `kid`.
-    fn usable(&self, set: &JwkSet) -> Keys {
-        let mut keys = HashMap::new();
-        for jwk in set.keys.iter().take(MAX_CLIENT_KEYS) {
-            let Some(kid) = jwk.common.key_id.clone() else {
-                continue;
-            };
-            let alg_ok = jwk
-                .common
-                .key_algorithm
-                .is_none_or(|a| a.to_string() == self.alg.name());
-            let use_ok = matches!(
-                jwk.common.public_key_use,
-                None | Some(PublicKeyUse::Signature)
-            );
-            let family_ok = DecodingKey::from_jwk(jwk)
-                .ok()
-                .filter(|k| k.family() == self.alg.jwt().family());
-            if let (true, true, Some(key)) = (alg_ok, use_ok, family_ok) {
-                keys.insert(kid, Arc::new(key));
-            }
-        }
-        keys
+    /// How many times the set was fetched.
+    pub fn fetches(&self) -> u64 {
+        self.cache.get().map_or(0, |c| c.fetches())
     }
 }
-
-/// Most keys taken from one client's JWK Set.
-const MAX_CLIENT_KEYS: usize = 16;
 
 /// Every registered client, by id.
 #[derive(Debug, Default)]

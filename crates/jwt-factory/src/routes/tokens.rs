@@ -22,6 +22,7 @@ use axum::{
 };
 use s2s_auth::{
     jws::{self, Claims},
+    untrusted,
     verify::MAX_TOKEN_LEN,
 };
 use s2s_web::{BadInput, expired::ExpiredQuery};
@@ -80,8 +81,8 @@ pub async fn issue(
     }
     tracing::info!(
         key_id = %id,
-        sub = %claims.get("sub").unwrap_or(&serde_json::Value::Null),
-        aud = %claims.get("aud").unwrap_or(&serde_json::Value::Null),
+        sub = %shown(claims.get("sub")),
+        aud = %shown(claims.get("aud")),
         exp,
         "issued {} token signed with {id}'s key (kid {}, {})",
         if query.is_expired() { "an EXPIRED" } else { "a" },
@@ -106,11 +107,15 @@ fn parse_claims(body: &[u8]) -> Result<Claims, FactoryError> {
         let ok = match name.as_str() {
             "exp" | "iat" => {
                 return Err(bad(format!(
-                    "claim {name:?} is set by the factory (use ?expired=1 for an expired token)"
+                    "claim {:?} is set by the factory (use ?expired=1 for an expired token)",
+                    untrusted(name)
                 )));
             }
             n if HEADER_NAMES.contains(&n) => {
-                return Err(bad(format!("{name:?} is a header parameter, not a claim")));
+                return Err(bad(format!(
+                    "{:?} is a header parameter, not a claim",
+                    untrusted(name)
+                )));
             }
             "iss" | "sub" | "jti" => value.is_string(),
             "aud" => {
@@ -124,8 +129,20 @@ fn parse_claims(body: &[u8]) -> Result<Claims, FactoryError> {
             _ => true,
         };
         if !ok {
-            return Err(bad(format!("claim {name:?} has the wrong type")));
+            return Err(bad(format!(
+                "claim {:?} has the wrong type",
+                untrusted(name)
+            )));
         }
     }
     Ok(claims)
+}
+
+/// A claim from the request body as a log line shows it: bounded, escaped.
+fn shown(value: Option<&serde_json::Value>) -> String {
+    match value {
+        Some(serde_json::Value::String(s)) => untrusted(s).to_string(),
+        Some(other) => untrusted(&other.to_string()).to_string(),
+        None => "null".to_owned(),
+    }
 }

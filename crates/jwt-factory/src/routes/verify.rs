@@ -64,7 +64,7 @@ pub async fn verify(
                     .map(|claims| (claims, entry.kid().to_owned())),
                 Lookup::NoKid | Lookup::NoKeyId => Err(JwtError::invalid(format!(
                     "no key with kid {}: unknown, or rotated out and past its overlap",
-                    kid.as_deref().unwrap_or_default()
+                    s2s_auth::untrusted(kid.as_deref().unwrap_or_default())
                 ))),
             });
     Ok(match verdict {
@@ -72,8 +72,8 @@ pub async fn verify(
             tracing::info!(
                 key_id = %id,
                 "token valid: signed by {id}'s key (kid {kid}), sub {:?}, aud {:?}",
-                expectations.subject,
-                expectations.audience
+                s2s_auth::untrusted(&expectations.subject),
+                s2s_auth::untrusted(&expectations.audience)
             );
             s2s_web::trace::check(|| {
                 Verdict::valid(format!("signature with {id}'s key, and the claims"))
