@@ -478,6 +478,10 @@ async fn try_leg(
         }
     };
     let answer = outbound::send_json(request, &target, rid, deadline, Repeat::IfSafe).await?;
-    tracing::info!("{aud} answered {}: {}", answer.status, answer.body);
+    tracing::info!(
+        "{aud} answered {}: {}",
+        answer.status,
+        s2s_web::request_tracing::loggable_message(&answer.body.to_string())
+    );
     Ok(answer)
 }

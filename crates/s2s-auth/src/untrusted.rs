@@ -16,8 +16,10 @@ use std::fmt;
 pub const MAX_SHOWN_CHARS: usize = 64;
 
 /// A value from a request, shown at most [`MAX_SHOWN_CHARS`] characters
-/// long (then `...`), control and non-ASCII characters escaped (`\n`,
-/// `\u{7f}`), so it stays on one line whatever the caller sent.
+/// long (then `...`), with every character that could start a line or hide
+/// text escaped: control characters (`\n`, `\u{7f}`, `\u{85}`), the
+/// Unicode line and paragraph separators and the bidirectional overrides.
+/// So it stays on one line, and reads as what was sent, whatever that was.
 #[derive(Clone, Copy)]
 pub struct Untrusted<'a> {
     value: &'a str,
@@ -43,8 +45,12 @@ impl fmt::Display for Untrusted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut chars = self.value.chars();
         for c in chars.by_ref().take(self.max) {
-            for e in c.escape_default() {
-                fmt::Write::write_char(f, e)?;
+            if hides_or_breaks(c) {
+                for e in c.escape_default() {
+                    fmt::Write::write_char(f, e)?;
+                }
+            } else {
+                fmt::Write::write_char(f, c)?;
             }
         }
         if chars.next().is_some() {
@@ -52,6 +58,14 @@ impl fmt::Display for Untrusted<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether `c` could start a new log line or make text read other than it
+/// is: a control character, U+2028/U+2029, a bidirectional override or
+/// isolate.
+fn hides_or_breaks(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 impl fmt::Debug for Untrusted<'_> {
@@ -67,10 +81,14 @@ mod tests {
     #[test]
     fn shortens_and_escapes() {
         assert_eq!(untrusted("kid-1").to_string(), "kid-1");
-        assert_eq!(untrusted("a\nb\"c").to_string(), "a\\nb\\\"c");
+        assert_eq!(untrusted("a\nb\"c").to_string(), "a\\nb\"c");
+        assert_eq!(
+            untrusted("x\u{2028}y\u{202e}z").to_string(),
+            "x\\u{2028}y\\u{202e}z"
+        );
         let long = "x".repeat(400_000);
         assert_eq!(untrusted(&long).to_string().len(), MAX_SHOWN_CHARS + 3);
         assert_eq!(Untrusted::at_most("abcdef", 3).to_string(), "abc...");
-        assert_eq!(format!("{:?}", untrusted("é")), "\"\\u{e9}\"");
+        assert_eq!(format!("{:?}", untrusted("é\r")), "\"é\\r\"");
     }
 }

@@ -99,24 +99,13 @@ pub fn with_request_tracing(router: axum::Router) -> axum::Router {
 pub const MAX_LOGGED_MESSAGE: usize = 1024;
 
 /// A refusal's message as its log line shows it: at most
-/// [`MAX_LOGGED_MESSAGE`] characters, control characters escaped. The net
+/// [`MAX_LOGGED_MESSAGE`] characters, escaped by the one rule
+/// ([`s2s_auth::untrusted::Untrusted`]). The net
 /// under the rule that each value a request chose is shown through
 /// [`s2s_auth::untrusted`] where the message is built: if one is missed,
 /// it still cannot flood the log or start a line of its own.
 pub fn loggable_message(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(MAX_LOGGED_MESSAGE + 3));
-    for (i, c) in text.chars().enumerate() {
-        if i == MAX_LOGGED_MESSAGE {
-            out.push_str("...");
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    s2s_auth::untrusted::Untrusted::at_most(text, MAX_LOGGED_MESSAGE).to_string()
 }
 
 /// Longest request path (with its query) written to the log, in characters.
