@@ -178,10 +178,11 @@ echo "(and at the plain-http path of scenario 6, where no certificate can be che
 request 401 '"error":"invalid_token"' -- '-H "Authorization: Bearer $BOUND" localhost:3001/scenario6-server'
 
 say "scenario 9: the gateway (nginx) verifies the token once, at the edge, and forwards the identity; serviceb believes it from the gateway's certificate alone"
-check /scenario9 200 '"valid":true' '"sub":"servicea"' '"via":"gateway"'
+echo "(servicea sends the STS's access token: client_id and jti were set by the factory, so the gateway forwards them)"
+check /scenario9 200 '"valid":true' '"sub":"servicea"' '"client_id":"servicea"' '"via":"gateway"'
 echo "(?expired=1: the gateway refuses the token; serviceb never sees the request)"
 check '/scenario9?expired=1' 403 '"TokenExpiredError"'
-echo "(by hand: a token for serviceb, through the gateway, with a forged X-Jwt-Sub: the gateway drops it and forwards the verified identity)"
+echo "(by hand: an /issueToken token for serviceb, through the gateway, with a forged X-Jwt-Sub: the gateway drops it and forwards the verified sub and aud only)"
 shown 'TOKEN9=$(curl -sS -m 10 -X POST localhost:5555/issueToken/servicea -H "content-type: application/json" -d "{\"aud\":\"serviceb\"}"); echo "${TOKEN9:0:40}..."'
 request 200 '"sub":"servicea"' '"via":"gateway"' -- '-H "Authorization: Bearer $TOKEN9" -H "X-Jwt-Sub: admin" localhost:8080/serviceb/scenario9-server'
 echo "(the same forged header straight to serviceb, without the gateway's certificate: refused, and logged as an attempt)"
@@ -189,6 +190,12 @@ request 401 'accepted only from the gateway' -- '--cacert certs/ca.pem -H "X-Jwt
 grep -h "ATTEMPT" "$LOGS/serviceb.log" | sed -E 's/^[^ ]+ +WARN +//; s/^req\{[^}]*\}: //' | tail -1 || true
 echo "(serviceb's token on servicec's route: refused at the gateway, as JSON)"
 request 403 'jwt audience invalid. expected: servicec' -- '-H "Authorization: Bearer $TOKEN9" localhost:8080/servicec/scenario9-server'
+
+say "a web page of another site cannot change state: a browser marks its requests (Sec-Fetch-Site, Origin); curl sends neither"
+echo "(an <img src=http://localhost:5555/keys/servicea> on any page: refused, servicea's key stays)"
+request 403 'another site' -- '-H "Sec-Fetch-Site: cross-site" -H "Sec-Fetch-Dest: image" localhost:5555/keys/servicea'
+echo "(an auto-submitted form to servicea's /gen-keys: refused)"
+request 403 'another origin' -- '-X POST -H "Origin: https://evil.example" -H "content-type: application/x-www-form-urlencoded" -d x=1 localhost:3000/gen-keys'
 
 mesh_steps
 
