@@ -143,10 +143,13 @@ async fn the_jwk_set_parses_and_each_key_verifies_the_tokens_it_signed() {
 
 #[tokio::test]
 async fn a_rotated_out_key_verifies_until_its_tokens_expire_then_drops_out() {
-    // Tokens live 2 s and no leeway: the previous key overlaps for 2 s.
+    // Tokens (both kinds) live 2 s and no leeway: the previous key
+    // overlaps for 2 s.
     let s = Stack::start(Options {
         factory_args: vec![
             "--token-lifetime-secs",
+            "2",
+            "--access-token-lifetime-secs",
             "2",
             "--leeway-secs",
             "0",

@@ -18,7 +18,8 @@ use test_support::{Running, bind, start_factory_on, status_and_value as send};
 const X: &str = "x";
 
 /// A factory on `keys` with short windows: next keys publish `ahead` s
-/// before they sign, tokens live `lifetime` s, no leeway.
+/// before they sign, tokens (`/issueToken`'s and `/token`'s) live
+/// `lifetime` s, no leeway.
 fn factory(
     keys: &Path,
     ahead: &'static str,
@@ -33,6 +34,8 @@ fn factory(
                 "--rotation-publish-ahead-secs",
                 ahead,
                 "--token-lifetime-secs",
+                lifetime,
+                "--access-token-lifetime-secs",
                 lifetime,
                 "--leeway-secs",
                 "0",
