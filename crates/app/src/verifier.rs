@@ -207,7 +207,7 @@ async fn auth(
         return Ok((
             StatusCode::FORBIDDEN,
             Json(json!({
-                "message": format!("the verifier has no route to {service:?}: GATEWAY_ROUTES of env/verifier.env and env/gateway.env must agree")
+                "message": format!("the verifier has no route to \"{}\": GATEWAY_ROUTES of env/verifier.env and env/gateway.env must agree", s2s_auth::untrusted(&service))
             })),
         )
             .into_response());
@@ -234,6 +234,15 @@ async fn auth(
         ))
         .into());
     }
+    // nginx takes its clients over plain http: no client certificate can
+    // be checked here, so a certificate-bound token (scenario 8's, RFC
+    // 8705) is refused, as serviceb's plain listener refuses it. A stolen
+    // bound token must not get through the gateway.
+    crate::binding::check(
+        &claims,
+        &s2s_web::identity::ClientCert::None,
+        crate::binding::Binding::IfPresent,
+    )?;
     tracing::info!(
         "gateway: {} valid for {service} (iss {}, sub {}, kid {kid}): forwarding {} as X-Jwt-* headers",
         if access {

@@ -263,6 +263,41 @@ async fn only_claims_the_factory_vouched_for_are_forwarded() {
     }
 }
 
+/// A certificate-bound access token (scenario 8's, RFC 8705) is refused at
+/// the gateway: nginx takes its clients over plain http, so no certificate
+/// can prove the caller holds the key it is bound to. A stolen bound token
+/// must not get through where serviceb's own plain listener refuses it.
+#[tokio::test]
+async fn a_certificate_bound_token_is_refused_at_the_gateway() {
+    let e = Edge::start().await;
+    let s = &e.s;
+    let mut args = s.files.servicea_flags(s.alg, &s.factory.url());
+    args.extend(["--jwt-factory-endpoint-https".into(), s.factory.https_url()]);
+    let a = common::servicea_state(&args);
+    let deadline = s2s_web::outbound::Deadline::start(a.settings.common.timeouts);
+    let bound = a
+        .sts_bound
+        .token(
+            "serviceb",
+            &s2s_web::request_tracing::RequestId(None),
+            deadline,
+        )
+        .await
+        .unwrap()
+        .token
+        .clone();
+    assert!(payload(&bound).get("cnf").is_some(), "bound: {bound}");
+    let body = refused(
+        "a bound token through the gateway",
+        e.send("/serviceb/scenario9-server", &[bearer(&bound)])
+            .await,
+        401,
+        &["invalid token"],
+    );
+    let why = body["error_description"].as_str().unwrap_or_default();
+    assert!(why.contains("presented none"), "{body}");
+}
+
 /// With `PRODUCTION`, the gateway's verifier accepts the STS's access
 /// tokens only: scenario 9 still works, an `/issueToken` token is refused
 /// with JSON that says which tokens are accepted.

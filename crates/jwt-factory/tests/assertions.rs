@@ -272,10 +272,21 @@ async fn refused_requests_do_not_use_up_the_assertion() {
 }
 
 /// Item 3: one client that fills its share of the jti cache is refused
-/// (saying so); another client still gets tokens.
+/// (saying so); another client still gets tokens. Three clients are
+/// registered: with a total of 40, a share is 13 (the total divided by
+/// the clients, below JTI_CACHE_PER_CLIENT), so no two clients at their
+/// share can take the third's; with 60, it is JTI_CACHE_PER_CLIENT, 20.
 #[tokio::test]
 async fn one_client_filling_its_share_does_not_lock_out_another() {
     let s = Sts::start(&["--jti-cache-per-client", "20", "--jti-cache-total", "40"]).await;
+    for _ in 0..13 {
+        ok(&s.token(&s.sign(&claims("servicea")), "serviceb").await);
+    }
+    let r = s.token(&s.sign(&claims("servicea")), "serviceb").await;
+    let d = refused(&r, 401, "invalid_client");
+    assert!(d.contains("its share: 13"), "{d}");
+
+    let s = Sts::start(&["--jti-cache-per-client", "20", "--jti-cache-total", "60"]).await;
     for _ in 0..20 {
         ok(&s.token(&s.sign(&claims("servicea")), "serviceb").await);
     }
@@ -470,8 +481,9 @@ async fn the_mtls_alias_comes_from_configuration() {
     ok(&s.token(&a, "serviceb").await);
 }
 
-/// Item 15: an unknown client and a client without a key get the same
-/// answer, so client ids cannot be enumerated.
+/// Item 15: an unknown client, a client without a key and a client whose
+/// key did not sign the assertion get the same answer, so client ids
+/// cannot be enumerated.
 #[tokio::test]
 async fn an_unknown_and_a_keyless_client_get_the_same_answer() {
     let s = Sts::start(&[]).await;
@@ -485,9 +497,20 @@ async fn an_unknown_and_a_keyless_client_get_the_same_answer() {
         401,
         "invalid_client",
     );
+    // A registered client with a key, and an assertion signed by another
+    // key: the same answer again, so a valid client id shows nothing.
+    let wrong_key = refused(
+        &s.token(&s.sign(&claims("other")), "serviceb").await,
+        401,
+        "invalid_client",
+    );
     assert_eq!(
         unknown.replace("nobody", "X"),
         keyless.replace("keyless", "X")
+    );
+    assert_eq!(
+        unknown.replace("nobody", "X"),
+        wrong_key.replace("other", "X")
     );
     assert!(!unknown.contains("unknown") && !keyless.contains("no registered key"));
 }

@@ -11,7 +11,7 @@
 //! | jwt-factory's `/issueToken` and `/verify` | anyone gets and checks tokens | 403, pointing to `POST /token` (ISSUE_TOKEN_SHORTCUT cannot turn them back on) |
 //! | anonymous key management (`/keys/{id}`, `/keys/{id}/rotate`, `/utils/dump`, servicea's `POST /gen-keys`) | any local caller | the factory's only on its mTLS listener, for the admin workload identity (`ADMIN_PRINCIPAL`); servicea's `POST /gen-keys` is off (403: use `app gen-keys`) |
 //! | the trace header (`x-s2s-trace`, `?trace=1`) | any caller sees hops, checks and claims | ignored: answers as without it |
-//! | permissive mTLS (`MTLS_MODE=permissive`) | plain and certificate-less callers pass | refused at start |
+//! | permissive mTLS (`MTLS_MODE=permissive`, the default) | callers without a certificate pass the https listener | strict: a handshake without a client certificate from the CA is refused |
 //! | the gateway's acceptance of `/issueToken` tokens | `typ: JWT` tokens pass (without their `client_id`/`jti`) | only the STS's `at+jwt` tokens pass |
 
 use clap::Args;
@@ -25,7 +25,7 @@ pub struct ProductionArgs {
     /// and /verify; anonymous key management (the factory's key endpoints
     /// then answer only the admin identity over mTLS, servicea's POST
     /// /gen-keys is off); the trace header (x-s2s-trace, ?trace=1);
-    /// permissive mTLS (MTLS_MODE=permissive refused); and the gateway's
+    /// permissive mTLS (MTLS_MODE=permissive becomes strict); and the gateway's
     /// acceptance of /issueToken tokens. See docs/security.md.
     #[arg(long, env = "PRODUCTION", default_value = "false",
           value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1,

@@ -163,9 +163,12 @@ pub async fn start_nginx(args: &gateway_config::Args) -> Gateway {
     gateway
 }
 
-/// A free address on 127.0.0.1 (bound, then released for nginx to take).
+/// A free address on 127.0.0.1 for nginx, which binds it itself: from
+/// below the ephemeral range, handed out once per process (as Envoy's
+/// ports, [`crate::mesh`]), so no `bind(0)` of the stack can take it
+/// before nginx does.
 pub async fn free_addr() -> SocketAddr {
-    bind().await.local_addr().unwrap()
+    SocketAddr::from(([127, 0, 0, 1], crate::mesh::free_ports(1)[0]))
 }
 
 /// The whole stack behind a real nginx: the stack (servicea told the

@@ -92,7 +92,7 @@ pub struct Mesh {
 /// depends on the process id (test binaries are apart), and each is
 /// checked free when handed out. Ports taken with `bind(0)` and released
 /// could be taken again by any socket of the stack before Envoy binds.
-fn free_ports(n: usize) -> Vec<u16> {
+pub(crate) fn free_ports(n: usize) -> Vec<u16> {
     use std::sync::atomic::{AtomicU32, Ordering};
     const FIRST: u32 = 16_000;
     const SPAN: u32 = 12_000;

@@ -78,10 +78,13 @@ impl Authenticated {
     /// client's share of the cache is full.
     pub fn spend_jti(&self, state: &AppState) -> Result<(), OAuthError> {
         let id = self.client.id.as_str();
+        // The registry served this request's client a moment ago: if it
+        // cannot be read now, one client's share is the safe guess.
+        let clients = state.oauth.clients.get().map_or(1, |r| r.clients.len());
         state
             .oauth
             .jtis
-            .first_use(id, &self.jti, self.exp, now_unix())
+            .first_use(id, &self.jti, self.exp, now_unix(), clients)
             .map_err(|e| bad(e.to_string()))
     }
 }
@@ -245,11 +248,7 @@ async fn client_key(
         OAuthError::unavailable("the client registry is not usable (see the factory's log)")
     })?;
     let shown = untrusted(id.as_str());
-    let cannot = || {
-        bad(format!(
-            "client {shown} cannot authenticate: no registered client with a key"
-        ))
-    };
+    let cannot = || bad(cannot_authenticate(id));
     let Some(client) = registry.get(id) else {
         tracing::info!(client = %shown, "refused: {shown} is not in the client registry");
         return Err(cannot());
@@ -261,18 +260,15 @@ async fn client_key(
     let key: Arc<DecodingKey> = match source {
         KeySource::File(file) => {
             let key = file.get().map_err(|e| {
-                tracing::warn!(client = %id, "client key unusable: {e}");
-                bad(format!(
-                    "{id}'s registered key is not usable (see the factory's log)"
-                ))
+                tracing::warn!(client = %id, "refused: {id}'s registered key is unusable: {e}");
+                cannot()
             })?;
             Arc::new(key.decoding_key().clone())
         }
         KeySource::Jwks(jwks) => {
             let kid = header.get("kid").and_then(Value::as_str).ok_or_else(|| {
-                bad(format!(
-                    "{id}'s keys are a JWK Set: the assertion must name its key (kid)"
-                ))
+                tracing::info!(client = %id, "refused: {id}'s keys are a JWK Set, and the assertion names no kid");
+                cannot()
             })?;
             let http = state.oauth.http.as_ref().ok_or_else(|| {
                 OAuthError::unavailable("jwt-factory cannot fetch JWK Sets (see its log)")
@@ -283,7 +279,10 @@ async fn client_key(
                 state.config.client_jwks.limits(state.oauth.timeouts),
             )
             .await
-            .map_err(|e| bad(format!("{id}: {e}")))?
+            .map_err(|e| {
+                tracing::info!(client = %id, "refused: no key of {id}'s JWK Set for this assertion: {e}");
+                cannot()
+            })?
         }
     };
     Ok((client, key))
@@ -334,6 +333,17 @@ fn check_times(state: &AppState, times: &Times) -> Result<i64, OAuthError> {
     Ok(exp)
 }
 
+/// The one answer for every reason a claimed client cannot be believed
+/// (not registered, registered without a key, its key unusable or not
+/// found, a signature by another key), so the answers cannot tell which
+/// client ids exist (item 15). The log says which it was.
+fn cannot_authenticate(id: &KeyId) -> String {
+    format!(
+        "client {} cannot authenticate: no key registered for it verifies this assertion",
+        untrusted(id.as_str())
+    )
+}
+
 fn bad(description: impl Into<String>) -> OAuthError {
     OAuthError::invalid_client(description)
 }
@@ -360,7 +370,8 @@ fn explain(kind: &ErrorKind, id: &KeyId, audiences: &[String]) -> String {
         ErrorKind::ExpiredSignature => "client assertion expired".into(),
         ErrorKind::ImmatureSignature => "client assertion not valid yet (nbf)".into(),
         ErrorKind::InvalidSignature => {
-            format!("client assertion signature does not verify with {id}'s registered key")
+            tracing::info!(client = %id, "refused: the assertion's signature does not verify with {id}'s registered key");
+            cannot_authenticate(id)
         }
         ErrorKind::InvalidAudience => format!(
             "client assertion aud must be one of: {}",

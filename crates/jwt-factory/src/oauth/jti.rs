@@ -6,9 +6,11 @@
 //!   `exp` plus the clock leeway, so its `jti` is remembered exactly as
 //!   long; forgetting it at `exp` would open a replay window.
 //! - **Per client.** Each client has its own table and its own bound
-//!   (`JTI_CACHE_PER_CLIENT`): a client that fills its share is refused,
-//!   and no other client notices. A total bound (`JTI_CACHE_TOTAL`, twice
-//!   the per-client one by default) caps the memory. Only clients whose
+//!   (`JTI_CACHE_PER_CLIENT`, and at most the total divided by the
+//!   registered clients): a client that fills its share is refused, and no
+//!   other client notices, however many fill theirs. A total bound
+//!   (`JTI_CACHE_TOTAL`, twice the per-client one by default) caps the
+//!   memory. Only clients whose
 //!   signature verified ever get here, so the number of tables is the
 //!   number of registered clients.
 //! - **Small entries.** A `jti` is remembered as the first 16 bytes of its
@@ -127,13 +129,31 @@ impl JtiCache {
     }
 
     /// Records `jti` of `client`, whose assertion expires at `exp` (whole
-    /// seconds, rounded up), at time `now`: an error if it was used before
-    /// and is still remembered (a replay), or if there is no room.
-    pub fn first_use(&self, client: &str, jti: &str, exp: i64, now: i64) -> Result<(), JtiRefusal> {
+    /// seconds, rounded up), at time `now`, among `clients` registered
+    /// clients: an error if it was used before and is still remembered (a
+    /// replay), if the assertion has expired (validation ran a moment
+    /// earlier: a replay at that second's edge), or if there is no room.
+    ///
+    /// Each client's share is `JTI_CACHE_PER_CLIENT`, and at most its fair
+    /// part of `JTI_CACHE_TOTAL` (the total divided by the registered
+    /// clients), so the shares together never exceed the total: however
+    /// many clients fill theirs, every other client keeps its own.
+    pub fn first_use(
+        &self,
+        client: &str,
+        jti: &str,
+        exp: i64,
+        now: i64,
+        clients: usize,
+    ) -> Result<(), JtiRefusal> {
         let key = jti_digest(jti);
         let until = secs(exp.saturating_add(self.leeway_secs));
         let now = secs(now);
-        let JtiLimits { per_client, total } = self.limits;
+        if until < now {
+            return Err(JtiRefusal::Replay);
+        }
+        let total = self.limits.total;
+        let per_client = self.limits.per_client.min(total / clients.max(1)).max(1);
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let state = &mut *guard;
         let jtis = state.clients.entry(client.to_owned()).or_default();
@@ -192,38 +212,41 @@ mod tests {
     #[test]
     fn a_jti_is_refused_until_exp_plus_leeway_then_forgotten() {
         let c = cache(10, 20);
-        c.first_use("a", "j", 100, 50).unwrap();
-        assert_eq!(c.first_use("a", "j", 100, 129), Err(JtiRefusal::Replay));
-        assert_eq!(c.first_use("a", "j", 100, 130), Err(JtiRefusal::Replay));
-        c.first_use("a", "j", 200, 131).unwrap();
+        c.first_use("a", "j", 100, 50, 1).unwrap();
+        assert_eq!(c.first_use("a", "j", 100, 129, 1), Err(JtiRefusal::Replay));
+        assert_eq!(c.first_use("a", "j", 100, 130, 1), Err(JtiRefusal::Replay));
+        c.first_use("a", "j", 200, 131, 1).unwrap();
         // Another client's jti of the same text is its own.
-        c.first_use("b", "j", 100, 50).unwrap();
+        c.first_use("b", "j", 100, 50, 1).unwrap();
     }
 
     #[test]
-    fn a_full_client_does_not_lock_out_another_and_frees_by_time() {
+    fn full_clients_never_lock_out_another_and_free_by_time() {
+        // Three registered clients share a total of 6: 2 each, although
+        // JTI_CACHE_PER_CLIENT is 3.
         let c = cache(3, 6);
-        for j in ["1", "2", "3"] {
-            c.first_use("a", j, 100, 50).unwrap();
+        for client in ["a", "b"] {
+            for j in ["1", "2"] {
+                c.first_use(client, j, 100, 50, 3).unwrap();
+            }
+            assert!(matches!(
+                c.first_use(client, "3", 100, 50, 3),
+                Err(JtiRefusal::ClientFull { limit: 2, .. })
+            ));
         }
-        assert!(matches!(
-            c.first_use("a", "4", 100, 50),
-            Err(JtiRefusal::ClientFull { limit: 3, .. })
-        ));
-        for j in ["1", "2", "3"] {
-            c.first_use("b", j, 100, 50).unwrap();
-        }
-        // The total is reached: a third client waits for expiries.
-        assert!(matches!(
-            c.first_use("c", "1", 100, 50),
-            Err(JtiRefusal::Full { limit: 6 })
-        ));
+        // Two clients at their share: the third still has its own.
+        c.first_use("c", "1", 100, 50, 3).unwrap();
+        c.first_use("c", "2", 100, 50, 3).unwrap();
         // After exp + leeway, everyone has room again.
-        c.first_use("a", "4", 300, 131).unwrap();
-        c.first_use("c", "1", 300, 131).unwrap();
-        // a was swept when it met its bound; b's expired three wait for
-        // b's next insert or a sweep of all at the total.
-        assert_eq!(c.len(), 1 + 3 + 1);
+        c.first_use("a", "3", 300, 131, 3).unwrap();
+        c.first_use("c", "3", 300, 131, 3).unwrap();
+    }
+
+    #[test]
+    fn an_assertion_past_exp_plus_leeway_is_refused_even_if_forgotten() {
+        // Validated a moment before, spent a second later.
+        let c = cache(10, 20);
+        assert_eq!(c.first_use("a", "k", 100, 131, 1), Err(JtiRefusal::Replay));
     }
 
     #[test]
@@ -232,7 +255,7 @@ mod tests {
         // 60 s assertions at 1,000/s for 10 minutes: about 90,000 live.
         for i in 0..600_000_i64 {
             let now = i / 1000;
-            c.first_use("a", &format!("jti-{i}"), now + 60, now)
+            c.first_use("a", &format!("jti-{i}"), now + 60, now, 1)
                 .unwrap();
         }
         let held = c.len();
