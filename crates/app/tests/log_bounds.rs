@@ -12,11 +12,6 @@
 //! binary: it installs the process's log subscriber, writing to a buffer.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex, OnceLock},
-};
-
 use reqwest::{Client, Method, RequestBuilder};
 use serde_json::json;
 use test_support::{
@@ -38,37 +33,8 @@ const PER_REQUEST: usize = 8 * 1024;
 /// buffer (so the header reaches the service).
 const BIG: usize = 100_000;
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The log of this test process, at info as the binaries write it.
-fn log() -> &'static Buffer {
-    static LOG: OnceLock<Buffer> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter("info,tower_http=info,hyper=warn,rustls=warn")
-            .with_target(false)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        buffer
-    })
-}
-
 fn log_len() -> usize {
-    log().0.lock().unwrap().len()
+    test_support::captured_log::len()
 }
 
 /// The tests of this binary share the log: one at a time.
@@ -136,7 +102,7 @@ fn assert_bounded(costs: &[Cost], start: usize) {
         over.len(),
         over.join("\n")
     );
-    let text = String::from_utf8_lossy(&log().0.lock().unwrap()[start..]).into_owned();
+    let text = test_support::captured_log::since(start);
     assert!(
         !text.contains(&"Q".repeat(200)),
         "a long value reached the log"
@@ -233,7 +199,7 @@ fn variants(client: &Client, method: &Method, url: &str) -> Vec<(String, Request
 /// `/introspect`: see the next test), with every variant.
 #[tokio::test]
 async fn every_endpoint_logs_a_bounded_amount_per_oversized_request() {
-    log();
+    test_support::captured_log::install();
     let _one = SERIAL.lock().await;
     let s = Stack::start(Default::default()).await;
     let start = log_len();
@@ -357,7 +323,7 @@ async fn every_endpoint_logs_a_bounded_amount_per_oversized_request() {
 /// request. (Before: 400,487 bytes per request; after: 517. See docs/issue-21/d.md.)
 #[tokio::test]
 async fn serviceb_logs_a_bounded_amount_per_xfcc_request() {
-    log();
+    test_support::captured_log::install();
     let _one = SERIAL.lock().await;
     let s = Stack::start(Default::default()).await;
     let start = log_len();
@@ -390,7 +356,7 @@ async fn serviceb_logs_a_bounded_amount_per_xfcc_request() {
 /// limit, and oversized headers.
 #[tokio::test]
 async fn every_endpoint_logs_a_bounded_amount_per_oversized_request_token_form() {
-    log();
+    test_support::captured_log::install();
     let _one = SERIAL.lock().await;
     let s = Stack::start(Default::default()).await;
     let start = log_len();

@@ -4,55 +4,21 @@
 //! to a buffer the tests read.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex, OnceLock},
-};
-
 use app::Role;
 use test_support as common;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The log of this test process, at info as the binaries write it.
-fn log() -> &'static Buffer {
-    static LOG: OnceLock<Buffer> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter("info,tower_http=info,hyper=warn,rustls=warn")
-            .with_target(false)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        buffer
-    })
-}
-
 fn log_len() -> usize {
-    log().0.lock().unwrap().len()
+    test_support::captured_log::len()
 }
 
 fn log_text() -> String {
-    String::from_utf8_lossy(&log().0.lock().unwrap()).into_owned()
+    test_support::captured_log::text()
 }
 
 #[tokio::test]
 async fn three_hundred_requests_with_65_kb_paths_grow_the_log_by_a_bounded_amount() {
-    log();
+    test_support::captured_log::install();
     common::init();
     let b = common::start_service(Role::B, &[], common::bind().await, None).await;
     let path = format!("/{}", "A".repeat(65_000));
@@ -90,7 +56,7 @@ async fn three_hundred_requests_with_65_kb_paths_grow_the_log_by_a_bounded_amoun
 
 #[tokio::test]
 async fn a_token_in_the_query_string_never_reaches_the_log() {
-    log();
+    test_support::captured_log::install();
     let s = common::Stack::start(common::Options::default()).await;
     let token = common::issue_at(&s.client, &s.factory.url(), "servicea", "serviceb").await;
     assert_eq!(token.split('.').count(), 3, "{token}");
@@ -115,7 +81,7 @@ async fn a_token_in_the_query_string_never_reaches_the_log() {
 
 #[tokio::test]
 async fn the_connection_cap_is_logged_once_per_interval_not_per_connection() {
-    log();
+    test_support::captured_log::install();
     let b = common::start_service_with(Role::B, &["--max-connections", "5"]).await;
     let mut idle = Vec::new();
     for _ in 0..40 {

@@ -6,9 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::{
-    io::Write,
     sync::{
-        Arc, Mutex, OnceLock, RwLock,
+        Arc, RwLock,
         atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
@@ -34,37 +33,8 @@ const ISSUER: &str = "https://jwt-factory/";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const CLIENT: &str = "rot";
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The log of this test process, at info as the binaries write it.
-fn log() -> &'static Buffer {
-    static LOG: OnceLock<Buffer> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter("info,hyper=warn,rustls=warn")
-            .with_target(false)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        buffer
-    })
-}
-
 fn log_text() -> String {
-    String::from_utf8_lossy(&log().0.lock().unwrap()).into_owned()
+    test_support::captured_log::text()
 }
 
 /// The client's JWK Set server: serves `set` with `Cache-Control:
@@ -129,7 +99,7 @@ struct Sts {
 
 impl Sts {
     async fn start(jwks_url: &str, alg: SigningAlgorithm, flags: &[&str]) -> Self {
-        log();
+        test_support::captured_log::install();
         test_support::init();
         let dir = tempfile::tempdir().unwrap();
         let registry = json!({ "clients": [

@@ -21,9 +21,11 @@
 //! - [`gateway`], [`mesh`]: the real nginx (scenario 9) and the real Envoy
 //!   sidecars (scenario 10) in front of the stack.
 //! - [`browser`]: Chromium and Playwright for the console's tests.
+//! - [`captured_log`]: the process's log in a buffer, for tests that read it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod browser;
+pub mod captured_log;
 pub mod factory;
 pub mod files;
 pub mod forge;
