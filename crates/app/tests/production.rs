@@ -163,3 +163,192 @@ async fn scenario_10_works_in_production() {
         m.logs()
     );
 }
+
+/// The attack suite's tokens, against the paths that verify tokens with
+/// `PRODUCTION` on: serviceb's `/scenario6-server` (locally, from the JWK
+/// Set) and the gateway (`/serviceb/scenario9-server`, through the real
+/// nginx and the verifier). Signed with the factory's own key (dumped by
+/// the admin over mTLS) where the attack is in the claims, so only the
+/// rule under test can refuse it. Each is a 4xx with JSON that says why,
+/// and a valid token passes right after it.
+#[tokio::test]
+async fn hostile_tokens_are_refused_on_every_production_path() {
+    use common::forge::{Sig, forge};
+    use jsonwebtoken::{Algorithm, EncodingKey};
+    use serde_json::json;
+
+    let e = Edge::start_verifier_with(
+        production(),
+        None,
+        [1000, 2000, 5000],
+        &["--production", "true"],
+    )
+    .await;
+    let s = &e.s;
+    // The factory's signing key, as an attacker who stole it would hold
+    // it: dumped by the admin (the only one who may), read from KEYS_DIR.
+    let admin = s.files.client_as("admin");
+    let (status, body) =
+        json_reply(admin.post(format!("{}/utils/dump", s.factory.https_url()))).await;
+    assert_eq!(status, 200, "dump by the admin: {body}");
+    let pem = std::fs::read(s.files.keys.join("servicea-private.pem")).unwrap();
+    let factory_key = EncodingKey::from_rsa_pem(&pem).unwrap();
+    let (_, jwks) = s.get(&s.factory, "/.well-known/jwks.json").await;
+    let kid = jwks["keys"][0]["kid"].as_str().unwrap().to_owned();
+    let public_pem = s2s_auth::KeyPair::from_private_pem(std::str::from_utf8(&pem).unwrap())
+        .unwrap()
+        .public()
+        .pem()
+        .to_owned();
+    let other = s2s_auth::KeyPair::generate(s2s_auth::SigningAlgorithm::RS256).unwrap();
+    let other_key = EncodingKey::from_rsa_pem(other.private_pem().as_bytes()).unwrap();
+    let hmac = EncodingKey::from_secret(public_pem.as_bytes());
+
+    let now = common::factory::now_unix();
+    let claims = |edit: &dyn Fn(&mut serde_json::Map<String, Value>)| {
+        let mut c = json!({
+            "iss": "https://jwt-factory/", "sub": "servicea", "aud": "serviceb",
+            "client_id": "servicea", "jti": "j", "iat": now, "exp": now + 60,
+        });
+        edit(c.as_object_mut().unwrap());
+        c
+    };
+    let header = |alg: &str, typ: &str| json!({ "alg": alg, "typ": typ, "kid": kid });
+    let ok = |_: &mut serde_json::Map<String, Value>| {};
+    let signed = Sig::By(&factory_key, Algorithm::RS256);
+    let attacks: Vec<(&str, String)> = vec![
+        (
+            "alg none",
+            forge(&header("none", "at+jwt"), &claims(&ok), Sig::Raw("")),
+        ),
+        (
+            "HS256 keyed with the factory's public key",
+            forge(
+                &header("HS256", "at+jwt"),
+                &claims(&ok),
+                Sig::By(&hmac, Algorithm::HS256),
+            ),
+        ),
+        (
+            "another key under the factory's kid",
+            forge(
+                &header("RS256", "at+jwt"),
+                &claims(&ok),
+                Sig::By(&other_key, Algorithm::RS256),
+            ),
+        ),
+        (
+            "expired",
+            forge(
+                &header("RS256", "at+jwt"),
+                &claims(&|c| {
+                    c.insert("exp".into(), (now - 600).into());
+                }),
+                signed,
+            ),
+        ),
+        (
+            "for servicec",
+            forge(
+                &header("RS256", "at+jwt"),
+                &claims(&|c| {
+                    c.insert("aud".into(), "servicec".into());
+                }),
+                signed,
+            ),
+        ),
+        (
+            "another issuer",
+            forge(
+                &header("RS256", "at+jwt"),
+                &claims(&|c| {
+                    c.insert("iss".into(), "https://evil/".into());
+                }),
+                signed,
+            ),
+        ),
+        (
+            "another subject",
+            forge(
+                &header("RS256", "at+jwt"),
+                &claims(&|c| {
+                    c.insert("sub".into(), "servicec".into());
+                    c.insert("client_id".into(), "servicec".into());
+                }),
+                signed,
+            ),
+        ),
+        (
+            "client_id other than sub",
+            forge(
+                &header("RS256", "at+jwt"),
+                &claims(&|c| {
+                    c.insert("client_id".into(), "admin".into());
+                }),
+                signed,
+            ),
+        ),
+        (
+            "an /issueToken token (typ JWT)",
+            forge(&header("RS256", "JWT"), &claims(&ok), signed),
+        ),
+        (
+            "a string exp",
+            forge(
+                &header("RS256", "at+jwt"),
+                &claims(&|c| {
+                    c.insert("exp".into(), "9999999999".into());
+                }),
+                signed,
+            ),
+        ),
+        (
+            "certificate-bound, over plain http",
+            forge(
+                &header("RS256", "at+jwt"),
+                &claims(&|c| {
+                    c.insert(
+                        "cnf".into(),
+                        json!({ "x5t#S256": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }),
+                    );
+                }),
+                signed,
+            ),
+        ),
+        (
+            "a kid that walks the file system",
+            forge(
+                &json!({ "alg": "RS256", "typ": "at+jwt", "kid": "../../etc/passwd" }),
+                &claims(&ok),
+                signed,
+            ),
+        ),
+        (
+            "a 100 KB token",
+            format!("{}.{}.x", "a".repeat(50_000), "b".repeat(50_000)),
+        ),
+    ];
+    let valid = forge(&header("RS256", "at+jwt"), &claims(&ok), signed);
+    let paths = [
+        (
+            "serviceb /scenario6-server",
+            format!("{}/scenario6-server", s.b.url()),
+        ),
+        ("the gateway", e.gateway.url("/serviceb/scenario9-server")),
+    ];
+    for (where_, url) in &paths {
+        for (attack, token) in &attacks {
+            let (status, body) = json_reply(s.client.get(url).bearer_auth(token)).await;
+            assert!(
+                (400..500).contains(&status),
+                "{attack} at {where_}: {status} {body}"
+            );
+            assert!(body.is_object(), "{attack} at {where_}: not JSON: {body}");
+            let (status, body) = json_reply(s.client.get(url).bearer_auth(&valid)).await;
+            assert_eq!(
+                status, 200,
+                "a valid token at {where_} after {attack}: {body}"
+            );
+        }
+    }
+}
