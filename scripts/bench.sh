@@ -153,7 +153,7 @@ fresh_token_row() {
   count=$(awk -v r="${RPS[$ALGORITHM/POST /issueToken]}" -v d="$FRESH_SECS" \
     'BEGIN {n = int(r * 1.3 * d) + 1000; print (n < 12000 ? 12000 : n)}')
   echo "signing $count client assertions for the /token row (scenario-3-keys/jwt-private.pem, one jti each)"
-  cargo bench -q -p jwt-factory --bench fresh_assertions -- scenario-3-keys/jwt-private.pem \
+  cargo bench -q -p jwt-factory --bench fresh_assertions -- "$PWD/scenario-3-keys/jwt-private.pem" \
     "$ALGORITHM" servicea https://jwt-factory/ "$count" 600 >"$TMP/assertions.txt" \
     || die "could not sign the assertions for the /token row"
   ASSERTIONS="$TMP/assertions.txt" NO_WARMUP=1 DURATION=$FRESH_SECS \

@@ -122,8 +122,9 @@ pub struct Config {
     pub jti_cache_per_client: u64,
 
     /// How many client-assertion `jti`s are remembered for all clients
-    /// together: the memory bound, about 25 bytes each (so 45 MB at the
-    /// default). Default: twice JTI_CACHE_PER_CLIENT.
+    /// together: the memory bound, about 25 bytes each (so 67 MB at the
+    /// default). Each client's share is at most this divided by the
+    /// registered clients. Default: three times JTI_CACHE_PER_CLIENT.
     #[arg(long, env = "JTI_CACHE_TOTAL",
           value_parser = clap::value_parser!(u64).range(1..=200_000_000))]
     pub jti_cache_total: Option<u64>,

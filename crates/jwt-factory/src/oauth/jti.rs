@@ -9,7 +9,7 @@
 //!   (`JTI_CACHE_PER_CLIENT`, and at most the total divided by the
 //!   registered clients): a client that fills its share is refused, and no
 //!   other client notices, however many fill theirs. A total bound
-//!   (`JTI_CACHE_TOTAL`, twice the per-client one by default) caps the
+//!   (`JTI_CACHE_TOTAL`, three times the per-client one by default) caps the
 //!   memory. Only clients whose
 //!   signature verified ever get here, so the number of tables is the
 //!   number of registered clients.
@@ -19,7 +19,7 @@
 //!   per slot and keeps 1/8 to 9/16 of its slots free. From the table's
 //!   own capacity (`memory_per_entry` below): 900,000 entries, one
 //!   client's default share, take 22 MB (2^20 slots of 21 bytes, 24.5
-//!   bytes per entry); the default total, 1,800,000, at most 45 MB. Sixteen bytes of SHA-256
+//!   bytes per entry); the default total, 2,700,000, at most 67 MB. Sixteen bytes of SHA-256
 //!   make a false "already used" for a fresh `jti` about 2^-88 likely with
 //!   a full table, and the digest cannot be steered.
 //! - **Expiry by time, amortised.** A client's table is swept (expired

@@ -86,7 +86,8 @@ impl Oauth {
     }
 }
 
-/// `JTI_CACHE_PER_CLIENT` and `JTI_CACHE_TOTAL` (default: twice the first).
+/// `JTI_CACHE_PER_CLIENT` and `JTI_CACHE_TOTAL` (default: three times the
+/// first, so the three clients of `env/clients.json` each get a full share).
 fn jti_limits(config: &Config) -> JtiLimits {
     let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     let per_client = size(config.jti_cache_per_client);
@@ -94,7 +95,7 @@ fn jti_limits(config: &Config) -> JtiLimits {
         per_client,
         total: config
             .jti_cache_total
-            .map_or(per_client.saturating_mul(2), size),
+            .map_or(per_client.saturating_mul(3), size),
     }
 }
 
