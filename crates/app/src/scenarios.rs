@@ -368,6 +368,27 @@ async fn leg(
     answer_of(result)
 }
 
+/// Who must be listening for `check`'s first hop besides the services of
+/// the quick start, and the command that starts it: scenario 9's gateway
+/// (nginx) and scenario 10's sidecar of servicea (Envoy). A connection
+/// refused there names the missing process, not serviceb.
+fn missing_process(check: Check, state: &servicea::State) -> Option<String> {
+    match check {
+        Check::Gateway => Some(format!(
+            "the gateway (nginx, GATEWAY_ENDPOINT {}) is not running: `scripts/demo.sh` \
+             starts it with the whole stack (see the README's gateway section)",
+            state.settings.gateway
+        )),
+        Check::Mesh => state.settings.mesh_proxy.as_ref().map(|proxy| {
+            format!(
+                "my sidecar (Envoy, MESH_PROXY {proxy}) is not running: `scripts/mesh.sh` or \
+                 `scripts/demo.sh` starts the sidecars (see the README's mesh section)"
+            )
+        }),
+        _ => None,
+    }
+}
+
 /// A failure as an answer: its status and JSON message.
 pub(crate) fn answer_of(result: Result<Answer, AppError>) -> Answer {
     result.unwrap_or_else(|err| Answer {
@@ -477,7 +498,12 @@ async fn try_leg(
             client.get(&target.url)
         }
     };
-    let answer = outbound::send_json(request, &target, rid, deadline, Repeat::IfSafe).await?;
+    let answer = outbound::send_json(request, &target, rid, deadline, Repeat::IfSafe)
+        .await
+        .map_err(|e| match missing_process(s.check, state) {
+            Some(hint) => e.with_hint(&hint),
+            None => e,
+        })?;
     tracing::info!(
         "{aud} answered {}: {}",
         answer.status,

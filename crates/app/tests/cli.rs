@@ -435,3 +435,16 @@ async fn mesh_config_writes_the_sidecars_files_and_refuses_what_it_cannot_trust(
     let (ok, out) = run(mesh_config(&[])).await;
     assert!(!ok && out.contains("chmod go-w"), "{out}");
 }
+
+/// `app --help` counts the scenarios the table holds (it said "1-9" after
+/// scenario 10 landed): the count is checked here against the table.
+#[tokio::test]
+async fn help_names_as_many_scenarios_as_the_table_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = app(dir.path());
+    cmd.arg("--help");
+    let (ok, text) = run(cmd).await;
+    assert!(ok, "{text}");
+    let n = app::scenarios::SCENARIOS.len();
+    assert!(text.contains(&format!("scenarios 1-{n}")), "{text}");
+}

@@ -886,3 +886,33 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
     assert!(log.contains("SIGTERM received"), "{log}");
     fake_task.abort();
 }
+
+/// On the quick-start stack (no gateway, no sidecars), scenarios 9 and 10
+/// answer 502 naming the process that is missing and the command that
+/// starts it, not serviceb (issue 22, item 6).
+#[tokio::test]
+async fn without_the_gateway_or_the_sidecar_the_502_names_what_to_start() {
+    // Ports nothing listens on: bound, then released.
+    let [gateway, sidecar] = common::free_ports::<2>();
+    let s = Stack::start(Options {
+        a_args: vec![
+            "--gateway-endpoint".into(),
+            format!("http://127.0.0.1:{gateway}"),
+            "--mesh-proxy".into(),
+            format!("http://127.0.0.1:{sidecar}"),
+        ],
+        ..Options::default()
+    })
+    .await;
+    for (n, says) in [
+        (9, ["the gateway (nginx", "scripts/demo.sh"]),
+        (10, ["my sidecar (Envoy", "scripts/mesh.sh"]),
+    ] {
+        let (status, body) = s.get_a(&format!("/scenario{n}")).await;
+        assert_eq!(status, 502, "scenario {n}: {body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        for word in says {
+            assert!(message.contains(word), "scenario {n}: {message}");
+        }
+    }
+}

@@ -143,12 +143,13 @@ async fn hello_answers_during_a_flood_of_slow_bodies() {
     for t in &took {
         assert!(*t < HELLO_WITHIN, "/hello took {took:?} during the flood");
     }
-    // Room was made by closing flood connections: those past the cap and
-    // one for the first /hello, at least (the next ones took the slot the
-    // first left).
+    // Room was made by closing flood connections: at least those past the
+    // cap. (The first /hello usually costs one more, unless a slot was
+    // already free when it came: a flood connection still in the kernel's
+    // backlog, not yet counted by the listener. CI once saw exactly 16.)
     let closed = || flood.closed.load(Ordering::SeqCst);
     let since = Instant::now();
-    while closed() <= FLOOD - CAP {
+    while closed() < FLOOD - CAP {
         assert!(
             since.elapsed() < HELLO_WITHIN,
             "only {} flood connections closed",

@@ -83,12 +83,15 @@ pub struct Target<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     /// 502: refused, reset, TLS failure (an untrusted certificate, ...).
-    #[error("{who} unavailable at {url}: {}", describe(.source))]
+    /// `hint`: what the caller knows about who should be listening there
+    /// (empty, or `" (...)"`), see [`UpstreamError::with_hint`].
+    #[error("{who} unavailable at {url}: {}{hint}", describe(.source))]
     Unreachable {
         who: String,
         url: String,
         #[source]
         source: reqwest::Error,
+        hint: String,
     },
     /// 502: the TLS handshake showed another workload than the one meant
     /// (its certificate names another SPIFFE ID): nothing was sent.
@@ -121,6 +124,20 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
+    /// A connection that could not be opened, with `hint` (which process
+    /// should be listening there, and the command that starts it) added to
+    /// its message; any other error as it is.
+    pub fn with_hint(mut self, hint: &str) -> Self {
+        if let Self::Unreachable {
+            hint: h, source, ..
+        } = &mut self
+            && source.is_connect()
+        {
+            *h = format!(" ({hint})");
+        }
+        self
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unreachable { .. } | Self::WrongPeer { .. } | Self::BadAnswer { .. } => {
@@ -393,6 +410,7 @@ fn classify(err: reqwest::Error, target: &Target<'_>, deadline: Deadline) -> Ups
         who: target.who.to_owned(),
         url: target.url.clone(),
         source: err,
+        hint: String::new(),
     }
 }
 
