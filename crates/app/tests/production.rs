@@ -32,6 +32,17 @@ fn production() -> Options {
     }
 }
 
+/// The stack, its verifier and the real nginx, every process in production.
+async fn production_edge() -> Edge {
+    Edge::start_verifier_with(
+        production(),
+        None,
+        [1000, 2000, 5000],
+        &["--production", "true"],
+    )
+    .await
+}
+
 fn says(case: &str, body: &Value, words: &[&str]) {
     let text = body.to_string().to_lowercase();
     for w in words {
@@ -44,13 +55,7 @@ fn says(case: &str, body: &Value, words: &[&str]) {
 
 #[tokio::test]
 async fn scenarios_6_to_9_work_and_every_shortcut_is_refused() {
-    let e = Edge::start_verifier_with(
-        production(),
-        None,
-        [1000, 2000, 5000],
-        &["--production", "true"],
-    )
-    .await;
+    let e = production_edge().await;
     let s = &e.s;
     for n in [6, 7, 8, 9] {
         let (status, body) = s.get_a(&format!("/scenario{n}")).await;
@@ -177,13 +182,7 @@ async fn hostile_tokens_are_refused_on_every_production_path() {
     use jsonwebtoken::{Algorithm, EncodingKey};
     use serde_json::json;
 
-    let e = Edge::start_verifier_with(
-        production(),
-        None,
-        [1000, 2000, 5000],
-        &["--production", "true"],
-    )
-    .await;
+    let e = production_edge().await;
     let s = &e.s;
     // The factory's signing key, as an attacker who stole it would hold
     // it: dumped by the admin (the only one who may), read from KEYS_DIR.
@@ -216,6 +215,17 @@ async fn hostile_tokens_are_refused_on_every_production_path() {
     let header = |alg: &str, typ: &str| json!({ "alg": alg, "typ": typ, "kid": kid });
     let ok = |_: &mut serde_json::Map<String, Value>| {};
     let signed = Sig::By(&factory_key, Algorithm::RS256);
+    // A token signed with the factory's own key, with `changes` to the
+    // claims of a valid access token.
+    let signed_with = |changes: &[(&str, Value)]| {
+        let edit = |c: &mut serde_json::Map<String, Value>| {
+            for (name, value) in changes {
+                c.insert((*name).to_owned(), value.clone());
+            }
+        };
+        forge(&header("RS256", "at+jwt"), &claims(&edit), signed)
+    };
+    let bound = json!({ "x5t#S256": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" });
     let attacks: Vec<(&str, String)> = vec![
         (
             "alg none",
@@ -237,83 +247,28 @@ async fn hostile_tokens_are_refused_on_every_production_path() {
                 Sig::By(&other_key, Algorithm::RS256),
             ),
         ),
-        (
-            "expired",
-            forge(
-                &header("RS256", "at+jwt"),
-                &claims(&|c| {
-                    c.insert("exp".into(), (now - 600).into());
-                }),
-                signed,
-            ),
-        ),
-        (
-            "for servicec",
-            forge(
-                &header("RS256", "at+jwt"),
-                &claims(&|c| {
-                    c.insert("aud".into(), "servicec".into());
-                }),
-                signed,
-            ),
-        ),
+        ("expired", signed_with(&[("exp", (now - 600).into())])),
+        ("for servicec", signed_with(&[("aud", "servicec".into())])),
         (
             "another issuer",
-            forge(
-                &header("RS256", "at+jwt"),
-                &claims(&|c| {
-                    c.insert("iss".into(), "https://evil/".into());
-                }),
-                signed,
-            ),
+            signed_with(&[("iss", "https://evil/".into())]),
         ),
         (
             "another subject",
-            forge(
-                &header("RS256", "at+jwt"),
-                &claims(&|c| {
-                    c.insert("sub".into(), "servicec".into());
-                    c.insert("client_id".into(), "servicec".into());
-                }),
-                signed,
-            ),
+            signed_with(&[("sub", "servicec".into()), ("client_id", "servicec".into())]),
         ),
         (
             "client_id other than sub",
-            forge(
-                &header("RS256", "at+jwt"),
-                &claims(&|c| {
-                    c.insert("client_id".into(), "admin".into());
-                }),
-                signed,
-            ),
+            signed_with(&[("client_id", "admin".into())]),
         ),
         (
             "an /issueToken token (typ JWT)",
             forge(&header("RS256", "JWT"), &claims(&ok), signed),
         ),
-        (
-            "a string exp",
-            forge(
-                &header("RS256", "at+jwt"),
-                &claims(&|c| {
-                    c.insert("exp".into(), "9999999999".into());
-                }),
-                signed,
-            ),
-        ),
+        ("a string exp", signed_with(&[("exp", "9999999999".into())])),
         (
             "certificate-bound, over plain http",
-            forge(
-                &header("RS256", "at+jwt"),
-                &claims(&|c| {
-                    c.insert(
-                        "cnf".into(),
-                        json!({ "x5t#S256": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }),
-                    );
-                }),
-                signed,
-            ),
+            signed_with(&[("cnf", bound)]),
         ),
         (
             "a kid that walks the file system",

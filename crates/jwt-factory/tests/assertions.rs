@@ -7,6 +7,9 @@
 //! bounded form values in refusals.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+use support::oauth2_http;
+
 use std::{path::Path, sync::Arc, time::Duration};
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -337,35 +340,6 @@ async fn twelve_thousand_fresh_assertions_are_all_accepted() {
         (N / WORKERS + 1) * WORKERS,
         refused.first()
     );
-}
-
-/// The `oauth2` crate's async HTTP client: a closure on our reqwest (the
-/// crate is built without an HTTP client of its own).
-fn oauth2_http(
-    http: Client,
-) -> impl Fn(
-    oauth2::HttpRequest,
-) -> std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, reqwest::Error>> + Send>,
-> {
-    move |request: oauth2::HttpRequest| {
-        let http = http.clone();
-        Box::pin(async move {
-            let (parts, body) = request.into_parts();
-            let response = http
-                .request(parts.method, parts.uri.to_string())
-                .headers(parts.headers)
-                .body(body)
-                .send()
-                .await?;
-            let mut answer = http::Response::builder().status(response.status());
-            for (name, value) in response.headers() {
-                answer = answer.header(name, value);
-            }
-            let body = response.bytes().await?.to_vec();
-            Ok(answer.body(body).expect("a response"))
-        })
-    }
 }
 
 /// Item 14: a one-hour assertion (what popular client libraries sign by

@@ -2,6 +2,9 @@
 //! the RFC 8414 metadata and the shortcut switch, against a running factory.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+use support::oauth2_http;
+
 use std::path::Path;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation, jwk::JwkSet};
@@ -443,35 +446,6 @@ async fn the_shortcut_can_be_turned_off() {
     }
     let r = s.token(&sign(&claims("servicea"), &s.a), "serviceb").await;
     assert_eq!(r.status, 200, "{}", r.text);
-}
-
-/// The `oauth2` crate's async HTTP client: a closure on our reqwest (the
-/// crate is built without an HTTP client of its own, so no second reqwest).
-fn oauth2_http(
-    http: Client,
-) -> impl Fn(
-    oauth2::HttpRequest,
-) -> std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, reqwest::Error>> + Send>,
-> {
-    move |request: oauth2::HttpRequest| {
-        let http = http.clone();
-        Box::pin(async move {
-            let (parts, body) = request.into_parts();
-            let response = http
-                .request(parts.method, parts.uri.to_string())
-                .headers(parts.headers)
-                .body(body)
-                .send()
-                .await?;
-            let mut answer = http::Response::builder().status(response.status());
-            for (name, value) in response.headers() {
-                answer = answer.header(name, value);
-            }
-            let body = response.bytes().await?.to_vec();
-            Ok(answer.body(body).expect("a response"))
-        })
-    }
 }
 
 /// An unchanged standard client gets a token: `oauth2`'s
