@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Parser as _;
 
 use app::{
     Role,
@@ -28,7 +27,7 @@ fn main() -> ExitCode {
         Ok(loaded) => loaded,
         Err(err) => return s2s_web::cli::report(Err(err)),
     };
-    let cli = Cli::parse_from(args);
+    let cli: Cli = s2s_web::cli::parse(args);
     // `fetch-token`, `gateway-config` and `mesh-config` answer on stdout: their log goes
     // to stderr.
     let log = match cli.command {

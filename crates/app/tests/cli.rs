@@ -448,3 +448,37 @@ async fn help_names_as_many_scenarios_as_the_table_holds() {
     let n = app::scenarios::SCENARIOS.len();
     assert!(text.contains(&format!("scenarios 1-{n}")), "{text}");
 }
+
+/// A bad value from the environment (or an env file) names the variable,
+/// not a flag nobody typed; `--help` shows `[env: PORT]`, not the value an
+/// env file put in the environment (issue 22, item 6).
+#[tokio::test]
+async fn a_bad_env_value_names_the_variable_and_help_hides_env_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = app(dir.path());
+    cmd.args(["servicea"]).env("PORT", "abc");
+    let (ok, text) = run(cmd).await;
+    assert!(!ok, "{text}");
+    assert!(text.contains("environment variable PORT"), "{text}");
+    assert!(text.contains("\"abc\""), "{text}");
+
+    let mut cmd = app(dir.path());
+    cmd.args(["servicea", "--port", "abc"]);
+    let (ok, text) = run(cmd).await;
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("--port"),
+        "a typed flag is named as typed: {text}"
+    );
+
+    std::fs::write(dir.path().join("other.env"), "PORT=3999\n").unwrap();
+    let mut cmd = app(dir.path());
+    cmd.args(["servicea", "--env-file", "other.env", "--help"]);
+    let (ok, text) = run(cmd).await;
+    assert!(ok, "{text}");
+    assert!(text.contains("[env: PORT]"), "{text}");
+    assert!(
+        !text.contains("3999"),
+        "the env file's value in --help: {text}"
+    );
+}

@@ -3,7 +3,6 @@
 use std::{path::Path, process::ExitCode};
 
 use anyhow::Context as _;
-use clap::Parser as _;
 use jwt_factory::{AppState, Config};
 
 fn main() -> ExitCode {
@@ -16,7 +15,7 @@ fn main() -> ExitCode {
         Ok(loaded) => loaded,
         Err(err) => return s2s_web::cli::report(Err(err)),
     };
-    let config = Config::parse_from(args);
+    let config: Config = s2s_web::cli::parse(args);
     let log = s2s_web::telemetry::init();
     if let Some(file) = loaded {
         tracing::info!("loaded settings from {}", file.display());
