@@ -4,7 +4,7 @@
 # machine's single-core RSA-2048 signing rate with `openssl speed` in the
 # same run, and prints a table: requests/s, p50/p99 latency, ratio to the
 # signing rate, errors, resident memory per process and start-up time; and
-# draws the ratios as a chart, docs/img/bench-ratios.svg (the README's).
+# draws the ratios as a chart, docs/img/bench-ratios.svg (docs/performance.md's).
 #
 #   scripts/bench.sh                 # 10 s per row
 #   DURATION=30 scripts/bench.sh     # longer, steadier figures

@@ -110,7 +110,7 @@ pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
 /// a body limit, request ids and one log span per request, and the
 /// console's trace when a caller asks for it ([`s2s_web::trace`]).
 pub(crate) fn finish(router: Router, name: &str, shortcuts: bool) -> Router {
-    let not_found = format!("no such endpoint on {name} (see the README's endpoint table)");
+    let not_found = format!("no such endpoint on {name} (see docs/reference.md)");
     let router = router
         .route("/hello", get(hello))
         .fallback(
