@@ -19,9 +19,8 @@
 use test_support as common;
 
 use std::{
-    io::Write,
     net::SocketAddr,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -36,39 +35,9 @@ const SPIFFE_B: &str = "spiffe://cluster.local/ns/default/sa/serviceb";
 const SPIFFE_C: &str = "spiffe://cluster.local/ns/default/sa/servicec";
 const SPIFFE_FACTORY: &str = "spiffe://cluster.local/ns/default/sa/jwt-factory";
 
-/// What this test process logs (its own binary: it installs the log
-/// subscriber), at info as the binaries log.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Log {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn log() -> &'static Log {
-    static LOG: OnceLock<Log> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let log = Log::default();
-        let writer = log.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter("info")
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        log
-    })
-}
-
 /// Whether the log has a line containing `text`.
 fn logged(text: &str) -> bool {
-    let log = log().0.lock().unwrap();
-    String::from_utf8_lossy(&log)
+    common::captured_log::text()
         .lines()
         .any(|l| l.contains(text))
 }
@@ -176,7 +145,7 @@ fn refused_naming(path: &str, status: u16, message: &str, expected: &str, presen
 
 #[tokio::test]
 async fn an_impostor_on_servicebs_https_port_receives_nothing_and_servicea_names_both_ids() {
-    log();
+    common::captured_log::install();
     let mut s = Stack::start(Options::default()).await;
     const PATHS: [&str; 4] = ["/scenario3", "/scenario4", "/scenario7", "/scenario8"];
     for path in PATHS {
@@ -233,7 +202,7 @@ async fn an_impostor_on_servicebs_https_port_receives_nothing_and_servicea_names
 /// plain-http `/token` within the assertion's lifetime.
 #[tokio::test]
 async fn an_impostor_on_the_factorys_mtls_port_receives_no_client_assertion() {
-    log();
+    common::captured_log::install();
     let mut s = Stack::start(Options::default()).await;
     let (f_http, f_https) = (s.factory.addr, s.factory.https.unwrap());
     s.factory.stop().await;

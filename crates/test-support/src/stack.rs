@@ -56,13 +56,14 @@ pub fn all_service_vars() -> Vec<String> {
     vars
 }
 
-/// `N` distinct ports on 127.0.0.1 that were free a moment ago (all bound
-/// at once, then released), for servers that bind their own.
+/// `N` distinct free ports on 127.0.0.1, for servers that bind their own
+/// (or for an address nothing must listen on): from below the ephemeral
+/// range and handed out once per process ([`crate::mesh`]'s rule), so no
+/// `bind(0)` of a test's own servers can take one first. (Ports bound to
+/// port 0 and released were: a factory once got the "gateway" port.)
 pub fn free_ports<const N: usize>() -> [u16; N] {
-    let listeners: Vec<_> = (0..N)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
-        .collect();
-    std::array::from_fn(|i| listeners[i].local_addr().expect("local addr").port())
+    let ports = crate::mesh::free_ports(N);
+    std::array::from_fn(|i| ports[i])
 }
 
 /// One port on 127.0.0.1 that was free a moment ago.
