@@ -322,7 +322,6 @@ pub async fn run(
     https: Option<(TcpListener, RustlsConfig)>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use s2s_web::serve::serve;
     // One handle for both listeners: one signal stops both.
     let handle = s2s_web::shutdown::handle_on(shutdown);
     let name = state.name().to_owned();
@@ -335,39 +334,25 @@ pub async fn run(
         async move { state.jwks.refresh_in_background(&state.http).await }
     }));
 
-    tracing::info!("{name} listening on http://{}", http.local_addr()?);
-    let plain = serve(
-        http,
-        http_router(state.clone()),
-        None,
-        handle.clone(),
-        &options,
-    );
-    let secure = async {
-        let Some((listener, config)) = https else {
-            return Ok(());
-        };
-        tracing::info!(
-            "{name} listening on https://{} (certificate from gen-certs; client certificates: {})",
-            listener.local_addr()?,
-            state
-                .settings
-                .https
-                .as_ref()
-                .map_or(MtlsMode::Off, |h| h.tls.mode)
-        );
-        serve(
-            listener,
-            https_router(state),
-            Some(config),
-            handle,
-            &options,
-        )
-        .await
+    use s2s_web::serve::{Listener, serve_pair};
+    let mode = state
+        .settings
+        .https
+        .as_ref()
+        .map_or(MtlsMode::Off, |h| h.tls.mode);
+    let https = https.map(|(listener, config)| Listener {
+        listener,
+        router: https_router(state.clone()),
+        tls: Some(config),
+        note: format!(" (certificate from gen-certs; client certificates: {mode})"),
+    });
+    let plain = Listener {
+        listener: http,
+        router: http_router(state),
+        tls: None,
+        note: String::new(),
     };
-    // The first listener to fail stops both: a service never runs on one
-    // listener of two without saying so.
-    tokio::try_join!(plain, secure)?;
+    serve_pair(&name, plain, https, handle, &options).await?;
     tracing::info!("{name} stopped");
     Ok(())
 }

@@ -49,7 +49,7 @@ pub mod routes;
 
 use std::{future::Future, sync::Arc};
 
-use s2s_web::{request_tracing::with_request_tracing, serve::serve, shutdown};
+use s2s_web::{request_tracing::with_request_tracing, shutdown};
 
 use axum::middleware::from_fn_with_state;
 use axum::{
@@ -252,14 +252,6 @@ pub async fn run_with_https(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let addr = listener.local_addr()?;
-    tracing::info!(
-        "jwt-factory listening on http://{addr} ({} keys loaded from {}, algorithm {}, issuer {})",
-        state.keys.ids().len(),
-        state.keys.dir().display(),
-        state.config.algorithm,
-        state.config.issuer,
-    );
     if state.config.production.production {
         tracing::info!(
             "PRODUCTION: every workshop shortcut is off (/issueToken and /verify, anonymous key \
@@ -282,28 +274,28 @@ pub async fn run_with_https(
     }
     let handle = shutdown::handle_on(shutdown);
     let options = state.config.serve_options();
-    let secure = async {
-        let Some((listener, tls)) = https else {
-            return Ok(());
-        };
-        tracing::info!(
-            "jwt-factory listening on https://{} (client certificates: {}; POST /token over mTLS binds tokens to the certificate)",
-            listener.local_addr()?,
+    let https = https.map(|(listener, tls)| s2s_web::serve::Listener {
+        listener,
+        router: app(state.clone()),
+        tls: Some(tls),
+        note: format!(
+            " (client certificates: {}; POST /token over mTLS binds tokens to the certificate)",
             state.config.effective_mtls_mode()
-        );
-        serve(
-            listener,
-            app(state.clone()),
-            Some(tls),
-            handle.clone(),
-            &options,
-        )
-        .await
+        ),
+    });
+    let plain = s2s_web::serve::Listener {
+        listener,
+        router: app(state.clone()),
+        tls: None,
+        note: format!(
+            " ({} keys loaded from {}, algorithm {}, issuer {})",
+            state.keys.ids().len(),
+            state.keys.dir().display(),
+            state.config.algorithm,
+            state.config.issuer,
+        ),
     };
-    let plain = serve(listener, app(state.clone()), None, handle.clone(), &options);
-    // The first listener to fail stops both: a service never runs on one
-    // listener of two without saying so.
-    tokio::try_join!(plain, secure)?;
+    s2s_web::serve::serve_pair("jwt-factory", plain, https, handle, &options).await?;
     tracing::info!("jwt-factory stopped");
     Ok(())
 }

@@ -110,6 +110,50 @@ impl ListenerArgs {
     }
 }
 
+/// One listener and the router it serves; with TLS, its configuration.
+#[derive(Debug)]
+pub struct Listener {
+    pub listener: tokio::net::TcpListener,
+    pub router: axum::Router,
+    pub tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    /// What the "listening on" line adds after the address, e.g.
+    /// `" (client certificates: strict)"`.
+    pub note: String,
+}
+
+/// A service's plain listener and, if it has one, its https listener,
+/// served with one `handle` (one signal stops both). The first to fail
+/// stops both: a service never runs on one listener of two without saying
+/// so. `name` opens each "listening on" line.
+pub async fn serve_pair(
+    name: &str,
+    plain: Listener,
+    https: Option<Listener>,
+    handle: axum_server::Handle<ListenAddr>,
+    options: &ServeOptions,
+) -> std::io::Result<()> {
+    let one = |l: Listener| {
+        let handle = handle.clone();
+        async move {
+            let scheme = if l.tls.is_some() { "https" } else { "http" };
+            tracing::info!(
+                "{name} listening on {scheme}://{}{}",
+                l.listener.local_addr()?,
+                l.note
+            );
+            serve(l.listener, l.router, l.tls, handle, options).await
+        }
+    };
+    let secure = async {
+        match https {
+            Some(l) => one(l).await,
+            None => Ok(()),
+        }
+    };
+    tokio::try_join!(one(plain), secure)?;
+    Ok(())
+}
+
 /// Serves `router` on `listener` until `handle` is told to shut down.
 ///
 /// Every listener of the workshop goes through here, so each gets the same
