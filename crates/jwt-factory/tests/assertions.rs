@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
-use support::oauth2_http;
+use support::{ISSUER, JWT_BEARER, oauth2_http, refused};
 
 use std::{path::Path, sync::Arc, time::Duration};
 
@@ -26,9 +26,6 @@ use test_support::{
     factory::{create_key, now_unix},
     reply, start_factory, start_factory_tls,
 };
-
-const ISSUER: &str = "https://jwt-factory/";
-const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// A factory with a registry: servicea (serviceb, servicec), other
 /// (serviceb), keyless (registered without a key). It holds signing keys
@@ -160,18 +157,6 @@ fn sign_header(header: &Value, claims: &Claims, key: &KeyPair, alg: SigningAlgor
     );
     let sig = key.sign(alg, message.as_bytes()).unwrap();
     format!("{message}.{}", URL_SAFE_NO_PAD.encode(sig))
-}
-
-/// Asserts a JSON refusal with this status and `error`; the description.
-fn refused(r: &Reply, status: u16, code: &str) -> String {
-    assert_eq!(r.status, status, "{}: {}", r.what, r.text);
-    let body = r
-        .json
-        .as_ref()
-        .unwrap_or_else(|| panic!("not JSON: {}", r.text));
-    assert_eq!(body["error"], code, "{body}");
-    assert!(body.get("access_token").is_none(), "{body}");
-    body["error_description"].as_str().unwrap().to_owned()
 }
 
 fn ok(r: &Reply) {

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
-use support::oauth2_http;
+use support::{ISSUER, JWT_BEARER, oauth2_http, refused};
 
 use std::path::Path;
 
@@ -22,9 +22,6 @@ use test_support::{
     forge::{Sig, forge},
     reply, start_factory,
 };
-
-const ISSUER: &str = "https://jwt-factory/";
-const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// A factory with a client registry: servicea (may ask for serviceb and
 /// servicec) and other (serviceb), each with its own key pair; serviceb
@@ -115,26 +112,6 @@ fn uuid_like() -> String {
 
 fn sign(claims: &Claims, key: &KeyPair) -> String {
     jws::sign(claims, key, SigningAlgorithm::RS256).unwrap()
-}
-
-/// Asserts an RFC 6749 §5.2 refusal: status, `error` code, no token,
-/// `Cache-Control: no-store`; returns the description.
-fn refused(r: &Reply, status: u16, code: &str) -> String {
-    assert_eq!(r.status, status, "{}: {}", r.what, r.text);
-    let body = r
-        .json
-        .as_ref()
-        .unwrap_or_else(|| panic!("not JSON: {}", r.text));
-    assert_eq!(body["error"], code, "{body}");
-    assert!(body.get("access_token").is_none(), "{body}");
-    assert_eq!(r.header("cache-control"), Some("no-store"), "{body}");
-    if status == 401 {
-        assert!(
-            r.header("www-authenticate").is_some(),
-            "401 without WWW-Authenticate"
-        );
-    }
-    body["error_description"].as_str().unwrap().to_owned()
 }
 
 fn header_of(token: &str) -> jsonwebtoken::Header {
