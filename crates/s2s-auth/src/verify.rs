@@ -315,7 +315,7 @@ impl Expectations {
 
 /// Whether a `typ` header value names `expected`, with or without the
 /// `application/` prefix, in any case (RFC 8725 section 3.11).
-fn typ_is(typ: &str, expected: &str) -> bool {
+pub fn typ_is(typ: &str, expected: &str) -> bool {
     let bare = match typ.split_at_checked(12) {
         Some((prefix, rest)) if prefix.eq_ignore_ascii_case("application/") => rest,
         _ => typ,

@@ -70,7 +70,7 @@ pub(crate) async fn refuse_cross_site(
     next: Next,
 ) -> Response {
     let what = format!("{} {}", req.method(), untrusted(req.uri().path()));
-    let host = request_host(&req);
+    let host = request_host(req.uri(), req.headers());
     let refusal = cross_site(req.headers(), host.as_deref(), check.tls, &what);
     if let Some(message) = refusal.as_ref().filter(|_| !is_safe(req.method())) {
         tracing::info!("refused a cross-site request: {message}");
@@ -101,16 +101,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SameSiteOnly {
             Some(verdict) => verdict.clone(),
             None => {
                 let what = format!("{} {}", parts.method, untrusted(parts.uri.path()));
-                let host = parts
-                    .uri
-                    .authority()
-                    .map(|a| a.as_str().to_owned())
-                    .or_else(|| {
-                        parts
-                            .headers
-                            .get(header::HOST)
-                            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
-                    });
+                let host = request_host(&parts.uri, &parts.headers);
                 SiteVerdict {
                     refusal: cross_site(&parts.headers, host.as_deref(), false, &what),
                     error_key: "error",

@@ -112,7 +112,7 @@ pub(crate) async fn check_host(
     req: Request,
     next: Next,
 ) -> Response {
-    match request_host(&req) {
+    match request_host(req.uri(), req.headers()) {
         Some(host) if check.hosts.allows(&host) => next.run(req).await,
         sent => {
             let what = match sent {
@@ -133,15 +133,17 @@ pub(crate) async fn check_host(
 }
 
 /// The name a request was sent to: HTTP/2's `:authority`, or `Host`.
-pub(crate) fn request_host(req: &Request) -> Option<String> {
-    req.uri()
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
-        })
+/// A request's parts: `request.uri()`, `request.headers()` (or `parts.uri`,
+/// `parts.headers` in an extractor).
+pub(crate) fn request_host(
+    uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
+) -> Option<String> {
+    uri.authority().map(|a| a.as_str().to_owned()).or_else(|| {
+        headers
+            .get(header::HOST)
+            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+    })
 }
 
 /// `host` (`name[:port]`, lowercase) split into its name and its port, if

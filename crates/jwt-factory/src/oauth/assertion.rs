@@ -218,11 +218,9 @@ fn check_header(header: &Claims, alg: s2s_auth::SigningAlgorithm) -> Result<(), 
         return Err(bad("client assertion has a crit header: not supported"));
     }
     let is_assertion = |t: &str| {
-        let bare = match t.split_at_checked(12) {
-            Some((prefix, rest)) if prefix.eq_ignore_ascii_case("application/") => rest,
-            _ => t,
-        };
-        ASSERTION_TYPS.iter().any(|a| a.eq_ignore_ascii_case(bare))
+        ASSERTION_TYPS
+            .iter()
+            .any(|a| s2s_auth::verify::typ_is(t, a))
     };
     match header.get("typ") {
         None => Ok(()),
