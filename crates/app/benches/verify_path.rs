@@ -24,7 +24,7 @@ fn bench(c: &mut Criterion) {
     ] {
         let private = dir.path().join(format!("{alg}-private.pem"));
         let public = dir.path().join(format!("{alg}-public.pem"));
-        app::keygen::generate(alg, &private, &public).unwrap();
+        app::caller::generate_keys(alg, &private, &public).unwrap();
         let flags = [
             "--algorithm",
             alg.name(),

@@ -22,7 +22,7 @@ const _: () = assert!(MAX_TOKEN_LEN == 8192);
 
 /// A bearer token as sent; not yet verified.
 #[derive(Debug)]
-pub struct BearerToken(pub String);
+pub(crate) struct BearerToken(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
     type Rejection = AppError;
@@ -66,7 +66,7 @@ impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
 }
 
 /// The start of a token, enough to recognise it in the logs.
-pub fn preview(token: &str) -> String {
+pub(crate) fn preview(token: &str) -> String {
     let end = token.char_indices().nth(24).map_or(token.len(), |(i, _)| i);
     format!("{}...", &token[..end])
 }

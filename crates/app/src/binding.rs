@@ -20,13 +20,13 @@ use crate::error::AppError;
 /// Whether the token must be bound (scenario 8) or may be a plain bearer
 /// token (scenario 6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Binding {
+pub(crate) enum Binding {
     Required,
     IfPresent,
 }
 
 /// Checks `claims`' `cnf` against the connection's client certificate.
-pub fn check(claims: &Claims, cert: &ClientCert, binding: Binding) -> Result<(), AppError> {
+pub(crate) fn check(claims: &Claims, cert: &ClientCert, binding: Binding) -> Result<(), AppError> {
     let refuse = |why: String| Err(AppError::Binding(why));
     let Some(cnf) = claims.get("cnf") else {
         return match binding {

@@ -1,7 +1,7 @@
 //! The command line: `app servicea|serviceb|servicec` runs a service;
 //! `app gen-certs` and `app gen-keys` create the files the scenarios need.
 //!
-//! Each role has its own arguments ([`crate::servicea::Args`],
+//! Each role has its own arguments ([`crate::caller::Args`],
 //! [`crate::receiver::Args`]), so `app serviceb --help` lists only what
 //! serviceb reads. `app servicea` first loads `env/servicea.env` (or
 //! `--env-file PATH`); precedence is flag > process environment > env file
@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use s2s_auth::SigningAlgorithm;
 
-use crate::{receiver, servicea};
+use crate::{caller, receiver, tools, verifier};
 
 /// servicea, serviceb and servicec: the service-to-service JWT scenarios.
 ///
@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// The caller: gets or signs tokens and calls serviceb/servicec (:3000).
-    Servicea(servicea::Args),
+    Servicea(caller::Args),
     /// A receiver: verifies tokens via jwt-factory (:3001), locally over
     /// https (:8443), or with the factory's JWK Set.
     Serviceb(receiver::Args),
@@ -36,16 +36,16 @@ pub enum Command {
     Servicec(receiver::Args),
     /// The gateway's token verifier (:3003, scenario 9): nginx asks it about
     /// each request (`auth_request`), and forwards the identity it answers.
-    Verifier(crate::verifier::Args),
+    Verifier(verifier::Args),
     /// Write the gateway's nginx configuration (scenario 9) from its
     /// template, with the ports and paths of env/gateway.env, into RUN_DIR;
     /// print the nginx command that runs it.
-    GatewayConfig(crate::gateway_config::Args),
+    GatewayConfig(tools::GatewayConfigArgs),
     /// Write the Envoy sidecars' configuration (scenario 10) from the Istio
     /// resources in deploy/istio (and POLICY files on top) into RUN_DIR;
     /// print the envoy command of each sidecar. Running sidecars reload it;
     /// `--wait` returns once each runs it.
-    MeshConfig(crate::mesh_config::Args),
+    MeshConfig(tools::MeshConfigArgs),
     /// Create a local CA and a certificate for localhost, 127.0.0.1 and ::1
     /// in certs/ (replaces mkcert), and a workload certificate with a
     /// SPIFFE ID for each workload. servicea trusts that CA, and only it.
@@ -60,57 +60,6 @@ pub enum Command {
     FetchToken(FetchTokenArgs),
     /// Create servicea's own scenario-3 key pair (same as `POST /gen-keys`).
     GenKeys(GenKeysArgs),
-}
-
-/// Which of the three services this process is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    A,
-    B,
-    C,
-    /// The gateway's token verifier (scenario 9), asked by nginx.
-    Verifier,
-}
-
-impl Role {
-    /// The subcommand that selects this role, also its default `SERVICE_NAME`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::A => "servicea",
-            Self::B => "serviceb",
-            Self::C => "servicec",
-            Self::Verifier => "verifier",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        [Self::A, Self::B, Self::C, Self::Verifier]
-            .into_iter()
-            .find(|r| r.name() == name)
-    }
-
-    /// The env file `app <role>` loads when none is named.
-    pub fn env_file(self) -> PathBuf {
-        PathBuf::from(format!("env/{}.env", self.name()))
-    }
-
-    pub(crate) fn default_port(self) -> u16 {
-        match self {
-            Self::A => 3000,
-            Self::B => 3001,
-            Self::C => 3002,
-            Self::Verifier => 3003,
-        }
-    }
-
-    pub(crate) fn default_https_port(self) -> u16 {
-        match self {
-            Self::A => 7443,
-            Self::B => 8443,
-            Self::C => 9443,
-            Self::Verifier => 10443,
-        }
-    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -144,7 +93,7 @@ pub struct FetchTokenArgs {
     #[arg(long)]
     pub self_signed: bool,
     #[command(flatten)]
-    pub servicea: servicea::Args,
+    pub servicea: caller::Args,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -3,20 +3,24 @@
 //! is one, what to do about it. The status is in each variant's doc.
 //! Causes are kept as `#[source]` and logged; internal ones are never sent.
 
+use std::{io, path::PathBuf};
+
 use axum::{
     Json,
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use s2s_auth::{JwtError, keys::SignError, watched::Unavailable};
+use s2s_auth::{
+    JwtError,
+    keys::{KeyError, SignError},
+    watched::Unavailable,
+};
 use s2s_web::{
     BadInput,
     outbound::{UpstreamError, error_chain},
     request_tracing::loggable_message,
 };
 use serde_json::{Value, json};
-
-use crate::keygen::KeygenError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -216,4 +220,17 @@ impl IntoResponse for AppError {
         }
         response
     }
+}
+
+/// Why a key pair could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum KeygenError {
+    #[error(transparent)]
+    Generate(#[from] KeyError),
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }

@@ -56,10 +56,10 @@ use crate::{error::AppError, token_check::JwksSettings};
 
 /// The cached JWK Set of the factory, as a receiver uses it.
 #[derive(Debug)]
-pub struct JwksCache(jwks_cache::JwksCache);
+pub(crate) struct JwksCache(jwks_cache::JwksCache);
 
 impl JwksCache {
-    pub fn new(
+    pub(crate) fn new(
         settings: &JwksSettings,
         owner: String,
         alg: SigningAlgorithm,
@@ -80,25 +80,25 @@ impl JwksCache {
     }
 
     /// How many times the set was requested from the issuer.
-    pub fn fetches(&self) -> u64 {
+    pub(crate) fn fetches(&self) -> u64 {
         self.0.fetches()
     }
 
     /// How many background refreshes failed (each was logged once).
-    pub fn background_failures(&self) -> u64 {
+    pub(crate) fn background_failures(&self) -> u64 {
         self.0.background_failures()
     }
 
     /// See [`jwks_cache::JwksCache::refresh_in_background`]: started by
     /// [`crate::receiver::run`] and stopped with it.
-    pub async fn refresh_in_background(&self, client: &reqwest::Client) {
+    pub(crate) async fn refresh_in_background(&self, client: &reqwest::Client) {
         self.0.refresh_in_background(client).await;
     }
 
     /// Verifies `token` against `expect` with the key its `kid` names (the
     /// header is checked first: algorithm, `typ`, `crit`; no `kid` is a
     /// refusal). The claims, and the kid for the log.
-    pub async fn verify(
+    pub(crate) async fn verify(
         &self,
         expect: &s2s_auth::Expectations,
         token: &str,
@@ -121,7 +121,7 @@ impl JwksCache {
     /// The key for `kid`: from the cache, or after fetching the set again.
     /// A `kid` the set does not give is a refused token (403); a set that
     /// cannot be had is the factory's failure (502/504).
-    pub async fn key_for(
+    pub(crate) async fn key_for(
         &self,
         kid: &str,
         client: &reqwest::Client,

@@ -45,31 +45,31 @@ use s2s_auth::{
 
 /// The receivers' default `LEEWAY_SECS`, counted into the previous key's
 /// overlap (servicea does not know the receivers' setting).
-pub const RECEIVER_LEEWAY_SECS: u64 = 5;
+pub(crate) const RECEIVER_LEEWAY_SECS: u64 = 5;
 
 /// The files of servicea's key set, named after the configured current pair.
 #[derive(Clone, Debug)]
-pub struct KeySetFiles {
+pub(crate) struct KeySetFiles {
     pub private: PathBuf,
     pub public: PathBuf,
 }
 
 impl KeySetFiles {
-    pub fn next_private(&self) -> PathBuf {
+    pub(crate) fn next_private(&self) -> PathBuf {
         tagged(&self.private, "next")
     }
 
-    pub fn next_public(&self) -> PathBuf {
+    pub(crate) fn next_public(&self) -> PathBuf {
         tagged(&self.public, "next")
     }
 
-    pub fn previous_public(&self) -> PathBuf {
+    pub(crate) fn previous_public(&self) -> PathBuf {
         tagged(&self.public, "previous")
     }
 }
 
 /// `dir/jwt-public.pem` with tag `next`: `dir/jwt-public.next.pem`.
-pub fn tagged(path: &Path, tag: &str) -> PathBuf {
+pub(crate) fn tagged(path: &Path, tag: &str) -> PathBuf {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -82,7 +82,11 @@ pub fn tagged(path: &Path, tag: &str) -> PathBuf {
 
 /// The `kid` of `owner`'s public key: the factory's naming, so one rule
 /// covers every key of the workshop.
-pub fn kid_for(owner: &str, key: &PublicKey, alg: SigningAlgorithm) -> Result<String, String> {
+pub(crate) fn kid_for(
+    owner: &str,
+    key: &PublicKey,
+    alg: SigningAlgorithm,
+) -> Result<String, String> {
     let id = KeyId::parse(owner).map_err(|e| e.to_string())?;
     let jwk = public_jwk(&id, key, alg).map_err(|e| e.to_string())?;
     Ok(kid_of(&jwk).to_owned())
@@ -90,13 +94,13 @@ pub fn kid_for(owner: &str, key: &PublicKey, alg: SigningAlgorithm) -> Result<St
 
 /// A public key with its `kid`: what a receiver holds per file.
 #[derive(Debug)]
-pub struct NamedKey {
+pub(crate) struct NamedKey {
     pub key: PublicKey,
     pub kid: String,
 }
 
 impl NamedKey {
-    pub fn parse(pem: &str, owner: &str, alg: SigningAlgorithm) -> Result<Self, String> {
+    pub(crate) fn parse(pem: &str, owner: &str, alg: SigningAlgorithm) -> Result<Self, String> {
         let key = PublicKey::from_pem_for(pem, alg).map_err(|e| e.to_string())?;
         let kid = kid_for(owner, &key, alg)?;
         Ok(Self { key, kid })
@@ -104,7 +108,7 @@ impl NamedKey {
 }
 
 /// Why a rotation cannot start now: the message says until when.
-pub fn refusal(files: &KeySetFiles, lifetime_secs: u64) -> Option<String> {
+pub(crate) fn refusal(files: &KeySetFiles, lifetime_secs: u64) -> Option<String> {
     if files.next_private().exists() || files.next_public().exists() {
         return Some(format!(
             "a key rotation is already under way: {} is published and becomes current shortly; \
@@ -128,7 +132,11 @@ pub fn refusal(files: &KeySetFiles, lifetime_secs: u64) -> Option<String> {
 }
 
 /// Writes `pair` as the next pair (private 0600), each file atomically.
-pub fn publish_next(files: &KeySetFiles, private_pem: &str, public_pem: &str) -> io::Result<()> {
+pub(crate) fn publish_next(
+    files: &KeySetFiles,
+    private_pem: &str,
+    public_pem: &str,
+) -> io::Result<()> {
     // Public first: a receiver may accept the key before servicea could
     // sign with it, never the other way round.
     files::write_atomic(&files.next_public(), public_pem.as_bytes(), PUBLIC)?;
@@ -140,7 +148,7 @@ pub fn publish_next(files: &KeySetFiles, private_pem: &str, public_pem: &str) ->
 /// is atomic and safe to run again after a crash (a current public key
 /// that already is the next one is not copied to `previous`). Nothing to
 /// do without a next pair. Blocking.
-pub fn promote(files: &KeySetFiles) -> io::Result<bool> {
+pub(crate) fn promote(files: &KeySetFiles) -> io::Result<bool> {
     let read = |p: &Path| files::read_small_text(p, 64 * 1024);
     let (next_private, next_public) =
         match (read(&files.next_private()), read(&files.next_public())) {

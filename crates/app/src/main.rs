@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use app::{
-    Role,
+    Role, caller,
     cli::{Cli, Command, FetchTokenArgs, GenCertsArgs, GenKeysArgs},
-    receiver, servicea,
+    receiver, tools, verifier,
 };
 use s2s_web::pki::{self, CertFiles, Generated};
 
@@ -43,13 +43,13 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 
     let result = match cli.command {
-        Command::Servicea(a) => run_servicea(a),
-        Command::Serviceb(a) => run_receiver(Role::B, a),
-        Command::Servicec(a) => run_receiver(Role::C, a),
+        Command::Servicea(a) => on_runtime(caller::serve(a.settle())),
+        Command::Serviceb(a) => on_runtime(receiver::serve(a.settle(Role::B))),
+        Command::Servicec(a) => on_runtime(receiver::serve(a.settle(Role::C))),
         Command::GenCerts(a) => gen_certs(&a),
         Command::GenKeys(a) => gen_keys(&a),
         Command::FetchToken(a) => fetch_token(a),
-        Command::Verifier(a) => run_verifier(a),
+        Command::Verifier(a) => on_runtime(verifier::serve(a.settle())),
         Command::GatewayConfig(a) => gateway_config(&a),
         Command::MeshConfig(a) => mesh_config(&a),
     };
@@ -57,39 +57,13 @@ fn main() -> ExitCode {
     s2s_web::cli::report(result)
 }
 
-#[tokio::main]
-async fn run_servicea(args: servicea::Args) -> anyhow::Result<()> {
-    let settings = args.settle();
-    let (host, port) = (settings.common.host, settings.common.port);
-    let http = tokio::net::TcpListener::bind((host, port))
-        .await
-        .with_context(|| format!("cannot listen on {host}:{port}"))?;
-    let state = servicea::State::new(settings)?;
-    servicea::run(state, http, s2s_web::shutdown::signal()).await?;
-    Ok(())
-}
-
-#[tokio::main]
-async fn run_receiver(role: Role, args: receiver::Args) -> anyhow::Result<()> {
-    let settings = args.settle(role);
-    let host = settings.common.host;
-    let https = match &settings.https {
-        Some(h) => {
-            let config = s2s_web::tls::server_config(&h.tls).await?;
-            let listener = tokio::net::TcpListener::bind((host, h.port))
-                .await
-                .with_context(|| format!("cannot listen on https port {host}:{}", h.port))?;
-            Some((listener, config))
-        }
-        None => None,
-    };
-    let port = settings.common.port;
-    let http = tokio::net::TcpListener::bind((host, port))
-        .await
-        .with_context(|| format!("cannot listen on {host}:{port}"))?;
-    let state = receiver::State::new(settings)?;
-    receiver::run(state, http, https, s2s_web::shutdown::signal()).await?;
-    Ok(())
+/// Runs a service on a multi-threaded runtime until it stops.
+fn on_runtime(service: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(service)
 }
 
 fn gen_certs(args: &GenCertsArgs) -> anyhow::Result<()> {
@@ -121,20 +95,8 @@ fn gen_certs(args: &GenCertsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn run_verifier(args: app::verifier::Args) -> anyhow::Result<()> {
-    let settings = args.settle();
-    let (host, port) = (settings.common.host, settings.common.port);
-    let listener = tokio::net::TcpListener::bind((host, port))
-        .await
-        .with_context(|| format!("cannot listen on {host}:{port}"))?;
-    let state = app::verifier::State::new(settings)?;
-    app::verifier::run(state, listener, s2s_web::shutdown::signal()).await?;
-    Ok(())
-}
-
-fn gateway_config(args: &app::gateway_config::Args) -> anyhow::Result<()> {
-    let written = app::gateway_config::write(args)?;
+fn gateway_config(args: &tools::gateway_config::Args) -> anyhow::Result<()> {
+    let written = tools::gateway_config::write(args)?;
     tracing::info!("wrote {}", written.config.display());
     println!("{}", written.command());
     Ok(())
@@ -143,30 +105,26 @@ fn gateway_config(args: &app::gateway_config::Args) -> anyhow::Result<()> {
 #[tokio::main]
 async fn fetch_token(args: FetchTokenArgs) -> anyhow::Result<()> {
     s2s_auth::KeyId::parse(&args.audience).context("--audience")?;
-    let state = servicea::State::new(args.servicea.settle())?;
-    if args.self_signed {
-        let token = app::self_signed::mint(&state, &args.audience, false)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        println!("{token}");
-        return Ok(());
-    }
-    let sts = if args.bound {
-        &state.sts_bound
+    let state = caller::State::new(args.servicea.settle())?;
+    let token = if args.self_signed {
+        state.self_signed(&args.audience)
     } else {
-        &state.sts
+        let grant = if args.bound {
+            caller::Grant::Bound
+        } else {
+            caller::Grant::Bearer
+        };
+        state
+            .token(&args.audience, grant)
+            .await
+            .map(|cached| cached.token.clone())
     };
-    let deadline = s2s_web::outbound::Deadline::start(state.settings.common.timeouts);
-    let rid = s2s_web::request_tracing::RequestId(None);
-    let cached = sts
-        .token(&args.audience, &rid, deadline)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!("{}", cached.token);
+    println!("{}", token.map_err(|e| anyhow::anyhow!("{e}"))?);
     Ok(())
 }
 
 fn gen_keys(args: &GenKeysArgs) -> anyhow::Result<()> {
-    app::keygen::generate(
+    caller::generate_keys(
         args.algorithm,
         &args.private_key_path,
         &args.public_key_path,
@@ -181,6 +139,6 @@ fn gen_keys(args: &GenKeysArgs) -> anyhow::Result<()> {
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn mesh_config(args: &app::mesh_config::Args) -> anyhow::Result<()> {
-    app::mesh_config::run(args).await
+async fn mesh_config(args: &tools::mesh_config::Args) -> anyhow::Result<()> {
+    tools::mesh_config::run(args).await
 }

@@ -12,33 +12,33 @@ use s2s_web::{
     serve::{ListenerArgs, ServeOptions},
 };
 
-use crate::cli::Role;
+use crate::role::Role;
 
 #[derive(Args, Debug, Clone)]
-pub struct CommonArgs {
+pub(crate) struct CommonArgs {
     /// Env file to load first. Default: env/<service>.env, if it exists.
     /// A file named here must exist.
     #[arg(long, value_name = "PATH")]
-    pub env_file: Option<PathBuf>,
+    pub(crate) env_file: Option<PathBuf>,
 
     /// Address to listen on.
     #[arg(long, env = "HOST", default_value = "127.0.0.1")]
-    pub host: IpAddr,
+    pub(crate) host: IpAddr,
 
     /// HTTP port. Default: 3000 (servicea), 3001 (serviceb), 3002 (servicec).
     #[arg(long, env = "PORT")]
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
 
     /// This service's name: the `aud` it accepts and the `sub` it signs as.
     /// Default: the subcommand (servicea, serviceb, servicec).
     #[arg(long, env = "SERVICE_NAME", value_parser = key_id)]
-    pub service_name: Option<String>,
+    pub(crate) service_name: Option<String>,
 
     /// The one signing algorithm, pinned on both sides: RS256, RS384,
     /// RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA. Key files of
     /// another kind are refused with a clear 503.
     #[arg(long, env = "ALGORITHM", default_value = "RS256")]
-    pub algorithm: SigningAlgorithm,
+    pub(crate) algorithm: SigningAlgorithm,
 
     /// jwt-factory base URL.
     #[arg(
@@ -46,24 +46,24 @@ pub struct CommonArgs {
         env = "JWT_FACTORY_ENDPOINT",
         default_value = "http://localhost:5555"
     )]
-    pub jwt_factory_endpoint: String,
+    pub(crate) jwt_factory_endpoint: String,
 
     /// Time allowed to open a connection to jwt-factory or a peer, ms.
     #[arg(long, env = "CONNECT_TIMEOUT_MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
-    pub connect_timeout_ms: u64,
+    pub(crate) connect_timeout_ms: u64,
 
     /// Time allowed for an outbound call, ms. servicea's whole leg (a
     /// token, then the call) gets this much in all.
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 5000,
           value_parser = clap::value_parser!(u64).range(1..=300_000))]
-    pub request_timeout_ms: u64,
+    pub(crate) request_timeout_ms: u64,
 
     #[command(flatten)]
-    pub listener: ListenerArgs,
+    pub(crate) listener: ListenerArgs,
 
     #[command(flatten)]
-    pub production: ProductionArgs,
+    pub(crate) production: ProductionArgs,
 }
 
 /// Service names become key ids and URL path segments at jwt-factory:
@@ -76,27 +76,25 @@ pub(crate) fn key_id(raw: &str) -> Result<String, String> {
 
 /// [`CommonArgs`] as typed values.
 #[derive(Clone, Debug)]
-pub struct Common {
-    pub role: Role,
+pub(crate) struct Common {
     /// `SERVICE_NAME`: the `aud` it accepts, the `sub` it signs as.
-    pub name: String,
-    pub host: IpAddr,
-    pub port: u16,
-    pub algorithm: SigningAlgorithm,
+    pub(crate) name: String,
+    pub(crate) host: IpAddr,
+    pub(crate) port: u16,
+    pub(crate) algorithm: SigningAlgorithm,
     /// jwt-factory's base URL, without a trailing `/`.
-    pub factory: String,
-    pub timeouts: Timeouts,
+    pub(crate) factory: String,
+    pub(crate) timeouts: Timeouts,
     /// The bounds of every listener of the service.
-    pub serve: ServeOptions,
+    pub(crate) serve: ServeOptions,
     /// Whether the workshop's shortcuts are on (not `PRODUCTION`).
-    pub shortcuts: bool,
+    pub(crate) shortcuts: bool,
 }
 
 impl CommonArgs {
-    pub fn settle(self, role: Role) -> Common {
+    pub(crate) fn settle(self, role: Role) -> Common {
         Common {
             shortcuts: self.production.shortcuts(),
-            role,
             name: self.service_name.unwrap_or_else(|| role.name().to_owned()),
             host: self.host,
             port: self.port.unwrap_or(role.default_port()),
@@ -107,11 +105,32 @@ impl CommonArgs {
                 request: Duration::from_millis(self.request_timeout_ms),
                 pool_idle: self.listener.pool_idle(),
             },
-            serve: self
-                .listener
-                .options(self.host, crate::MAX_BODY_BYTES, "message"),
+            serve: self.listener.options(
+                self.host,
+                crate::common_routes::MAX_BODY_BYTES,
+                "message",
+            ),
         }
     }
+}
+
+impl Common {
+    /// The service's plain-http listener, bound.
+    pub(crate) async fn bind(&self) -> anyhow::Result<tokio::net::TcpListener> {
+        bind(self.host, self.port, "").await
+    }
+}
+
+/// A listener on `host:port`; an error names both (and `what` port).
+pub(crate) async fn bind(
+    host: IpAddr,
+    port: u16,
+    what: &str,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    use anyhow::Context as _;
+    tokio::net::TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("cannot listen on {what}{host}:{port}"))
 }
 
 /// A base URL without its trailing `/`, so paths can be appended.

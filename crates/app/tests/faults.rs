@@ -320,7 +320,7 @@ async fn key_pair_replaced_while_running_is_used_without_restart() {
     b3_accepts(&s, "start").await;
     for round in 1..=3 {
         let old = local_token(&s, "serviceb");
-        app::keygen::generate(s2s_auth::SigningAlgorithm::RS256, &private, &public).unwrap();
+        app::caller::generate_keys(s2s_auth::SigningAlgorithm::RS256, &private, &public).unwrap();
         // The old key's tokens are refused at once, on both receivers.
         for url in [
             format!("{}/scenario3-server", s.b.https_url()),
@@ -352,7 +352,7 @@ async fn key_rewritten_in_place_with_the_same_mtime_is_noticed() {
     // A new pair elsewhere; its public key is copied over the old one.
     let other = tempfile::tempdir().unwrap();
     let (p2, q2) = (other.path().join("k.pem"), other.path().join("k.pub"));
-    app::keygen::generate(s2s_auth::SigningAlgorithm::RS256, &p2, &q2).unwrap();
+    app::caller::generate_keys(s2s_auth::SigningAlgorithm::RS256, &p2, &q2).unwrap();
     let new_public = std::fs::read(&q2).unwrap();
     assert_eq!(
         new_public.len() as u64,

@@ -39,7 +39,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use app::gateway_config;
+use app::tools::gateway_config;
 use common::{
     Options, Reply, Silent,
     factory::{self, payload},
@@ -273,15 +273,8 @@ async fn a_certificate_bound_token_is_refused_at_the_gateway() {
     let s = &e.s;
     let mut args = s.files.servicea_flags(s.alg, &s.factory.url());
     args.extend(["--jwt-factory-endpoint-https".into(), s.factory.https_url()]);
-    let a = common::servicea_state(&args);
-    let deadline = s2s_web::outbound::Deadline::start(a.settings.common.timeouts);
-    let bound = a
-        .sts_bound
-        .token(
-            "serviceb",
-            &s2s_web::request_tracing::RequestId(None),
-            deadline,
-        )
+    let bound = common::servicea_state(&args)
+        .token("serviceb", app::caller::Grant::Bound)
         .await
         .unwrap()
         .token

@@ -65,7 +65,7 @@ async fn with_cached_set(bc_args: &[&str]) -> (Stack, String) {
 }
 
 fn fetches(s: &Stack) -> u64 {
-    s.b.receiver.as_ref().unwrap().jwks.fetches()
+    s.b.receiver.as_ref().unwrap().jwks_fetches().0
 }
 
 /// `token` with another `kid` (the signature no longer matches, but a

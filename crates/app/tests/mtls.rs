@@ -31,7 +31,10 @@ use test_support as common;
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
-use app::{error::AppError, sts_client::Cached};
+use app::{
+    caller::{Cached, Grant},
+    error::AppError,
+};
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use common::{
     ANSWER_WITHIN, Options, Reply, Stack,
@@ -47,9 +50,8 @@ use rcgen::{
 use rustls::pki_types::{CertificateDer, pem::PemObject as _};
 use s2s_web::{
     identity::thumbprint,
-    outbound::{Deadline, error_chain},
+    outbound::error_chain,
     pki::{CertFiles, Profile, Validity},
-    request_tracing::RequestId,
     tls::{MtlsMode, ServerTls},
 };
 use serde_json::{Value, json};
@@ -246,7 +248,7 @@ async fn scenario7_allows_servicea(s: &Stack) -> String {
 
 /// servicea's state as the stack's servicea is configured, but presenting
 /// `workload`'s certificate and key in mTLS.
-fn servicea_presenting(s: &Stack, workload: &str) -> app::servicea::State {
+fn servicea_presenting(s: &Stack, workload: &str) -> app::caller::State {
     let (cert, key) = s.files.workload(workload);
     let mut args = s.files.servicea_flags(s.alg, &s.factory.url());
     for (flag, path) in [("--workload-cert-path", cert), ("--workload-key-path", key)] {
@@ -257,15 +259,6 @@ fn servicea_presenting(s: &Stack, workload: &str) -> app::servicea::State {
     servicea_state(&args)
 }
 
-/// How servicea asks the factory for a token for serviceb.
-#[derive(Clone, Copy, Debug)]
-enum Grant {
-    /// Scenario 6: `POST /token` over plain http, a bearer token.
-    Bearer,
-    /// Scenario 8: `POST /token` over mTLS, a certificate-bound token.
-    Bound,
-}
-
 /// A token for serviceb from the factory's `/token`, asked as servicea
 /// presenting `workload`'s certificate.
 async fn token_for_serviceb(
@@ -273,13 +266,9 @@ async fn token_for_serviceb(
     workload: &str,
     grant: Grant,
 ) -> Result<Arc<Cached>, AppError> {
-    let state = servicea_presenting(s, workload);
-    let sts = match grant {
-        Grant::Bearer => &state.sts,
-        Grant::Bound => &state.sts_bound,
-    };
-    let deadline = Deadline::start(state.settings.common.timeouts);
-    sts.token("serviceb", &RequestId(None), deadline).await
+    servicea_presenting(s, workload)
+        .token("serviceb", grant)
+        .await
 }
 
 /// A token for serviceb, asked by servicea with its own certificate.

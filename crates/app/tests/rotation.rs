@@ -243,7 +243,7 @@ async fn valid_calls_are_never_refused_across_rotations_a_restart_and_a_kid_floo
         t.await.unwrap();
     }
     let flooded = flood.await.unwrap();
-    let fetches = s.b.receiver.as_ref().unwrap().jwks.fetches();
+    let (fetches, _) = s.b.receiver.as_ref().unwrap().jwks_fetches();
     mark(format!(
         "done: scenario5 {} ok, {} refused, {} factory-down; scenario3 {} ok, {} refused; \
          {flooded} made-up kids sent; serviceb fetched the JWK Set {fetches} times",
@@ -320,8 +320,8 @@ async fn a_failing_background_refresh_keeps_the_copy_and_tries_once_per_period()
     assert_eq!(send(s.client.get(&url).bearer_auth(&token)).await.0, 200);
     s.factory.stop().await;
 
-    let jwks = &s.b.receiver.as_ref().unwrap().jwks;
-    let fetches = jwks.fetches();
+    let receiver = s.b.receiver.as_ref().unwrap();
+    let (fetches, _) = receiver.jwks_fetches();
     let started = Instant::now();
     let mut requests = 0;
     while started.elapsed() < Duration::from_secs(5) {
@@ -330,8 +330,8 @@ async fn a_failing_background_refresh_keeps_the_copy_and_tries_once_per_period()
         requests += 1;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let failures = jwks.background_failures();
-    let tries = jwks.fetches() - fetches;
+    let (now, failures) = receiver.jwks_fetches();
+    let tries = now - fetches;
     eprintln!(
         "{requests} requests in 5 s with the factory down: {failures} failed background refreshes, {tries} fetches"
     );
@@ -344,10 +344,10 @@ async fn a_failing_background_refresh_keeps_the_copy_and_tries_once_per_period()
     let mut b = s.b;
     let receiver = b.receiver.clone().unwrap();
     b.stop().await;
-    let after_stop = receiver.jwks.fetches();
+    let after_stop = receiver.jwks_fetches().0;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
-        receiver.jwks.fetches(),
+        receiver.jwks_fetches().0,
         after_stop,
         "the task outlived serviceb"
     );

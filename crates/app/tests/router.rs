@@ -8,7 +8,7 @@
 
 use test_support as common;
 
-use app::{Role, receiver, scenarios::SCENARIOS, servicea};
+use app::{Role, caller, receiver, scenarios::SCENARIOS};
 use axum::{
     Router,
     body::Body,
@@ -42,7 +42,7 @@ async fn post_json(router: &Router, path: &str, body: &Value) -> Reply {
 fn service_routers() -> Vec<(String, Router)> {
     let mut routers = vec![(
         "servicea".to_owned(),
-        servicea::router(common::servicea_state(&[])),
+        caller::router(common::servicea_state(&[])),
     )];
     for role in [Role::B, Role::C] {
         let state = common::receiver_state(role, &[]);
@@ -125,7 +125,7 @@ async fn hello_answers_on_every_service_listener() {
 async fn servicea_routes_one_path_per_row_of_the_table() {
     let numbers: Vec<usize> = SCENARIOS.iter().map(|s| usize::from(s.n)).collect();
     assert_eq!(numbers, (1..=SCENARIOS.len()).collect::<Vec<_>>());
-    let router = servicea::router(common::servicea_state(&[]));
+    let router = caller::router(common::servicea_state(&[]));
     for s in &SCENARIOS {
         let r = call(&router, Method::POST, &s.path()).await;
         assert_eq!(r.status, 405, "POST {} is routed: {}", s.path(), r.text);

@@ -344,7 +344,7 @@ async fn every_scenario_works_with_elliptic_curve_algorithms() {
 async fn a_key_of_the_wrong_kind_is_a_clear_503() {
     let s = Stack::start(Options::default()).await;
     // Replace servicea's RSA key pair by an EC one while the services expect RS256.
-    app::keygen::generate(
+    app::caller::generate_keys(
         s2s_auth::SigningAlgorithm::ES256,
         &s.path("scenario-3-keys/jwt-private.pem"),
         &s.path("scenario-3-keys/jwt-public.pem"),

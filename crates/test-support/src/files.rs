@@ -97,7 +97,7 @@ impl Files {
     /// A new scenario-3 key pair for `alg` (as `app gen-keys` or
     /// servicea's `POST /gen-keys` makes it), over any old one.
     pub fn gen_keys(&self, alg: SigningAlgorithm) {
-        app::keygen::generate(alg, &self.private, &self.public).expect("gen-keys");
+        app::caller::generate_keys(alg, &self.private, &self.public).expect("gen-keys");
     }
 
     /// The CA servicea trusts.

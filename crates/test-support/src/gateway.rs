@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use app::{Role, gateway_config, verifier};
+use app::{Role, tools::gateway_config, verifier};
 use clap::Parser as _;
 
 use crate::{Options, Running, Stack, bind};

@@ -16,9 +16,9 @@ use std::{
 };
 
 use app::{
-    Role,
+    Role, caller,
     cli::{Cli, Command},
-    receiver, servicea,
+    receiver,
 };
 use clap::{CommandFactory as _, Parser as _};
 use serde_json::Value;
@@ -373,9 +373,9 @@ pub fn flags_for(role: &str, args: &[String]) -> Vec<String> {
 }
 
 /// servicea's state as `app servicea <args...>` builds it.
-pub fn servicea_state(args: &[String]) -> servicea::State {
+pub fn servicea_state(args: &[String]) -> caller::State {
     match service_command(Role::A, args) {
-        Command::Servicea(a) => servicea::State::new(a.settle()).unwrap(),
+        Command::Servicea(a) => caller::State::new(a.settle()).unwrap(),
         other => panic!("not servicea: {other:?}"),
     }
 }
@@ -410,7 +410,7 @@ pub async fn start_service(
     if role == Role::A {
         assert!(https.is_none(), "servicea has no https listener");
         let state = servicea_state(args);
-        return Running::spawn(addr, |shutdown| servicea::run(state, http, shutdown));
+        return Running::spawn(addr, |shutdown| caller::run(state, http, shutdown));
     }
     let state = receiver_state(role, args);
     let (https, https_addr) = match https {
@@ -427,7 +427,7 @@ pub async fn start_service(
             // odd certificates) serves one-way TLS.
             let client_ca = certs.join("ca.pem");
             let mode = if client_ca.exists() {
-                state.settings.mtls_mode
+                state.mtls_mode()
             } else {
                 s2s_web::tls::MtlsMode::Off
             };

@@ -13,7 +13,7 @@
 //! - The scenario list is the scenario table ([`crate::scenarios::SCENARIOS`]):
 //!   a new row is a new entry on the page.
 //! - A run is the scenario's own endpoint with `?trace=1`
-//!   ([`crate::scenarios::run`], [`s2s_web::trace`]): the diagram is drawn
+//!   ([`crate::caller::legs::run`], [`s2s_web::trace`]): the diagram is drawn
 //!   from the trace of that real request, never from a canned picture.
 //! - The controls ([`controls`]) call real endpoints of the factory, the
 //!   receivers and the gateway, and are traced the same way.
@@ -28,7 +28,7 @@
 //! | `POST /console/replay` | the replay lesson: a stolen bearer token, a stolen bound token |
 //! | `POST /console/forge` | the gateway lesson: a forged `X-Jwt-Sub`, through the gateway and around it |
 
-pub mod controls;
+pub(super) mod controls;
 
 use axum::{
     Json, Router,
@@ -40,7 +40,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use crate::{scenarios::SCENARIOS, servicea};
+use crate::{caller::state::State, scenarios::SCENARIOS};
 
 /// The page's Content-Security-Policy: its own script, style and icon,
 /// fetches to servicea only; nothing inline, no frames, no forms.
@@ -102,7 +102,7 @@ impl Asset {
 }
 
 /// The console's routes, merged into servicea's.
-pub fn routes() -> Router<servicea::State> {
+pub(super) fn routes() -> Router<State> {
     let router = ASSETS
         .iter()
         .chain([&PAGE])

@@ -24,7 +24,7 @@
 
 use axum::{
     Json,
-    extract::{MatchedPath, State},
+    extract::{MatchedPath, State as Shared},
     http::HeaderMap,
 };
 use base64::Engine as _;
@@ -32,15 +32,16 @@ use s2s_auth::untrusted;
 use s2s_web::BadInput;
 use serde_json::{Value, json};
 
-use crate::{error::AppError, receiver};
+use super::state::State;
+use crate::error::AppError;
 
 /// The header the sidecar writes the verified claims to.
-pub const PAYLOAD_HEADER: &str = mesh::jwt::PAYLOAD_HEADER;
+pub(super) const PAYLOAD_HEADER: &str = mesh::jwt::PAYLOAD_HEADER;
 const XFCC: &str = "x-forwarded-client-cert";
 
 /// `/scenario10-server`: answers what the sidecar verified.
-pub async fn via_sidecar(
-    State(state): State<receiver::State>,
+pub(super) async fn via_sidecar(
+    Shared(state): Shared<State>,
     path: MatchedPath,
     headers: HeaderMap,
 ) -> Result<Json<Value>, AppError> {
@@ -133,7 +134,9 @@ fn decode_payload(encoded: &str) -> Result<Value, AppError> {
 /// The one element of an `x-forwarded-client-cert` value, as lower-case
 /// keys and unquoted values; why not, if it has more than one element, an
 /// unbalanced quote or escape, or a key twice.
-pub fn xfcc_element(value: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+pub(super) fn xfcc_element(
+    value: &str,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
     let elements = split_unquoted(value, ',')?;
     let [element] = elements.as_slice() else {
         return Err(format!(

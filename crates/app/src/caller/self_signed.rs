@@ -7,19 +7,24 @@
 
 use s2s_auth::jws::{self, Claims};
 
-use crate::{
-    error::{AppError, Internal},
-    servicea,
-};
+use s2s_auth::watched::WatchedFile;
+
+use super::{args::Settings, state::SigningKey};
+use crate::error::{AppError, Internal};
 
 /// A token from servicea for `audience`; expired an hour ago if `expired`.
-pub fn mint(state: &servicea::State, audience: &str, expired: bool) -> Result<String, AppError> {
-    let key = state.signing_key.get()?;
-    let settings = &state.settings;
+pub(super) fn mint(
+    signing_key: &WatchedFile<SigningKey>,
+    settings: &Settings,
+    audience: &str,
+    expired: bool,
+) -> Result<String, AppError> {
+    let key = signing_key.get()?;
+    let me = &settings.common.name;
     let alg = settings.common.algorithm;
     let mut claims = Claims::new();
     claims.insert("iss".into(), settings.issuer.clone().into());
-    claims.insert("sub".into(), state.name().into());
+    claims.insert("sub".into(), me.as_str().into());
     claims.insert("aud".into(), audience.into());
     jws::set_times(&mut claims, settings.token_lifetime_secs, expired);
     // The kid lets receivers pick this key among servicea's key set
@@ -30,9 +35,9 @@ pub fn mint(state: &servicea::State, audience: &str, expired: bool) -> Result<St
         "signed {} token myself (iss {}, sub {}, aud {audience}, {} s lifetime, {alg}) with {} (kid {})",
         if expired { "an EXPIRED" } else { "a" },
         settings.issuer,
-        state.name(),
+        me,
         settings.token_lifetime_secs,
-        state.signing_key.path().display(),
+        signing_key.path().display(),
         key.kid,
     );
     s2s_web::trace::note(|| {

@@ -24,15 +24,15 @@
 //! certificate (RFC 8705). A token is cached with the client it was fetched
 //! through, so when servicea's certificate is re-issued, tokens bound to
 //! the old one are no longer used. That client accepts only the factory's
-//! own workload certificate ([`FACTORY_WORKLOAD`], pinned by
-//! [`crate::servicea::TlsPeers`]): an assertion is a credential for as long
+//! own workload certificate ([`FACTORY_WORKLOAD`](crate::role::FACTORY_WORKLOAD), pinned by
+//! [`super::tls_peers::TlsPeers`]): an assertion is a credential for as long
 //! as it lives, and must not reach another workload that took the port.
 
 use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex, RwLock,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -49,30 +49,25 @@ use s2s_web::{
 };
 use serde_json::Value;
 
-use crate::{
-    error::{AppError, Internal},
-    servicea::TlsPeers,
-};
-
-/// jwt-factory's workload name: its SPIFFE ID's last segment, which its
-/// https (mTLS) certificate must name, and what errors call it.
-pub const FACTORY_WORKLOAD: &str = "jwt-factory";
+use super::tls_peers::TlsPeers;
+use crate::error::{AppError, Internal};
+use crate::role::FACTORY_WORKLOAD;
 
 /// `client_assertion_type` of `private_key_jwt`.
-pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(super) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Lifetime of the assertions servicea signs for the factory.
-pub const ASSERTION_LIFETIME_SECS: u64 = 60;
+pub(super) const ASSERTION_LIFETIME_SECS: u64 = 60;
 /// A cached token is not used when it has less than this left: it must
 /// still be valid when the receiver checks it.
-pub const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
+pub(super) const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
 /// Refresh in the background when less than 1/5 of the lifetime is left.
-pub const REFRESH_FRACTION: u32 = 5;
+pub(super) const REFRESH_FRACTION: u32 = 5;
 /// After a failed background refresh, the next one waits this long.
-pub const RETRY_AFTER: Duration = Duration::from_secs(5);
+pub(super) const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// How servicea reaches the token endpoint.
 #[derive(Clone, Debug)]
-pub enum Transport {
+pub(crate) enum Transport {
     /// The plain-http client (scenario 6).
     Plain(reqwest::Client),
     /// The mTLS clients with servicea's workload certificate, rebuilt when
@@ -132,10 +127,10 @@ impl Cached {
 
 /// servicea's token endpoint client and its cache. Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct StsClient(Arc<Inner>);
+pub(crate) struct StsClient(Arc<Inner>);
 
 #[derive(Debug)]
-pub struct Inner {
+pub(super) struct Inner {
     /// `JWT_FACTORY_ENDPOINT/token`.
     token_url: String,
     /// `aud` of the assertions: the factory's issuer (`FACTORY_ISSUER`).
@@ -155,11 +150,10 @@ pub struct Inner {
     /// A background refresh is running or queued.
     refreshing: AtomicBool,
     last_failure: Mutex<Option<Instant>>,
-    fetches: AtomicU64,
 }
 
 impl StsClient {
-    pub fn new(
+    pub(crate) fn new(
         factory: &str,
         assertion_audience: String,
         client_id: String,
@@ -180,13 +174,7 @@ impl StsClient {
             fetching: tokio::sync::Mutex::new(()),
             refreshing: AtomicBool::new(false),
             last_failure: Mutex::new(None),
-            fetches: AtomicU64::new(0),
         }))
-    }
-
-    /// How many times a token was asked of the factory.
-    pub fn fetches(&self) -> u64 {
-        self.0.fetches.load(Ordering::Relaxed)
     }
 
     fn cached(&self, audience: &str) -> Option<Arc<Cached>> {
@@ -200,7 +188,7 @@ impl StsClient {
 
     /// A token for `audience`: the cached one, or (first use, or the cached
     /// one about to expire) a new one from the factory.
-    pub async fn token(
+    pub(crate) async fn token(
         &self,
         audience: &str,
         rid: &RequestId,
@@ -236,7 +224,7 @@ impl StsClient {
 
     /// Scenario 6 with `?expired=1`: an assertion that expired an hour
     /// ago, sent past the cache. The factory refuses it (`invalid_client`).
-    pub async fn with_expired_assertion(
+    pub(crate) async fn with_expired_assertion(
         &self,
         audience: &str,
         rid: &RequestId,
@@ -321,7 +309,6 @@ impl StsClient {
             self.0.assertion_audience,
             self.0.token_url
         );
-        self.0.fetches.fetch_add(1, Ordering::Relaxed);
         let target = Target {
             who: FACTORY_WORKLOAD,
             url: self.0.token_url.clone(),

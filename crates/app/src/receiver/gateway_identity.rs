@@ -20,17 +20,18 @@ use axum::{
 use s2s_web::identity::ClientCert;
 use serde_json::{Value, json};
 
-use crate::{error::AppError, receiver, verifier::IDENTITY_HEADERS};
+use super::state::State;
+use crate::{error::AppError, identity_headers::IDENTITY_HEADERS};
 
 /// Whether `cert` is the gateway's.
-fn is_gateway(state: &receiver::State, cert: &ClientCert) -> bool {
+fn is_gateway(state: &State, cert: &ClientCert) -> bool {
     cert.identity()
         .is_some_and(|id| id.principal == state.settings.gateway_principal)
 }
 
 /// Refuses `X-Jwt-*` headers from anyone but the gateway.
-pub async fn guard(
-    Shared(state): Shared<receiver::State>,
+pub(super) async fn guard(
+    Shared(state): Shared<State>,
     cert: ClientCert,
     request: Request,
     next: Next,
@@ -60,8 +61,8 @@ pub async fn guard(
 }
 
 /// `/scenario9-server`: the identity the gateway verified and forwarded.
-pub async fn via_gateway(
-    Shared(state): Shared<receiver::State>,
+pub(super) async fn via_gateway(
+    Shared(state): Shared<State>,
     path: MatchedPath,
     cert: ClientCert,
     headers: HeaderMap,

@@ -23,8 +23,8 @@ use std::{
 use anyhow::{Context as _, bail};
 use clap::Args as ClapArgs;
 
-const MAIN: &str = include_str!("../../../gateway/nginx.conf.template");
-const ROUTE: &str = include_str!("../../../gateway/route.template");
+const MAIN: &str = include_str!("../../../../gateway/nginx.conf.template");
+const ROUTE: &str = include_str!("../../../../gateway/route.template");
 
 #[derive(ClapArgs, Debug, Clone)]
 pub struct Args {
@@ -94,7 +94,7 @@ pub(crate) fn route(raw: &str) -> Result<(String, SocketAddr), String> {
     Ok((name, addr))
 }
 
-/// What [`write`] wrote.
+/// What `write` wrote.
 #[derive(Debug)]
 pub struct Written {
     pub run_dir: PathBuf,

@@ -48,7 +48,7 @@ pub struct Args {
     /// (admin), + 1 (inbound, mTLS) and + 2 (outbound proxy).
     #[arg(long, env = "MESH_WORKLOADS", value_delimiter = ',',
           default_value = "servicea=127.0.0.1:3000,serviceb=127.0.0.1:3001,servicec=127.0.0.1:3002",
-          value_parser = crate::gateway_config::route)]
+          value_parser = super::gateway_config::route)]
     pub workloads: Vec<(String, SocketAddr)>,
 
     #[arg(long, env = "SIDECAR_PORT_BASE", default_value_t = 15000,
@@ -60,7 +60,7 @@ pub struct Args {
     /// goes to jwt-factory's address here).
     #[arg(long, env = "MESH_SERVICES", value_delimiter = ',',
           default_value = "jwt-factory=127.0.0.1:5555",
-          value_parser = crate::gateway_config::route)]
+          value_parser = super::gateway_config::route)]
     pub services: Vec<(String, SocketAddr)>,
 
     /// How long a sidecar keeps the JWK Set it fetched. jwt-factory must

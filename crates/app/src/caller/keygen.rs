@@ -12,7 +12,7 @@
 
 use std::{
     io,
-    path::{Path, PathBuf},
+    path::Path,
     sync::{
         Mutex,
         atomic::{AtomicBool, Ordering},
@@ -20,28 +20,15 @@ use std::{
     time::Duration,
 };
 
-use axum::{Json, extract::State};
-use s2s_auth::{KeyPair, SigningAlgorithm, files, keys::KeyError};
+use axum::{Json, extract::State as Shared};
+use s2s_auth::{KeyPair, SigningAlgorithm, files};
 use serde_json::{Value, json};
 
+use super::state::State;
 use crate::{
-    error::{AppError, Internal},
+    error::{AppError, Internal, KeygenError},
     key_set::{self, KeySetFiles},
-    servicea,
 };
-
-/// Why a key pair could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum KeygenError {
-    #[error(transparent)]
-    Generate(#[from] KeyError),
-    #[error("cannot write {path}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-}
 
 /// Generates a key pair for `alg` into the two files. Blocking: RSA
 /// generation is CPU.
@@ -75,7 +62,7 @@ fn folder(private: &Path) -> String {
 /// `POST /gen-keys` with PRODUCTION: anonymous key management is a
 /// workshop shortcut, so the route is off; the operator runs `app gen-keys`
 /// on the host (which writes the files servicea watches).
-pub async fn off_in_production() -> AppError {
+pub(super) async fn off_in_production() -> AppError {
     AppError::ShortcutOff(
         "POST /gen-keys is off (PRODUCTION: anonymous key management is a workshop \
          shortcut): run `app gen-keys` on the host instead",
@@ -93,7 +80,7 @@ pub async fn off_in_production() -> AppError {
 /// parallel calls used to queue 600 `spawn_blocking` tasks (servicea went
 /// from 4 threads to 515), and healthy scenario calls then waited for that
 /// pool to open connections.
-pub async fn route(State(state): State<servicea::State>) -> Result<Json<Value>, AppError> {
+pub(super) async fn route(Shared(state): Shared<State>) -> Result<Json<Value>, AppError> {
     let _one = OneAtATime::start(&state.rotating).ok_or(AppError::Busy(
         "a key pair is already being generated: try again when it is done",
     ))?;
@@ -154,7 +141,7 @@ impl Drop for OneAtATime<'_> {
     }
 }
 
-async fn rotate(state: &servicea::State) -> Result<Json<Value>, AppError> {
+async fn rotate(state: &State) -> Result<Json<Value>, AppError> {
     let settings = &state.settings;
     let keys = settings.keys.clone();
     let alg = settings.common.algorithm;
@@ -228,7 +215,7 @@ fn schedule_promotion(files: KeySetFiles, ahead: Duration) {
 /// At start: a next pair left by a rotation that a stop cut short is
 /// promoted after the publish-ahead time, counted from now (receivers
 /// already see it; waiting again costs nothing and is safe).
-pub fn resume_rotation(state: &servicea::State) {
+pub(super) fn resume_rotation(state: &State) {
     let keys = &state.settings.keys;
     if keys.next_private().exists() && keys.next_public().exists() {
         tracing::info!(

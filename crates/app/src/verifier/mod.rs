@@ -50,57 +50,50 @@ use tokio::net::TcpListener;
 
 use crate::{
     bearer::BearerToken,
-    cli::Role,
     error::AppError,
+    identity_headers::IDENTITY_HEADERS,
     jwks::JwksCache,
+    role::Role,
     settings::{Common, CommonArgs, key_id},
     token_check::{JwksSettings, TokenCheckArgs},
 };
 
 /// The header that carries a refusal's JSON body to nginx.
-pub const AUTH_BODY: &str = "x-auth-body";
-
-/// The identity headers, as the services read them.
-pub const IDENTITY_HEADERS: [(&str, &str); 4] = [
-    ("x-jwt-sub", "sub"),
-    ("x-jwt-aud", "aud"),
-    ("x-jwt-client-id", "client_id"),
-    ("x-jwt-jti", "jti"),
-];
+const AUTH_BODY: &str = "x-auth-body";
 
 #[derive(ClapArgs, Debug, Clone)]
 pub struct Args {
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub(crate) common: CommonArgs,
 
     #[command(flatten)]
-    pub tokens: TokenCheckArgs,
+    pub(crate) tokens: TokenCheckArgs,
 
     /// The services the gateway routes to (comma-separated): `/auth/NAME`
     /// checks that the token is for NAME (`aud`).
     #[arg(long, env = "GATEWAY_ROUTES", value_delimiter = ',',
           default_value = "serviceb,servicec", value_parser = key_id)]
-    pub routes: Vec<String>,
+    pub(crate) routes: Vec<String>,
 }
 
 /// What a token for one route's service must satisfy.
 #[derive(Clone, Debug)]
 pub struct RouteChecks {
     /// The STS's access tokens (`typ: at+jwt`).
-    pub access: Expectations,
+    pub(crate) access: Expectations,
     /// `/issueToken`'s tokens (`typ: JWT`): `None` when the workshop's
     /// shortcuts are off, so only access tokens pass.
-    pub shortcut: Option<Expectations>,
+    pub(crate) shortcut: Option<Expectations>,
 }
 
 /// [`Args`] as typed values.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub common: Common,
-    pub caller: String,
+    pub(crate) common: Common,
+    pub(crate) caller: String,
     /// What a token for each route's service must satisfy.
-    pub routes: HashMap<String, RouteChecks>,
-    pub jwks: JwksSettings,
+    pub(crate) routes: HashMap<String, RouteChecks>,
+    pub(crate) jwks: JwksSettings,
 }
 
 impl Args {
@@ -133,9 +126,9 @@ impl Args {
 shared_state! {
     /// What the verifier's handler shares.
     State => Inner {
-        pub settings: Settings,
-        pub http: reqwest::Client,
-        pub jwks: JwksCache,
+        pub(crate) settings: Settings,
+        pub(crate) http: reqwest::Client,
+        pub(crate) jwks: JwksCache,
     }
 }
 
@@ -163,7 +156,7 @@ pub fn router(state: State) -> Router {
         .route("/auth/{service}", get(auth))
         .layer(axum::middleware::map_response(body_in_header))
         .with_state(state);
-    crate::finish(router, "verifier", shortcuts)
+    crate::common_routes::finish(router, "verifier", shortcuts)
 }
 
 /// Serves the verifier on `listener` until `shutdown` resolves, keeping
@@ -193,6 +186,15 @@ pub async fn run(
     );
     s2s_web::serve::serve(listener, router(state), None, handle, &options).await?;
     tracing::info!("gateway verifier stopped");
+    Ok(())
+}
+
+/// The verifier as `app verifier` runs it: listens where `settings` say
+/// and serves until Ctrl-C or SIGTERM.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let listener = settings.common.bind().await?;
+    let state = State::new(settings)?;
+    run(state, listener, s2s_web::shutdown::signal()).await?;
     Ok(())
 }
 

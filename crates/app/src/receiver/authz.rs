@@ -26,33 +26,33 @@ use crate::error::AppError;
 /// The policy file's shape: Istio's `spec.rules`, `from.source` flattened.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Policy {
+pub(crate) struct Policy {
     pub rules: Vec<Rule>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Rule {
+pub(crate) struct Rule {
     pub from: From,
     pub to: To,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct From {
+pub(crate) struct From {
     pub principals: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct To {
+pub(crate) struct To {
     pub paths: Vec<String>,
 }
 
 impl Policy {
     /// Parses and checks a policy: every path absolute, every principal a
     /// `<trust domain>/<path>` (no `*`: this small policy has no wildcards).
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let policy: Self = serde_json::from_str(text).map_err(|e| e.to_string())?;
         for rule in &policy.rules {
             if let Some(p) = rule.to.paths.iter().find(|p| !p.starts_with('/')) {
@@ -73,7 +73,7 @@ impl Policy {
     }
 
     /// Every principal allowed on `path`.
-    pub fn allowed(&self, path: &str) -> Vec<&str> {
+    pub(crate) fn allowed(&self, path: &str) -> Vec<&str> {
         self.rules
             .iter()
             .filter(|r| r.to.paths.iter().any(|p| p == path))
@@ -83,7 +83,7 @@ impl Policy {
 }
 
 /// A receiver's policy file, parsed once and re-read when it changes.
-pub fn watch(path: &Path) -> WatchedFile<Policy> {
+pub(super) fn watch(path: &Path) -> WatchedFile<Policy> {
     WatchedFile::new(
         path,
         "authorization policy",
@@ -93,7 +93,7 @@ pub fn watch(path: &Path) -> WatchedFile<Policy> {
 }
 
 /// The caller's identity if `policy` allows it on `path`.
-pub fn authorize(
+pub(super) fn authorize(
     policy: Option<&WatchedFile<Policy>>,
     path: &str,
     cert: &ClientCert,

@@ -8,7 +8,7 @@
 //! 200 as long as the steps ran: each step's own status is in the step (a
 //! refusal is the lesson, not a failure).
 
-use axum::{Json, extract::State};
+use axum::{Json, extract::State as Shared};
 use reqwest::RequestBuilder;
 use s2s_web::{
     outbound::{self, Answer, Deadline, Repeat, Target},
@@ -17,15 +17,17 @@ use s2s_web::{
 use serde_json::{Value, json};
 
 use crate::{
+    caller::{
+        legs::{answer_of, traced},
+        state::State,
+    },
     error::AppError,
-    factory_client,
-    scenarios::{answer_of, traced},
-    servicea,
+    factory_client::Factory,
 };
 
 /// One step: `work` traced, with its title and the outcome the lesson expects.
 async fn step(
-    state: &servicea::State,
+    state: &State,
     rid: &RequestId,
     title: &str,
     expect: &str,
@@ -58,12 +60,12 @@ async fn call(
 }
 
 /// The start of one step's `REQUEST_TIMEOUT_MS`.
-fn deadline(state: &servicea::State) -> Deadline {
+fn deadline(state: &State) -> Deadline {
     Deadline::start(state.settings.common.timeouts)
 }
 
 /// jwt-factory's endpoint `path`.
-fn factory(state: &servicea::State, path: &str) -> Target<'static> {
+fn factory(state: &State, path: &str) -> Target<'static> {
     Target {
         who: "jwt-factory",
         url: format!("{}{path}", state.settings.common.factory),
@@ -73,7 +75,7 @@ fn factory(state: &servicea::State, path: &str) -> Target<'static> {
 /// `GET /console/factory-keys`: servicea's keys at the factory with their
 /// phases (`GET /utils/keys/servicea/status`), and the kids its JWK Set
 /// publishes (`GET /.well-known/jwks.json`).
-pub async fn factory_keys(State(state): State<servicea::State>, rid: RequestId) -> Json<Value> {
+pub(super) async fn factory_keys(Shared(state): Shared<State>, rid: RequestId) -> Json<Value> {
     let work = async {
         let deadline = deadline(&state);
         let status = factory(&state, &format!("/utils/keys/{}/status", state.name()));
@@ -95,7 +97,7 @@ pub async fn factory_keys(State(state): State<servicea::State>, rid: RequestId) 
 
 /// `POST /console/factory-keys/rotate`: `POST /keys/servicea/rotate`, a
 /// phased rotation (the new key is published first, signs later).
-pub async fn rotate(State(state): State<servicea::State>, rid: RequestId) -> Json<Value> {
+pub(super) async fn rotate(Shared(state): Shared<State>, rid: RequestId) -> Json<Value> {
     let target = factory(&state, &format!("/keys/{}/rotate", state.name()));
     let work = call(
         &rid,
@@ -112,7 +114,7 @@ pub async fn rotate(State(state): State<servicea::State>, rid: RequestId) -> Jso
 /// (accepted: whoever holds it is servicea), then its scenario-8 token,
 /// bound to its certificate, replayed over TLS without that certificate
 /// (refused).
-pub async fn replay(State(state): State<servicea::State>, rid: RequestId) -> Json<Value> {
+pub(super) async fn replay(Shared(state): Shared<State>, rid: RequestId) -> Json<Value> {
     let peers = &state.settings.peers;
     let bearer = async {
         let deadline = deadline(&state);
@@ -146,10 +148,15 @@ pub async fn replay(State(state): State<servicea::State>, rid: RequestId) -> Jso
 /// forged `X-Jwt-Sub: admin`, through the gateway (nginx drops the header
 /// and forwards the identity it verified), then the forged headers
 /// straight to serviceb, without the gateway's certificate (refused).
-pub async fn forge(State(state): State<servicea::State>, rid: RequestId) -> Json<Value> {
+pub(super) async fn forge(Shared(state): Shared<State>, rid: RequestId) -> Json<Value> {
     let through = async {
         let deadline = deadline(&state);
-        let token = factory_client::issue_token(&state, &rid, "serviceb", false, deadline).await?;
+        let token = Factory {
+            http: &state.http,
+            base: &state.settings.common.factory,
+        }
+        .issue_token(state.name(), "serviceb", false, &rid, deadline)
+        .await?;
         let target = Target {
             who: "gateway",
             url: format!("{}/serviceb/scenario9-server", state.settings.gateway),

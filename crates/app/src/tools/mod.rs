@@ -1,0 +1,9 @@
+//! The commands that write configuration for the processes the services
+//! sit behind, from the same settings as the services: nginx for the
+//! gateway (scenario 9), Envoy for the sidecars (scenario 10).
+
+pub mod gateway_config;
+pub mod mesh_config;
+
+pub use gateway_config::Args as GatewayConfigArgs;
+pub use mesh_config::Args as MeshConfigArgs;
