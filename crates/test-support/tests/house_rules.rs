@@ -2,6 +2,8 @@
 //! to remember. Each reads the tree as text, so it needs no build of its
 //! own and fails with the file and line that broke the rule.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 /// The workspace root.
