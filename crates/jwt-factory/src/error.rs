@@ -18,6 +18,9 @@ use s2s_auth::{
 use s2s_web::{BadInput, outbound::error_chain};
 use serde_json::json;
 
+/// The key of the factory's JSON errors: `{"error": "..."}`.
+pub(crate) const ERROR_KEY: &str = "error";
+
 #[derive(Debug, thiserror::Error)]
 pub enum FactoryError {
     /// 400/404/413/415...: the request could not be read (axum's status).

@@ -51,7 +51,7 @@ use super::{
     Form, JWT_BEARER, OAuthError,
     clients::{Client, KeySource},
 };
-use crate::AppState;
+use crate::state::AppState;
 
 /// Longest `jti` accepted.
 const MAX_JTI_LEN: usize = 256;

@@ -34,7 +34,7 @@ use s2s_web::identity::ClientCert;
 use serde_json::json;
 
 use super::{ACCESS_TOKEN_TYP, Form, OAuthError, assertion::authenticate, no_store};
-use crate::AppState;
+use crate::state::AppState;
 
 /// RFC 8705 §3: over mTLS, the token is bound to the client's certificate.
 /// The certificate must name the same workload as the authenticated client

@@ -15,9 +15,9 @@ use serde_json::{Value, json};
 
 use super::KeyIdPath;
 use crate::{
-    AppState,
     error::{FactoryError, Internal},
     keystore::RotationMode,
+    state::AppState,
 };
 
 /// `GET|POST /keys/{keyId}`: a new key pair (RSA-2048 for RS256) *replaces*
@@ -167,7 +167,7 @@ pub async fn status(
 
 /// A key pair for `ALGORITHM`. RSA key generation is tens of milliseconds of
 /// CPU: it runs off the async workers so other requests are not stalled, and
-/// at most [`crate::KEYGEN_AT_ONCE`] at a time, so a flood of `/keys` calls
+/// at most [`crate::state::KEYGEN_AT_ONCE`] at a time, so a flood of `/keys` calls
 /// queues instead of taking every core.
 async fn generate(state: &AppState) -> Result<KeyPair, FactoryError> {
     let alg = state.config.algorithm;
