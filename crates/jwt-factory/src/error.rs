@@ -33,7 +33,7 @@ pub enum FactoryError {
     #[error("key not found")]
     KeyNotFound(KeyId),
     /// 409: a bound on keys was reached (see `keystore::MAX_KEY_IDS`,
-    /// `MAX_RETIRED`), or a next key is already pending.
+    /// `MAX_RETIRING`), or a next key is already pending.
     #[error("{0}")]
     Conflict(String),
     /// 500: key generation, signing or a file write failed; logged in

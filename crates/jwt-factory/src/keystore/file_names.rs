@@ -9,6 +9,8 @@ use super::Entry;
 
 const PRIVATE_SUFFIX: &str = "-private.pem";
 const PUBLIC_SUFFIX: &str = "-public.pem";
+/// A retiring pair's infix: the name on disk predates the word "retiring",
+/// and stays so that keys dumped before still load.
 const RETIRED_INFIX: &str = ".retired-";
 const NEXT_INFIX: &str = ".next-";
 /// Prefix of the temporary files of [`write_atomic`].
@@ -24,7 +26,7 @@ pub(super) enum KeyFile {
     Next(Phased),
     /// `{keyId}.retired-{unix time}.{thumb}-...`: stopped signing then.
     /// (Files written before the thumb was added have none.)
-    Retired(Phased),
+    Retiring(Phased),
 }
 
 /// A next or retiring pair's name: key id, time, and the `kid`'s thumbprint part.
@@ -70,14 +72,14 @@ impl KeyFile {
         match self {
             Self::Current(id) => id.clone(),
             Self::Next(p) => p.stem(NEXT_INFIX),
-            Self::Retired(p) => p.stem(RETIRED_INFIX),
+            Self::Retiring(p) => p.stem(RETIRED_INFIX),
         }
     }
 
     pub(super) fn id(&self) -> &str {
         match self {
             Self::Current(id) => id,
-            Self::Next(p) | Self::Retired(p) => &p.id,
+            Self::Next(p) | Self::Retiring(p) => &p.id,
         }
     }
 
@@ -90,11 +92,11 @@ impl KeyFile {
     }
 
     /// The private-key file `name` describes: `None` for other files,
-    /// `Some(Err)` for a next or retired file with a malformed time.
+    /// `Some(Err)` for a next or retiring file with a malformed time.
     pub(super) fn parse_private(name: &str) -> Option<Result<Self, &'static str>> {
         let stem = name.strip_suffix(PRIVATE_SUFFIX)?;
         Some(if let Some((id, rest)) = stem.split_once(RETIRED_INFIX) {
-            Phased::parse(id, rest).map(Self::Retired)
+            Phased::parse(id, rest).map(Self::Retiring)
         } else if let Some((id, rest)) = stem.split_once(NEXT_INFIX) {
             Phased::parse(id, rest).map(Self::Next)
         } else {
@@ -102,7 +104,7 @@ impl KeyFile {
         })
     }
 
-    /// A next or retired file (public or private), which dump removes when
+    /// A next or retiring file (public or private), which dump removes when
     /// it no longer describes a key of the store.
     pub(super) fn is_phased_name(name: &str) -> bool {
         (name.contains(RETIRED_INFIX) || name.contains(NEXT_INFIX)) && name.ends_with(".pem")
@@ -124,7 +126,7 @@ mod tests {
         for file in [
             KeyFile::Current("servicea".into()),
             KeyFile::Next(phased("A1vS2vz7")),
-            KeyFile::Retired(phased("dXc-_rti")),
+            KeyFile::Retiring(phased("dXc-_rti")),
         ] {
             let private = file.private(dir);
             let name = private
@@ -144,13 +146,13 @@ mod tests {
         }
         // Two keys retired in the same second: two names.
         assert_ne!(
-            KeyFile::Retired(phased("aaaaaaaa")).private(dir),
-            KeyFile::Retired(phased("bbbbbbbb")).private(dir)
+            KeyFile::Retiring(phased("aaaaaaaa")).private(dir),
+            KeyFile::Retiring(phased("bbbbbbbb")).private(dir)
         );
         // Files written before the thumbprint was part of the name still load.
         assert_eq!(
             KeyFile::parse_private("servicea.retired-1796162486-private.pem"),
-            Some(Ok(KeyFile::Retired(Phased {
+            Some(Ok(KeyFile::Retiring(Phased {
                 id: "servicea".into(),
                 at: 1_796_162_486,
                 thumb: None

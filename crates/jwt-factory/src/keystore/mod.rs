@@ -33,7 +33,7 @@
 //! Loading `KEYS_DIR` at start trusts nothing it finds there: it follows no
 //! symlink, skips anything that is not a regular file, removes the `.tmp-*`
 //! files an interrupted atomic write leaves, and applies the same bounds as
-//! the endpoints ([`MAX_KEY_IDS`], [`MAX_RETIRED`]), logging what it skipped.
+//! the endpoints ([`MAX_KEY_IDS`], [`MAX_RETIRING`]), logging what it skipped.
 //!
 //! # Layout
 //!
@@ -66,7 +66,9 @@ pub use ring::{KeyStatus, Phase, Rotation, RotationMode};
 /// demo's simplification), so the JWK Set, memory and dumps must be bounded.
 pub const MAX_KEY_IDS: usize = 256;
 /// Most rotated-out key pairs one key id keeps in overlap at once.
-pub const MAX_RETIRED: usize = 3;
+pub const MAX_RETIRING: usize = 3;
+/// The old name of [`MAX_RETIRING`], kept while `crates/app`'s tests use it.
+pub const MAX_RETIRED: usize = MAX_RETIRING;
 
 /// Why the store refused a change.
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +113,7 @@ pub struct KeyStore {
     dir: PathBuf,
     /// The kind of key every pair must be, from `ALGORITHM`.
     alg: SigningAlgorithm,
-    /// How long a retired key still verifies: the longest token lifetime
+    /// How long a retiring key still verifies: the longest token lifetime
     /// plus the leeway, so every token it signed has expired by then.
     overlap_secs: i64,
     /// How long a next key is published before it signs
@@ -127,7 +129,7 @@ pub struct KeyStore {
 /// The time windows of a store.
 #[derive(Debug, Clone, Copy)]
 pub struct Windows {
-    /// How long a retired key verifies: the longest lifetime of any token
+    /// How long a retiring key verifies: the longest lifetime of any token
     /// signed with it plus the leeway (`Config::rotation_overlap_secs`).
     pub overlap_secs: u64,
     /// How long a next key is published before it signs.
@@ -197,7 +199,7 @@ impl KeyStore {
     }
 
     /// The key pair of `id` that verifies a token with header `kid`: the
-    /// current one, the next one, or a retired one still in its overlap. A
+    /// current one, the next one, or a retiring one still in its overlap. A
     /// token without a `kid` is checked against the current key.
     pub fn verifying(&self, id: &KeyId, kid: Option<&str>) -> Lookup {
         let Some(ring) = self.ring(id) else {
@@ -210,7 +212,7 @@ impl KeyStore {
         std::iter::once(&ring.current)
             .chain(ring.next.as_ref().map(|(e, _)| e))
             .chain(
-                ring.retired
+                ring.retiring
                     .iter()
                     .filter(|(_, at)| self.in_overlap(*at, now))
                     .map(|(e, _)| e),
@@ -251,7 +253,7 @@ impl KeyStore {
     }
 
     /// The public JWK of every key pair that verifies: each key id's next
-    /// key, current key, and retired keys still in their overlap.
+    /// key, current key, and retiring keys still in their overlap.
     pub fn jwks(&self) -> Vec<Jwk> {
         self.settle_all();
         let now = now_unix();
@@ -262,7 +264,7 @@ impl KeyStore {
                 out.push(next.jwk.clone());
             }
             out.push(ring.current.jwk.clone());
-            for (e, at) in &ring.retired {
+            for (e, at) in &ring.retiring {
                 if self.in_overlap(*at, now) {
                     out.push(e.jwk.clone());
                 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use s2s_auth::{KeyId, KeyPair, now_unix, time_fmt::iso_millis};
 
-use super::{Entry, KeyStore, MAX_RETIRED, StoreError};
+use super::{Entry, KeyStore, MAX_RETIRING, StoreError};
 
 /// The key pairs of one key id.
 #[derive(Debug, Clone)]
@@ -15,7 +15,7 @@ pub(super) struct Ring {
     /// Published, not signing yet: the key and its activation time.
     pub(super) next: Option<(Arc<Entry>, i64)>,
     /// Rotated out: each key with the unix time it stopped signing.
-    pub(super) retired: Vec<(Arc<Entry>, i64)>,
+    pub(super) retiring: Vec<(Arc<Entry>, i64)>,
 }
 
 impl Ring {
@@ -23,7 +23,7 @@ impl Ring {
         Self {
             current,
             next: None,
-            retired: Vec::new(),
+            retiring: Vec::new(),
         }
     }
 
@@ -42,15 +42,15 @@ impl Ring {
         let Some((next, at)) = self.next.take() else {
             return;
         };
-        let previous = std::mem::replace(&mut self.current, next);
+        let retiring = std::mem::replace(&mut self.current, next);
         tracing::info!(
             key_id = %id,
             "{id}: next key {} is now current and signs; {} retires (verifies until {})",
             self.current.kid(),
-            previous.kid(),
+            retiring.kid(),
             iso_millis(at.saturating_add(overlap_secs))
         );
-        self.retired.push((previous, at));
+        self.retiring.push((retiring, at));
     }
 }
 
@@ -72,10 +72,11 @@ pub struct Rotation {
     pub key: Arc<Entry>,
     /// Unix time from which it signs (now, for an emergency rotation).
     pub activates_at: i64,
-    pub previous_kid: String,
-    /// Unix time after which the previous key no longer verifies (now, for
+    /// The key that was current: it now retires (`previousKid` on the wire).
+    pub retiring_kid: String,
+    /// Unix time after which the retiring key no longer verifies (now, for
     /// an emergency rotation: it is withdrawn).
-    pub previous_valid_until: i64,
+    pub retiring_valid_until: i64,
 }
 
 /// A key's phase, for `GET /utils/keys/{keyId}/status`.
@@ -102,7 +103,7 @@ pub struct KeyStatus {
 
 impl KeyStore {
     /// Refuses early what [`KeyStore::rotate`] would refuse (unknown key
-    /// id, a pending next key, too many retired keys), so no key is
+    /// id, a pending next key, too many retiring keys), so no key is
     /// generated for nothing.
     pub fn check_rotate(&self, id: &KeyId, mode: RotationMode) -> Result<(), StoreError> {
         let now = now_unix();
@@ -126,19 +127,19 @@ impl KeyStore {
             )));
         }
         let live: Vec<i64> = ring
-            .retired
+            .retiring
             .iter()
             .filter(|(_, at)| self.in_overlap(*at, now))
             .map(|(_, at)| *at)
             .collect();
-        if live.len() >= MAX_RETIRED {
+        if live.len() >= MAX_RETIRING {
             let leaves = live
                 .iter()
                 .map(|at| at.saturating_add(self.overlap_secs))
                 .min()
                 .unwrap_or(now);
             return Some(StoreError::Limit(format!(
-                "{id} already has {MAX_RETIRED} rotated-out keys still verifying; \
+                "{id} already has {MAX_RETIRING} rotated-out keys still verifying; \
                  the oldest leaves at {} (or replace the key with GET /keys/{id})",
                 iso_millis(leaves)
             )));
@@ -163,11 +164,11 @@ impl KeyStore {
             .get_mut(id)
             .ok_or_else(|| StoreError::NotFound(id.clone()))?;
         ring.settle(id, now, self.overlap_secs);
-        ring.retired.retain(|(_, at)| self.in_overlap(*at, now));
+        ring.retiring.retain(|(_, at)| self.in_overlap(*at, now));
         if let Some(refusal) = self.refusal(id, ring, mode, now) {
             return Err(refusal);
         }
-        let previous_kid = ring.current.kid().to_owned();
+        let retiring_kid = ring.current.kid().to_owned();
         match mode {
             RotationMode::Phased => {
                 // `now` is whole seconds, rounded down: one more second
@@ -182,8 +183,8 @@ impl KeyStore {
                 Ok(Rotation {
                     key: entry,
                     activates_at: at,
-                    previous_kid,
-                    previous_valid_until: at.saturating_add(self.overlap_secs),
+                    retiring_kid,
+                    retiring_valid_until: at.saturating_add(self.overlap_secs),
                 })
             }
             RotationMode::Emergency => {
@@ -194,8 +195,8 @@ impl KeyStore {
                 Ok(Rotation {
                     key: entry,
                     activates_at: now,
-                    previous_kid,
-                    previous_valid_until: now,
+                    retiring_kid,
+                    retiring_valid_until: now,
                 })
             }
         }
@@ -222,13 +223,13 @@ impl KeyStore {
             retired_at: None,
             valid_until: None,
         });
-        let mut retired: Vec<_> = ring
-            .retired
+        let mut retiring: Vec<_> = ring
+            .retiring
             .iter()
             .filter(|(_, at)| self.in_overlap(*at, now))
             .collect();
-        retired.sort_unstable_by_key(|(_, at)| std::cmp::Reverse(*at));
-        for (e, at) in retired {
+        retiring.sort_unstable_by_key(|(_, at)| std::cmp::Reverse(*at));
+        for (e, at) in retiring {
             out.push(KeyStatus {
                 kid: e.kid().to_owned(),
                 phase: Phase::Retiring,

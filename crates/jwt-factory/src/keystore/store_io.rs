@@ -18,7 +18,7 @@ use s2s_auth::{
 };
 
 use super::{
-    Entry, KeyStore, MAX_KEY_IDS, MAX_RETIRED, Windows,
+    Entry, KeyStore, MAX_KEY_IDS, MAX_RETIRING, Windows,
     file_names::{KeyFile, Phased, TMP_PREFIX},
     ring::Ring,
 };
@@ -28,12 +28,12 @@ use super::{
 struct Found {
     current: Option<PathBuf>,
     next: Vec<(i64, PathBuf)>,
-    retired: Vec<(i64, PathBuf)>,
+    retiring: Vec<(i64, PathBuf)>,
 }
 
 impl KeyStore {
     /// Loads the rings dumped in `dir`: every `{keyId}-private.pem`, its
-    /// next pair, and the retired pairs whose overlap has not ended. A next
+    /// next pair, and the retiring pairs whose overlap has not ended. A next
     /// pair whose time has come activates now. A file that is unreadable,
     /// not a regular file (symlinks are not followed), not a key for `alg`,
     /// named with an invalid key id, or over a bound is logged and skipped:
@@ -53,7 +53,7 @@ impl KeyStore {
             match file {
                 KeyFile::Current(_) => slot.current = Some(path),
                 KeyFile::Next(p) => slot.next.push((p.at, path)),
-                KeyFile::Retired(p) => slot.retired.push((p.at, path)),
+                KeyFile::Retiring(p) => slot.retiring.push((p.at, path)),
             }
         }
         drop_orphans(&mut found);
@@ -97,25 +97,25 @@ impl KeyStore {
             }
         }
 
-        // Retired pairs still in overlap, newest first, at most MAX_RETIRED.
-        f.retired
+        // Retiring pairs still in overlap, newest first, at most MAX_RETIRING.
+        f.retiring
             .sort_unstable_by_key(|(at, _)| std::cmp::Reverse(*at));
-        for (at, path) in f.retired {
+        for (at, path) in f.retiring {
             if !self.in_overlap(at, now) {
-                tracing::info!(file = %path.display(), "skipped retired key pair: its overlap has ended");
+                tracing::info!(file = %path.display(), "skipped retiring key pair: its overlap has ended");
                 continue;
             }
-            if ring.retired.len() >= MAX_RETIRED {
+            if ring.retiring.len() >= MAX_RETIRING {
                 tracing::warn!(file = %path.display(),
-                    "skipped retired key pair: {id} already has {MAX_RETIRED}, the limit");
+                    "skipped retiring key pair: {id} already has {MAX_RETIRING}, the limit");
                 continue;
             }
             match self.load_one(id, &path) {
                 Ok(entry) => {
                     tracing::info!(key_id = %id, kid = entry.kid(), file = %path.display(),
-                        "loaded retired key pair (verifies until {})",
+                        "loaded retiring key pair (verifies until {})",
                         iso_millis(at.saturating_add(self.overlap_secs)));
-                    ring.retired.push((Arc::new(entry), at));
+                    ring.retiring.push((Arc::new(entry), at));
                 }
                 Err(reason) => tracing::warn!(file = %path.display(), %reason, "skipped key file"),
             }
@@ -135,8 +135,8 @@ impl KeyStore {
 
     /// Writes every ring to `KEYS_DIR`, each file atomically, public keys
     /// 0644 and private keys 0600: current pairs as `{id}-public.pem` /
-    /// `{id}-private.pem`, next and retired pairs under their [`KeyFile`]
-    /// names. Removes next and retired files that describe no key of the
+    /// `{id}-private.pem`, next and retiring pairs under their [`KeyFile`]
+    /// names. Removes next and retiring files that describe no key of the
     /// store any more (overlap ended, activated, replaced); anything there
     /// that is not a regular file is left alone with a warning. Blocking:
     /// call from `spawn_blocking`.
@@ -155,9 +155,9 @@ impl KeyStore {
             if let Some((next, at)) = &ring.next {
                 pairs.push((KeyFile::Next(Phased::of(id, *at, next)), next));
             }
-            for (e, at) in &ring.retired {
+            for (e, at) in &ring.retiring {
                 if self.in_overlap(*at, now) {
-                    pairs.push((KeyFile::Retired(Phased::of(id, *at, e)), e));
+                    pairs.push((KeyFile::Retiring(Phased::of(id, *at, e)), e));
                 }
             }
             for (file, entry) in pairs {
@@ -251,7 +251,7 @@ fn key_file(entry: &fs::DirEntry) -> Option<(KeyId, KeyFile, PathBuf)> {
 fn drop_orphans(found: &mut BTreeMap<KeyId, Found>) {
     found.retain(|id, f| {
         if f.current.is_none() {
-            for (_, path) in f.next.iter().chain(&f.retired) {
+            for (_, path) in f.next.iter().chain(&f.retiring) {
                 tracing::warn!(file = %path.display(), "skipped key file: no current key for {id}");
             }
         }
