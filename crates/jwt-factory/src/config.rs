@@ -257,7 +257,10 @@ impl Config {
 
     /// The bounds of the listener.
     pub fn serve_options(&self) -> s2s_web::serve::ServeOptions {
-        self.listener
-            .options(self.host, crate::MAX_BODY_BYTES, crate::ERROR_KEY)
+        self.listener.options(
+            self.host,
+            crate::router::MAX_BODY_BYTES,
+            crate::error::ERROR_KEY,
+        )
     }
 }

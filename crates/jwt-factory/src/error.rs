@@ -18,6 +18,9 @@ use s2s_auth::{
 use s2s_web::{BadInput, outbound::error_chain};
 use serde_json::json;
 
+/// The key of the factory's JSON errors: `{"error": "..."}`.
+pub(crate) const ERROR_KEY: &str = "error";
+
 #[derive(Debug, thiserror::Error)]
 pub enum FactoryError {
     /// 400/404/413/415...: the request could not be read (axum's status).
@@ -30,7 +33,7 @@ pub enum FactoryError {
     #[error("key not found")]
     KeyNotFound(KeyId),
     /// 409: a bound on keys was reached (see `keystore::MAX_KEY_IDS`,
-    /// `MAX_RETIRED`), or a next key is already pending.
+    /// `MAX_RETIRING`), or a next key is already pending.
     #[error("{0}")]
     Conflict(String),
     /// 500: key generation, signing or a file write failed; logged in

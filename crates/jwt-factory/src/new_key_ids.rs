@@ -89,7 +89,7 @@ impl IntoResponse for TooManyNewKeyIds {
     fn into_response(self) -> Response {
         let retry = HeaderValue::from(self.retry_after.as_secs());
         let mut body = serde_json::Map::new();
-        body.insert(crate::ERROR_KEY.to_owned(), self.to_string().into());
+        body.insert(crate::error::ERROR_KEY.to_owned(), self.to_string().into());
         let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
         response.headers_mut().insert(header::RETRY_AFTER, retry);
         response

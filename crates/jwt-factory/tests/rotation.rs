@@ -491,7 +491,7 @@ async fn a_planted_folder_is_held_to_the_same_bounds_as_the_endpoints() {
     for i in 0..300 {
         write_private(&keys.join(format!("k{i:03}-private.pem")), &pem);
     }
-    // 11 retired keys for one id, all still in their overlap.
+    // 11 retiring keys for one id, all still in their overlap.
     let now = now();
     for i in 0..11 {
         write_private(
@@ -512,7 +512,7 @@ async fn a_planted_folder_is_held_to_the_same_bounds_as_the_endpoints() {
         .iter()
         .filter(|k| k["phase"] == "retiring")
         .count();
-    assert_eq!(retiring, jwt_factory::keystore::MAX_RETIRED, "{status}");
+    assert_eq!(retiring, jwt_factory::keystore::MAX_RETIRING, "{status}");
 
     // Full: a new key id is refused before any key is generated.
     let started = Instant::now();
@@ -521,7 +521,7 @@ async fn a_planted_folder_is_held_to_the_same_bounds_as_the_endpoints() {
         assert_eq!(status, 409, "{body}");
         assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
     }
-    // k000 has 3 retired keys: rotating is refused, also before any work.
+    // k000 has 3 retiring keys: rotating is refused, also before any work.
     let (status, body) = send(http.post(format!("{}/keys/k000/rotate", f.url()))).await;
     assert_eq!(status, 409, "{body}");
     eprintln!("21 refusals took {:?}", started.elapsed());

@@ -238,32 +238,16 @@ impl Policies {
         Ok(())
     }
 
-    fn add_document(&mut self, file: &Path, mut document: Value) -> Result<(), MeshError> {
+    fn add_document(&mut self, file: &Path, document: Value) -> Result<(), MeshError> {
         let bad = |what: String| MeshError::Resource {
             path: file.to_path_buf(),
             what,
         };
-        let kind = document
-            .get("kind")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("a document without `kind`".into()))?
-            .to_owned();
-        let api = document.get("apiVersion").and_then(Value::as_str);
-        if api != Some(API_VERSION) {
-            return Err(bad(format!(
-                "{kind}: apiVersion {}: this translator reads {API_VERSION}",
-                api.unwrap_or("(none)")
-            )));
-        }
-        let metadata: Metadata = serde_json::from_value(document["metadata"].take())
-            .map_err(|e| bad(format!("{kind}: metadata: {e}")))?;
-        check_name(&metadata.name).map_err(|e| bad(format!("{kind}: metadata.name {e}")))?;
-        check_name(&metadata.namespace)
-            .map_err(|e| bad(format!("{kind}: metadata.namespace {e}")))?;
-        let spec = match document.get_mut("spec") {
-            Some(spec) if !spec.is_null() => spec.take(),
-            _ => Value::Object(Default::default()),
-        };
+        let Document {
+            kind,
+            metadata,
+            spec,
+        } = Document::read(document).map_err(bad)?;
         let unknown = |e: serde_json::Error| {
             bad(format!(
                 "{kind} {}/{}: {e}. This translator reads the subset of {kind} the workshop \
@@ -272,11 +256,6 @@ impl Policies {
                 metadata.namespace, metadata.name
             ))
         };
-        for key in document.as_object().map(|o| o.keys()).into_iter().flatten() {
-            if !["apiVersion", "kind", "metadata", "spec"].contains(&key.as_str()) {
-                return Err(bad(format!("{kind}: unexpected top-level field `{key}`")));
-            }
-        }
         let file = file.to_path_buf();
         match kind.as_str() {
             "PeerAuthentication" => upsert(
@@ -290,15 +269,7 @@ impl Policies {
             "RequestAuthentication" => {
                 let spec: RequestAuthenticationSpec =
                     serde_json::from_value(spec).map_err(unknown)?;
-                for rule in &spec.jwt_rules {
-                    if rule.jwks_uri.is_some() == rule.jwks.is_some() {
-                        return Err(bad(format!(
-                            "RequestAuthentication {}/{}: issuer {}: give exactly one of jwksUri \
-                             and jwks",
-                            metadata.namespace, metadata.name, rule.issuer
-                        )));
-                    }
-                }
+                check_key_sources(&metadata, &spec).map_err(bad)?;
                 upsert(
                     &mut self.request,
                     Resource {
@@ -325,6 +296,65 @@ impl Policies {
         }
         Ok(())
     }
+}
+
+/// One YAML document's envelope, checked, with its spec not read yet.
+struct Document {
+    kind: String,
+    metadata: Metadata,
+    spec: Value,
+}
+
+impl Document {
+    /// `kind`, `apiVersion` (must be [`API_VERSION`]), `metadata` (valid
+    /// names) and no other top-level field than `spec`; a missing or null
+    /// spec is an empty one. The error is the message, without the file.
+    fn read(mut document: Value) -> Result<Self, String> {
+        let kind = document
+            .get("kind")
+            .and_then(Value::as_str)
+            .ok_or_else(|| "a document without `kind`".to_owned())?
+            .to_owned();
+        let api = document.get("apiVersion").and_then(Value::as_str);
+        if api != Some(API_VERSION) {
+            return Err(format!(
+                "{kind}: apiVersion {}: this translator reads {API_VERSION}",
+                api.unwrap_or("(none)")
+            ));
+        }
+        let metadata: Metadata = serde_json::from_value(document["metadata"].take())
+            .map_err(|e| format!("{kind}: metadata: {e}"))?;
+        check_name(&metadata.name).map_err(|e| format!("{kind}: metadata.name {e}"))?;
+        check_name(&metadata.namespace).map_err(|e| format!("{kind}: metadata.namespace {e}"))?;
+        let spec = match document.get_mut("spec") {
+            Some(spec) if !spec.is_null() => spec.take(),
+            _ => Value::Object(Default::default()),
+        };
+        for key in document.as_object().map(|o| o.keys()).into_iter().flatten() {
+            if !["apiVersion", "kind", "metadata", "spec"].contains(&key.as_str()) {
+                return Err(format!("{kind}: unexpected top-level field `{key}`"));
+            }
+        }
+        Ok(Self {
+            kind,
+            metadata,
+            spec,
+        })
+    }
+}
+
+/// Each jwtRule of a RequestAuthentication names exactly one key source.
+fn check_key_sources(metadata: &Metadata, spec: &RequestAuthenticationSpec) -> Result<(), String> {
+    for rule in &spec.jwt_rules {
+        if rule.jwks_uri.is_some() == rule.jwks.is_some() {
+            return Err(format!(
+                "RequestAuthentication {}/{}: issuer {}: give exactly one of jwksUri \
+                 and jwks",
+                metadata.namespace, metadata.name, rule.issuer
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Replaces the resource with the same namespace and name, or adds it.

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::{
     MeshError, Topology,
-    istio::{RequestAuthenticationSpec, Resource},
+    istio::{JwtRule, RequestAuthenticationSpec, Resource},
 };
 
 /// The header the workshop's services read verified claims from
@@ -65,75 +65,97 @@ pub fn config(
                     rule.issuer
                 ),
             };
-            if rule.issuer.trim().is_empty() {
-                // Envoy reads an empty issuer as "any issuer"; Istio refuses it.
-                return Err(bad("an empty issuer".into()));
-            }
-            if rule.audiences.iter().any(|a| a.trim().is_empty()) {
-                return Err(bad("an empty audience".into()));
-            }
-            let name = format!("{}[{i}]", policy.id());
-            let mut provider = json!({
-                "issuer": rule.issuer,
-                "forward": rule.forward_original_token,
-                "payload_in_metadata": PAYLOAD_METADATA,
-            });
-            if !rule.audiences.is_empty() {
-                provider["audiences"] = json!(rule.audiences);
-            }
-            if let Some(header) = &rule.output_payload_to_header {
-                check_header_name(header).map_err(&bad)?;
-                provider["forward_payload_header"] = json!(header);
-                let header = header.to_ascii_lowercase();
-                if !out.payload_headers.contains(&header) {
-                    out.payload_headers.push(header);
-                }
-            }
-            let keys = match (&rule.jwks_uri, &rule.jwks) {
-                (Some(uri), _) => {
-                    let (cluster, addr, local_uri) = local_jwks_uri(topology, uri).map_err(&bad)?;
-                    provider["remote_jwks"] = json!({
-                        "http_uri": { "uri": local_uri, "cluster": cluster, "timeout": "2s" },
-                        "cache_duration": format!("{}s", topology.jwks_cache.as_secs().max(1)),
-                        // Fetched when the listener starts and refreshed
-                        // before it expires, not on a request's time; a
-                        // failed refresh keeps the keys it has.
-                        "async_fetch": { "failed_refetch_duration": "1s" },
-                    });
-                    out.jwks_clusters.insert(cluster, addr);
-                    format!(
-                        "keys from {uri} (here {local_uri}), cached {} s",
-                        topology.jwks_cache.as_secs()
-                    )
-                }
-                (None, Some(inline)) => {
-                    provider["local_jwks"] = json!({ "inline_string": inline });
-                    "keys inline".to_owned()
-                }
-                (None, None) => return Err(bad("no jwksUri or jwks".into())),
-            };
+            let provider = provider(topology, rule, &mut out).map_err(bad)?;
             out.summary.push(format!(
-                "accepts tokens from {} for {} ({keys}; {})",
+                "accepts tokens from {} for {} ({}; {})",
                 rule.issuer,
                 if rule.audiences.is_empty() {
                     "any audience".to_owned()
                 } else {
                     rule.audiences.join(", ")
                 },
+                provider.keys,
                 policy.id()
             ));
-            providers.insert(name, provider);
+            providers.insert(format!("{}[{i}]", policy.id()), provider.json);
         }
     }
-    if providers.is_empty() {
-        return Ok(out);
+    if !providers.is_empty() {
+        out.filter = Some(filter(providers));
     }
+    Ok(out)
+}
+
+/// One jwt_authn provider, and where its keys come from in words.
+struct Provider {
+    json: Value,
+    keys: String,
+}
+
+/// The provider of one jwtRule. Its payload header and its JWK Set's
+/// cluster are added to `out`. The error is the message, without the rule.
+fn provider(topology: &Topology, rule: &JwtRule, out: &mut JwtConfig) -> Result<Provider, String> {
+    if rule.issuer.trim().is_empty() {
+        // Envoy reads an empty issuer as "any issuer"; Istio refuses it.
+        return Err("an empty issuer".into());
+    }
+    if rule.audiences.iter().any(|a| a.trim().is_empty()) {
+        return Err("an empty audience".into());
+    }
+    let mut provider = json!({
+        "issuer": rule.issuer,
+        "forward": rule.forward_original_token,
+        "payload_in_metadata": PAYLOAD_METADATA,
+    });
+    if !rule.audiences.is_empty() {
+        provider["audiences"] = json!(rule.audiences);
+    }
+    if let Some(header) = &rule.output_payload_to_header {
+        check_header_name(header)?;
+        provider["forward_payload_header"] = json!(header);
+        let header = header.to_ascii_lowercase();
+        if !out.payload_headers.contains(&header) {
+            out.payload_headers.push(header);
+        }
+    }
+    let keys = match (&rule.jwks_uri, &rule.jwks) {
+        (Some(uri), _) => {
+            let (cluster, addr, local_uri) = local_jwks_uri(topology, uri)?;
+            provider["remote_jwks"] = json!({
+                "http_uri": { "uri": local_uri, "cluster": cluster, "timeout": "2s" },
+                "cache_duration": format!("{}s", topology.jwks_cache.as_secs().max(1)),
+                // Fetched when the listener starts and refreshed
+                // before it expires, not on a request's time; a
+                // failed refresh keeps the keys it has.
+                "async_fetch": { "failed_refetch_duration": "1s" },
+            });
+            out.jwks_clusters.insert(cluster, addr);
+            format!(
+                "keys from {uri} (here {local_uri}), cached {} s",
+                topology.jwks_cache.as_secs()
+            )
+        }
+        (None, Some(inline)) => {
+            provider["local_jwks"] = json!({ "inline_string": inline });
+            "keys inline".to_owned()
+        }
+        (None, None) => return Err("no jwksUri or jwks".into()),
+    };
+    Ok(Provider {
+        json: provider,
+        keys,
+    })
+}
+
+/// The jwt_authn filter over `providers`: a request passes with a token
+/// one of them verifies, or with none.
+fn filter(providers: serde_json::Map<String, Value>) -> Value {
     let requirements: Vec<Value> = providers
         .keys()
         .map(|name| json!({ "provider_name": name }))
         .chain([json!({ "allow_missing": {} })])
         .collect();
-    out.filter = Some(json!({
+    json!({
         "name": "envoy.filters.http.jwt_authn",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
@@ -143,8 +165,7 @@ pub fn config(
                 "requires": { "requires_any": { "requirements": requirements } },
             }],
         },
-    }));
-    Ok(out)
+    })
 }
 
 /// `http://jwt-factory.default.svc.cluster.local:5555/.well-known/jwks.json`

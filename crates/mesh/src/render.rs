@@ -14,7 +14,10 @@
 //! `kubectl apply` does in a cluster. A new listener only serves new
 //! connections, and open ones drain.
 
-use std::path::Path;
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use serde_json::{Value, json};
 
@@ -61,37 +64,102 @@ pub fn render(
         .collect()
 }
 
+/// A workload's labels, as the selectors read them.
+type Labels = BTreeMap<String, String>;
+
+/// What every section of one sidecar's configuration reads.
+struct Context<'a> {
+    topology: &'a Topology,
+    policies: &'a Policies,
+    sidecar: &'a Sidecar,
+    /// Where this sidecar's files go.
+    dir: &'a Path,
+    /// The sidecar's certificate and key, under `topology.certs`.
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Context<'_> {
+    /// The sidecar's TLS context, requiring `peer_san` of the other side.
+    fn tls_with(&self, peer_san: Value) -> Value {
+        envoy::common_tls(&self.cert, &self.key, &self.topology.ca, peer_san)
+    }
+
+    /// Every other sidecar of the topology.
+    fn others(&self) -> impl Iterator<Item = &Sidecar> {
+        let me = &self.sidecar.workload;
+        self.topology
+            .sidecars
+            .iter()
+            .filter(move |o| o.workload != *me)
+    }
+}
+
 fn render_one(
     topology: &Topology,
     policies: &Policies,
     sidecar: &Sidecar,
     dir: &Path,
 ) -> Result<SidecarConfig, MeshError> {
-    let ns = &topology.namespace;
+    let ctx = Context {
+        topology,
+        policies,
+        sidecar,
+        dir,
+        cert: topology.certs.join(format!("{}.pem", sidecar.workload)),
+        key: topology.certs.join(format!("{}-key.pem", sidecar.workload)),
+    };
     let labels = Topology::labels(&sidecar.workload);
+    let ns = &topology.namespace;
     let mut summary = Vec::new();
-    let cert = topology.certs.join(format!("{}.pem", sidecar.workload));
-    let key = topology.certs.join(format!("{}-key.pem", sidecar.workload));
-    let tls_with = |peer_san: Value| envoy::common_tls(&cert, &key, &topology.ca, peer_san);
 
-    // --- mTLS (PeerAuthentication) on the inbound port.
-    let (mode, by) = select::mtls_mode(&policies.peer, ns, &labels);
+    let mode = mtls_mode(&ctx, &labels, &mut summary);
+    // --- Tokens (RequestAuthentication).
+    let jwt = jwt::config(topology, &select::applying(&policies.request, ns, &labels))?;
+    summary.extend(jwt.summary.iter().cloned());
+    let route_config = inbound_route(&ctx, &labels, &mut summary)?;
+    let inbound = inbound_listener(&ctx, mode, &jwt);
+    let (mut clusters, outbound) = outbound_listener(&ctx, &mut summary);
+    for (name, addr) in &jwt.jwks_clusters {
+        clusters.push(envoy::cluster(name, *addr, None));
+    }
+
+    let files = vec![
+        versioned("cds.json", clusters),
+        versioned("rds.json", vec![route_config]),
+        versioned("lds.json", vec![inbound, outbound]),
+    ];
+    Ok(SidecarConfig {
+        sidecar: sidecar.clone(),
+        bootstrap: envoy::bootstrap(&sidecar.workload, sidecar.admin, dir),
+        files,
+        summary,
+    })
+}
+
+/// mTLS (PeerAuthentication) on the inbound port: the mode, said in `summary`.
+fn mtls_mode(ctx: &Context<'_>, labels: &Labels, summary: &mut Vec<String>) -> MtlsMode {
+    let (mode, by) = select::mtls_mode(&ctx.policies.peer, &ctx.topology.namespace, labels);
     summary.push(format!(
         "inbound 127.0.0.1:{} -> app {}: mTLS {} ({})",
-        sidecar.inbound,
-        sidecar.app,
+        ctx.sidecar.inbound,
+        ctx.sidecar.app,
         mode_name(mode),
         by.map_or("no PeerAuthentication: Istio's default".to_owned(), |r| {
             format!("PeerAuthentication {}", r.id())
         })
     ));
+    mode
+}
 
-    // --- Tokens (RequestAuthentication).
-    let jwt = jwt::config(topology, &select::applying(&policies.request, ns, &labels))?;
-    summary.extend(jwt.summary.iter().cloned());
-
-    // --- Authorization (AuthorizationPolicy), per route.
-    let authz = select::applying(&policies.authz, ns, &labels);
+/// Authorization (AuthorizationPolicy), per route: the inbound route
+/// configuration with its RBAC rules, said in `summary`.
+fn inbound_route(
+    ctx: &Context<'_>,
+    labels: &Labels,
+    summary: &mut Vec<String>,
+) -> Result<Value, MeshError> {
+    let authz = select::applying(&ctx.policies.authz, &ctx.topology.namespace, labels);
     let deny = rbac::rules(&authz, Action::Deny)?;
     let allow = rbac::rules(&authz, Action::Allow)?;
     let names = |action| {
@@ -125,7 +193,7 @@ fn render_one(
     if let Some(rules) = allow {
         per_filter.insert("rbac-allow".into(), envoy::rbac_per_route(rules));
     }
-    let route_config = json!({
+    Ok(json!({
         "@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
         "name": "inbound",
         "virtual_hosts": [{
@@ -137,9 +205,13 @@ fn render_one(
                 "typed_per_filter_config": per_filter,
             }],
         }],
-    });
+    }))
+}
 
-    // --- The inbound listener.
+/// The inbound listener: mTLS per `mode`, then the token check, the RBAC
+/// filters and the route to the app.
+fn inbound_listener(ctx: &Context<'_>, mode: MtlsMode, jwt: &jwt::JwtConfig) -> Value {
+    let workload = &ctx.sidecar.workload;
     let mut filters = Vec::new();
     filters.push(envoy::remove_request_headers(&jwt.payload_headers));
     filters.extend(jwt.filter.clone());
@@ -164,16 +236,16 @@ fn render_one(
             "path_with_escaped_slashes_action": "REJECT_REQUEST",
             "common_http_protocol_options": envoy::no_underscore_headers(),
             "set_current_client_cert_details": { "uri": true },
-            "rds": { "route_config_name": "inbound", "config_source": envoy::file_source(&dir.join("rds.json")) },
+            "rds": { "route_config_name": "inbound", "config_source": envoy::file_source(&ctx.dir.join("rds.json")) },
             "http_filters": filters,
-            "access_log": envoy::access_log(&format!("{} sidecar inbound", sidecar.workload)),
-            "local_reply_config": envoy::json_local_replies(&format!("{}'s sidecar", sidecar.workload)),
+            "access_log": envoy::access_log(&format!("{workload} sidecar inbound")),
+            "local_reply_config": envoy::json_local_replies(&format!("{workload}'s sidecar")),
         }),
     );
-    let mesh_peers = json!({ "prefix": format!("spiffe://{}/", topology.trust_domain) });
+    let mesh_peers = json!({ "prefix": format!("spiffe://{}/", ctx.topology.trust_domain) });
     let tls_chain = json!({
         "filter_chain_match": { "transport_protocol": "tls" },
-        "transport_socket": envoy::downstream_tls(tls_with(mesh_peers)),
+        "transport_socket": envoy::downstream_tls(ctx.tls_with(mesh_peers)),
         "filters": [inbound_hcm.clone()],
     });
     let plain_chain = json!({
@@ -185,53 +257,28 @@ fn render_one(
         MtlsMode::Permissive | MtlsMode::Unset => vec![tls_chain, plain_chain],
         MtlsMode::Disable => vec![plain_chain],
     };
-    let inbound = json!({
+    json!({
         "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
         "name": "inbound",
-        "address": envoy::loopback(sidecar.inbound),
+        "address": envoy::loopback(ctx.sidecar.inbound),
         "listener_filters": [{
             "name": "envoy.filters.listener.tls_inspector",
             "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" },
         }],
         "filter_chains": chains,
-    });
+    })
+}
 
-    // --- The outbound listener: the workload's HTTP proxy to the others.
+/// The outbound listener, the workload's HTTP proxy to the others, said
+/// in `summary`; with the clusters: the app's, then one per other sidecar.
+fn outbound_listener(ctx: &Context<'_>, summary: &mut Vec<String>) -> (Vec<Value>, Value) {
+    let (topology, sidecar) = (ctx.topology, ctx.sidecar);
     let mut clusters = vec![envoy::cluster("inbound|app", sidecar.app, None)];
     let mut virtual_hosts = Vec::new();
-    for other in topology
-        .sidecars
-        .iter()
-        .filter(|o| o.workload != sidecar.workload)
-    {
-        let name = &other.workload;
-        let cluster = format!("outbound|{name}");
-        let (other_mode, _) = select::mtls_mode(&policies.peer, ns, &Topology::labels(name));
-        // Istio's auto mTLS: to a sidecar that accepts it, always mTLS, and
-        // only to the identity that workload must have.
-        let tls = (other_mode != MtlsMode::Disable).then(|| {
-            envoy::upstream_tls(tls_with(json!({ "exact": topology.spiffe_id(name) })), name)
-        });
-        clusters.push(envoy::cluster(
-            &cluster,
-            ([127, 0, 0, 1], other.inbound).into(),
-            tls,
-        ));
-        let hosts = [
-            name.clone(),
-            format!("{name}.{ns}"),
-            format!("{name}.{ns}.svc"),
-            format!("{name}.{ns}.svc.cluster.local"),
-        ];
-        let domains: Vec<String> = hosts
-            .iter()
-            .flat_map(|h| [h.clone(), format!("{h}:*")])
-            .collect();
-        virtual_hosts.push(json!({
-            "name": name,
-            "domains": domains,
-            "routes": [{ "match": { "prefix": "/" }, "route": { "cluster": cluster, "timeout": "10s" } }],
-        }));
+    for other in ctx.others() {
+        let (cluster, virtual_host) = outbound_route(ctx, other);
+        clusters.push(cluster);
+        virtual_hosts.push(virtual_host);
     }
     let outbound = json!({
         "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
@@ -254,29 +301,47 @@ fn render_one(
         "outbound proxy 127.0.0.1:{}: mTLS as {} to {}",
         sidecar.outbound,
         topology.spiffe_id(&sidecar.workload),
-        topology
-            .sidecars
-            .iter()
-            .filter(|o| o.workload != sidecar.workload)
+        ctx.others()
             .map(|o| o.workload.as_str())
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    for (name, addr) in &jwt.jwks_clusters {
-        clusters.push(envoy::cluster(name, *addr, None));
-    }
+    (clusters, outbound)
+}
 
-    let files = vec![
-        versioned("cds.json", clusters),
-        versioned("rds.json", vec![route_config]),
-        versioned("lds.json", vec![inbound, outbound]),
+/// The cluster of `other`'s sidecar and the virtual host that routes its
+/// names to it.
+fn outbound_route(ctx: &Context<'_>, other: &Sidecar) -> (Value, Value) {
+    let ns = &ctx.topology.namespace;
+    let name = &other.workload;
+    let cluster = format!("outbound|{name}");
+    let (other_mode, _) = select::mtls_mode(&ctx.policies.peer, ns, &Topology::labels(name));
+    // Istio's auto mTLS: to a sidecar that accepts it, always mTLS, and
+    // only to the identity that workload must have.
+    let tls = (other_mode != MtlsMode::Disable).then(|| {
+        envoy::upstream_tls(
+            ctx.tls_with(json!({ "exact": ctx.topology.spiffe_id(name) })),
+            name,
+        )
+    });
+    let hosts = [
+        name.clone(),
+        format!("{name}.{ns}"),
+        format!("{name}.{ns}.svc"),
+        format!("{name}.{ns}.svc.cluster.local"),
     ];
-    Ok(SidecarConfig {
-        sidecar: sidecar.clone(),
-        bootstrap: envoy::bootstrap(&sidecar.workload, sidecar.admin, dir),
-        files,
-        summary,
-    })
+    let domains: Vec<String> = hosts
+        .iter()
+        .flat_map(|h| [h.clone(), format!("{h}:*")])
+        .collect();
+    (
+        envoy::cluster(&cluster, ([127, 0, 0, 1], other.inbound).into(), tls),
+        json!({
+            "name": name,
+            "domains": domains,
+            "routes": [{ "match": { "prefix": "/" }, "route": { "cluster": cluster, "timeout": "10s" } }],
+        }),
+    )
 }
 
 /// A file's discovery response, its version the digest of its resources

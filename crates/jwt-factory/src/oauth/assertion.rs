@@ -51,7 +51,7 @@ use super::{
     Form, JWT_BEARER, OAuthError,
     clients::{Client, KeySource},
 };
-use crate::AppState;
+use crate::state::AppState;
 
 /// Longest `jti` accepted.
 const MAX_JTI_LEN: usize = 256;
@@ -126,7 +126,27 @@ pub async fn authenticate(
     })?;
     check_header(&header, alg)?;
     let times = Times::read(&payload, state.config.max_assertion_lifetime_secs)?;
-    // Who it claims to be: only used to find the key to check that claim.
+    let id = claimed_client(&payload, form)?;
+    let (client, key) = client_key(state, &id, &header).await?;
+    let claims = verify_signature(state, assertion, &key, &id, audiences)?;
+    check_aud(&claims, audiences)?;
+    let exp = check_times(state, &times)?;
+    let jti = jti_of(&claims)?;
+    tracing::info!(
+        client = %id,
+        "client {id} authenticated: assertion signed with its registered key ({alg}), aud ok, expires in {} s",
+        exp - now_unix()
+    );
+    Ok(Authenticated {
+        client,
+        jti: jti.to_owned(),
+        exp,
+    })
+}
+
+/// Who the assertion claims to be (its `iss`), only used to find the key
+/// that checks that claim; it must equal the `client_id` parameter, if sent.
+fn claimed_client(payload: &Claims, form: &Form) -> Result<KeyId, OAuthError> {
     let claimed = payload
         .get("iss")
         .and_then(Value::as_str)
@@ -142,21 +162,34 @@ pub async fn authenticate(
     {
         return Err(bad("client_id parameter and the assertion's iss differ"));
     }
-    let (client, key) = client_key(state, &id, &header).await?;
+    Ok(id)
+}
 
-    let mut v = Validation::new(alg.jwt());
+/// The assertion's claims, once its signature verifies with `key` and the
+/// library's checks pass: pinned algorithm, `iss` = `sub` = `id`, an
+/// accepted `aud`, `exp` and `nbf` with the leeway.
+fn verify_signature(
+    state: &AppState,
+    assertion: &str,
+    key: &DecodingKey,
+    id: &KeyId,
+    audiences: &[String],
+) -> Result<Claims, OAuthError> {
+    let mut v = Validation::new(state.config.algorithm.jwt());
     v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
     v.set_issuer(&[id.as_str()]);
     v.sub = Some(id.to_string());
     v.set_audience(audiences);
     v.validate_nbf = true;
     v.leeway = state.config.leeway_secs;
-    let claims = jsonwebtoken::decode::<Claims>(assertion, &key, &v)
-        .map_err(|e| bad(explain(e.kind(), &id, audiences)))?
-        .claims;
-    check_aud(&claims, audiences)?;
-    let exp = check_times(state, &times)?;
-    let jti = claims
+    jsonwebtoken::decode::<Claims>(assertion, key, &v)
+        .map(|data| data.claims)
+        .map_err(|e| bad(explain(e.kind(), id, audiences)))
+}
+
+/// The assertion's `jti`, checked for form only (spent later).
+fn jti_of(claims: &Claims) -> Result<&str, OAuthError> {
+    claims
         .get("jti")
         .and_then(Value::as_str)
         .filter(|j| (1..=MAX_JTI_LEN).contains(&j.len()))
@@ -164,17 +197,7 @@ pub async fn authenticate(
             bad(format!(
                 "client assertion needs a jti (1-{MAX_JTI_LEN} characters), used once"
             ))
-        })?;
-    tracing::info!(
-        client = %id,
-        "client {id} authenticated: assertion signed with its registered key ({alg}), aud ok, expires in {} s",
-        exp - now_unix()
-    );
-    Ok(Authenticated {
-        client,
-        jti: jti.to_owned(),
-        exp,
-    })
+        })
 }
 
 /// `client_assertion`, after `client_assertion_type` says it is a JWT.

@@ -83,7 +83,7 @@ pub enum KeySource {
 
 /// How the factory holds its clients' JWK Sets: the receivers' rules
 /// ([`s2s_web::jwks_cache`]), with bounds of their own. Flattened into
-/// [`crate::Config`].
+/// [`crate::config::Config`].
 #[derive(clap::Args, Debug, Clone)]
 pub struct ClientJwksArgs {
     /// Longest time a client's JWK Set (`jwks_uri`) is fresh, seconds (less

@@ -17,7 +17,7 @@ use s2s_auth::{KeyId, jwk::key_id_of, jws::Claims, verify::MAX_TOKEN_LEN};
 use serde_json::{Value, json};
 
 use super::{ACCESS_TOKEN_TYP, Form, OAuthError, assertion::authenticate, no_store, token};
-use crate::{AppState, keystore::Lookup};
+use crate::{keystore::Lookup, state::AppState};
 
 pub async fn introspect(
     State(state): State<AppState>,

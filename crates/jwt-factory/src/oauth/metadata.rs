@@ -21,7 +21,7 @@ use axum::{Json, extract::State, http::header, response::IntoResponse};
 use serde_json::json;
 
 use super::{JWT_BEARER, assertion_algorithms};
-use crate::AppState;
+use crate::state::AppState;
 
 pub async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
     let base = state.config.public_base();

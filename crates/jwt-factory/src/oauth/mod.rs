@@ -34,7 +34,7 @@ use s2s_web::outbound::{self, Timeouts};
 use serde_json::json;
 use std::time::Duration;
 
-use crate::Config;
+use crate::config::Config;
 pub use clients::Registry;
 pub use jti::{JtiCache, JtiLimits};
 

@@ -33,8 +33,10 @@ use s2s_auth::{
 use s2s_web::identity::ClientCert;
 use serde_json::json;
 
-use super::{ACCESS_TOKEN_TYP, Form, OAuthError, assertion::authenticate, no_store};
-use crate::AppState;
+use super::{
+    ACCESS_TOKEN_TYP, Form, OAuthError, assertion::authenticate, clients::Client, no_store,
+};
+use crate::{keystore::Entry, state::AppState};
 
 /// RFC 8705 §3: over mTLS, the token is bound to the client's certificate.
 /// The certificate must name the same workload as the authenticated client
@@ -86,20 +88,56 @@ pub async fn token(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
     let form = Form::parse(&headers, body)?;
-    match form.get("grant_type") {
-        Some("client_credentials") => {}
-        Some(other) => {
-            return Err(OAuthError::unsupported_grant_type(format!(
-                "grant_type {:?} is not supported: use client_credentials",
-                untrusted(other)
-            )));
-        }
-        None => return Err(OAuthError::invalid_request("grant_type missing")),
-    }
+    check_grant_type(&form)?;
     let auth = authenticate(&state, &form, &assertion_audiences(&state, "/token")).await?;
     let client = &auth.client;
     let id = &client.id;
+    let audience = audience_of(&form, client)?;
+    let bound_to = bound_certificate(&cert, &state.config.listener.trust_domain, id.as_str())?;
+    let entry = state.keys.get(id).ok_or_else(|| {
+        OAuthError::unavailable(format!(
+            "jwt-factory holds no signing key for {id}: create it with GET /keys/{id}"
+        ))
+    })?;
+    // Every check passed: only now does the assertion's jti count as used,
+    // so a refused request can be sent again, fixed.
+    auth.spend_jti(&state)?;
+    let lifetime = state.config.access_token_lifetime_secs;
+    let (token, exp, jti) = sign(&state, &entry, id, audience, bound_to.as_deref())?;
+    tracing::info!(
+        client = %id,
+        "issued an access token: sub {id}, aud {audience}, typ at+jwt, kid {}, expires in {lifetime} s (exp {exp}), jti {jti}{}",
+        entry.kid(),
+        bound_to
+            .as_deref()
+            .map(|t| format!(", bound to the client certificate (cnf x5t#S256 {t})"))
+            .unwrap_or_default()
+    );
+    let mut response = Json(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+    }))
+    .into_response();
+    no_store(response.headers_mut());
+    Ok(response)
+}
 
+/// `grant_type` must be `client_credentials`, the one grant served here.
+fn check_grant_type(form: &Form) -> Result<(), OAuthError> {
+    match form.get("grant_type") {
+        Some("client_credentials") => Ok(()),
+        Some(other) => Err(OAuthError::unsupported_grant_type(format!(
+            "grant_type {:?} is not supported: use client_credentials",
+            untrusted(other)
+        ))),
+        None => Err(OAuthError::invalid_request("grant_type missing")),
+    }
+}
+
+/// The one audience asked for (`audience`, or `resource` of RFC 8707; both
+/// only if they agree), which must be one `client` may have.
+fn audience_of<'a>(form: &'a Form, client: &Client) -> Result<&'a str, OAuthError> {
     let audience = match (form.get("resource"), form.get("audience")) {
         (Some(r), Some(a)) if r != a => {
             return Err(OAuthError::invalid_target(
@@ -120,31 +158,32 @@ pub async fn token(
             client.audiences.join(", ")
         };
         return Err(OAuthError::invalid_target(format!(
-            "{id} may not ask for a token for {:?} (allowed: {allowed})",
+            "{} may not ask for a token for {:?} (allowed: {allowed})",
+            client.id,
             untrusted(audience)
         )));
     }
+    Ok(audience)
+}
 
-    let bound_to = bound_certificate(&cert, &state.config.listener.trust_domain, id.as_str())?;
-
-    let entry = state.keys.get(id).ok_or_else(|| {
-        OAuthError::unavailable(format!(
-            "jwt-factory holds no signing key for {id}: create it with GET /keys/{id}"
-        ))
-    })?;
-    // Every check passed: only now does the assertion's jti count as used,
-    // so a refused request can be sent again, fixed.
-    auth.spend_jti(&state)?;
-    let lifetime = state.config.access_token_lifetime_secs;
+/// The access token for `id` and `audience`, signed with `entry`, bound to
+/// a certificate thumbprint if there is one: the token, its `exp`, its `jti`.
+fn sign(
+    state: &AppState,
+    entry: &Entry,
+    id: &KeyId,
+    audience: &str,
+    bound_to: Option<&str>,
+) -> Result<(String, i64, String), OAuthError> {
     let mut claims = Claims::new();
     claims.insert("iss".into(), state.config.issuer.clone().into());
     claims.insert("sub".into(), id.to_string().into());
     claims.insert("aud".into(), audience.into());
     claims.insert("client_id".into(), id.to_string().into());
-    let exp = jws::set_times(&mut claims, lifetime, false);
+    let exp = jws::set_times(&mut claims, state.config.access_token_lifetime_secs, false);
     let jti = uuid::Uuid::new_v4().to_string();
     claims.insert("jti".into(), jti.clone().into());
-    if let Some(thumbprint) = &bound_to {
+    if let Some(thumbprint) = bound_to {
         claims.insert("cnf".into(), json!({ "x5t#S256": thumbprint }));
     }
     let token = jws::sign_typed(
@@ -158,21 +197,5 @@ pub async fn token(
         tracing::error!(error = %e, "signing an access token failed");
         OAuthError::unavailable("signing failed (see the factory's log)")
     })?;
-    tracing::info!(
-        client = %id,
-        "issued an access token: sub {id}, aud {audience}, typ at+jwt, kid {}, expires in {lifetime} s (exp {exp}), jti {jti}{}",
-        entry.kid(),
-        bound_to
-            .as_deref()
-            .map(|t| format!(", bound to the client certificate (cnf x5t#S256 {t})"))
-            .unwrap_or_default()
-    );
-    let mut response = Json(json!({
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": lifetime,
-    }))
-    .into_response();
-    no_store(response.headers_mut());
-    Ok(response)
+    Ok((token, exp, jti))
 }

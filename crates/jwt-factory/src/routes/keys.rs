@@ -15,9 +15,9 @@ use serde_json::{Value, json};
 
 use super::KeyIdPath;
 use crate::{
-    AppState,
     error::{FactoryError, Internal},
     keystore::RotationMode,
+    state::AppState,
 };
 
 /// `GET|POST /keys/{keyId}`: a new key pair (RSA-2048 for RS256) *replaces*
@@ -78,11 +78,11 @@ impl RotateQuery {
 }
 
 /// What an emergency rotation's answer says, plainly.
-const EMERGENCY_WARNING: &str = "emergency rotation: the new key signs now and the previous key is \
+const EMERGENCY_WARNING: &str = "emergency rotation: the new key signs now and the old key is \
      withdrawn from the JWK Set and from /verify at once. This breaks cached verifiers on purpose: \
-     tokens signed with the previous key are refused from now on, and a verifier that cached the \
+     tokens signed with the old key are refused from now on, and a verifier that cached the \
      JWK Set refuses tokens signed with the new key until it refetches the set (Envoy and istiod \
-     only when their cache expires). Use it when the previous key is compromised.";
+     only when their cache expires). Use it when the old key is compromised.";
 
 /// `POST /keys/{keyId}/rotate[?emergency=1]`: a new key for keyId.
 ///
@@ -102,12 +102,13 @@ pub async fn rotate(
     let pair = generate(&state).await?;
     let rotation = state.keys.rotate(&id, pair, mode)?;
     let activates = iso_millis(rotation.activates_at);
-    let until = iso_millis(rotation.previous_valid_until);
+    let until = iso_millis(rotation.retiring_valid_until);
     let mut answer = json!({
         "kid": rotation.key.kid(),
         "publicKey": rotation.key.pair.public().pem_base64(),
         "activatesAt": activates,
-        "previousKid": rotation.previous_kid,
+        // The wire names predate the word "retiring": kept for clients.
+        "previousKid": rotation.retiring_kid,
         "previousValidUntil": until,
     });
     match mode {
@@ -116,14 +117,14 @@ pub async fn rotate(
             "rotating {id}'s key: next kid {} is published now and signs from {activates}; \
              kid {} signs until then and verifies until {until}",
             rotation.key.kid(),
-            rotation.previous_kid
+            rotation.retiring_kid
         ),
         RotationMode::Emergency => {
             tracing::warn!(
                 key_id = %id,
                 "EMERGENCY rotation of {id}'s key: kid {} signs now; kid {} is withdrawn at once",
                 rotation.key.kid(),
-                rotation.previous_kid
+                rotation.retiring_kid
             );
             answer["emergency"] = true.into();
             answer["warning"] = EMERGENCY_WARNING.into();
@@ -167,7 +168,7 @@ pub async fn status(
 
 /// A key pair for `ALGORITHM`. RSA key generation is tens of milliseconds of
 /// CPU: it runs off the async workers so other requests are not stalled, and
-/// at most [`crate::KEYGEN_AT_ONCE`] at a time, so a flood of `/keys` calls
+/// at most [`crate::state::KEYGEN_AT_ONCE`] at a time, so a flood of `/keys` calls
 /// queues instead of taking every core.
 async fn generate(state: &AppState) -> Result<KeyPair, FactoryError> {
     let alg = state.config.algorithm;
@@ -180,7 +181,7 @@ async fn generate(state: &AppState) -> Result<KeyPair, FactoryError> {
 }
 
 /// `GET /.well-known/jwks.json`: every public key that verifies (next,
-/// current and still-overlapping previous ones), as a JWK Set (RFC 7517),
+/// current and retiring ones), as a JWK Set (RFC 7517),
 /// cacheable.
 pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     let set = JwkSet {

@@ -30,8 +30,8 @@ use serde_json::Value;
 
 use super::KeyIdPath;
 use crate::{
-    AppState,
     error::{FactoryError, Internal},
+    state::AppState,
 };
 
 /// Header parameters: claims bodies that try to set these are refused, so

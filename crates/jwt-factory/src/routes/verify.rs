@@ -15,9 +15,9 @@ use serde_json::{Value, json};
 
 use super::KeyIdPath;
 use crate::{
-    AppState,
     error::{FactoryError, VerifyFailure},
     keystore::Lookup,
+    state::AppState,
 };
 
 pub async fn verify(
