@@ -46,6 +46,9 @@ pub enum Command {
     /// print the envoy command of each sidecar. Running sidecars reload it;
     /// `--wait` returns once each runs it.
     MeshConfig(tools::MeshConfigArgs),
+    /// Print where every process of the stack runs (the `topology` crate):
+    /// names, ports, URLs; `--shell` as lines for a script to `eval`.
+    Topology(tools::TopologyArgs),
     /// Create a local CA and a certificate for localhost, 127.0.0.1 and ::1
     /// in certs/ (replaces mkcert), and a workload certificate with a
     /// SPIFFE ID for each workload. servicea trusts that CA, and only it.

@@ -31,9 +31,10 @@ fn main() -> ExitCode {
     // `fetch-token`, `gateway-config` and `mesh-config` answer on stdout: their log goes
     // to stderr.
     let log = match cli.command {
-        Command::FetchToken(_) | Command::GatewayConfig(_) | Command::MeshConfig(_) => {
-            s2s_web::telemetry::init_on_stderr()
-        }
+        Command::FetchToken(_)
+        | Command::GatewayConfig(_)
+        | Command::MeshConfig(_)
+        | Command::Topology(_) => s2s_web::telemetry::init_on_stderr(),
         _ => s2s_web::telemetry::init(),
     };
     if let Some(file) = loaded {
@@ -52,6 +53,10 @@ fn main() -> ExitCode {
         Command::Verifier(a) => on_runtime(verifier::serve(a.settle())),
         Command::GatewayConfig(a) => gateway_config(&a),
         Command::MeshConfig(a) => mesh_config(&a),
+        Command::Topology(a) => {
+            print!("{}", tools::topology::render(&a));
+            Ok(())
+        }
     };
     drop(log);
     s2s_web::cli::report(result)

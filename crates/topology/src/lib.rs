@@ -120,7 +120,15 @@ pub const SIDECARS: [Process; 3] = [sidecar(0), sidecar(1), sidecar(2)];
 
 /// Every process, in the order the stack starts them.
 pub const PROCESSES: [Process; 9] = [
-    FACTORY, SERVICEA, SERVICEB, SERVICEC, VERIFIER, GATEWAY, SIDECARS[0], SIDECARS[1], SIDECARS[2],
+    FACTORY,
+    SERVICEA,
+    SERVICEB,
+    SERVICEC,
+    VERIFIER,
+    GATEWAY,
+    SIDECARS[0],
+    SIDECARS[1],
+    SIDECARS[2],
 ];
 
 /// The sidecar of the `index`th mesh workload (from 0).
@@ -257,7 +265,10 @@ mod tests {
     #[test]
     fn urls_and_names() {
         assert_eq!(SERVICEB.http_url(), "http://localhost:3001");
-        assert_eq!(SERVICEB.https_url().as_deref(), Some("https://localhost:8443"));
+        assert_eq!(
+            SERVICEB.https_url().as_deref(),
+            Some("https://localhost:8443")
+        );
         assert_eq!(SERVICEB.mesh_url(), "http://serviceb:3001");
         assert_eq!(
             SERVICEB.spiffe_id(),
