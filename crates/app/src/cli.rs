@@ -27,14 +27,14 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// The caller: gets or signs tokens and calls serviceb/servicec (:3000).
+    /// The caller: gets or signs tokens and calls serviceb/servicec.
     Servicea(caller::Args),
-    /// A receiver: verifies tokens via jwt-factory (:3001), locally over
-    /// https (:8443), or with the factory's JWK Set.
+    /// A receiver: verifies tokens via jwt-factory, locally over https, or
+    /// with the factory's JWK Set. (Its ports: `app topology`.)
     Serviceb(receiver::Args),
-    /// A receiver, like serviceb (:3002, https :9443).
+    /// A receiver, like serviceb.
     Servicec(receiver::Args),
-    /// The gateway's token verifier (:3003, scenario 9): nginx asks it about
+    /// The gateway's token verifier (scenario 9): nginx asks it about
     /// each request (`auth_request`), and forwards the identity it answers.
     Verifier(verifier::Args),
     /// Write the gateway's nginx configuration (scenario 9) from its

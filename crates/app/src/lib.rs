@@ -81,11 +81,13 @@ pub mod verifier;
 mod bearer;
 mod binding;
 mod common_routes;
+mod defaults;
 mod factory_client;
 mod identity_headers;
 mod jwks;
 mod key_set;
 mod role;
+mod self_signed_args;
 mod settings;
 mod token_check;
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 /// jwt-factory's workload name: its SPIFFE ID's last segment, which its
 /// https (mTLS) certificate must name, and what errors call it.
-pub(crate) const FACTORY_WORKLOAD: &str = "jwt-factory";
+pub(crate) const FACTORY_WORKLOAD: &str = topology::FACTORY.workload;
 
 /// Which of the three services this process is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,14 +19,19 @@ pub enum Role {
 }
 
 impl Role {
+    /// Where the topology puts this role: its name, ports, workload.
+    pub fn process(self) -> &'static topology::Process {
+        match self {
+            Self::A => &topology::SERVICEA,
+            Self::B => &topology::SERVICEB,
+            Self::C => &topology::SERVICEC,
+            Self::Verifier => &topology::VERIFIER,
+        }
+    }
+
     /// The subcommand that selects this role, also its default `SERVICE_NAME`.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::A => "servicea",
-            Self::B => "serviceb",
-            Self::C => "servicec",
-            Self::Verifier => "verifier",
-        }
+        self.process().name
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
@@ -41,20 +46,12 @@ impl Role {
     }
 
     pub(crate) fn default_port(self) -> u16 {
-        match self {
-            Self::A => 3000,
-            Self::B => 3001,
-            Self::C => 3002,
-            Self::Verifier => 3003,
-        }
+        self.process().port
     }
 
+    /// Its https port; a role without one in the topology gets an
+    /// ephemeral port (0), should it be asked to serve https.
     pub(crate) fn default_https_port(self) -> u16 {
-        match self {
-            Self::A => 7443,
-            Self::B => 8443,
-            Self::C => 9443,
-            Self::Verifier => 10443,
-        }
+        self.process().https_port.unwrap_or(0)
     }
 }

@@ -25,7 +25,7 @@ pub(crate) struct CommonArgs {
     #[arg(long, env = "HOST", default_value = "127.0.0.1")]
     pub(crate) host: IpAddr,
 
-    /// HTTP port. Default: 3000 (servicea), 3001 (serviceb), 3002 (servicec).
+    /// HTTP port. Default: the service's port in `app topology`.
     #[arg(long, env = "PORT")]
     pub(crate) port: Option<u16>,
 
@@ -44,7 +44,7 @@ pub(crate) struct CommonArgs {
     #[arg(
         long,
         env = "JWT_FACTORY_ENDPOINT",
-        default_value = "http://localhost:5555"
+        default_value = crate::defaults::factory_url()
     )]
     pub(crate) jwt_factory_endpoint: String,
 
@@ -92,7 +92,13 @@ pub(crate) struct Common {
 }
 
 impl CommonArgs {
-    pub(crate) fn settle(self, role: Role) -> Common {
+    pub(crate) fn settle(mut self, role: Role) -> Common {
+        // A receiver is also reached through the mesh, by its Service's
+        // names: those Hosts are allowed besides ALLOWED_HOSTS.
+        if matches!(role, Role::B | Role::C) {
+            let names = role.process().mesh_host_names();
+            self.listener.allowed_hosts.extend(names);
+        }
         Common {
             shortcuts: self.production.shortcuts(),
             name: self.service_name.unwrap_or_else(|| role.name().to_owned()),

@@ -757,14 +757,13 @@ async fn app_gateway_config_writes_a_configuration_nginx_accepts() {
 /// in `certs`, into `run_dir`.
 fn config_args(certs: &Path, run_dir: PathBuf) -> gateway_config::Args {
     let files = s2s_web::pki::CertFiles::in_dir(certs);
-    let (cert, key) = files.workload("gateway");
+    let (cert, _key) = files.workload("gateway");
     gateway_config::Args {
         env_file: None,
         listen: "127.0.0.1:8080".parse().unwrap(),
         verifier: "127.0.0.1:3003".parse().unwrap(),
         routes: vec![("serviceb".into(), "127.0.0.1:8443".parse().unwrap())],
         cert,
-        key,
         ca: certs.join("ca.pem"),
         run_dir,
         connect_timeout_ms: TIMEOUTS[0],

@@ -249,12 +249,11 @@ async fn scenario7_allows_servicea(s: &Stack) -> String {
 /// servicea's state as the stack's servicea is configured, but presenting
 /// `workload`'s certificate and key in mTLS.
 fn servicea_presenting(s: &Stack, workload: &str) -> app::caller::State {
-    let (cert, key) = s.files.workload(workload);
+    let (cert, _key) = s.files.workload(workload);
     let mut args = s.files.servicea_flags(s.alg, &s.factory.url());
-    for (flag, path) in [("--workload-cert-path", cert), ("--workload-key-path", key)] {
-        let at = args.iter().position(|a| a == flag).expect(flag) + 1;
-        args[at] = path.to_str().unwrap().to_owned();
-    }
+    // The key is found beside the certificate (NAME-key.pem).
+    let at = args.iter().position(|a| a == "--workload-cert-path").unwrap() + 1;
+    args[at] = cert.to_str().unwrap().to_owned();
     args.extend(["--jwt-factory-endpoint-https".into(), s.factory.https_url()]);
     servicea_state(&args)
 }

@@ -26,7 +26,7 @@ pub struct Config {
     pub host: IpAddr,
 
     /// Port to listen on (0 picks a free one).
-    #[arg(long, env = "PORT", default_value_t = 5555)]
+    #[arg(long, env = "PORT", default_value_t = topology::FACTORY.port)]
     pub port: u16,
 
     /// `iss` of issued tokens, and the only issuer `/verify` accepts.
@@ -95,7 +95,7 @@ pub struct Config {
 
     /// The factory's URL as its clients reach it: the metadata document's
     /// endpoints, and (with `/token`) an `aud` accepted on client assertions.
-    #[arg(long, env = "PUBLIC_URL", default_value = "http://localhost:5555")]
+    #[arg(long, env = "PUBLIC_URL", default_value_t = topology::FACTORY.http_url())]
     pub public_url: String,
 
     /// Lifetime of the access tokens `POST /token` issues, seconds.
@@ -146,7 +146,7 @@ pub struct Config {
     pub start_https: bool,
 
     /// HTTPS port (with START_HTTPS).
-    #[arg(long, env = "HTTPS_PORT", default_value_t = 5556)]
+    #[arg(long, env = "HTTPS_PORT", default_value_t = topology::FACTORY.https_port.unwrap_or(0))]
     pub https_port: u16,
 
     /// The https listener's URL as clients reach it (with START_HTTPS):

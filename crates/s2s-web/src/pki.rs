@@ -60,6 +60,14 @@ pub struct CertFiles {
     pub server_key: PathBuf,
 }
 
+/// The private key gen-certs writes beside the certificate `cert`:
+/// `NAME.pem` has its key in `NAME-key.pem`, in the same folder. So a
+/// setting names the certificate, and the key follows.
+pub fn key_beside(cert: &Path) -> PathBuf {
+    let stem = cert.file_stem().unwrap_or_default().to_string_lossy();
+    cert.with_file_name(format!("{stem}-key.pem"))
+}
+
 impl CertFiles {
     /// `ca.pem`, `ca-key.pem`, `localhost.pem`, `localhost-key.pem` in `dir`.
     pub fn in_dir(dir: &Path) -> Self {
@@ -74,10 +82,9 @@ impl CertFiles {
     /// A workload's certificate and key: `<name>.pem`, `<name>-key.pem`.
     pub fn workload(&self, name: &str) -> (PathBuf, PathBuf) {
         let dir = self.ca_cert.parent().unwrap_or(Path::new("."));
-        (
-            dir.join(format!("{name}.pem")),
-            dir.join(format!("{name}-key.pem")),
-        )
+        let cert = dir.join(format!("{name}.pem"));
+        let key = key_beside(&cert);
+        (cert, key)
     }
 
     fn all(&self) -> [&Path; 4] {

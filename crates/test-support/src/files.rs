@@ -121,11 +121,10 @@ impl Files {
             ("--service-a-private-key-path", text(&self.private)),
             ("--service-a-public-key-path", text(&self.public)),
             ("--ca-cert-path", text(&self.ca())),
-            ("--issuer", "https://service-issuer"),
+            ("--self-signed-issuer", "https://service-issuer"),
             ("--algorithm", alg),
-            ("--token-lifetime-secs", "30"),
+            ("--self-signed-lifetime-secs", "30"),
             ("--workload-cert-path", text(&self.workload("servicea").0)),
-            ("--workload-key-path", text(&self.workload("servicea").1)),
         ])
     }
 
@@ -158,10 +157,10 @@ impl Files {
             ("--host", "127.0.0.1"),
             ("--jwt-factory-endpoint", factory),
             ("--service-a-public-key-path", text(&self.public)),
-            ("--issuer", "https://service-issuer"),
+            ("--self-signed-issuer", "https://service-issuer"),
             ("--algorithm", alg),
             ("--caller", "servicea"),
-            ("--token-lifetime-secs", "30"),
+            ("--self-signed-lifetime-secs", "30"),
             ("--leeway-secs", "5"),
             ("--factory-issuer", "https://jwt-factory/"),
             ("--factory-token-lifetime-secs", "3600"),

@@ -111,7 +111,7 @@ pub fn config_for(
     verifier: SocketAddr,
     timeouts: [u64; 3],
 ) -> gateway_config::Args {
-    let (cert, key) = s.files.workload("gateway");
+    let (cert, _key) = s.files.workload("gateway");
     gateway_config::Args {
         env_file: None,
         listen,
@@ -121,7 +121,6 @@ pub fn config_for(
             ("servicec".to_owned(), s.c.https.unwrap()),
         ],
         cert,
-        key,
         ca: s.files.ca(),
         run_dir: run_dir.to_path_buf(),
         connect_timeout_ms: timeouts[0],

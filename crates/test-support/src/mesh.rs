@@ -124,8 +124,6 @@ impl Mesh {
         opts.stack.a_args.extend([
             "--mesh-proxy".into(),
             format!("http://127.0.0.1:{}", port(0, 2)),
-            "--serviceb-mesh-endpoint".into(),
-            "http://serviceb:3001".into(),
         ]);
         opts.stack
             .bc_args

@@ -6,8 +6,10 @@ use std::{path::PathBuf, time::Duration};
 use clap::Args as ClapArgs;
 
 use crate::{
+    defaults,
     key_set::KeySetFiles,
     role::Role,
+    self_signed_args::{SelfSigned, SelfSignedArgs},
     settings::{Common, CommonArgs, base_url},
 };
 
@@ -24,7 +26,7 @@ pub struct Args {
     #[arg(
         long,
         env = "SERVICE_B_ENDPOINT",
-        default_value = "http://localhost:3001"
+        default_value = defaults::serviceb_url()
     )]
     pub(crate) service_b_endpoint: String,
 
@@ -32,7 +34,7 @@ pub struct Args {
     #[arg(
         long,
         env = "SERVICE_B_ENDPOINT_HTTPS",
-        default_value = "https://localhost:8443"
+        default_value = defaults::serviceb_https_url()
     )]
     pub(crate) service_b_endpoint_https: String,
 
@@ -40,7 +42,7 @@ pub struct Args {
     #[arg(
         long,
         env = "SERVICE_C_ENDPOINT",
-        default_value = "http://localhost:3002"
+        default_value = defaults::servicec_url()
     )]
     pub(crate) service_c_endpoint: String,
 
@@ -48,7 +50,7 @@ pub struct Args {
     #[arg(
         long,
         env = "SERVICE_C_ENDPOINT_HTTPS",
-        default_value = "https://localhost:9443"
+        default_value = defaults::servicec_https_url()
     )]
     pub(crate) service_c_endpoint_https: String,
 
@@ -73,14 +75,8 @@ pub struct Args {
     #[arg(long, env = "CA_CERT_PATH", default_value = "certs/ca.pem")]
     pub(crate) ca_cert_path: PathBuf,
 
-    /// `iss` of the tokens servicea signs itself (scenarios 3-4).
-    #[arg(long, env = "ISSUER", default_value = "https://service-issuer")]
-    pub(crate) issuer: String,
-
-    /// Lifetime of the tokens servicea signs itself (scenarios 3-4), seconds.
-    #[arg(long, env = "TOKEN_LIFETIME_SECS", default_value_t = 30,
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub(crate) token_lifetime_secs: u64,
+    #[command(flatten)]
+    pub(crate) self_signed: SelfSignedArgs,
 
     /// Scenarios 3-4: when `POST /gen-keys` rotates servicea's key, how
     /// long the new public key is published (`jwt-public.next.pem`) before
@@ -97,24 +93,17 @@ pub struct Args {
     pub(crate) factory_issuer: String,
 
     /// Scenarios 7-8: servicea's workload certificate (its SPIFFE ID),
-    /// presented in mTLS. Written by gen-certs; re-read when it changes.
+    /// presented in mTLS, with its private key beside it (NAME-key.pem,
+    /// mode 0600). Written by gen-certs; re-read when it changes.
     #[arg(long, env = "WORKLOAD_CERT_PATH", default_value = "certs/servicea.pem")]
     pub(crate) workload_cert_path: PathBuf,
-
-    /// Scenarios 7-8: the private key of the workload certificate (0600).
-    #[arg(
-        long,
-        env = "WORKLOAD_KEY_PATH",
-        default_value = "certs/servicea-key.pem"
-    )]
-    pub(crate) workload_key_path: PathBuf,
 
     /// Scenario 8: jwt-factory's https (mTLS) base URL, where its token
     /// endpoint binds tokens to the client certificate.
     #[arg(
         long,
         env = "JWT_FACTORY_ENDPOINT_HTTPS",
-        default_value = "https://localhost:5556"
+        default_value = defaults::factory_https_url()
     )]
     pub(crate) jwt_factory_endpoint_https: String,
 
@@ -122,32 +111,16 @@ pub struct Args {
     #[arg(
         long,
         env = "GATEWAY_ENDPOINT",
-        default_value = "http://localhost:8080"
+        default_value = defaults::gateway_url()
     )]
     pub(crate) gateway_endpoint: String,
 
     /// Scenario 10: servicea's sidecar (Envoy), its HTTP proxy for calls
     /// into the mesh. Empty: no proxy (in a cluster, iptables sends the
     /// pod's traffic through the sidecar without the app knowing).
-    #[arg(long, env = "MESH_PROXY", default_value = "http://127.0.0.1:15012",
+    #[arg(long, env = "MESH_PROXY", default_value = defaults::mesh_proxy(),
           value_parser = mesh_proxy)]
     pub(crate) mesh_proxy: String,
-
-    /// Scenario 10: serviceb as the mesh names it (its Service).
-    #[arg(
-        long,
-        env = "SERVICEB_MESH_ENDPOINT",
-        default_value = "http://serviceb:3001"
-    )]
-    pub(crate) serviceb_mesh_endpoint: String,
-
-    /// Scenario 10: servicec as the mesh names it.
-    #[arg(
-        long,
-        env = "SERVICEC_MESH_ENDPOINT",
-        default_value = "http://servicec:3002"
-    )]
-    pub(crate) servicec_mesh_endpoint: String,
 }
 
 /// `MESH_PROXY`: empty, or `http://` to a loopback address. Bearer tokens
@@ -218,10 +191,8 @@ pub struct Settings {
     pub(crate) peers: Peers,
     pub(crate) keys: KeyFiles,
     pub(crate) ca_cert: PathBuf,
-    /// `iss` of self-signed tokens.
-    pub(crate) issuer: String,
-    /// Lifetime of self-signed tokens, seconds.
-    pub(crate) token_lifetime_secs: u64,
+    /// `iss` and lifetime of self-signed tokens.
+    pub(crate) self_signed: SelfSigned,
     /// How long a rotated-in scenario-3 key is published before it signs.
     pub(crate) publish_ahead: Duration,
     /// Scenario 6: `aud` of servicea's client assertions.
@@ -246,20 +217,21 @@ impl Args {
                 b_https: base_url(&self.service_b_endpoint_https),
                 c_http: base_url(&self.service_c_endpoint),
                 c_https: base_url(&self.service_c_endpoint_https),
-                b_mesh: base_url(&self.serviceb_mesh_endpoint),
-                c_mesh: base_url(&self.servicec_mesh_endpoint),
+                // As the mesh names them (their Services): the same on a
+                // laptop and in a cluster.
+                b_mesh: topology::SERVICEB.mesh_url(),
+                c_mesh: topology::SERVICEC.mesh_url(),
             },
             keys: KeyFiles {
                 private: self.service_a_private_key_path,
                 public: self.service_a_public_key_path,
             },
             ca_cert: self.ca_cert_path,
-            issuer: self.issuer,
-            token_lifetime_secs: self.token_lifetime_secs,
+            self_signed: self.self_signed.settle(),
             publish_ahead: Duration::from_secs(self.scenario3_publish_ahead_secs),
             factory_issuer: self.factory_issuer,
+            workload_key: s2s_web::pki::key_beside(&self.workload_cert_path),
             workload_cert: self.workload_cert_path,
-            workload_key: self.workload_key_path,
             factory_https: base_url(&self.jwt_factory_endpoint_https),
             gateway: base_url(&self.gateway_endpoint),
             mesh_proxy: Some(self.mesh_proxy).filter(|p| !p.trim().is_empty()),

@@ -145,7 +145,7 @@ async fn rotate(state: &State) -> Result<Json<Value>, AppError> {
     let settings = &state.settings;
     let keys = settings.keys.clone();
     let alg = settings.common.algorithm;
-    if let Some(why) = key_set::refusal(&keys, settings.token_lifetime_secs) {
+    if let Some(why) = key_set::refusal(&keys, settings.self_signed.lifetime_secs) {
         return Err(AppError::Conflict(why));
     }
     let previous_kid = state.signing_key.get().ok().map(|k| k.kid.clone());

@@ -23,10 +23,10 @@ pub(super) fn mint(
     let me = &settings.common.name;
     let alg = settings.common.algorithm;
     let mut claims = Claims::new();
-    claims.insert("iss".into(), settings.issuer.clone().into());
+    claims.insert("iss".into(), settings.self_signed.issuer.clone().into());
     claims.insert("sub".into(), me.as_str().into());
     claims.insert("aud".into(), audience.into());
-    jws::set_times(&mut claims, settings.token_lifetime_secs, expired);
+    jws::set_times(&mut claims, settings.self_signed.lifetime_secs, expired);
     // The kid lets receivers pick this key among servicea's key set
     // (current, next, previous: see `key_set`) during a rotation.
     let token =
@@ -34,9 +34,9 @@ pub(super) fn mint(
     tracing::info!(
         "signed {} token myself (iss {}, sub {}, aud {audience}, {} s lifetime, {alg}) with {} (kid {})",
         if expired { "an EXPIRED" } else { "a" },
-        settings.issuer,
+        settings.self_signed.issuer,
         me,
-        settings.token_lifetime_secs,
+        settings.self_signed.lifetime_secs,
         signing_key.path().display(),
         key.kid,
     );

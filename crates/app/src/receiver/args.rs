@@ -9,6 +9,7 @@ use s2s_web::tls::{MtlsMode, ServerTls};
 
 use crate::{
     role::Role,
+    self_signed_args::SelfSignedArgs,
     settings::{Common, CommonArgs},
     token_check::{JwksSettings, TokenCheckArgs},
 };
@@ -35,7 +36,7 @@ pub struct Args {
           num_args = 0..=1, default_missing_value = "true")]
     pub(crate) start_https: bool,
 
-    /// HTTPS port. Default: 8443 (serviceb), 9443 (servicec).
+    /// HTTPS port. Default: the receiver's https port in `app topology`.
     #[arg(long, env = "HTTPS_PORT")]
     pub(crate) https_port: Option<u16>,
 
@@ -63,8 +64,9 @@ pub struct Args {
     pub(crate) ca_cert_path: PathBuf,
 
     /// Scenario 7: which principals may call which paths (JSON, shaped
-    /// like Istio's AuthorizationPolicy; re-read when it changes). Unset:
-    /// every path that needs an identity is denied.
+    /// like Istio's AuthorizationPolicy; re-read when it changes).
+    /// Default: env/<service>-authz.json, if that file exists at start;
+    /// without a policy, every path that needs an identity is denied.
     #[arg(long, env = "AUTHZ_POLICY_FILE")]
     pub(crate) authz_policy_file: Option<PathBuf>,
 
@@ -73,15 +75,8 @@ pub struct Args {
     #[arg(long, env = "GATEWAY_PRINCIPAL")]
     pub(crate) gateway_principal: Option<String>,
 
-    /// The `iss` accepted on servicea's self-signed tokens (scenarios 3-4).
-    #[arg(long, env = "ISSUER", default_value = "https://service-issuer")]
-    pub(crate) issuer: String,
-
-    /// The longest remaining lifetime accepted on servicea's self-signed
-    /// tokens (scenarios 3-4), seconds: servicea's TOKEN_LIFETIME_SECS.
-    #[arg(long, env = "TOKEN_LIFETIME_SECS", default_value_t = 30,
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub(crate) token_lifetime_secs: u64,
+    #[command(flatten)]
+    pub(crate) self_signed: SelfSignedArgs,
 }
 
 /// The https listener of a receiver.
@@ -122,11 +117,12 @@ impl Args {
         let mtls_mode = self.common.production.mtls_mode(self.mtls_mode);
         let common = self.common.settle(role);
         let t = &self.tokens;
+        let own = self.self_signed.settle();
         let self_signed = t.expect(
             common.algorithm,
-            self.issuer,
+            own.issuer,
             common.name.clone(),
-            self.token_lifetime_secs,
+            own.lifetime_secs,
         );
         let factory_tokens = t.factory_token(common.algorithm, common.name.clone());
         // Scenario 6: the factory's RFC 9068 access tokens, typed `at+jwt`,
@@ -161,7 +157,10 @@ impl Args {
             factory_tokens,
             access_tokens,
             jwks,
-            authz_policy: self.authz_policy_file,
+            authz_policy: self.authz_policy_file.or_else(|| {
+                let own = PathBuf::from(format!("env/{}-authz.json", role.name()));
+                own.exists().then_some(own)
+            }),
             mtls_mode,
             gateway_principal,
         }

@@ -33,31 +33,24 @@ pub struct Args {
     pub env_file: Option<PathBuf>,
 
     /// Where nginx listens (the gateway's address).
-    #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "GATEWAY_LISTEN", default_value = crate::defaults::gateway_listen())]
     pub listen: SocketAddr,
 
     /// The verifier nginx asks about each request (`app verifier`).
-    #[arg(long, env = "VERIFIER_ADDR", default_value = "127.0.0.1:3003")]
+    #[arg(long, env = "VERIFIER_ADDR", default_value = crate::defaults::verifier_addr())]
     pub verifier: SocketAddr,
 
     /// The routes: `NAME=HOST:PORT` of each service's https (mTLS)
     /// listener, comma-separated. `/NAME/...` leads there.
     #[arg(long, env = "GATEWAY_ROUTES", value_delimiter = ',',
-          default_value = "serviceb=127.0.0.1:8443,servicec=127.0.0.1:9443",
+          default_value = crate::defaults::gateway_routes(),
           value_parser = route)]
     pub routes: Vec<(String, SocketAddr)>,
 
-    /// The gateway's workload certificate, presented to the services.
+    /// The gateway's workload certificate, presented to the services, with
+    /// its private key beside it (NAME-key.pem).
     #[arg(long, env = "GATEWAY_CERT_PATH", default_value = "certs/gateway.pem")]
     pub cert: PathBuf,
-
-    /// Its private key.
-    #[arg(
-        long,
-        env = "GATEWAY_KEY_PATH",
-        default_value = "certs/gateway-key.pem"
-    )]
-    pub key: PathBuf,
 
     /// The CA the services' certificates must chain to.
     #[arg(long, env = "CA_CERT_PATH", default_value = "certs/ca.pem")]
@@ -165,7 +158,10 @@ pub fn render(args: &Args, run_dir: &str) -> anyhow::Result<String> {
         .replace("{{LISTEN}}", &args.listen.to_string())
         .replace("{{VERIFIER}}", &args.verifier.to_string())
         .replace("{{CERT}}", &nginx_path(&args.cert, "gateway certificate")?)
-        .replace("{{KEY}}", &nginx_path(&args.key, "gateway key")?)
+        .replace(
+            "{{KEY}}",
+            &nginx_path(&s2s_web::pki::key_beside(&args.cert), "gateway key")?,
+        )
         .replace("{{CA}}", &nginx_path(&args.ca, "CA certificate")?)
         .replace("{{CONNECT_TIMEOUT}}", &ms(args.connect_timeout_ms))
         .replace("{{READ_TIMEOUT}}", &ms(args.request_timeout_ms)))

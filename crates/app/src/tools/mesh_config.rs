@@ -47,11 +47,11 @@ pub struct Args {
     /// comma-separated. The Nth gets the ports SIDECAR_PORT_BASE + 10 N
     /// (admin), + 1 (inbound, mTLS) and + 2 (outbound proxy).
     #[arg(long, env = "MESH_WORKLOADS", value_delimiter = ',',
-          default_value = "servicea=127.0.0.1:3000,serviceb=127.0.0.1:3001,servicec=127.0.0.1:3002",
+          default_value = crate::defaults::mesh_workloads(),
           value_parser = super::gateway_config::route)]
     pub workloads: Vec<(String, SocketAddr)>,
 
-    #[arg(long, env = "SIDECAR_PORT_BASE", default_value_t = 15000,
+    #[arg(long, env = "SIDECAR_PORT_BASE", default_value_t = topology::SIDECAR_PORT_BASE,
           value_parser = clap::value_parser!(u16).range(1024..=60000))]
     pub port_base: u16,
 
@@ -59,7 +59,7 @@ pub struct Args {
     /// (a jwksUri at http://jwt-factory.default.svc.cluster.local:5555
     /// goes to jwt-factory's address here).
     #[arg(long, env = "MESH_SERVICES", value_delimiter = ',',
-          default_value = "jwt-factory=127.0.0.1:5555",
+          default_value = crate::defaults::mesh_services(),
           value_parser = super::gateway_config::route)]
     pub services: Vec<(String, SocketAddr)>,
 
