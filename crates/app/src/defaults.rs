@@ -4,7 +4,7 @@
 
 use std::sync::LazyLock;
 
-use topology::{FACTORY, GATEWAY, MESH_WORKLOADS, Process, SERVICEB, SERVICEC, VERIFIER};
+use topology::{FACTORY, GATEWAY, MESH_WORKLOADS, Process, SERVICEA, SERVICEB, SERVICEC, VERIFIER};
 
 /// `fn name() -> &'static str` for each `name => value`, built once.
 macro_rules! derived {
@@ -61,6 +61,16 @@ derived! {
     verifier_addr => VERIFIER.addr().to_string();
     /// The gateway's routes: each receiver's https (mTLS) listener.
     gateway_routes => routes(&[SERVICEB, SERVICEC], true);
+    /// What to do when servicea's signing key is missing: the two ways.
+    gen_keys_hint => format!(
+        "Create it with `curl -X POST {}/gen-keys` (or `cargo run --release --bin app -- gen-keys`)",
+        SERVICEA.http_url()
+    );
+    /// The same, said to a receiver that lacks servicea's public key.
+    gen_keys_on_servicea_hint => format!(
+        "Create it on servicea with `curl -X POST {}/gen-keys`",
+        SERVICEA.http_url()
+    );
 }
 
 #[cfg(test)]

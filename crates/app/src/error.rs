@@ -67,7 +67,7 @@ pub enum AppError {
     FileUnavailable(#[from] Unavailable),
 
     /// 503: jwt-factory has no key pair for this key id.
-    #[error("jwt-factory has no key for {0}: create it with `curl localhost:5555/keys/{0}`")]
+    #[error("jwt-factory has no key for {0}: create it with `curl {factory}/keys/{0}`", factory = crate::defaults::factory_url())]
     FactoryKeyMissing(String),
 
     /// 409: the request conflicts with work under way (a key rotation);

@@ -9,15 +9,16 @@
 //! | --- | --- |
 //! | `jwt-public.next.pem`, `jwt-private.next.pem` | published: receivers accept it, servicea does not sign with it yet |
 //! | `jwt-public.pem`, `jwt-private.pem` | current: servicea signs with it |
-//! | `jwt-public.previous.pem` | the key before: still verifies the tokens it signed |
+//! | `jwt-public.previous.pem` | retiring: the key before, still verifying the tokens it signed (the file keeps its first name, so files of a rotation under way still load) |
 //!
 //! servicea writes the next pair, waits `SCENARIO3_PUBLISH_AHEAD_SECS`
 //! (default 2 s: receivers re-check the files on every request, so they
 //! see the next key at once; the wait only covers requests in flight),
 //! then *promotes* it ([`promote`]): the current public key becomes the
-//! previous one, the next pair becomes current, the next files go. Each
+//! retiring one, the next pair becomes current, the next files go. Each
 //! write is atomic, and in that order a token is always verifiable: signed
-//! with the old key, it matches `previous`; with the new one, `current`.
+//! with the old key, it matches the retiring one; with the new one, `current`.
+//! (The same vocabulary as jwt-factory's phases: next, current, retiring.)
 //!
 //! servicea's tokens carry a `kid` (`servicea.<thumbprint>`, as the
 //! factory names keys: [`s2s_auth::jwk`]). The receivers use it only to
@@ -26,9 +27,9 @@
 //! a `kid` never brings a key.
 //!
 //! A second rotation is refused (409) while a next key is pending, and
-//! while tokens signed with the previous key may still be valid
-//! (`TOKEN_LIFETIME_SECS` plus [`RECEIVER_LEEWAY_SECS`] after the
-//! promotion, read from the previous file's modification time, so a
+//! while tokens signed with the retiring key may still be valid
+//! (`SELF_SIGNED_LIFETIME_SECS` plus [`RECEIVER_LEEWAY_SECS`] after the
+//! promotion, read from the retiring file's modification time, so a
 //! restart keeps the rule): a third key would push that one out.
 
 use std::{
@@ -43,7 +44,7 @@ use s2s_auth::{
     jwk::{kid_of, public_jwk},
 };
 
-/// The receivers' default `LEEWAY_SECS`, counted into the previous key's
+/// The receivers' default `LEEWAY_SECS`, counted into the retiring key's
 /// overlap (servicea does not know the receivers' setting).
 pub(crate) const RECEIVER_LEEWAY_SECS: u64 = 5;
 
@@ -63,7 +64,7 @@ impl KeySetFiles {
         tagged(&self.public, "next")
     }
 
-    pub(crate) fn previous_public(&self) -> PathBuf {
+    pub(crate) fn retiring_public(&self) -> PathBuf {
         tagged(&self.public, "previous")
     }
 }
@@ -117,16 +118,16 @@ pub(crate) fn refusal(files: &KeySetFiles, lifetime_secs: u64) -> Option<String>
         ));
     }
     let overlap = Duration::from_secs(lifetime_secs + RECEIVER_LEEWAY_SECS);
-    let promoted = fs::metadata(files.previous_public())
+    let promoted = fs::metadata(files.retiring_public())
         .and_then(|m| m.modified())
         .ok()?;
     let ends = promoted + overlap;
     let left = ends.duration_since(SystemTime::now()).ok()?;
     Some(format!(
-        "the previous key ({}) still verifies tokens it signed for {} s more \
+        "the retiring key ({}) still verifies tokens it signed for {} s more \
          (TOKEN_LIFETIME_SECS + {RECEIVER_LEEWAY_SECS} s leeway); rotating again now would \
          drop it: try again then",
-        files.previous_public().display(),
+        files.retiring_public().display(),
         left.as_secs() + 1
     ))
 }
@@ -143,10 +144,10 @@ pub(crate) fn publish_next(
     files::write_atomic(&files.next_private(), private_pem.as_bytes(), PRIVATE)
 }
 
-/// Makes the next pair current: current public → previous, next public →
+/// Makes the next pair current: current public → retiring, next public →
 /// current, next private → current, then removes the next files. Each step
 /// is atomic and safe to run again after a crash (a current public key
-/// that already is the next one is not copied to `previous`). Nothing to
+/// that already is the next one is not made the retiring one). Nothing to
 /// do without a next pair. Blocking.
 pub(crate) fn promote(files: &KeySetFiles) -> io::Result<bool> {
     let read = |p: &Path| files::read_small_text(p, 64 * 1024);
@@ -158,7 +159,7 @@ pub(crate) fn promote(files: &KeySetFiles) -> io::Result<bool> {
         };
     match read(&files.public) {
         Ok(current) if current != next_public => {
-            files::write_atomic(&files.previous_public(), current.as_bytes(), PUBLIC)?;
+            files::write_atomic(&files.retiring_public(), current.as_bytes(), PUBLIC)?;
         }
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}

@@ -1,10 +1,12 @@
-//! The two settings of servicea's self-signed tokens (scenarios 3-4),
+//! The settings of servicea's self-signed tokens (scenarios 3-4),
 //! read by servicea (which signs them) and by the receivers (which check
 //! them), so both sides read the same names and defaults.
 //!
 //! They were `ISSUER` and `TOKEN_LIFETIME_SECS`, names that mean the
 //! factory's own issuer and its tokens' lifetime in jwt-factory. The old
 //! names are still read, with a warning in the log.
+
+use std::path::PathBuf;
 
 use clap::Args;
 
@@ -13,6 +15,15 @@ const DEFAULT_LIFETIME_SECS: u64 = 30;
 
 #[derive(Args, Debug, Clone)]
 pub(crate) struct SelfSignedArgs {
+    /// servicea's public key (scenarios 3-4): `POST /gen-keys` writes it
+    /// beside the private key; serviceb and servicec verify with it.
+    #[arg(
+        long = "service-a-public-key-path",
+        env = "SERVICE_A_PUBLIC_KEY_PATH",
+        default_value = "scenario-3-keys/jwt-public.pem"
+    )]
+    pub(crate) public_key_path: PathBuf,
+
     /// The `iss` of servicea's self-signed tokens (scenarios 3-4): servicea
     /// signs with it, receivers require it. Default: https://service-issuer.
     #[arg(long, alias = "issuer", env = "SELF_SIGNED_ISSUER")]
@@ -40,6 +51,7 @@ pub(crate) struct SelfSignedArgs {
 /// [`SelfSignedArgs`], settled.
 #[derive(Clone, Debug)]
 pub(crate) struct SelfSigned {
+    pub(crate) public_key: PathBuf,
     pub(crate) issuer: String,
     pub(crate) lifetime_secs: u64,
 }
@@ -59,6 +71,7 @@ impl SelfSignedArgs {
             )
         });
         SelfSigned {
+            public_key: self.public_key_path,
             issuer: issuer.unwrap_or_else(|| DEFAULT_ISSUER.to_owned()),
             lifetime_secs: lifetime_secs.unwrap_or(DEFAULT_LIFETIME_SECS),
         }

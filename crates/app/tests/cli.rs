@@ -482,3 +482,43 @@ async fn a_bad_env_value_names_the_variable_and_help_hides_env_values() {
         "the env file's value in --help: {text}"
     );
 }
+
+/// The settings renamed for meaning (servicea's and the receivers'
+/// `ISSUER` and `TOKEN_LIFETIME_SECS` were jwt-factory's names too) are
+/// still read under their old names, and the log says the new one.
+#[tokio::test]
+async fn an_old_setting_name_still_works_and_the_log_names_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = app(dir.path());
+    cmd.args(["serviceb", "--port", "0"])
+        .env("ISSUER", "https://old-name")
+        .env("TOKEN_LIFETIME_SECS", "20")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let listening = line.contains("listening on");
+            seen.push(line);
+            if listening {
+                return;
+            }
+        }
+        panic!("exited: {seen:?}");
+    })
+    .await
+    .expect("serviceb did not start");
+    child.kill().await.unwrap();
+    let log = seen.join("\n");
+    for (old, new) in [
+        ("ISSUER", "SELF_SIGNED_ISSUER"),
+        ("TOKEN_LIFETIME_SECS", "SELF_SIGNED_LIFETIME_SECS"),
+    ] {
+        assert!(
+            log.contains(&format!("{old} is deprecated here: it is {new} now")),
+            "{log}"
+        );
+    }
+}

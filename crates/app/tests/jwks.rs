@@ -464,7 +464,7 @@ async fn key_ids_and_rotations_are_bounded() {
     // Replacing an existing key id is still fine.
     assert_eq!(post("/keys/k0".into()).await.0, 200);
 
-    for n in 0..jwt_factory::keystore::MAX_RETIRED {
+    for n in 0..jwt_factory::keystore::MAX_RETIRING {
         let (status, body) = post("/keys/k1/rotate".into()).await;
         assert_eq!(status, 200, "rotation {n}: {body}");
     }
@@ -480,5 +480,5 @@ async fn key_ids_and_rotations_are_bounded() {
     // The JWK Set holds every current key and the overlapping ones, no more.
     let r = reply(client.get(format!("{}/.well-known/jwks.json", f.url()))).await;
     let set: JwkSet = serde_json::from_str(&r.text).unwrap();
-    assert_eq!(set.keys.len(), limit + jwt_factory::keystore::MAX_RETIRED);
+    assert_eq!(set.keys.len(), limit + jwt_factory::keystore::MAX_RETIRING);
 }

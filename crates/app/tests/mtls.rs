@@ -252,7 +252,11 @@ fn servicea_presenting(s: &Stack, workload: &str) -> app::caller::State {
     let (cert, _key) = s.files.workload(workload);
     let mut args = s.files.servicea_flags(s.alg, &s.factory.url());
     // The key is found beside the certificate (NAME-key.pem).
-    let at = args.iter().position(|a| a == "--workload-cert-path").unwrap() + 1;
+    let at = args
+        .iter()
+        .position(|a| a == "--workload-cert-path")
+        .unwrap()
+        + 1;
     args[at] = cert.to_str().unwrap().to_owned();
     args.extend(["--jwt-factory-endpoint-https".into(), s.factory.https_url()]);
     servicea_state(&args)

@@ -138,3 +138,188 @@ fn shared_modules_do_not_import_a_role() {
         broken.join("\n")
     );
 }
+
+/// The lines of `text` that are code: not comments, and not in the
+/// `#[cfg(test)]` module that closes a file.
+fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .take_while(|(_, l)| !l.trim_start().starts_with("#[cfg(test)]"))
+        .filter(|(_, l)| {
+            let t = l.trim_start();
+            !(t.starts_with("//") || t.starts_with('#') && !t.starts_with("#["))
+        })
+}
+
+/// Whether `line` holds `number` as a number of its own (not inside a
+/// longer one).
+fn has_number(line: &str, number: &str) -> bool {
+    line.match_indices(number).any(|(at, _)| {
+        let before = line[..at].chars().next_back();
+        let after = line[at + number.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
+    })
+}
+
+/// A port is written once, in the topology crate: the services' code, the
+/// env files and the gateway's templates derive it. (Tests and docs may
+/// name ports; comments are docs.)
+#[test]
+fn ports_are_written_only_in_the_topology() {
+    let root = root();
+    let mut files: Vec<PathBuf> = Vec::new();
+    for krate in std::fs::read_dir(root.join("crates")).unwrap() {
+        let krate = krate.unwrap().path();
+        // The topology is the home; test-support is the tests' code.
+        if krate.ends_with("topology") || krate.ends_with("test-support") {
+            continue;
+        }
+        files.extend(rust_files(&krate.join("src")));
+    }
+    for dir in ["env", "gateway"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            files.push(entry.unwrap().path());
+        }
+    }
+    let ports: Vec<String> = topology::all_ports().iter().map(u16::to_string).collect();
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let rust = file.extension().is_some_and(|e| e == "rs");
+        for (i, line) in code_lines(&text) {
+            // In a settings file, a port is an address's (`:PORT`) or a
+            // `*PORT=` setting's; `REQUEST_TIMEOUT_MS=3000` is no port.
+            let setting = line.split('=').next().unwrap_or_default();
+            let may_hold_port = rust || setting.contains("PORT") || line.contains(':');
+            for port in &ports {
+                if may_hold_port && has_number(line, port) {
+                    found.push(format!(
+                        "{}:{}: {port}: {}",
+                        file.display(),
+                        i + 1,
+                        line.trim()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "port literals outside the topology:\n{}",
+        found.join("\n")
+    );
+}
+
+/// No function in `src/` is longer than 80 lines: a longer one does
+/// several jobs, and each should have a name.
+#[test]
+fn no_function_is_over_80_lines() {
+    let mut long = Vec::new();
+    for krate in std::fs::read_dir(root().join("crates")).unwrap() {
+        for file in rust_files(&krate.unwrap().path().join("src")) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (name, line, length) in functions(&text) {
+                if length > 80 {
+                    long.push(format!(
+                        "{}:{line}: {name} is {length} lines",
+                        file.display()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "functions over 80 lines:\n{}",
+        long.join("\n")
+    );
+}
+
+/// Each `fn` before the file's test module: its name, first line and
+/// length in lines, by counting braces (strings and comments aside).
+fn functions(text: &str) -> Vec<(String, usize, usize)> {
+    let lines: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim_start().starts_with("#[cfg(test)]"))
+        .collect();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let Some(name) = fn_name(lines[i]) else {
+            i += 1;
+            continue;
+        };
+        let (mut depth, mut opened, start) = (0i64, false, i);
+        while i < lines.len() {
+            let code = strip_strings_and_comments(lines[i]);
+            for c in code.chars() {
+                match c {
+                    '{' => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+            }
+            if (!opened && code.trim_end().ends_with(';')) || (opened && depth == 0) {
+                break;
+            }
+            i += 1;
+        }
+        if opened {
+            found.push((name, start + 1, i - start + 1));
+        }
+        i += 1;
+    }
+    found
+}
+
+/// The function declared on `line`, if one is.
+fn fn_name(line: &str) -> Option<String> {
+    let t = line.trim_start();
+    let t = t
+        .strip_prefix("pub(crate) ")
+        .or(t.strip_prefix("pub(super) "))
+        .or(t.strip_prefix("pub "))
+        .unwrap_or(t);
+    let t = t.strip_prefix("const ").unwrap_or(t);
+    let t = t.strip_prefix("async ").unwrap_or(t);
+    let rest = t.strip_prefix("fn ")?;
+    Some(
+        rest.chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect(),
+    )
+}
+
+/// `line` without string and char literals and without a `//` comment.
+fn strip_strings_and_comments(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        match (in_string, c) {
+            (true, '\\') => {
+                chars.next();
+            }
+            (true, '"') => in_string = false,
+            (true, _) => {}
+            (false, '"') => in_string = true,
+            (false, '\'') => {
+                // A char literal ('{', '\''), not a lifetime ('a).
+                let rest: String = chars.clone().take(3).collect();
+                if rest.starts_with('\\') || rest.chars().nth(1) == Some('\'') {
+                    for c in chars.by_ref() {
+                        if c == '\'' {
+                            break;
+                        }
+                    }
+                }
+            }
+            (false, '/') if chars.peek() == Some(&'/') => break,
+            (false, c) => out.push(c),
+        }
+    }
+    out
+}

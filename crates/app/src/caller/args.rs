@@ -13,10 +13,6 @@ use crate::{
     settings::{Common, CommonArgs, base_url},
 };
 
-/// What to do when servicea's signing key is missing: the two ways to make it.
-pub(super) const KEY_HINT: &str = "Create it with `curl -X POST localhost:3000/gen-keys` \
-     (or `cargo run --release --bin app -- gen-keys`)";
-
 #[derive(ClapArgs, Debug, Clone)]
 pub struct Args {
     #[command(flatten)]
@@ -61,15 +57,6 @@ pub struct Args {
         default_value = "scenario-3-keys/jwt-private.pem"
     )]
     pub(crate) service_a_private_key_path: PathBuf,
-
-    /// Where `POST /gen-keys` writes the matching public key, which
-    /// serviceb/servicec verify with.
-    #[arg(
-        long,
-        env = "SERVICE_A_PUBLIC_KEY_PATH",
-        default_value = "scenario-3-keys/jwt-public.pem"
-    )]
-    pub(crate) service_a_public_key_path: PathBuf,
 
     /// The CA servicea trusts for https, and the only one.
     #[arg(long, env = "CA_CERT_PATH", default_value = "certs/ca.pem")]
@@ -224,7 +211,7 @@ impl Args {
             },
             keys: KeyFiles {
                 private: self.service_a_private_key_path,
-                public: self.service_a_public_key_path,
+                public: self.self_signed.public_key_path.clone(),
             },
             ca_cert: self.ca_cert_path,
             self_signed: self.self_signed.settle(),

@@ -73,7 +73,7 @@ pub(super) async fn off_in_production() -> AppError {
 /// place. With a key, it is a rotation with an overlap (see
 /// [`crate::key_set`]): the new pair is published as the next one, and
 /// becomes current after `SCENARIO3_PUBLISH_AHEAD_SECS`; 409 while a
-/// rotation is under way or the previous key still verifies.
+/// rotation is under way or the retiring key still verifies.
 ///
 /// At most one generation runs per servicea; concurrent callers get 409 at
 /// once. It runs on a thread of its own, not on tokio's blocking pool: 600
@@ -175,7 +175,7 @@ async fn rotate(state: &State) -> Result<Json<Value>, AppError> {
         "rotating servicea's scenario-3 key: next kid {kid} published in {} (receivers accept it now); \
          servicea signs with it from {activates}; the current key then stays in {} for its tokens",
         keys.next_public().display(),
-        keys.previous_public().display()
+        keys.retiring_public().display()
     );
     schedule_promotion(keys.clone(), ahead);
     Ok(Json(json!({
@@ -198,9 +198,9 @@ fn schedule_promotion(files: KeySetFiles, ahead: Duration) {
         .await;
         match done {
             Ok((Ok(true), files)) => tracing::info!(
-                "servicea now signs scenario-3 tokens with the new key ({}); the previous public key is in {}",
+                "servicea now signs scenario-3 tokens with the new key ({}); the retiring public key is in {}",
                 files.private.display(),
-                files.previous_public().display()
+                files.retiring_public().display()
             ),
             Ok((Ok(false), _)) => {}
             Ok((Err(e), files)) => tracing::error!(

@@ -28,7 +28,7 @@ pub(super) fn mint(
     claims.insert("aud".into(), audience.into());
     jws::set_times(&mut claims, settings.self_signed.lifetime_secs, expired);
     // The kid lets receivers pick this key among servicea's key set
-    // (current, next, previous: see `key_set`) during a rotation.
+    // (next, current, retiring: see `key_set`) during a rotation.
     let token =
         jws::sign_with_kid(&claims, &key.pair, alg, Some(&key.kid)).map_err(Internal::from)?;
     tracing::info!(

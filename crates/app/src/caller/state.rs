@@ -11,7 +11,7 @@ use s2s_web::{
 };
 
 use super::{
-    args::{KEY_HINT, Settings},
+    args::Settings,
     sts_client::{StsClient, Transport},
     tls_peers::TlsPeers,
 };
@@ -79,7 +79,7 @@ impl State {
         let signing_key = WatchedFile::new(
             &settings.keys.private,
             "scenario-3 signing key",
-            KEY_HINT,
+            crate::defaults::gen_keys_hint(),
             move |pem| {
                 let pair = KeyPair::from_private_pem_for(pem, alg).map_err(|e| e.to_string())?;
                 let kid = crate::key_set::kid_for(&owner, pair.public(), alg)?;
@@ -109,7 +109,7 @@ impl State {
                 WatchedFile::new(
                     &settings.keys.private,
                     "scenario-3 signing key",
-                    KEY_HINT,
+                    crate::defaults::gen_keys_hint(),
                     move |pem| KeyPair::from_private_pem_for(pem, alg),
                 )
                 .private_key(),

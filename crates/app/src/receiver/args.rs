@@ -22,15 +22,6 @@ pub struct Args {
     #[command(flatten)]
     pub(crate) tokens: TokenCheckArgs,
 
-    /// servicea's public key, to verify its self-signed tokens locally
-    /// (scenarios 3-4).
-    #[arg(
-        long,
-        env = "SERVICE_A_PUBLIC_KEY_PATH",
-        default_value = "scenario-3-keys/jwt-public.pem"
-    )]
-    pub(crate) service_a_public_key_path: PathBuf,
-
     /// Also serve https (scenarios 3-4): true/false, 1/0, yes/no.
     #[arg(long, env = "START_HTTPS", default_value = "false", value_parser = BoolishValueParser::new(),
           num_args = 0..=1, default_missing_value = "true")]
@@ -151,7 +142,7 @@ impl Args {
         Settings {
             common,
             caller: self.tokens.caller,
-            caller_key: self.service_a_public_key_path,
+            caller_key: own.public_key,
             https,
             self_signed,
             factory_tokens,

@@ -119,7 +119,7 @@ pub(super) async fn via_caller_key(
     let BearerToken(token) = token?;
     let expect = &state.settings.self_signed;
     let current = state.caller_key.get()?;
-    // The kid selects among servicea's key set (current, next, previous);
+    // The kid selects among servicea's key set (next, current, retiring);
     // no kid, or one naming none of them, means the current key. It never
     // brings a key.
     let kid = expect.kid(&token)?;

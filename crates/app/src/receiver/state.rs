@@ -21,7 +21,7 @@ shared_state! {
         /// servicea's public key, parsed once, reloaded when the file changes.
         pub(crate) caller_key: WatchedFile<NamedKey>,
         /// The other keys of servicea's key set during a rotation: the next one
-        /// (`jwt-public.next.pem`) and the previous one
+        /// (`jwt-public.next.pem`) and the retiring one
         /// (`jwt-public.previous.pem`); usually absent. See [`crate::key_set`].
         pub(crate) caller_other_keys: [WatchedFile<NamedKey>; 2],
         /// Scenario 5: the factory's JWK Set, fetched when needed and cached.
@@ -40,7 +40,7 @@ impl State {
             WatchedFile::new(
                 path,
                 what,
-                "Create it on servicea with `curl -X POST localhost:3000/gen-keys`",
+                crate::defaults::gen_keys_on_servicea_hint(),
                 move |pem| NamedKey::parse(pem, &owner, alg),
             )
         };
@@ -52,7 +52,7 @@ impl State {
             ),
             caller_file(
                 key_set::tagged(&settings.caller_key, "previous"),
-                "servicea's previous public key",
+                "servicea's retiring public key",
             ),
         ];
         let jwks = JwksCache::new(

@@ -215,19 +215,8 @@ async fn auth(
             .into_response());
     };
     let BearerToken(token) = token?;
-    // Chosen by the header's `typ`, which the verification checks again.
     let access = declares_typ(&token, TYP_ACCESS_TOKEN);
-    let expect = match (&checks.shortcut, access) {
-        (Some(shortcut), false) => shortcut,
-        (None, false) => {
-            return Err(JwtError::invalid(
-                "the gateway accepts only access tokens from the factory's POST /token \
-                 (typ at+jwt): /issueToken's tokens are a workshop shortcut, off here",
-            )
-            .into());
-        }
-        (_, true) => &checks.access,
-    };
+    let expect = expectations(checks, access)?;
     let (claims, kid) = state.jwks.verify(expect, &token, &state.http, &rid).await?;
     if access && claims.get("client_id") != claims.get("sub") {
         return Err(JwtError::invalid(format!(
@@ -261,12 +250,39 @@ async fn auth(
         },
     );
     let mut response = Json(json!({ "valid": true })).into_response();
+    forward_identity(response.headers_mut(), &claims, &service, access);
+    Ok(response)
+}
+
+/// What the token must satisfy, chosen by its header's `typ` (which
+/// the verification checks again): an access token always; an
+/// `/issueToken` token only with the workshop's shortcuts on.
+fn expectations(checks: &RouteChecks, access: bool) -> Result<&Expectations, AppError> {
+    match (&checks.shortcut, access) {
+        (Some(shortcut), false) => Ok(shortcut),
+        (None, false) => Err(JwtError::invalid(
+            "the gateway accepts only access tokens from the factory's POST /token \
+             (typ at+jwt): /issueToken's tokens are a workshop shortcut, off here",
+        )
+        .into()),
+        (_, true) => Ok(&checks.access),
+    }
+}
+
+/// The identity headers nginx copies onto the forwarded request, from
+/// the verified `claims` of a token for `service`.
+fn forward_identity(
+    headers: &mut axum::http::HeaderMap,
+    claims: &s2s_auth::jws::Claims,
+    service: &str,
+    access: bool,
+) {
     for (header, claim) in IDENTITY_HEADERS {
         // `aud` is the audience verified (the route's service), also when
         // the token's `aud` is an array that contains it. `client_id` and
         // `jti` only from an access token: the factory set them there.
         let value = match claim {
-            "aud" => Some(service.as_str()),
+            "aud" => Some(service),
             "sub" => claims.get(claim).and_then(Value::as_str),
             _ if access => claims.get(claim).and_then(Value::as_str),
             _ => None,
@@ -275,15 +291,12 @@ async fn auth(
         // out (and said), never passed on mangled.
         match value.map(HeaderValue::from_str) {
             Some(Ok(v)) if v.len() <= 256 => {
-                response
-                    .headers_mut()
-                    .insert(HeaderName::from_static(header), v);
+                headers.insert(HeaderName::from_static(header), v);
             }
             Some(_) => tracing::warn!("claim {claim} cannot be a header value: left out"),
             None => {}
         }
     }
-    Ok(response)
 }
 
 /// A refusal's JSON body, copied into [`AUTH_BODY`] for nginx's

@@ -67,8 +67,6 @@ pub use ring::{KeyStatus, Phase, Rotation, RotationMode};
 pub const MAX_KEY_IDS: usize = 256;
 /// Most rotated-out key pairs one key id keeps in overlap at once.
 pub const MAX_RETIRING: usize = 3;
-/// The old name of [`MAX_RETIRING`], kept while `crates/app`'s tests use it.
-pub const MAX_RETIRED: usize = MAX_RETIRING;
 
 /// Why the store refused a change.
 #[derive(Debug, thiserror::Error)]

@@ -215,8 +215,7 @@ impl Registry {
                 (Some(path), None) => Some(KeySource::File(WatchedFile::new(
                     path,
                     "client public key",
-                    "the client's key_file in CLIENTS_FILE must be its public key \
-                     (servicea's: `curl -X POST localhost:3000/gen-keys`)",
+                    key_file_hint(),
                     move |pem| PublicKey::from_pem_for(pem, alg),
                 ))),
                 (None, Some(uri)) => {
@@ -244,6 +243,18 @@ impl Registry {
     pub fn get(&self, id: &KeyId) -> Option<Arc<Client>> {
         self.clients.get(id).cloned()
     }
+}
+
+/// What a client's unusable `key_file` must be, and how servicea makes its.
+fn key_file_hint() -> &'static str {
+    static HINT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "the client's key_file in CLIENTS_FILE must be its public key \
+             (servicea's: `curl -X POST {}/gen-keys`)",
+            topology::SERVICEA.http_url()
+        )
+    });
+    HINT.as_str()
 }
 
 #[cfg(test)]
