@@ -46,6 +46,10 @@ pub enum Command {
     /// print the envoy command of each sidecar. Running sidecars reload it;
     /// `--wait` returns once each runs it.
     MeshConfig(tools::MeshConfigArgs),
+    /// Write the files of deploy/ that name ports (the Kubernetes
+    /// manifests, the Istio jwksUri, the Dockerfile) from deploy/templates
+    /// with the topology's values; `--check` fails if any differs.
+    DeployFiles(tools::DeployFilesArgs),
     /// Print where every process of the stack runs (the `topology` crate):
     /// names, ports, URLs; `--shell` as lines for a script to `eval`.
     Topology(tools::TopologyArgs),

@@ -53,6 +53,7 @@ fn main() -> ExitCode {
         Command::Verifier(a) => on_runtime(verifier::serve(a.settle())),
         Command::GatewayConfig(a) => gateway_config(&a),
         Command::MeshConfig(a) => mesh_config(&a),
+        Command::DeployFiles(a) => tools::deploy_files::run(&a),
         Command::Topology(a) => {
             print!("{}", tools::topology::render(&a));
             Ok(())

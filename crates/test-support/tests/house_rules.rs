@@ -162,7 +162,7 @@ fn has_number(line: &str, number: &str) -> bool {
 }
 
 /// A port is written once, in the topology crate: the services' code, the
-/// env files and the gateway's templates derive it. (Tests and docs may
+/// env files and the gateway's and deploy/'s templates derive it. (Tests and docs may
 /// name ports; comments are docs.)
 #[test]
 fn ports_are_written_only_in_the_topology() {
@@ -176,9 +176,12 @@ fn ports_are_written_only_in_the_topology() {
         }
         files.extend(rust_files(&krate.join("src")));
     }
-    for dir in ["env", "gateway"] {
+    for dir in ["env", "gateway", "deploy/templates", "deploy/templates/k8s", "deploy/templates/istio"] {
         for entry in std::fs::read_dir(root.join(dir)).unwrap() {
-            files.push(entry.unwrap().path());
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                files.push(path);
+            }
         }
     }
     let ports: Vec<String> = topology::all_ports().iter().map(u16::to_string).collect();
@@ -322,4 +325,21 @@ fn strip_strings_and_comments(line: &str) -> String {
         }
     }
     out
+}
+
+/// deploy/'s files that name ports are what `app deploy-files` renders
+/// from deploy/templates with the topology's values (CI's `--check`).
+#[test]
+fn deploy_files_are_rendered_from_the_topology() {
+    let root = root();
+    let rendered = app::tools::deploy_files::render_all(&root).unwrap();
+    assert!(rendered.len() >= 6);
+    for (path, text) in rendered {
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            current == text,
+            "{} differs from deploy/templates: run `cargo run --bin app -- deploy-files`",
+            path.display()
+        );
+    }
 }
