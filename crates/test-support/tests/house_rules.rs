@@ -176,7 +176,13 @@ fn ports_are_written_only_in_the_topology() {
         }
         files.extend(rust_files(&krate.join("src")));
     }
-    for dir in ["env", "gateway", "deploy/templates", "deploy/templates/k8s", "deploy/templates/istio"] {
+    for dir in [
+        "env",
+        "gateway",
+        "deploy/templates",
+        "deploy/templates/k8s",
+        "deploy/templates/istio",
+    ] {
         for entry in std::fs::read_dir(root.join(dir)).unwrap() {
             let path = entry.unwrap().path();
             if path.is_file() {
@@ -342,4 +348,62 @@ fn deploy_files_are_rendered_from_the_topology() {
             path.display()
         );
     }
+}
+
+/// Counts the docs give that the code defines: "scenarios 1-N" where the
+/// whole table is meant (the console and the README's overview) and "N
+/// processes" of the stack. A new scenario or process that the docs do
+/// not follow fails here.
+#[test]
+fn counts_in_the_docs_follow_the_code() {
+    let root = root();
+    let scenarios = app::scenarios::SCENARIOS.len();
+    let processes = topology::PROCESSES.len();
+    let words = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+        "eleven", "twelve",
+    ];
+    let mut wrong = Vec::new();
+    let mut docs = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        docs.push(entry.unwrap().path());
+    }
+    for doc in docs
+        .iter()
+        .filter(|d| d.extension().is_some_and(|e| e == "md"))
+    {
+        let text = std::fs::read_to_string(doc).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let place = format!("{}:{}", doc.display(), i + 1);
+            // The whole table: "scenarios 1-N" or "scenarios 1 to N" with
+            // N past the seed's four (1-2 and 1-4 name the seed's own).
+            for pattern in ["scenarios 1-", "scenarios 1 to "] {
+                for (at, _) in line.match_indices(pattern) {
+                    let n: String = line[at + pattern.len()..]
+                        .chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect();
+                    if n.parse::<usize>().is_ok_and(|n| n > 4 && n != scenarios) {
+                        wrong.push(format!("{place}: {pattern}{n}, the table has {scenarios}"));
+                    }
+                }
+            }
+            for (n, word) in words.iter().enumerate() {
+                // Past four: the whole stack (the quick start runs four).
+                if n > 4
+                    && n != processes
+                    && line.to_lowercase().contains(&format!("{word} processes"))
+                {
+                    wrong.push(format!(
+                        "{place}: {word} processes, the topology has {processes}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "counts that differ from the code:\n{}",
+        wrong.join("\n")
+    );
 }
