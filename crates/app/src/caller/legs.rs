@@ -30,6 +30,7 @@ use s2s_web::{
 use serde_json::json;
 
 use super::{
+    args::Settings,
     plan::{Destination, Plan, TokenSource, Transport, plan},
     self_signed,
     state::State,
@@ -142,14 +143,14 @@ async fn leg(state: &State, rid: &RequestId, s: &Scenario, plan: Plan) -> Answer
 /// of the quick start, and the command that starts it: scenario 9's
 /// gateway (nginx) and servicea's sidecar (Envoy). A connection refused
 /// there names the missing process, not serviceb.
-fn missing_process(plan: Plan, state: &State) -> Option<String> {
+fn missing_process(plan: Plan, settings: &Settings) -> Option<String> {
     match (plan.to, plan.transport) {
         (Destination::Gateway, _) => Some(format!(
             "the gateway (nginx, GATEWAY_ENDPOINT {}) is not running: `scripts/demo.sh` \
              starts it with the whole stack (see the README's gateway section)",
-            state.settings.gateway
+            settings.gateway
         )),
-        (_, Transport::Sidecar) => state.settings.mesh_proxy.as_ref().map(|proxy| {
+        (_, Transport::Sidecar) => settings.mesh_proxy.as_ref().map(|proxy| {
             format!(
                 "my sidecar (Envoy, MESH_PROXY {proxy}) is not running: `scripts/mesh.sh` or \
                  `scripts/demo.sh` starts the sidecars (see the README's mesh section)"
@@ -179,9 +180,9 @@ async fn carry_out(
     let token = token(state, rid, plan, deadline).await?;
     let target = Target {
         who: plan.callee(),
-        url: url(state, s, plan),
+        url: url(&state.settings, s, plan),
     };
-    let over = over(state, plan);
+    let over = over(state.settings.mesh_proxy.as_deref(), plan);
     if !over.is_empty() {
         trace::note(|| format!("calling {}{over}", target.url));
     }
@@ -201,7 +202,7 @@ async fn carry_out(
     };
     let answer = outbound::send_json(request, &target, rid, deadline, Repeat::IfSafe)
         .await
-        .map_err(|e| match missing_process(plan, state) {
+        .map_err(|e| match missing_process(plan, &state.settings) {
             Some(hint) => e.with_hint(&hint),
             None => e,
         })?;
@@ -273,12 +274,12 @@ async fn token(
 }
 
 /// The URL the plan calls.
-fn url(state: &State, s: &Scenario, plan: Plan) -> String {
-    let peers = &state.settings.peers;
+fn url(settings: &Settings, s: &Scenario, plan: Plan) -> String {
+    let peers = &settings.peers;
     let path = s.receiver_path();
     match plan.to {
         // Through the gateway: `/serviceb/...` leads to serviceb.
-        Destination::Gateway => format!("{}/{}{path}", state.settings.gateway, plan.peer.name()),
+        Destination::Gateway => format!("{}/{}{path}", settings.gateway, plan.peer.name()),
         // The mesh's name for the peer; the sidecar (MESH_PROXY) finds it.
         Destination::Mesh => format!("{}{path}", peers.mesh(plan.peer)),
         Destination::Peer => {
@@ -289,10 +290,10 @@ fn url(state: &State, s: &Scenario, plan: Plan) -> String {
 }
 
 /// How the call travels, for the log and the trace, when it is not plain.
-fn over(state: &State, plan: Plan) -> String {
+fn over(mesh_proxy: Option<&str>, plan: Plan) -> String {
     match plan.transport {
         Transport::Mtls => " over mTLS (my certificate: servicea's SPIFFE ID)".to_owned(),
-        Transport::Sidecar => match &state.settings.mesh_proxy {
+        Transport::Sidecar => match mesh_proxy {
             Some(proxy) => {
                 format!(" through my sidecar {proxy} (plain http: the sidecars do mTLS)")
             }

@@ -24,9 +24,9 @@ use super::state::State;
 use crate::{error::AppError, identity_headers::IDENTITY_HEADERS};
 
 /// Whether `cert` is the gateway's.
-fn is_gateway(state: &State, cert: &ClientCert) -> bool {
+fn is_gateway(gateway_principal: &str, cert: &ClientCert) -> bool {
     cert.identity()
-        .is_some_and(|id| id.principal == state.settings.gateway_principal)
+        .is_some_and(|id| id.principal == gateway_principal)
 }
 
 /// Refuses `X-Jwt-*` headers from anyone but the gateway.
@@ -40,7 +40,7 @@ pub(super) async fn guard(
         .headers()
         .keys()
         .any(|name| name.as_str().starts_with("x-jwt-"));
-    if forged && !is_gateway(&state, &cert) {
+    if forged && !is_gateway(&state.settings.gateway_principal, &cert) {
         let who = cert
             .identity()
             .map_or("no client certificate".to_owned(), |id| {
@@ -67,7 +67,7 @@ pub(super) async fn via_gateway(
     cert: ClientCert,
     headers: HeaderMap,
 ) -> Result<Json<Value>, AppError> {
-    if !is_gateway(&state, &cert) {
+    if !is_gateway(&state.settings.gateway_principal, &cert) {
         return Err(AppError::NoIdentity(format!(
             "{} is served through the gateway only: the connection must be the gateway's ({})",
             path.as_str(),

@@ -65,10 +65,10 @@ fn deadline(state: &State) -> Deadline {
 }
 
 /// jwt-factory's endpoint `path`.
-fn factory(state: &State, path: &str) -> Target<'static> {
+fn factory(base: &str, path: &str) -> Target<'static> {
     Target {
         who: "jwt-factory",
-        url: format!("{}{path}", state.settings.common.factory),
+        url: format!("{base}{path}"),
     }
 }
 
@@ -78,9 +78,12 @@ fn factory(state: &State, path: &str) -> Target<'static> {
 pub(super) async fn factory_keys(Shared(state): Shared<State>, rid: RequestId) -> Json<Value> {
     let work = async {
         let deadline = deadline(&state);
-        let status = factory(&state, &format!("/utils/keys/{}/status", state.name()));
+        let status = factory(
+            &state.settings.common.factory,
+            &format!("/utils/keys/{}/status", state.name()),
+        );
         let keys = call(&rid, state.http.get(&status.url), status, deadline).await?;
-        let jwks = factory(&state, "/.well-known/jwks.json");
+        let jwks = factory(&state.settings.common.factory, "/.well-known/jwks.json");
         let set = call(&rid, state.http.get(&jwks.url), jwks, deadline).await?;
         let published: Vec<Value> = set.body["keys"]
             .as_array()
@@ -98,7 +101,10 @@ pub(super) async fn factory_keys(Shared(state): Shared<State>, rid: RequestId) -
 /// `POST /console/factory-keys/rotate`: `POST /keys/servicea/rotate`, a
 /// phased rotation (the new key is published first, signs later).
 pub(super) async fn rotate(Shared(state): Shared<State>, rid: RequestId) -> Json<Value> {
-    let target = factory(&state, &format!("/keys/{}/rotate", state.name()));
+    let target = factory(
+        &state.settings.common.factory,
+        &format!("/keys/{}/rotate", state.name()),
+    );
     let work = call(
         &rid,
         state.http.post(&target.url),
