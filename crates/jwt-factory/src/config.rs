@@ -7,6 +7,9 @@ use std::{net::IpAddr, path::PathBuf};
 use clap::{Parser, builder::BoolishValueParser};
 use s2s_auth::SigningAlgorithm;
 
+/// Largest request body accepted: claims and tokens are well under 1 KiB.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
 /// The token service: creates a key pair per key id, issues JWTs signed
 /// with it, and verifies tokens for callers.
 ///
@@ -257,10 +260,7 @@ impl Config {
 
     /// The bounds of the listener.
     pub fn serve_options(&self) -> s2s_web::serve::ServeOptions {
-        self.listener.options(
-            self.host,
-            crate::router::MAX_BODY_BYTES,
-            crate::error::ERROR_KEY,
-        )
+        self.listener
+            .options(self.host, MAX_BODY_BYTES, crate::error::ERROR_KEY)
     }
 }

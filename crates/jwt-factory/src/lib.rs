@@ -58,8 +58,9 @@ use s2s_web::shutdown;
 use tokio::net::TcpListener;
 
 pub use config::Config;
+pub use config::MAX_BODY_BYTES;
 pub use keystore::KeyStore;
-pub use router::{MAX_BODY_BYTES, app};
+pub use router::app;
 pub use state::{AppState, KEYGEN_AT_ONCE};
 
 /// Serves `state` on `listener` until `shutdown` resolves, then lets

@@ -17,9 +17,6 @@ use serde_json::json;
 
 use crate::{error::ERROR_KEY, oauth, routes, state::AppState};
 
-/// Largest request body accepted: claims and tokens are well under 1 KiB.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
-
 /// The factory's routes, without a socket: tests call it directly too.
 pub fn app(state: AppState) -> Router {
     let production = state.config.production.production;
@@ -40,7 +37,7 @@ pub fn app(state: AppState) -> Router {
         .merge(shortcut(state.config.issue_token_shortcut()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(crate::config::MAX_BODY_BYTES))
         .with_state(state);
     // The console's trace is a workshop shortcut: off in production.
     let router = if production {
