@@ -27,28 +27,15 @@ done
 [ -d "$K8S_DIR" ] || die "K8S_DIR=$K8S_DIR is not a folder"
 [ -d "$ISTIO_DIR" ] || die "ISTIO_DIR=$ISTIO_DIR is not a folder"
 
-ensure_venv
+VENV=${VENV:-target/venv}
+cargo xtask install venv
 
 FAILED=()
 
 say "1/3 ConfigMaps: deploy/k8s/configmaps.yaml from env/"
 if scripts/deploy-configmaps.sh --check; then
   # The generator's own promise: each data value is its file, byte for byte.
-  if ! "$VENV/bin/python" - <<'PY'
-import sys, yaml
-bad = 0
-with open("deploy/k8s/configmaps.yaml", encoding="utf-8") as f:
-    docs = [d for d in yaml.safe_load_all(f) if d is not None]
-for d in docs:
-    for key, value in d["data"].items():
-        with open(f"env/{key}", encoding="utf-8", newline="") as f:
-            same = f.read() == value
-        print(f"{'ok  ' if same else 'FAIL'} configmap/{d['metadata']['name']} {key}"
-              + ("" if same else f": differs from env/{key}"))
-        bad += not same
-sys.exit(1 if bad or not docs else 0)
-PY
-  then
+  if ! "$VENV/bin/python" scripts/deploy_configmaps.py --verbatim; then
     FAILED+=("configmaps.yaml does not hold env/ verbatim")
   fi
 else
