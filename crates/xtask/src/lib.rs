@@ -8,6 +8,7 @@
 //! The tests share its process handling ([`child`], [`ready`]) and where
 //! the tools are ([`install`]) through `test-support`.
 
+pub mod bench;
 pub mod child;
 pub mod commands;
 pub mod control;

@@ -41,6 +41,8 @@ enum Verb {
     },
     /// Wait until serviceb's sidecar has fetched the factory's keys again.
     WaitSidecarJwks,
+    /// The load benchmark's tables (settings from DURATION, ALGORITHMS, ...).
+    Bench,
     /// Install what the tests need, then `cargo test --workspace ARGS`.
     Test {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -95,6 +97,7 @@ fn run(verb: Verb) -> Result<ExitCode> {
             action: LoadAction::Stop,
         } => control::send("load-stop")?,
         Verb::WaitSidecarJwks => runtime()?.block_on(jwks::wait_refresh())?,
+        Verb::Bench => xtask::bench::run()?,
         Verb::Test { args } => test_cmd::run(&args)?,
     }
     Ok(ExitCode::SUCCESS)
