@@ -46,7 +46,7 @@ mesh_steps() {
   # The sidecars fetch the factory's keys at start and every JWKS_CACHE_SECS,
   # never for an unknown kid: wait until serviceb's knows servicea's current key.
   cargo xtask wait-sidecar-jwks
-  say "scenario 10: the mesh. servicea calls http://serviceb:3001 through its sidecar (Envoy); the sidecars do mTLS with the workload certificates; serviceb's checks the token (RequestAuthentication) and the policy (AuthorizationPolicy); serviceb itself checks nothing and reads what its sidecar verified"
+  say "scenario 10: the mesh. servicea calls http://serviceb:$SERVICEB_PORT through its sidecar (Envoy); the sidecars do mTLS with the workload certificates; serviceb's checks the token (RequestAuthentication) and the policy (AuthorizationPolicy); serviceb itself checks nothing and reads what its sidecar verified"
   check /scenario10 200 '"principal":"cluster.local/ns/default/sa/servicea"' '"requestPrincipal":"https://jwt-factory//servicea"'
   check '/scenario10?expired=1' 401 '"message":"Jwt is expired"' "\"by\":\"serviceb's sidecar\""
   echo "(plain http straight to serviceb's sidecar's mTLS port: STRICT, so the connection is closed without an answer)"

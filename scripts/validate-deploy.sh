@@ -43,32 +43,11 @@ else
 fi
 
 say "2/3 Kubernetes manifests: $VENV/bin/kubernetes-validate --strict $K8S_DIR/*.yaml"
-shopt -s nullglob
-k8s_files=("$K8S_DIR"/*.yaml)
-shopt -u nullglob
-resources=0
-if [ ${#k8s_files[@]} -eq 0 ]; then
-  echo "FAIL no manifest in $K8S_DIR"
-  FAILED+=("no Kubernetes manifest")
-fi
-for f in "${k8s_files[@]}"; do
-  rc=0
-  out=$("$VENV/bin/kubernetes-validate" --strict "$f" 2>&1) || rc=$?
-  [ -n "$out" ] && printf '%s\n' "$out"
-  passed=$(grep -c 'passed for resource' <<<"$out" || true)
-  resources=$((resources + passed))
-  # A kind it has no schema for is only a warning there (a typo such as
-  # "Deploymnet" would pass), and a file without a resource is a mistake.
-  why=""
-  [ "$rc" -eq 0 ] || why="kubernetes-validate exited $rc"
-  grep -q '^WARN' <<<"$out" && why="${why:+$why, }a warning (unknown kind?)"
-  [ "$passed" -gt 0 ] || why="${why:+$why, }no resource validated"
-  if [ -n "$why" ]; then
-    echo "FAIL $f: $why"
-    FAILED+=("$f")
-  fi
-done
-echo "kubernetes: $resources resources valid in ${#k8s_files[@]} files"
+rc=0
+out=$("$VENV/bin/python" scripts/validate_k8s.py "$K8S_DIR" 2>&1) || rc=$?
+printf '%s\n' "$out"
+[ "$rc" -eq 0 ] || FAILED+=("Kubernetes manifests")
+resources=$(sed -n 's/^kubernetes: \([0-9]*\) resources valid.*/\1/p' <<<"$out")
 
 say "3/3 Istio policies: $ISTIO_DIR against $ISTIO_SCHEMAS_DIR"
 rc=0
