@@ -54,60 +54,8 @@ pub fn algorithm(settings: &Settings, alg: &str, work: &Path, report: &mut Repor
         settings.duration
     ));
     println!("{}", header());
-    let c = settings.connections;
-    for (name, conns, path) in [
-        ("GET /scenario1", c, "/scenario1"),
-        ("GET /scenario1 (1 conn)", 1, "/scenario1"),
-        ("GET /scenario1?trace=1", c, "/scenario1?trace=1"),
-        ("GET /scenario2", c, "/scenario2"),
-        ("GET /scenario3", c, "/scenario3"),
-        ("GET /scenario4", c, "/scenario4"),
-        ("GET /scenario6", c, "/scenario6"),
-        ("GET /scenario6?trace=1", c, "/scenario6?trace=1"),
-        ("GET /scenario7", c, "/scenario7"),
-        ("GET /scenario8", c, "/scenario8"),
-        ("GET /scenario9", c, "/scenario9"),
-        ("GET /scenario10", c, "/scenario10"),
-    ] {
-        let url = format!("{a}{path}");
-        run.row(
-            report,
-            name,
-            &Load {
-                connections: conns,
-                url: &url,
-                script: None,
-                env: vec![],
-            },
-            true,
-        )?;
-    }
-    let (issue, verify) = (script("issue.lua"), script("verify.lua"));
-    let url = format!("{f}/issueToken/servicea");
-    run.row(
-        report,
-        "POST /issueToken",
-        &Load {
-            connections: c,
-            url: &url,
-            script: Some(&issue),
-            env: vec![],
-        },
-        true,
-    )?;
-    let url = format!("{f}/verify/servicea");
-    let env = vec![("TOKEN", token)];
-    run.row(
-        report,
-        "POST /verify",
-        &Load {
-            connections: c,
-            url: &url,
-            script: Some(&verify),
-            env,
-        },
-        true,
-    )?;
+    run.scenario_rows(report)?;
+    run.factory_rows(report, token)?;
     run.fresh_token_row(report, work)?;
     for p in &run.procs {
         report.memory.push((
@@ -164,6 +112,58 @@ fn narration(settings: &Settings, alg: &str, report: &mut Report) -> Result<()> 
 }
 
 impl Run<'_> {
+    /// A row per scenario on servicea, as a browser or curl calls them.
+    fn scenario_rows(&self, report: &mut Report) -> Result<()> {
+        let (a, c) = (SERVICEA.http_url(), self.settings.connections);
+        for (name, conns, path) in [
+            ("GET /scenario1", c, "/scenario1"),
+            ("GET /scenario1 (1 conn)", 1, "/scenario1"),
+            ("GET /scenario1?trace=1", c, "/scenario1?trace=1"),
+            ("GET /scenario2", c, "/scenario2"),
+            ("GET /scenario3", c, "/scenario3"),
+            ("GET /scenario4", c, "/scenario4"),
+            ("GET /scenario6", c, "/scenario6"),
+            ("GET /scenario6?trace=1", c, "/scenario6?trace=1"),
+            ("GET /scenario7", c, "/scenario7"),
+            ("GET /scenario8", c, "/scenario8"),
+            ("GET /scenario9", c, "/scenario9"),
+            ("GET /scenario10", c, "/scenario10"),
+        ] {
+            let url = format!("{a}{path}");
+            let load = Load {
+                connections: conns,
+                url: &url,
+                script: None,
+                env: vec![],
+            };
+            self.row(report, name, &load, true)?;
+        }
+        Ok(())
+    }
+
+    /// The factory's /issueToken and /verify (with `token`), one signature
+    /// or one verification per request.
+    fn factory_rows(&self, report: &mut Report, token: String) -> Result<()> {
+        let (f, c) = (FACTORY.http_url(), self.settings.connections);
+        let (issue, verify) = (script("issue.lua"), script("verify.lua"));
+        let url = format!("{f}/issueToken/servicea");
+        let load = Load {
+            connections: c,
+            url: &url,
+            script: Some(&issue),
+            env: vec![],
+        };
+        self.row(report, "POST /issueToken", &load, true)?;
+        let url = format!("{f}/verify/servicea");
+        let load = Load {
+            connections: c,
+            url: &url,
+            script: Some(&verify),
+            env: vec![("TOKEN", token)],
+        };
+        self.row(report, "POST /verify", &load, true)?;
+        Ok(())
+    }
     fn pid_of(&self, name: &str) -> Option<u32> {
         self.procs.iter().find(|p| p.name == name).map(|p| p.pid)
     }
