@@ -17,14 +17,17 @@ use crate::{child, paths};
 /// its SIGKILL, `down` for all nine.
 const REPLY_WITHIN: Duration = Duration::from_secs(180);
 
-/// The pid in `target/xtask/supervisor.pid`, if that process runs.
+/// The pid in `target/xtask/supervisor.pid`, if that process runs and is
+/// an xtask (a stale file's pid may belong to another process by now).
 pub fn running_supervisor() -> Option<u32> {
     let pid = std::fs::read_to_string(paths::pid_file())
         .ok()?
         .trim()
         .parse()
         .ok()?;
-    child::alive(pid).then_some(pid)
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let is_xtask = String::from_utf8_lossy(&cmdline).contains("xtask");
+    (child::alive(pid) && is_xtask).then_some(pid)
 }
 
 /// Sends `command` to the supervisor; prints its narration; fails with its

@@ -1,7 +1,8 @@
 //! The bench's stacks: `cargo xtask up --detach` with the algorithm and
 //! log level of a run (in the environment the processes inherit), logs in
-//! target/bench-logs, owned by the bench; the pids and start-up times from
-//! the ready marker; `down` after each run.
+//! target/bench-logs; the pids and start-up times from the ready marker;
+//! `down` after each run. No `--owner`: a failed process must not end the
+//! bench before it puts scenario-3-keys/ back (its rows then show errors).
 
 use std::process::Command;
 
@@ -20,8 +21,7 @@ pub struct Running {
 /// Starts the stack with `ALGORITHM=alg` and `RUST_LOG=log`; its processes.
 pub fn up(alg: &str, log: &str) -> Result<Vec<Running>> {
     let status = Command::new(std::env::current_exe()?)
-        .args(["up", "--detach", "--no-build", "--owner"])
-        .arg(std::process::id().to_string())
+        .args(["up", "--detach", "--no-build"])
         .env("ALGORITHM", alg)
         .env("RUST_LOG", log)
         .env("LOGS", paths::root().join("target/bench-logs"))
