@@ -50,7 +50,15 @@ fn argv(p: &Process, nginx: &[String], envoy: &Path) -> Vec<String> {
     match p.kind {
         Kind::Factory => vec![bin(p.name)],
         Kind::Caller | Kind::Receiver | Kind::Verifier => vec![bin("app"), p.name.to_owned()],
-        Kind::Gateway => nginx.to_vec(),
+        Kind::Gateway => {
+            // `nginx -p ...`: found on PATH or in /usr/sbin (Debian's place,
+            // not always on a non-login PATH).
+            let mut argv = nginx.to_vec();
+            if let Some(found) = argv.first().and_then(|p| crate::install::on_path(p)) {
+                argv[0] = found.display().to_string();
+            }
+            argv
+        }
         Kind::Sidecar => {
             let mut argv = vec![envoy.display().to_string()];
             argv.extend(ENVOY_FLAGS.map(str::to_owned));
