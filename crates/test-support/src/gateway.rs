@@ -18,21 +18,15 @@ use clap::Parser as _;
 
 use crate::{Options, Running, Stack, bind};
 
-/// The nginx binary: on `PATH`, or Debian's `/usr/sbin/nginx`.
+/// The nginx binary: on `PATH`, or Debian's `/usr/sbin/nginx` (the same
+/// lookup as the supervisor's, `cargo xtask`).
 pub fn nginx_binary() -> PathBuf {
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join("nginx"))
-        .find(|p| p.is_file());
-    on_path
-        .or_else(|| Some(PathBuf::from("/usr/sbin/nginx")).filter(|p| p.is_file()))
-        .unwrap_or_else(|| {
-            panic!(
-                "nginx is not installed: the gateway tests need the real one. \
-                 Run `scripts/test.sh` (it installs nginx), or `apt-get install nginx`"
-            )
-        })
+    xtask::install::nginx_binary().unwrap_or_else(|| {
+        panic!(
+            "nginx is not installed: the gateway tests need the real one. \
+             Run `scripts/test.sh` (it installs nginx), or `apt-get install nginx`"
+        )
+    })
 }
 
 /// The verifier's flags for a stack: the stack's factory, its algorithm,

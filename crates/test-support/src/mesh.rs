@@ -30,11 +30,10 @@ pub fn istio(rel: &str) -> PathBuf {
     repo_root().join("deploy/istio").join(rel)
 }
 
-/// The Envoy binary: `ENVOY_BIN`, or the one `scripts/test.sh` installs.
+/// The Envoy binary: `ENVOY_BIN`, or the one `scripts/test.sh` installs
+/// (`cargo xtask install venv`; the same lookup as the supervisor's).
 pub fn envoy_binary() -> PathBuf {
-    let path = std::env::var_os("ENVOY_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/venv/bin/envoy"));
+    let path = xtask::install::envoy_binary();
     assert!(
         path.is_file(),
         "Envoy is not installed at {}: the mesh tests need the real one. Run `scripts/test.sh` \

@@ -207,7 +207,7 @@ pub fn init() {
     });
 }
 
-/// Polls `url` every 20 ms until it answers 200, for at most `within`;
+/// Polls `url` every 10 ms until it answers 2xx, for at most `within`;
 /// panics if `child` (the server behind it: nginx, Envoy) exits first or
 /// the time runs out, with `log()` (what it printed) in the message.
 pub async fn wait_child_answers(
@@ -217,22 +217,10 @@ pub async fn wait_child_answers(
     within: Duration,
     log: impl Fn() -> String,
 ) {
-    let started = std::time::Instant::now();
-    while started.elapsed() < within {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{url}: the server exited ({status}): {}", log());
-        }
-        if client
-            .get(url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // The supervisor's readiness wait (cargo xtask), shared: one loop.
+    if let Err(e) = xtask::ready::wait_answers(child, client, url, within, log).await {
+        panic!("{e:#}");
     }
-    panic!("{url} did not answer 200 within {within:?}: {}", log());
 }
 
 /// A listener on 127.0.0.1, on a port of its own.

@@ -177,6 +177,7 @@ fn ports_are_written_only_in_the_topology() {
         files.extend(rust_files(&krate.join("src")));
     }
     for dir in [
+        "scripts",
         "env",
         "gateway",
         "deploy/templates",
@@ -405,5 +406,58 @@ fn counts_in_the_docs_follow_the_code() {
         wrong.is_empty(),
         "counts that differ from the code:\n{}",
         wrong.join("\n")
+    );
+}
+
+/// The scripts stay small, and supervise nothing: starting, watching and
+/// stopping processes is `cargo xtask` (crates/xtask), in Rust. Bash keeps
+/// what a workshop reads (the `curl` lines of the walkthrough), within a
+/// budget of non-blank, non-comment lines over every `scripts/*.sh`.
+#[test]
+fn scripts_stay_small_and_supervise_nothing() {
+    const BUDGET: usize = 350;
+    let dir = root().join("scripts");
+    let mut scripts: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sh"))
+        .collect();
+    scripts.sort();
+    let mut total = 0;
+    let mut per_file = Vec::new();
+    let mut supervision = Vec::new();
+    for script in &scripts {
+        let text = std::fs::read_to_string(script).unwrap();
+        let code: Vec<(usize, &str)> = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l.trim()))
+            .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        total += code.len();
+        per_file.push(format!("{:5} {}", code.len(), script.display()));
+        for (n, line) in code {
+            let words: Vec<&str> = line
+                .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
+                .collect();
+            if words.contains(&"kill")
+                || words.contains(&"PIDS")
+                || line.contains("wait -n")
+                || words.contains(&"pkill")
+            {
+                supervision.push(format!("{}:{n}: {line}", script.display()));
+            }
+        }
+    }
+    assert!(
+        supervision.is_empty(),
+        "process supervision in bash (use cargo xtask up/stop/start/down):\n{}",
+        supervision.join("\n")
+    );
+    assert!(
+        total <= BUDGET,
+        "scripts/*.sh have {total} non-blank, non-comment lines, over the budget of {BUDGET}: \
+         move logic into cargo xtask\n{}",
+        per_file.join("\n")
     );
 }

@@ -1,0 +1,107 @@
+//! `cargo xtask bench` (what `scripts/bench.sh` runs): the load benchmark.
+//! Starts the stack once per algorithm, loads each scenario and the
+//! factory's /issueToken, /verify and /token with wrk, measures the
+//! single-core RSA-2048 signing rate with `openssl speed` in the same run,
+//! profiles CPU time per process from `/proc`, then the TLS handshake cost
+//! (criterion), and prints the tables and draws docs/img/bench-ratios.svg.
+
+mod handshake;
+mod keys3;
+mod procstat;
+mod report;
+mod rows;
+mod settings;
+mod stack;
+mod wrk;
+
+use std::process::Command;
+
+use anyhow::{Context as _, Result};
+
+use crate::{install, paths, prepare, say};
+use report::Report;
+use settings::Settings;
+
+/// Runs the whole bench.
+pub fn run() -> Result<()> {
+    let settings = Settings::from_env()?;
+    install::ensure(install::Tool::Wrk)?;
+    install::ensure(install::Tool::Openssl)?;
+    prepare::build()?;
+    prepare::certs()?;
+    install::ensure(install::Tool::Nginx)?;
+    let mut report = Report {
+        sign_rate: sign_rate()?,
+        ..Report::default()
+    };
+    let work = paths::root().join("target/bench-logs/work");
+    std::fs::create_dir_all(&work)?;
+    let kept = keys3::keep(&paths::root().join("scenario-3-keys"))?;
+    let measured = settings
+        .algorithms
+        .iter()
+        .try_for_each(|alg| rows::algorithm(&settings, alg, &work, &mut report));
+    let stopped = stack::down();
+    kept.restore()?;
+    measured?;
+    stopped?;
+    report.handshake = handshake::measure(settings.duration)?;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let title = format!(
+        "results (RUST_LOG={}, {cores} cores, {})",
+        settings.rust_log,
+        cpu_model()
+    );
+    report.print(&title, &settings.algorithms);
+    chart(&settings, &report, &work, cores)
+}
+
+/// `openssl speed -seconds 3 rsa2048`'s signatures per second.
+fn sign_rate() -> Result<f64> {
+    say::step("measuring the single-core RSA-2048 signing rate (openssl speed -seconds 3 rsa2048)");
+    let out = Command::new("openssl")
+        .args(["speed", "-seconds", "3", "rsa2048"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .context("cannot run openssl speed")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rate = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|w| w.len() > 2 && w[0] == "rsa" && w[1] == "2048")
+        .and_then(|w| w[w.len() - 2].parse().ok())
+        .context("could not read openssl's signing rate")?;
+    println!("openssl: {rate} RSA-2048 signatures/s on one core");
+    Ok(rate)
+}
+
+fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(": "))
+        .map(|(_, m)| m.to_owned())
+        .unwrap_or_default()
+}
+
+/// docs/img/bench-ratios.svg from the rows (not the narration's).
+fn chart(settings: &Settings, report: &Report, work: &std::path::Path, cores: usize) -> Result<()> {
+    let tsv = work.join("chart.tsv");
+    let rows: Vec<&String> = report
+        .tsv
+        .iter()
+        .filter(|r| !r.contains("(log info)"))
+        .collect();
+    let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(&tsv, text)?;
+    std::fs::create_dir_all("docs/img")?;
+    println!();
+    install::run(
+        Command::new("python3")
+            .arg("scripts/bench_chart.py")
+            .arg(&tsv)
+            .arg(report.sign_rate.to_string())
+            .arg("docs/img/bench-ratios.svg")
+            .arg(format!("RUST_LOG={}, {cores} cores", settings.rust_log)),
+    )
+}

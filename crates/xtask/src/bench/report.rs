@@ -1,0 +1,122 @@
+//! The bench's tables, printed as `scripts/bench.sh` printed them: one row
+//! per load (requests/s, p50/p99, ratio to the signing rate, errors), the
+//! CPU profile per process, memory and start-up time per process, and the
+//! notes (fresh assertions, narration cost, TLS handshakes, speed-ups).
+
+use std::collections::BTreeMap;
+
+/// The processes whose CPU time is profiled, in the profile's column order.
+pub const PROFILED: [&str; 9] = [
+    "jwt-factory",
+    "servicea",
+    "serviceb",
+    "servicec",
+    "verifier",
+    "gateway",
+    "sidecar-servicea",
+    "sidecar-serviceb",
+    "sidecar-servicec",
+];
+
+/// The rows compared across algorithms.
+pub const COMPARED: [&str; 11] = [
+    "GET /scenario1",
+    "GET /scenario2",
+    "GET /scenario3",
+    "GET /scenario4",
+    "GET /scenario6",
+    "GET /scenario7",
+    "GET /scenario8",
+    "GET /scenario9",
+    "GET /scenario10",
+    "POST /issueToken",
+    "POST /verify",
+];
+
+/// Everything measured, filled in as the bench runs.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub sign_rate: f64,
+    pub rows: Vec<String>,
+    pub profile: Vec<String>,
+    /// (alg, process) → (RSS after load, ready ms).
+    pub memory: Vec<(String, String, String, String)>,
+    pub fresh: Vec<String>,
+    pub narration: Vec<String>,
+    pub handshake: Vec<String>,
+    /// "alg/row" → requests/s.
+    pub rps: BTreeMap<String, f64>,
+    /// (alg, row, rps, ratio) for the chart.
+    pub tsv: Vec<String>,
+}
+
+/// The table's header line.
+pub fn header() -> String {
+    format!(
+        "{:<8} {:<26} {:>5} {:>10} {:>10} {:>10} {:>7} {:>7}",
+        "alg", "request", "conns", "req/s", "p50", "p99", "x sign", "errors"
+    )
+}
+
+/// The profile's header line.
+pub fn profile_header() -> String {
+    let mut line = format!("{:<8} {:<26}", "alg", "request");
+    for name in [
+        "factory", "servicea", "serviceb", "servicec", "verifier", "nginx", "envoy-a", "envoy-b",
+        "envoy-c", "all", "wrk",
+    ] {
+        line.push_str(&format!(" {name:>9}"));
+    }
+    line
+}
+
+impl Report {
+    /// `b` over `a` for each compared row, when both ran.
+    pub fn speedups(&self, a: &str, b: &str) -> Vec<String> {
+        COMPARED
+            .iter()
+            .filter_map(|name| {
+                let x = self.rps.get(&format!("{a}/{name}"))?;
+                let y = self.rps.get(&format!("{b}/{name}"))?;
+                Some(format!("  {name:<20} {:>6.2}x", y / x))
+            })
+            .collect()
+    }
+
+    /// Prints every table after the runs.
+    pub fn print(&self, title: &str, algorithms: &[String]) {
+        crate::say::step(title);
+        println!(
+            "single-core RSA-2048 signing (openssl speed): {}/s; 'x sign' = req/s divided by that",
+            self.sign_rate
+        );
+        println!("{}", header());
+        self.rows.iter().for_each(|r| println!("{r}"));
+        println!("\nCPU time per request, in microseconds, by process (clock-tick resolution):");
+        println!("{}", profile_header());
+        self.profile.iter().for_each(|r| println!("{r}"));
+        println!(
+            "\n{:<8} {:<17} {:>14} {:>18}",
+            "alg", "process", "RSS after load", "ready after start"
+        );
+        for (alg, name, rss, ready) in &self.memory {
+            println!("{alg:<8} {name:<17} {rss:>14} {ready:>15} ms");
+        }
+        println!(
+            "\nPOST /token with fresh assertions (the jti cache, issue 21: the old shared 10,000-entry cache refused from the 10,001st):"
+        );
+        self.fresh.iter().for_each(|r| println!("{r}"));
+        if !self.narration.is_empty() {
+            println!("\ncost of the workshop narration (same run):");
+            self.narration.iter().for_each(|r| println!("{r}"));
+        }
+        println!(
+            "\nTLS handshakes, mutual against one-way (cargo bench -p app --bench tls_handshake: one GET /hello, client and serviceb on one thread; new connection = full handshake):"
+        );
+        self.handshake.iter().for_each(|r| println!("{r}"));
+        if let [a, b, ..] = algorithms {
+            println!("\nspeed-up of {b} over {a} (req/s ratio):");
+            self.speedups(a, b).iter().for_each(|r| println!("{r}"));
+        }
+    }
+}

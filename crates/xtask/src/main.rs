@@ -1,0 +1,110 @@
+//! `cargo xtask`: the command line. Each verb is one module's job; this
+//! file only parses and dispatches, and reports an error the scripts' way.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use xtask::{control, install, jwks, paths, test_cmd, up};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cargo xtask",
+    about = "Install, start, supervise and stop the workshop's stack"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Verb,
+}
+
+#[derive(Subcommand, Debug)]
+enum Verb {
+    /// Install what is missing (default: what the tests need).
+    Install { tools: Vec<install::Tool> },
+    /// Build, then start the nine processes and supervise them.
+    Up(up::UpArgs),
+    /// The background supervisor `up --detach` starts.
+    #[command(hide = true)]
+    Supervise(up::SuperviseArgs),
+    /// Stop every process and the supervisor (nothing running: nothing to do).
+    Down,
+    /// Stop one process of the running stack (SIGTERM, then SIGKILL).
+    Stop { name: String },
+    /// Start one stopped process again and wait until it answers.
+    Start { name: String },
+    /// `NAME PID READY_MS URL`, one line per running process.
+    Status,
+    /// Callers on servicea in the background, for the key rotation.
+    Load {
+        #[command(subcommand)]
+        action: LoadAction,
+    },
+    /// Wait until serviceb's sidecar has fetched the factory's keys again.
+    WaitSidecarJwks,
+    /// The load benchmark's tables (settings from DURATION, ALGORITHMS, ...).
+    Bench,
+    /// Install what the tests need, then `cargo test --workspace ARGS`.
+    Test {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LoadAction {
+    /// One caller per PATH (e.g. /scenario5), without pause.
+    Start { paths: Vec<String> },
+    /// Stop them; fails unless there were calls and none failed.
+    Stop,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match std::env::set_current_dir(paths::root())
+        .map_err(Into::into)
+        .and_then(|()| run(cli.command))
+    {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cargo xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(verb: Verb) -> Result<ExitCode> {
+    match verb {
+        Verb::Install { tools } => {
+            let tools = if tools.is_empty() {
+                install::FOR_TESTS.to_vec()
+            } else {
+                tools
+            };
+            tools.into_iter().try_for_each(install::ensure)?;
+        }
+        Verb::Up(args) => return up::up(&args),
+        Verb::Supervise(args) => return up::supervise(&args, false),
+        Verb::Down => runtime()?.block_on(control::down())?,
+        Verb::Stop { name } => control::send(&format!("stop {name}"))?,
+        Verb::Start { name } => control::send(&format!("start {name}"))?,
+        Verb::Status => control::send("status")?,
+        Verb::Load {
+            action: LoadAction::Start { paths },
+        } => {
+            control::send(&format!("load-start {}", paths.join(" ")))?;
+        }
+        Verb::Load {
+            action: LoadAction::Stop,
+        } => control::send("load-stop")?,
+        Verb::WaitSidecarJwks => runtime()?.block_on(jwks::wait_refresh())?,
+        Verb::Bench => xtask::bench::run()?,
+        Verb::Test { args } => test_cmd::run(&args)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
