@@ -2,9 +2,12 @@
 //! Starts the stack once per algorithm, loads each scenario and the
 //! factory's /issueToken, /verify and /token with wrk, measures the
 //! single-core RSA-2048 signing rate with `openssl speed` in the same run,
+//! and the floor each row is judged against ([`floor`]: its cryptography
+//! and its hop ends at what a minimal server and client cost here),
 //! profiles CPU time per process from `/proc`, then the TLS handshake cost
 //! (criterion), and prints the tables and draws docs/img/bench-ratios.svg.
 
+mod floor;
 mod handshake;
 mod keys3;
 mod procstat;
@@ -16,9 +19,9 @@ mod wrk;
 
 use std::process::Command;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
-use crate::{install, paths, prepare, say};
+use crate::{install, paths, prepare};
 use report::Report;
 use settings::Settings;
 
@@ -30,8 +33,10 @@ pub fn run() -> Result<()> {
     prepare::build()?;
     prepare::certs()?;
     install::ensure(install::Tool::Nginx)?;
+    let floor = floor::measure(settings.duration.min(5), settings.connections)?;
     let mut report = Report {
-        sign_rate: sign_rate()?,
+        sign_rate: floor.rsa_sign_rate,
+        floor,
         ..Report::default()
     };
     let work = paths::root().join("target/bench-logs/work");
@@ -54,25 +59,6 @@ pub fn run() -> Result<()> {
     );
     report.print(&title, &settings.algorithms);
     chart(&settings, &report, &work, cores)
-}
-
-/// `openssl speed -seconds 3 rsa2048`'s signatures per second.
-fn sign_rate() -> Result<f64> {
-    say::step("measuring the single-core RSA-2048 signing rate (openssl speed -seconds 3 rsa2048)");
-    let out = Command::new("openssl")
-        .args(["speed", "-seconds", "3", "rsa2048"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .context("cannot run openssl speed")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rate = text
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|w| w.len() > 2 && w[0] == "rsa" && w[1] == "2048")
-        .and_then(|w| w[w.len() - 2].parse().ok())
-        .context("could not read openssl's signing rate")?;
-    println!("openssl: {rate} RSA-2048 signatures/s on one core");
-    Ok(rate)
 }
 
 fn cpu_model() -> String {

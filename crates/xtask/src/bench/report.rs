@@ -48,6 +48,10 @@ pub struct Report {
     pub rps: BTreeMap<String, f64>,
     /// (alg, row, rps, ratio) for the chart.
     pub tsv: Vec<String>,
+    /// What this machine asks of each row, measured in the same run.
+    pub floor: super::floor::Floor,
+    /// (alg, row, CPU µs per request of every service, all processes).
+    pub cpu: Vec<(String, String, u64)>,
 }
 
 /// The table's header line.
@@ -95,6 +99,7 @@ impl Report {
         println!("\nCPU time per request, in microseconds, by process (clock-tick resolution):");
         println!("{}", profile_header());
         self.profile.iter().for_each(|r| println!("{r}"));
+        self.print_floor();
         println!(
             "\n{:<8} {:<17} {:>14} {:>18}",
             "alg", "process", "RSS after load", "ready after start"
@@ -117,6 +122,37 @@ impl Report {
         if let [a, b, ..] = algorithms {
             println!("\nspeed-up of {b} over {a} (req/s ratio):");
             self.speedups(a, b).iter().for_each(|r| println!("{r}"));
+        }
+    }
+}
+
+impl Report {
+    /// Each row's CPU per request against its floor (issue 23's target:
+    /// at most 1.5x).
+    fn print_floor(&self) {
+        let f = &self.floor;
+        println!(
+            "\nCPU per request against the floor: its signatures and verifications (openssl speed) plus its hop ends at {:.1} µs plain, {:.1} µs TLS (nginx return 200 and wrk, same run):",
+            f.hop_plain_us, f.hop_tls_us
+        );
+        println!(
+            "{:<8} {:<26} {:>9} {:>5} {:>11} {:>9} {:>8} {:>7}",
+            "alg", "request", "crypto", "hops", "floor µs", "CPU µs", "x floor", "≤ 1.5x"
+        );
+        for (alg, row, cpu) in &self.cpu {
+            let Some(shape) = super::floor::shape(row) else {
+                continue;
+            };
+            let Some(floor) = f.of(alg, shape) else {
+                continue;
+            };
+            let crypto = format!("{}S+{}V", shape.signatures, shape.verifications);
+            let hops = format!("{}+{}", shape.plain, shape.tls);
+            let x = *cpu as f64 / floor.max(f64::MIN_POSITIVE);
+            let met = if x <= 1.5 { "yes" } else { "no" };
+            println!(
+                "{alg:<8} {row:<26} {crypto:>9} {hops:>5} {floor:>11.0} {cpu:>9} {x:>8.2} {met:>7}"
+            );
         }
     }
 }

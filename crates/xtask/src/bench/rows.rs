@@ -207,6 +207,9 @@ impl Run<'_> {
             line.push_str(&format!(" {us:>9}"));
         }
         line.push_str(&format!(" {total:>9} {:>9}", per_request(m.wrk_ticks)));
+        report
+            .cpu
+            .push((self.alg.to_owned(), name.to_owned(), total));
         report.profile.push(line);
         Ok(m.rps)
     }
