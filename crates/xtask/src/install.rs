@@ -39,6 +39,10 @@ pub enum Tool {
     Curl,
     /// wrk: the load generator of the bench.
     Wrk,
+    /// perf (Debian's linux-perf): the profiles of issue 23.
+    Perf,
+    /// inferno (crates.io): folds perf's stacks and draws flamegraphs.
+    Inferno,
     /// The virtualenv's pinned tools: Envoy and the validators of deploy/.
     Venv,
     /// Playwright in the virtualenv (and the virtualenv's tools).
@@ -67,9 +71,30 @@ pub fn ensure(tool: Tool) -> Result<()> {
             "the walkthrough's requests",
         ),
         Tool::Wrk => apt_unless("wrk", on_path("wrk").is_some(), "the bench's load"),
+        Tool::Perf => apt_unless("linux-perf", on_path("perf").is_some(), "the profiles"),
+        Tool::Inferno => inferno(),
         Tool::Venv => venv().map(|_| ()),
         Tool::Playwright => playwright().map(|_| ()),
     }
+}
+
+/// inferno's `inferno-collapse-perf` and `inferno-flamegraph`, pinned,
+/// from crates.io into cargo's bin folder, unless they are there.
+fn inferno() -> Result<()> {
+    if on_path("inferno-flamegraph").is_some() || cargo_bin("inferno-flamegraph").is_file() {
+        return Ok(());
+    }
+    say::step("installing inferno 0.12 from crates.io (the profiles' flamegraphs)");
+    run(Command::new("cargo").args(["install", "--locked", "inferno@0.12"]))
+}
+
+/// A program `cargo install` put in cargo's bin folder.
+pub fn cargo_bin(name: &str) -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default();
+    home.join("bin").join(name)
 }
 
 /// A program on `PATH` (and in `/usr/sbin`, where Debian puts nginx).
