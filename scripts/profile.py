@@ -65,13 +65,20 @@ def xtask(*args, env=None):
     return run("cargo", "xtask", *args, env=env)
 
 
-def pids():
-    """Each process's pid, from the supervisor's ready file."""
+def ready():
+    """Each process's pid and readiness URL, from the supervisor's ready
+    file (`NAME PID READY_MS URL`): names and ports are the topology's."""
     found = {}
     for line in (ROOT / "target" / "xtask" / "ready").read_text().splitlines():
-        name, pid, *_ = line.split()
-        found[name] = pid
+        name, pid, _ms, url = line.split()
+        found[name] = (pid, url)
     return found
+
+
+def base_url(url):
+    """`http://HOST:PORT` of a readiness URL."""
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{rest.split('/', 1)[0]}"
 
 
 def layer_of(frames):
@@ -95,14 +102,14 @@ def layers(folded):
     return totals
 
 
-def profile(path, procs):
+def profile(path, procs, servicea):
     name = path.strip("/").replace("/", "-").replace("?", "-") or "root"
-    url = f"http://localhost:3000{path}"
+    url = f"{servicea}{path}"
     data = OUT / f"{name}.data"
     load = subprocess.Popen(["wrk", "-t2", "-c32", "-d14s", url],
                             stdout=subprocess.PIPE, text=True)
     time.sleep(3)  # past wrk's connection set-up: the steady state is sampled
-    wanted = ",".join(procs[p] for p in ("jwt-factory", "servicea", "serviceb"))
+    wanted = ",".join(procs[p][0] for p in ("jwt-factory", "servicea", "serviceb"))
     run("perf", "record", "-q", "-F", "997", "--call-graph", "dwarf,16384",
         "-p", wanted, "-o", data, "--", "sleep", "8")
     out, _ = load.communicate(timeout=60)
@@ -144,10 +151,11 @@ def main():
     env = dict(os.environ, RUST_LOG="warn")
     xtask("up", "--detach", "--keys", env=env)
     try:
-        procs = pids()
-        with urllib.request.urlopen("http://localhost:3000/hello", timeout=10) as r:
+        procs = ready()
+        servicea = base_url(procs["servicea"][1])
+        with urllib.request.urlopen(f"{servicea}/hello", timeout=10) as r:
             r.read()
-        shares = {path: profile(path, procs) for path in paths}
+        shares = {path: profile(path, procs, servicea) for path in paths}
         (OUT / "layers.json").write_text(json.dumps(shares, indent=2) + "\n")
         print(f"\nthe shares, as JSON: {(OUT / 'layers.json').relative_to(ROOT)}")
     finally:
