@@ -95,7 +95,7 @@ pub struct FetchTokenArgs {
     #[arg(long, conflicts_with = "self_signed")]
     pub bound: bool,
     /// Not from jwt-factory: servicea signs it itself, as in scenario 3
-    /// (issuer ISSUER, key SERVICE_A_PRIVATE_KEY_PATH). In the mesh
+    /// (issuer SELF_SIGNED_ISSUER, key SERVICE_A_PRIVATE_KEY_PATH). In the mesh
     /// (scenario 10) it is a token from an issuer the sidecars do not know.
     #[arg(long)]
     pub self_signed: bool,

@@ -59,6 +59,8 @@ derived! {
     gateway_listen => GATEWAY.addr().to_string();
     /// The verifier nginx asks.
     verifier_addr => VERIFIER.addr().to_string();
+    /// The receivers, by name: the services the gateway routes to.
+    receiver_names => [SERVICEB, SERVICEC].map(|p| p.name).join(",");
     /// The gateway's routes: each receiver's https (mTLS) listener.
     gateway_routes => routes(&[SERVICEB, SERVICEC], true);
     /// What to do when servicea's signing key is missing: the two ways.

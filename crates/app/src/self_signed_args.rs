@@ -60,16 +60,14 @@ impl SelfSignedArgs {
     /// The values: the new name, else the old one (said in the log), else
     /// the default.
     pub(crate) fn settle(self) -> SelfSigned {
-        let issuer = self
-            .self_signed_issuer
-            .or_else(|| deprecated("ISSUER", "SELF_SIGNED_ISSUER", self.deprecated_issuer));
-        let lifetime_secs = self.self_signed_lifetime_secs.or_else(|| {
-            deprecated(
-                "TOKEN_LIFETIME_SECS",
-                "SELF_SIGNED_LIFETIME_SECS",
-                self.deprecated_token_lifetime_secs,
-            )
-        });
+        let issuer = pick(
+            ("SELF_SIGNED_ISSUER", self.self_signed_issuer),
+            ("ISSUER", self.deprecated_issuer),
+        );
+        let lifetime_secs = pick(
+            ("SELF_SIGNED_LIFETIME_SECS", self.self_signed_lifetime_secs),
+            ("TOKEN_LIFETIME_SECS", self.deprecated_token_lifetime_secs),
+        );
         SelfSigned {
             public_key: self.public_key_path,
             issuer: issuer.unwrap_or_else(|| DEFAULT_ISSUER.to_owned()),
@@ -78,11 +76,22 @@ impl SelfSignedArgs {
     }
 }
 
-/// `value` of a deprecated setting, with a line in the log that names
-/// the new one.
-fn deprecated<T>(old: &str, new: &str, value: Option<T>) -> Option<T> {
-    if value.is_some() {
-        tracing::warn!("{old} is deprecated here: it is {new} now ({old} is jwt-factory's)");
+/// The new name's value, else the deprecated name's, each use of the old
+/// name said in the log. When both are set (say the old one in the shell,
+/// the new one in the env file), the new one wins, and the log says the
+/// old one was ignored: never a silent choice.
+fn pick<T>((new, current): (&str, Option<T>), (old, deprecated): (&str, Option<T>)) -> Option<T> {
+    match (current, deprecated) {
+        (Some(value), Some(_)) => {
+            tracing::warn!(
+                "{old} is deprecated here and ignored: {new} is set too, and wins ({old} is jwt-factory's)"
+            );
+            Some(value)
+        }
+        (None, Some(value)) => {
+            tracing::warn!("{old} is deprecated here: it is {new} now ({old} is jwt-factory's)");
+            Some(value)
+        }
+        (current, None) => current,
     }
-    value
 }

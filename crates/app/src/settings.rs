@@ -94,8 +94,9 @@ pub(crate) struct Common {
 impl CommonArgs {
     pub(crate) fn settle(mut self, role: Role) -> Common {
         // A receiver is also reached through the mesh, by its Service's
-        // names: those Hosts are allowed besides ALLOWED_HOSTS.
-        if matches!(role, Role::B | Role::C) {
+        // names: without ALLOWED_HOSTS, those Hosts are allowed too (an
+        // ALLOWED_HOSTS that is set is the whole list of extra names).
+        if matches!(role, Role::B | Role::C) && self.listener.allowed_hosts.is_empty() {
             let names = role.process().mesh_host_names();
             self.listener.allowed_hosts.extend(names);
         }
@@ -137,6 +138,20 @@ pub(crate) async fn bind(
     tokio::net::TcpListener::bind((host, port))
         .await
         .with_context(|| format!("cannot listen on {what}{host}:{port}"))
+}
+
+/// The private key beside `cert` (`NAME-key.pem`). `dropped`, the setting
+/// that used to name it, is no longer read: if it is set, the log says so
+/// and which key is used, rather than ignoring it in silence.
+pub(crate) fn key_beside_cert(dropped: &str, cert: &std::path::Path) -> PathBuf {
+    let key = s2s_web::pki::key_beside(cert);
+    if std::env::var_os(dropped).is_some() {
+        tracing::warn!(
+            "{dropped} is no longer read: the key is the one beside the certificate, {}",
+            key.display()
+        );
+    }
+    key
 }
 
 /// A base URL without its trailing `/`, so paths can be appended.

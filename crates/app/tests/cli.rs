@@ -522,3 +522,44 @@ async fn an_old_setting_name_still_works_and_the_log_names_the_new_one() {
         );
     }
 }
+
+/// Both names set (the old one in the shell, the new one in an env file):
+/// the new one wins, and the log says the old one was ignored.
+#[tokio::test]
+async fn an_old_setting_name_beside_the_new_one_is_said_to_be_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("env")).unwrap();
+    std::fs::write(
+        dir.path().join("env/serviceb.env"),
+        "SELF_SIGNED_LIFETIME_SECS=30\n",
+    )
+    .unwrap();
+    let mut cmd = app(dir.path());
+    cmd.args(["serviceb", "--port", "0"])
+        .env("TOKEN_LIFETIME_SECS", "20")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let listening = line.contains("listening on");
+            seen.push(line);
+            if listening {
+                return;
+            }
+        }
+        panic!("exited: {seen:?}");
+    })
+    .await
+    .expect("serviceb did not start");
+    child.kill().await.unwrap();
+    let log = seen.join("\n");
+    assert!(
+        log.contains(
+            "TOKEN_LIFETIME_SECS is deprecated here and ignored: SELF_SIGNED_LIFETIME_SECS is set too"
+        ),
+        "{log}"
+    );
+}

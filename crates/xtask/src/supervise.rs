@@ -69,7 +69,11 @@ async fn start_and_watch(
     if options.keys {
         keys::ensure(&s.client).await?;
     }
-    std::fs::write(paths::ready_marker(), s.stack.status().join("\n") + "\n")?;
+    // Whole or absent: readers return as soon as the file exists.
+    let ready = paths::ready_marker();
+    let partial = ready.with_extension("partial");
+    std::fs::write(&partial, s.stack.status().join("\n") + "\n")?;
+    std::fs::rename(&partial, &ready)?;
     if options.banner {
         let console = topology::SERVICEA.http_url();
         say::step(&format!(

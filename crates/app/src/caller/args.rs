@@ -217,7 +217,10 @@ impl Args {
             self_signed: self.self_signed.settle(),
             publish_ahead: Duration::from_secs(self.scenario3_publish_ahead_secs),
             factory_issuer: self.factory_issuer,
-            workload_key: s2s_web::pki::key_beside(&self.workload_cert_path),
+            workload_key: crate::settings::key_beside_cert(
+                "WORKLOAD_KEY_PATH",
+                &self.workload_cert_path,
+            ),
             workload_cert: self.workload_cert_path,
             factory_https: base_url(&self.jwt_factory_endpoint_https),
             gateway: base_url(&self.gateway_endpoint),

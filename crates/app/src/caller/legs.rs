@@ -176,8 +176,15 @@ async fn carry_out(
     plan: Plan,
     deadline: Deadline,
 ) -> Result<Answer, AppError> {
-    let client = client(state, plan)?;
-    let token = token(state, rid, plan, deadline).await?;
+    // A token servicea signs itself is made first, so a missing key is
+    // what a caller hears before a missing CA (as it always was).
+    let (client, token) = if matches!(plan.token, TokenSource::SelfSigned { .. }) {
+        let token = token(state, rid, plan, deadline).await?;
+        (client(state, plan)?, token)
+    } else {
+        let client = client(state, plan)?;
+        (client, token(state, rid, plan, deadline).await?)
+    };
     let target = Target {
         who: plan.callee(),
         url: url(&state.settings, s, plan),

@@ -1,6 +1,6 @@
 //! Scenarios 3-4: servicea signs its own short-lived token with its own key.
 //!
-//! Lifetime is seconds (`TOKEN_LIFETIME_SECS`, default 30): long enough to
+//! Lifetime is seconds (`SELF_SIGNED_LIFETIME_SECS`, default 30): long enough to
 //! cross one hop, short enough that a leaked token is soon useless. The
 //! receivers allow `LEEWAY_SECS` (default 5) of clock skew. (The original
 //! used a 1 s lifetime, which only works with zero skew.)

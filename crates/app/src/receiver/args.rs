@@ -122,18 +122,23 @@ impl Args {
             typ: s2s_auth::verify::TYP_ACCESS_TOKEN,
             ..factory_tokens.clone()
         };
-        let https = self.start_https.then(|| HttpsSettings {
-            port: self.https_port.unwrap_or(role.default_https_port()),
-            tls: ServerTls {
-                cert: self
-                    .server_public_key_path
-                    .unwrap_or_else(|| format!("certs/{}.pem", role.name()).into()),
-                key: self
-                    .server_private_key_path
-                    .unwrap_or_else(|| format!("certs/{}-key.pem", role.name()).into()),
-                client_ca: self.ca_cert_path,
-                mode: mtls_mode,
-            },
+        let https = self.start_https.then(|| {
+            let cert = self
+                .server_public_key_path
+                .unwrap_or_else(|| format!("certs/{}.pem", role.name()).into());
+            // The key gen-certs writes beside the certificate, unless named.
+            let key = self
+                .server_private_key_path
+                .unwrap_or_else(|| s2s_web::pki::key_beside(&cert));
+            HttpsSettings {
+                port: self.https_port.unwrap_or(role.default_https_port()),
+                tls: ServerTls {
+                    cert,
+                    key,
+                    client_ca: self.ca_cert_path,
+                    mode: mtls_mode,
+                },
+            }
         });
         let jwks = t.jwks(&common.factory);
         let gateway_principal = self
@@ -148,12 +153,26 @@ impl Args {
             factory_tokens,
             access_tokens,
             jwks,
-            authz_policy: self.authz_policy_file.or_else(|| {
-                let own = PathBuf::from(format!("env/{}-authz.json", role.name()));
-                own.exists().then_some(own)
-            }),
+            authz_policy: policy_file(self.authz_policy_file, role),
             mtls_mode,
             gateway_principal,
         }
     }
+}
+
+/// Scenario 7's policy: `AUTHZ_POLICY_FILE`, else `env/<role>-authz.json`
+/// if that file exists at start; said in the log either way, so the
+/// choice is never silent.
+fn policy_file(named: Option<PathBuf>, role: Role) -> Option<PathBuf> {
+    let chosen = named.or_else(|| {
+        let own = PathBuf::from(format!("env/{}-authz.json", role.name()));
+        own.exists().then_some(own)
+    });
+    match &chosen {
+        Some(path) => tracing::info!("scenario 7's authorization policy: {}", path.display()),
+        None => tracing::info!(
+            "no authorization policy (AUTHZ_POLICY_FILE): every path that needs an identity is denied"
+        ),
+    }
+    chosen
 }

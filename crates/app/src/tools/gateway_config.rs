@@ -160,7 +160,10 @@ pub fn render(args: &Args, run_dir: &str) -> anyhow::Result<String> {
         .replace("{{CERT}}", &nginx_path(&args.cert, "gateway certificate")?)
         .replace(
             "{{KEY}}",
-            &nginx_path(&s2s_web::pki::key_beside(&args.cert), "gateway key")?,
+            &nginx_path(
+                &crate::settings::key_beside_cert("GATEWAY_KEY_PATH", &args.cert),
+                "gateway key",
+            )?,
         )
         .replace("{{CA}}", &nginx_path(&args.ca, "CA certificate")?)
         .replace("{{CONNECT_TIMEOUT}}", &ms(args.connect_timeout_ms))

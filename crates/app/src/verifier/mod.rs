@@ -72,7 +72,7 @@ pub struct Args {
     /// The services the gateway routes to (comma-separated): `/auth/NAME`
     /// checks that the token is for NAME (`aud`).
     #[arg(long, env = "GATEWAY_ROUTES", value_delimiter = ',',
-          default_value = "serviceb,servicec", value_parser = key_id)]
+          default_value = crate::defaults::receiver_names(), value_parser = key_id)]
     pub(crate) routes: Vec<String>,
 }
 
@@ -209,7 +209,7 @@ async fn auth(
         return Ok((
             StatusCode::FORBIDDEN,
             Json(json!({
-                "message": format!("the verifier has no route to \"{}\": GATEWAY_ROUTES of env/verifier.env and env/gateway.env must agree", s2s_auth::untrusted(&service))
+                "message": format!("the verifier has no route to \"{}\": the verifier's and the gateway's GATEWAY_ROUTES must agree", s2s_auth::untrusted(&service))
             })),
         )
             .into_response());

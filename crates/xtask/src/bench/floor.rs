@@ -126,32 +126,31 @@ pub fn measure(secs: u64, connections: u32) -> Result<Floor> {
 /// sign with.
 fn crypto() -> Result<(Costs, f64)> {
     say::step(
-        "measuring signatures and verifications on one core (openssl speed -seconds 3 rsa2048 ecdsap256 ed25519)",
+        "measuring signatures and verifications on one core (openssl speed -mr -seconds 3 rsa2048 ecdsap256 ed25519)",
     );
+    // Machine-readable: `+F2:i:bits:sign/s:verify/s[:...]` for RSA, `+F4`
+    // for ECDSA, `+F6:i:bits:name:sign/s:verify/s` for EdDSA; the first two
+    // rates are sign and verify in every OpenSSL 3 (3.2 adds encrypt and
+    // decrypt after them).
     let out = Command::new("openssl")
-        .args(["speed", "-seconds", "3", "rsa2048", "ecdsap256", "ed25519"])
+        .args([
+            "speed",
+            "-mr",
+            "-seconds",
+            "3",
+            "rsa2048",
+            "ecdsap256",
+            "ed25519",
+        ])
         .stderr(Stdio::null())
         .output()
         .context("cannot run openssl speed")?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let rates = |marker: &str| -> Result<(f64, f64)> {
-        let line = text
-            .lines()
-            .find(|l| l.contains(marker))
-            .with_context(|| format!("openssl speed printed no {marker} line"))?;
-        let numbers: Vec<f64> = line
-            .split_whitespace()
-            .filter_map(|w| w.parse().ok())
-            .collect();
-        match numbers[..] {
-            [.., sign, verify] if sign > 0.0 && verify > 0.0 => Ok((sign, verify)),
-            _ => bail!("cannot read openssl's rates from {line:?}"),
-        }
-    };
+    let rates = |tag: &str| rates_of(&text, tag);
     let us = |(sign, verify): (f64, f64)| (1e6 / sign, 1e6 / verify);
-    let rsa = rates("rsa 2048 bits")?;
-    let ecdsa = rates("ecdsa (nistp256)")?;
-    let eddsa = rates("(Ed25519)")?;
+    let rsa = rates("+F2:")?;
+    let ecdsa = rates("+F4:")?;
+    let eddsa = rates("+F6:")?;
     let mut crypto = BTreeMap::new();
     for alg in ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"] {
         crypto.insert(alg.to_owned(), us(rsa));
@@ -163,6 +162,23 @@ fn crypto() -> Result<(Costs, f64)> {
         rsa.0, rsa.1, ecdsa.0, ecdsa.1, eddsa.0, eddsa.1
     );
     Ok((crypto, rsa.0))
+}
+
+/// The sign and verify rates of `openssl speed -mr`'s line `tag`.
+fn rates_of(text: &str, tag: &str) -> Result<(f64, f64)> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(tag))
+        .with_context(|| format!("openssl speed -mr printed no {tag} line"))?;
+    let numbers: Vec<f64> = line
+        .split(':')
+        .skip(3)
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    match numbers[..] {
+        [sign, verify, ..] if sign > 0.0 && verify > 0.0 => Ok((sign, verify)),
+        _ => bail!("cannot read openssl's rates from {line:?}"),
+    }
 }
 
 /// One hop end's CPU, plain and over TLS: nginx answering `return 200`
@@ -199,7 +215,7 @@ fn hop_ends(secs: u64, connections: u32) -> Result<(f64, f64)> {
         Ok((plain, tls))
     })();
     crate::child::terminate(server.id());
-    let _ = server.wait();
+    stop_within(&mut server, Duration::from_secs(10));
     measured
 }
 
@@ -246,6 +262,19 @@ fn config(dir: &Path, plain: u16, tls: u16) -> String {
     )
 }
 
+/// Waits `within` for `server` to exit after SIGTERM, then kills it.
+fn stop_within(server: &mut Child, within: Duration) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = server.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
 /// A port that was free a moment ago.
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -284,6 +313,22 @@ mod tests {
         }
         assert_eq!(shape("GET /scenario1?trace=1"), shape("GET /scenario1"));
         assert_eq!(shape("GET /nothing"), None);
+    }
+
+    #[test]
+    fn openssl_machine_readable_rates_are_read_in_every_openssl_3() {
+        // OpenSSL 3.0 and 3.2+ (encrypt and decrypt rates after verify).
+        let text = "+DTP:2048:private:rsa:3\n+F2:2:2048:3414.49:51630.64\n\
+                    +F4:3:256:49715.2:17660.0\n+F6:0:253:Ed25519:25289.0:10677.2\n\
+                    +F2:2:4096:500.5:9000.0:8000.0:400.0\n";
+        assert_eq!(rates_of(text, "+F2:").unwrap(), (3414.49, 51630.64));
+        assert_eq!(rates_of(text, "+F4:").unwrap(), (49715.2, 17660.0));
+        assert_eq!(rates_of(text, "+F6:").unwrap(), (25289.0, 10677.2));
+        assert_eq!(
+            rates_of("+F2:2:4096:500.5:9000:8000:400\n", "+F2:").unwrap(),
+            (500.5, 9000.0)
+        );
+        assert!(rates_of("nothing", "+F2:").is_err());
     }
 
     #[test]
