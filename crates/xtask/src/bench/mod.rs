@@ -15,6 +15,7 @@ mod report;
 mod rows;
 mod settings;
 mod stack;
+mod targets;
 mod wrk;
 
 use std::process::Command;
@@ -37,6 +38,7 @@ pub fn run() -> Result<()> {
     let mut report = Report {
         sign_rate: floor.rsa_sign_rate,
         floor,
+        connections: settings.connections,
         ..Report::default()
     };
     let work = paths::root().join("target/bench-logs/work");

@@ -52,6 +52,12 @@ pub struct Report {
     pub floor: super::floor::Floor,
     /// (alg, row, CPU µs per request of every service, all processes).
     pub cpu: Vec<(String, String, u64)>,
+    /// "alg/row" → CPU µs per request of each [`PROFILED`] process.
+    pub by_process: BTreeMap<String, Vec<u64>>,
+    /// "alg/row" → wrk's p50, as it prints it.
+    pub p50: BTreeMap<String, String>,
+    /// wrk's connections on the rows at load.
+    pub connections: u32,
 }
 
 /// The table's header line.
@@ -119,6 +125,10 @@ impl Report {
             "\nTLS handshakes, mutual against one-way (cargo bench -p app --bench tls_handshake: one GET /hello, client and serviceb on one thread; new connection = full handshake):"
         );
         self.handshake.iter().for_each(|r| println!("{r}"));
+        println!("\nissue 23's targets on this run (printed, not enforced):");
+        super::targets::lines(self, algorithms)
+            .iter()
+            .for_each(|r| println!("{r}"));
         if let [a, b, ..] = algorithms {
             println!("\nspeed-up of {b} over {a} (req/s ratio):");
             self.speedups(a, b).iter().for_each(|r| println!("{r}"));

@@ -201,11 +201,16 @@ impl Run<'_> {
         let per_request = |ticks: u64| ticks * procstat::tick_us() / m.requests.max(1);
         let mut line = format!("{:<8} {name:<26}", self.alg);
         let mut total = 0;
+        let mut each = Vec::new();
         for (b, a) in before.iter().zip(&after) {
             let us = per_request(a.saturating_sub(*b));
             total += us;
+            each.push(us);
             line.push_str(&format!(" {us:>9}"));
         }
+        let key = format!("{}/{name}", self.alg);
+        report.by_process.insert(key.clone(), each);
+        report.p50.insert(key, m.p50.clone());
         line.push_str(&format!(" {total:>9} {:>9}", per_request(m.wrk_ticks)));
         report
             .cpu
