@@ -60,6 +60,10 @@ pub fn run() -> Result<()> {
         cpu_model()
     );
     report.print(&title, &settings.algorithms);
+    println!("\nissue 23's targets on this run (printed, not enforced):");
+    targets::lines(&report, &settings.algorithms)
+        .iter()
+        .for_each(|r| println!("{r}"));
     chart(&settings, &report, &work, cores)
 }
 

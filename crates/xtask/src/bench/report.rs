@@ -125,10 +125,6 @@ impl Report {
             "\nTLS handshakes, mutual against one-way (cargo bench -p app --bench tls_handshake: one GET /hello, client and serviceb on one thread; new connection = full handshake):"
         );
         self.handshake.iter().for_each(|r| println!("{r}"));
-        println!("\nissue 23's targets on this run (printed, not enforced):");
-        super::targets::lines(self, algorithms)
-            .iter()
-            .for_each(|r| println!("{r}"));
         if let [a, b, ..] = algorithms {
             println!("\nspeed-up of {b} over {a} (req/s ratio):");
             self.speedups(a, b).iter().for_each(|r| println!("{r}"));
