@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use clap::Args as ClapArgs;
-use topology::{FACTORY, PROCESSES, Process, SERVICEA, SERVICEB, SERVICEC};
+use topology::{FACTORY, Process, SERVICEA, SERVICEB, SERVICEC};
 
 #[derive(ClapArgs, Debug, Clone)]
 pub struct Args {
@@ -128,9 +128,7 @@ fn value(name: &str, process: Option<&Process>) -> anyhow::Result<String> {
     }
     match name.split_once('.') {
         Some((who, field)) => {
-            let p = PROCESSES
-                .iter()
-                .find(|p| p.name == who)
+            let p = topology::by_name(who)
                 .with_context(|| format!("no process {who:?} in the topology"))?;
             of(p, field)
         }
