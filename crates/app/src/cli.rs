@@ -124,3 +124,16 @@ pub struct GenKeysArgs {
     #[arg(long, env = "ALGORITHM", default_value = "RS256")]
     pub algorithm: SigningAlgorithm,
 }
+
+impl Command {
+    /// The listener settings of a command that runs a service (its async
+    /// runtime is built from them, `WORKER_THREADS`); `None` for a tool.
+    pub fn listener(&self) -> Option<&s2s_web::serve::ListenerArgs> {
+        match self {
+            Self::Servicea(a) => Some(&a.common.listener),
+            Self::Serviceb(a) | Self::Servicec(a) => Some(&a.common.listener),
+            Self::Verifier(a) => Some(&a.common.listener),
+            _ => None,
+        }
+    }
+}

@@ -9,7 +9,10 @@ use app::{
     cli::{Cli, Command, FetchTokenArgs, GenCertsArgs, GenKeysArgs},
     receiver, tools, verifier,
 };
-use s2s_web::pki::{self, CertFiles, Generated};
+use s2s_web::{
+    pki::{self, CertFiles, Generated},
+    serve::ListenerArgs,
+};
 
 fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().collect();
@@ -43,14 +46,16 @@ fn main() -> ExitCode {
     // One crypto provider for rustls in the whole process: aws-lc-rs.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 
+    let runtime = cli.command.listener().map(ListenerArgs::runtime);
+    let on_runtime = |service| on_runtime(runtime, service);
     let result = match cli.command {
-        Command::Servicea(a) => on_runtime(caller::serve(a.settle())),
-        Command::Serviceb(a) => on_runtime(receiver::serve(a.settle(Role::B))),
-        Command::Servicec(a) => on_runtime(receiver::serve(a.settle(Role::C))),
+        Command::Servicea(a) => on_runtime(Box::pin(caller::serve(a.settle()))),
+        Command::Serviceb(a) => on_runtime(Box::pin(receiver::serve(a.settle(Role::B)))),
+        Command::Servicec(a) => on_runtime(Box::pin(receiver::serve(a.settle(Role::C)))),
         Command::GenCerts(a) => gen_certs(&a),
         Command::GenKeys(a) => gen_keys(&a),
         Command::FetchToken(a) => fetch_token(a),
-        Command::Verifier(a) => on_runtime(verifier::serve(a.settle())),
+        Command::Verifier(a) => on_runtime(Box::pin(verifier::serve(a.settle()))),
         Command::GatewayConfig(a) => gateway_config(&a),
         Command::MeshConfig(a) => mesh_config(&a),
         Command::DeployFiles(a) => tools::deploy_files::run(&a),
@@ -63,11 +68,13 @@ fn main() -> ExitCode {
     s2s_web::cli::report(result)
 }
 
-/// Runs a service on a multi-threaded runtime until it stops.
-fn on_runtime(service: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+/// Runs a service on its runtime (from its settings) until it stops.
+fn on_runtime(
+    runtime: Option<std::io::Result<tokio::runtime::Runtime>>,
+    service: std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>>>>,
+) -> anyhow::Result<()> {
+    runtime
+        .context("a tool has no service to run")?
         .context("cannot start the async runtime")?
         .block_on(service)
 }

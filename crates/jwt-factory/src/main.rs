@@ -20,12 +20,15 @@ fn main() -> ExitCode {
     if let Some(file) = loaded {
         tracing::info!("loaded settings from {}", file.display());
     }
-    let result = serve(config);
+    let result = config
+        .listener
+        .runtime()
+        .context("cannot start the async runtime")
+        .and_then(|runtime| runtime.block_on(serve(config)));
     drop(log);
     s2s_web::cli::report(result)
 }
 
-#[tokio::main]
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind((config.host, config.port))
         .await

@@ -23,23 +23,22 @@
 //! - A request with neither header (curl, the services' own clients) passes
 //!   unchanged: only browsers need protecting from pages they visit.
 //!
-//! Which requests: [`refuse_cross_site`], which [`crate::serve`] applies to
+//! Which requests: [`site_refusal`], which [`crate::listener_checks`] applies to
 //! every router, refuses every request whose method is not GET, HEAD or
 //! OPTIONS. A GET that changes state (the factory's `GET /keys/{id}`) takes
 //! the [`SameSiteOnly`] extractor, which applies the same verdict; the
 //! handler cannot run without it.
 
 use axum::{
-    extract::{FromRequestParts, Request, State},
+    extract::{FromRequestParts, Request},
     http::{HeaderMap, Method, StatusCode, header, request::Parts},
-    middleware::Next,
     response::Response,
 };
 use s2s_auth::untrusted::untrusted;
 
 use crate::guard::{refuse, request_host};
 
-/// What [`refuse_cross_site`] needs: the scheme of the listener (for a
+/// What [`site_refusal`] needs: the scheme of the listener (for a
 /// `Host` without a port) and the service's JSON error key.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SiteCheck {
@@ -61,31 +60,39 @@ fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// Refuses (403, JSON) a request with an unsafe method that a browser sent
-/// on behalf of another site (see the module's rule), before its body is
-/// read; leaves the verdict for [`SameSiteOnly`] on every other request.
-pub(crate) async fn refuse_cross_site(
-    State(check): State<SiteCheck>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+/// The refusal (403, JSON) of a request with an unsafe method that a
+/// browser sent on behalf of another site (see the module's rule), made
+/// before its body is read; `None` otherwise, with the verdict left in the
+/// request for [`SameSiteOnly`]. A request with neither `Sec-Fetch-Site`
+/// nor `Origin` (curl, the services' own clients) passes without a verdict
+/// and without a copy of anything: [`SameSiteOnly`] would find it is not a
+/// browser's either.
+pub(crate) fn site_refusal(check: SiteCheck, req: &mut Request) -> Option<Response> {
+    let headers = req.headers();
+    if !headers.contains_key("sec-fetch-site") && !headers.contains_key(header::ORIGIN) {
+        return None;
+    }
     let what = format!("{} {}", req.method(), untrusted(req.uri().path()));
     let host = request_host(req.uri(), req.headers());
     let refusal = cross_site(req.headers(), host.as_deref(), check.tls, &what);
     if let Some(message) = refusal.as_ref().filter(|_| !is_safe(req.method())) {
         tracing::info!("refused a cross-site request: {message}");
-        return refuse(StatusCode::FORBIDDEN, check.error_key, message.clone());
+        return Some(refuse(
+            StatusCode::FORBIDDEN,
+            check.error_key,
+            message.clone(),
+        ));
     }
     req.extensions_mut().insert(SiteVerdict {
         refusal,
         error_key: check.error_key,
     });
-    next.run(req).await
+    None
 }
 
 /// An extractor for a GET (or any route) that changes state: it refuses
 /// (403, JSON) a request a browser sent on behalf of another site, as
-/// [`refuse_cross_site`] does for POST. Put it first among the handler's
+/// [`site_refusal`] does for POST. Put it first among the handler's
 /// arguments.
 ///
 /// Outside [`crate::serve`] (a router called directly, in a test) the

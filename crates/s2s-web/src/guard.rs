@@ -1,11 +1,11 @@
 //! What every listener checks before a request reaches a route: the `Host`
-//! it was sent to, and that its body arrives in time. [`crate::serve`]
-//! applies both to every router, so no service can forget them (and
-//! [`crate::cross_site`]'s refusal of cross-site requests); the JSON
-//! content type is required per route ([`require_json`]), where a body is
-//! read.
+//! it was sent to, and that its body arrives in time.
+//! [`crate::listener_checks`] applies both to every router (with
+//! [`crate::cross_site`]'s refusal of cross-site requests), so no service
+//! can forget them; the JSON content type is required per route
+//! ([`require_json`]), where a body is read.
 
-use std::{sync::Arc, time::Duration};
+use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use axum::{
     Json,
@@ -65,10 +65,10 @@ impl AllowedHosts {
     /// included, and DNS rebinding is stopped by the name alone (the
     /// attacker's page sends its own name).
     pub fn allows(&self, host: &str) -> bool {
-        let host = host.to_ascii_lowercase();
-        let (name, port) = split_host(&host);
+        let (name, port) = split_host(host);
         let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok());
-        port_ok && self.names.iter().any(|n| n == name)
+        // The names are lowercase: compared without a lowercase copy.
+        port_ok && self.names.iter().any(|n| n.eq_ignore_ascii_case(name))
     }
 }
 
@@ -102,48 +102,46 @@ pub fn bounded(value: &str, max: usize) -> String {
     s2s_auth::untrusted::Untrusted::at_most(value, max).to_string()
 }
 
-/// Refuses a request whose `Host` (or HTTP/2 `:authority`) is not one of
-/// the listener's names, with 421 Misdirected Request: a web page that got
-/// its own domain to resolve to 127.0.0.1 (DNS rebinding) sends its own
-/// name, so it cannot read our answers. The port is not compared (see
-/// [`AllowedHosts::allows`]).
-pub(crate) async fn check_host(
-    State(check): State<HostCheck>,
-    req: Request,
-    next: Next,
-) -> Response {
-    match request_host(req.uri(), req.headers()) {
-        Some(host) if check.hosts.allows(&host) => next.run(req).await,
-        sent => {
-            let what = match sent {
-                Some(host) => format!("host \"{}\"", bounded(&host, 64)),
-                None => "a request without a Host header".to_owned(),
-            };
-            refuse(
-                StatusCode::MISDIRECTED_REQUEST,
-                check.error_key,
-                format!(
-                    "{what} is not served here: this listener answers to {} \
-                     (ALLOWED_HOSTS adds names)",
-                    check.hosts.names().join(", ")
-                ),
-            )
-        }
-    }
+/// The refusal of a request whose `Host` (or HTTP/2 `:authority`) is not
+/// one of the listener's names, 421 Misdirected Request; `None` if it is
+/// one. A web page that got its own domain to resolve to 127.0.0.1 (DNS
+/// rebinding) sends its own name, so it cannot read our answers. The port
+/// is not compared (see [`AllowedHosts::allows`]).
+pub(crate) fn host_refusal(check: &HostCheck, req: &Request) -> Option<Response> {
+    let sent = match request_host(req.uri(), req.headers()) {
+        Some(host) if check.hosts.allows(&host) => return None,
+        sent => sent,
+    };
+    let what = match sent {
+        Some(host) => format!("host \"{}\"", bounded(&host, 64)),
+        None => "a request without a Host header".to_owned(),
+    };
+    Some(refuse(
+        StatusCode::MISDIRECTED_REQUEST,
+        check.error_key,
+        format!(
+            "{what} is not served here: this listener answers to {} \
+             (ALLOWED_HOSTS adds names)",
+            check.hosts.names().join(", ")
+        ),
+    ))
 }
 
 /// The name a request was sent to: HTTP/2's `:authority`, or `Host`.
 /// A request's parts: `request.uri()`, `request.headers()` (or `parts.uri`,
 /// `parts.headers` in an extractor).
-pub(crate) fn request_host(
-    uri: &axum::http::Uri,
-    headers: &axum::http::HeaderMap,
-) -> Option<String> {
-    uri.authority().map(|a| a.as_str().to_owned()).or_else(|| {
-        headers
-            .get(header::HOST)
-            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
-    })
+/// Borrowed from the request unless `Host` is not UTF-8.
+pub(crate) fn request_host<'a>(
+    uri: &'a axum::http::Uri,
+    headers: &'a axum::http::HeaderMap,
+) -> Option<Cow<'a, str>> {
+    uri.authority()
+        .map(|a| Cow::Borrowed(a.as_str()))
+        .or_else(|| {
+            headers
+                .get(header::HOST)
+                .map(|h| String::from_utf8_lossy(h.as_bytes()))
+        })
 }
 
 /// `host` (`name[:port]`, lowercase) split into its name and its port, if
@@ -162,8 +160,8 @@ pub(crate) struct BodyDeadline {
 }
 
 /// Reads the whole request body within the body timeout (`BODY_TIMEOUT_MS`),
-/// then hands the request on with the body in memory: 408 if it does not
-/// arrive in time.
+/// and gives the request back with the body in memory: 408 if it does not
+/// arrive in time. (A request without a body is not given to it.)
 ///
 /// Past `max_bytes` it stops reading and hands on the first `max_bytes + 1`
 /// bytes, so memory stays bounded and the route's own body limit (axum's
@@ -176,14 +174,7 @@ pub(crate) struct BodyDeadline {
 /// frame, not the whole body: a client sending one byte per interval would
 /// never be cut off. Bodies here are small (16 KiB at most), so reading
 /// them first costs nothing.
-pub(crate) async fn body_deadline(
-    State(limits): State<BodyDeadline>,
-    req: Request,
-    next: Next,
-) -> Response {
-    if req.body().size_hint().exact() == Some(0) {
-        return next.run(req).await;
-    }
+pub(crate) async fn read_body(limits: &BodyDeadline, req: Request) -> Result<Request, Response> {
     let (parts, body) = req.into_parts();
     let max = limits.max_bytes;
     // While it reads, the connection may be closed for a new one if its
@@ -213,19 +204,16 @@ pub(crate) async fn body_deadline(
         Ok(Bytes::from(bytes))
     };
     match tokio::time::timeout(limits.timeout, read).await {
-        Ok(Ok(bytes)) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
-        }
-        Ok(Err((status, message))) => refuse(status, limits.error_key, message),
-        Err(_) => refuse(
+        Ok(Ok(bytes)) => Ok(Request::from_parts(parts, Body::from(bytes))),
+        Ok(Err((status, message))) => Err(refuse(status, limits.error_key, message)),
+        Err(_) => Err(refuse(
             StatusCode::REQUEST_TIMEOUT,
             limits.error_key,
             format!(
                 "request body not received within {}ms (BODY_TIMEOUT_MS)",
                 limits.timeout.as_millis()
             ),
-        ),
+        )),
     }
 }
 

@@ -34,6 +34,7 @@ pub mod expired;
 pub mod guard;
 pub mod identity;
 pub mod jwks_cache;
+pub mod listener_checks;
 pub mod outbound;
 pub mod peer_pin;
 pub mod pki;

@@ -90,8 +90,9 @@ pub fn with_request_tracing(router: axum::Router) -> axum::Router {
         .layer(PropagateRequestIdLayer::new(header.clone()))
         .layer(trace)
         .layer(SetRequestIdLayer::new(header, ShortRequestId))
-        .layer(axum::middleware::map_request(
-            |req: axum::extract::Request| async move { sanitize_request_id(req) },
+        // A plain function on the request: no boxed future per request.
+        .layer(tower::util::MapRequestLayer::new(
+            sanitize_request_id::<axum::body::Body>,
         ))
 }
 

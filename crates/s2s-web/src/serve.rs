@@ -1,12 +1,11 @@
 //! Serving a router: every listener of the workshop goes through [`serve`],
 //! so each gets the same protections.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use crate::{
     connections::{CappedListener, ConnectionLimits, ListenAddr, Registry, TrackingAcceptor},
-    cross_site::{SiteCheck, refuse_cross_site},
-    guard::{AllowedHosts, BodyDeadline, HostCheck, body_deadline, check_host},
+    guard::AllowedHosts,
     identity::PeerAcceptor,
 };
 
@@ -75,6 +74,15 @@ pub struct ListenerArgs {
     #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
 
+    /// Threads that serve requests (the async runtime's workers); unset:
+    /// one per core. On a machine that runs several of the services, 1
+    /// each costs less CPU per request: a request woken on the other
+    /// thread pays a cross-thread wake-up (`cargo xtask up` sets 1 for the
+    /// workshop's stack; docs/performance.md has the figures).
+    #[arg(long, env = "WORKER_THREADS",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: Option<u16>,
+
     /// The SPIFFE trust domain of workload certificates: a client
     /// certificate's `spiffe://<domain>/...` ID must be in it. The default
     /// makes principals read as in Istio (`cluster.local/ns/default/sa/servicea`).
@@ -101,6 +109,16 @@ impl ListenerArgs {
             error_key,
             trust_domain: self.trust_domain.clone(),
         }
+    }
+
+    /// The async runtime of a service with these settings: multi-threaded,
+    /// with `WORKER_THREADS` workers (one per core when unset).
+    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if let Some(threads) = self.worker_threads {
+            builder.worker_threads(usize::from(threads));
+        }
+        builder.enable_all().build()
     }
 
     /// How long the process's pooled clients keep an idle connection: half
@@ -193,30 +211,7 @@ pub async fn serve(
     );
     // The reaper lives as long as its listener.
     let reaper = crate::shutdown::AbortOnDrop(tokio::spawn(registry.clone().reap()));
-    let router = router
-        .layer(axum::middleware::from_fn_with_state(
-            BodyDeadline {
-                timeout: options.body_timeout,
-                max_bytes: options.max_body_bytes,
-                error_key: options.error_key,
-            },
-            body_deadline,
-        ))
-        // Before the body is read: a refused request costs no body.
-        .layer(axum::middleware::from_fn_with_state(
-            SiteCheck {
-                tls: tls.is_some(),
-                error_key: options.error_key,
-            },
-            refuse_cross_site,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            HostCheck {
-                hosts: Arc::new(options.hosts.clone()),
-                error_key: options.error_key,
-            },
-            check_host,
-        ));
+    let router = guarded(router, options, tls.is_some());
     let server = axum_server::Server::<ListenAddr>::from_listener(CappedListener::new(
         listener,
         registry.clone(),
@@ -255,4 +250,13 @@ fn configure(
         .keep_alive_interval(options.idle_timeout / 2)
         .keep_alive_timeout(options.header_timeout)
         .max_concurrent_streams(100);
+}
+
+/// The checks [`serve`] puts in front of every router, outermost first: the
+/// `Host` (421), a browser's cross-site request (403), and the body's
+/// deadline and size (408, 413). Public so that a bench or a test drives a
+/// router exactly as a listener does, without a socket. `tls`: the
+/// listener's scheme, for the cross-site check's default port.
+pub fn guarded(router: axum::Router, options: &ServeOptions, tls: bool) -> axum::Router {
+    router.layer(crate::listener_checks::ListenerChecks::new(options, tls))
 }

@@ -49,7 +49,17 @@ fn argv(p: &Process, nginx: &[String], envoy: &Path) -> Vec<String> {
     let bin = |name: &str| paths::release_bin(name).display().to_string();
     match p.kind {
         Kind::Factory => vec![bin(p.name)],
-        Kind::Caller | Kind::Receiver | Kind::Verifier => vec![bin("app"), p.name.to_owned()],
+        // One worker each, as Envoy's `--concurrency 1`: the stack's
+        // processes share the machine's cores, and a request woken on a
+        // second thread of the same service costs more CPU than it gains
+        // (docs/performance.md). The factory keeps one per core: its
+        // signatures are the one part that wants them.
+        Kind::Caller | Kind::Receiver | Kind::Verifier => vec![
+            bin("app"),
+            p.name.to_owned(),
+            "--worker-threads".to_owned(),
+            "1".to_owned(),
+        ],
         Kind::Gateway => {
             // `nginx -p ...`: found on PATH or in /usr/sbin (Debian's place,
             // not always on a non-login PATH).

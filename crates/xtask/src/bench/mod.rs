@@ -79,12 +79,21 @@ fn cpu_model() -> String {
 /// docs/img/bench-ratios.svg from the rows (not the narration's).
 fn chart(settings: &Settings, report: &Report, work: &std::path::Path, cores: usize) -> Result<()> {
     let tsv = work.join("chart.tsv");
-    let rows: Vec<&String> = report
+    // alg, row, req/s, x sign, and x floor where the run has it.
+    let text: String = report
         .tsv
         .iter()
         .filter(|r| !r.contains("(log info)"))
+        .map(|r| {
+            let mut cells = r.split('\t');
+            let alg = cells.next().unwrap_or_default();
+            let row = cells.next().unwrap_or_default();
+            let floor = report
+                .x_floor(alg, row)
+                .map_or(String::new(), |x| format!("{x:.3}"));
+            format!("{r}\t{floor}\n")
+        })
         .collect();
-    let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
     std::fs::write(&tsv, text)?;
     std::fs::create_dir_all("docs/img")?;
     println!();

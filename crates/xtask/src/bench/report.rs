@@ -133,6 +133,13 @@ impl Report {
 }
 
 impl Report {
+    /// A row's CPU per request over its floor, when the run measured both.
+    pub fn x_floor(&self, alg: &str, row: &str) -> Option<f64> {
+        let (_, _, cpu) = self.cpu.iter().find(|(a, r, _)| a == alg && r == row)?;
+        let floor = self.floor.of(alg, super::floor::shape(row)?)?;
+        Some(*cpu as f64 / floor.max(f64::MIN_POSITIVE))
+    }
+
     /// Each row's CPU per request against its floor (issue 23's target:
     /// at most 1.5x).
     fn print_floor(&self) {
@@ -154,7 +161,7 @@ impl Report {
             };
             let crypto = format!("{}S+{}V", shape.signatures, shape.verifications);
             let hops = format!("{}+{}", shape.plain, shape.tls);
-            let x = *cpu as f64 / floor.max(f64::MIN_POSITIVE);
+            let x = self.x_floor(alg, row).unwrap_or_default();
             let met = if x <= 1.5 { "yes" } else { "no" };
             println!(
                 "{alg:<8} {row:<26} {crypto:>9} {hops:>5} {floor:>11.0} {cpu:>9} {x:>8.2} {met:>7}"
