@@ -136,8 +136,10 @@ pub fn render(args: &Args, run_dir: &str) -> anyhow::Result<String> {
     let mut upstreams = String::new();
     let mut routes = String::new();
     for (name, addr) in &args.routes {
+        // Idle connections kept: as many as the gateway's busiest load
+        // holds at once (see the verifier's upstream in the template).
         upstreams.push_str(&format!(
-            "    upstream {name} {{\n        server {addr};\n        keepalive 16;\n    }}\n"
+            "    upstream {name} {{\n        server {addr};\n        keepalive 64;\n    }}\n"
         ));
         routes.push_str(
             &ROUTE
