@@ -107,11 +107,11 @@ impl Report {
         self.profile.iter().for_each(|r| println!("{r}"));
         self.print_floor();
         println!(
-            "\n{:<8} {:<17} {:>14} {:>18}",
+            "\n{:<8} {:<17} {:>26} {:>18}",
             "alg", "process", "RSS after load", "ready after start"
         );
         for (alg, name, rss, ready) in &self.memory {
-            println!("{alg:<8} {name:<17} {rss:>14} {ready:>15} ms");
+            println!("{alg:<8} {name:<17} {rss:>26} {ready:>15} ms");
         }
         println!(
             "\nPOST /token with fresh assertions (the jti cache, issue 21: the old shared 10,000-entry cache refused from the 10,001st):"
