@@ -939,3 +939,55 @@ async fn the_forge_control_through_nginx_forwards_the_verified_identity_only() {
         "{body}"
     );
 }
+
+/// Issue 23: nginx keeps its connection to the verifier alive. It reads no
+/// body from an `auth_request` answer, and one left unread makes it close
+/// the connection after each answer, so every request through the
+/// gateway paid a connect, an accept and a close. The verifier answers
+/// headers only; the closed connections nginx leaves behind (TIME_WAIT on
+/// its side, towards the verifier's port) stay far below the requests.
+#[tokio::test]
+async fn the_gateway_keeps_its_connection_to_the_verifier_alive() {
+    let e = Edge::start().await;
+    let port = e.verifier.as_ref().unwrap().addr.port();
+    let before = closed_towards(port);
+    let token = e.token_for("serviceb").await;
+    for i in 0..20 {
+        let case = format!("request {i} through the gateway");
+        e.accepted(
+            &case,
+            e.send("/serviceb/scenario9-server", &[bearer(&token)])
+                .await,
+        );
+    }
+    for i in 0..10 {
+        let r = e
+            .send("/serviceb/scenario9-server", &[bearer("not-a-token")])
+            .await;
+        refused(&format!("refusal {i}"), r, 403, &["jwt malformed"]);
+    }
+    let closed = closed_towards(port).saturating_sub(before);
+    assert!(
+        closed <= 2,
+        "nginx closed {closed} connections to the verifier for 30 requests: it does not keep them alive"
+    );
+}
+
+/// Sockets in TIME_WAIT whose peer is 127.0.0.1 or ::1 at `port` (the
+/// side that closed keeps TIME_WAIT): from /proc/net/tcp and tcp6.
+fn closed_towards(port: u16) -> usize {
+    let peer = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .map(|text| {
+            text.lines()
+                .skip(1)
+                .filter(|l| {
+                    let cols: Vec<&str> = l.split_whitespace().collect();
+                    cols.len() > 3 && cols[2].ends_with(&peer) && cols[3] == "06"
+                })
+                .count()
+        })
+        .sum()
+}

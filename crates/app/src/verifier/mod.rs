@@ -249,7 +249,8 @@ async fn auth(
             "sub and aud only (the caller chose the rest)"
         },
     );
-    let mut response = Json(json!({ "valid": true })).into_response();
+    // Headers only (see [`body_in_header`]).
+    let mut response = StatusCode::OK.into_response();
     forward_identity(response.headers_mut(), &claims, &service, access);
     Ok(response)
 }
@@ -299,9 +300,12 @@ fn forward_identity(
     }
 }
 
-/// A refusal's JSON body, copied into [`AUTH_BODY`] for nginx's
-/// `error_page` (nginx never relays a subrequest's body). Non-ASCII is
-/// escaped (`\uXXXX`), so the header is always valid.
+/// A refusal's JSON body, moved into [`AUTH_BODY`] for nginx's
+/// `error_page`. Non-ASCII is escaped (`\uXXXX`), so the header is always
+/// valid. Every answer of `/auth/{service}` is headers only: nginx never
+/// reads an `auth_request` answer's body, and an unread body makes it close
+/// the kept-alive connection after each answer (with a body, nearly every
+/// request through the gateway opened a new connection to the verifier).
 async fn body_in_header(response: Response<Body>) -> Response<Body> {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -325,5 +329,6 @@ async fn body_in_header(response: Response<Body>) -> Response<Body> {
     if let Ok(v) = HeaderValue::from_str(&ascii) {
         parts.headers.insert(HeaderName::from_static(AUTH_BODY), v);
     }
-    Response::from_parts(parts, Body::from(bytes))
+    parts.headers.remove(axum::http::header::CONTENT_TYPE);
+    Response::from_parts(parts, Body::empty())
 }
