@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use axum::{body::Body, http::Request};
 use criterion::{Criterion, criterion_group, criterion_main};
-use s2s_auth::{KeyPair, SigningAlgorithm, jws, now_unix};
+use s2s_auth::SigningAlgorithm;
 use s2s_web::{
     guard::AllowedHosts,
     outbound::{self, Deadline, Repeat, Target, Timeouts},
@@ -28,6 +28,8 @@ use s2s_web::{
     serve::{ServeOptions, guarded},
 };
 use tower::ServiceExt as _;
+
+mod common;
 
 fn options() -> ServeOptions {
     ServeOptions {
@@ -42,33 +44,10 @@ fn options() -> ServeOptions {
     }
 }
 
-fn bearer(key: &KeyPair, alg: SigningAlgorithm) -> String {
-    let now = now_unix();
-    let serde_json::Value::Object(claims) = serde_json::json!({
-        "iss": "https://service-issuer", "sub": "servicea", "aud": "serviceb",
-        "iat": now, "exp": now + 30,
-    }) else {
-        unreachable!()
-    };
-    format!("Bearer {}", jws::sign(&claims, key, alg).unwrap())
-}
-
 fn receive_path(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     let dir = tempfile::tempdir().unwrap();
     let alg = SigningAlgorithm::ES256;
-    let private = dir.path().join("private.pem");
-    let public = dir.path().join("public.pem");
-    app::caller::generate_keys(alg, &private, &public).unwrap();
-    let flags = [
-        "--algorithm",
-        alg.name(),
-        "--service-a-public-key-path",
-        public.to_str().unwrap(),
-    ]
-    .map(String::from);
-    let state = test_support::receiver_state(app::Role::B, &flags);
-    let router = app::receiver::https_router(state);
-    let key = KeyPair::from_private_pem(&std::fs::read_to_string(&private).unwrap()).unwrap();
+    let (router, key) = common::serviceb_https(alg, dir.path());
     let mut group = c.benchmark_group("receive path (serviceb /scenario3-server, ES256)");
     for (name, router) in [
         ("the role's router", router.clone()),
@@ -79,7 +58,7 @@ fn receive_path(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     ] {
         // The services refuse a token that lives longer than 30 s: a fresh
         // one for each function (criterion's default takes 8 s).
-        let bearer = bearer(&key, alg);
+        let bearer = common::bearer(&key, alg);
         group.bench_function(name, |b| {
             b.to_async(rt).iter(|| {
                 let req = Request::get("/scenario3-server")

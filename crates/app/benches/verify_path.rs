@@ -10,8 +10,10 @@
 
 use axum::{body::Body, http::Request};
 use criterion::{Criterion, criterion_group, criterion_main};
-use s2s_auth::{KeyPair, SigningAlgorithm, jws, now_unix};
+use s2s_auth::SigningAlgorithm;
 use tower::ServiceExt as _;
+
+mod common;
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -22,28 +24,9 @@ fn bench(c: &mut Criterion) {
         SigningAlgorithm::ES256,
         SigningAlgorithm::EdDSA,
     ] {
-        let private = dir.path().join(format!("{alg}-private.pem"));
-        let public = dir.path().join(format!("{alg}-public.pem"));
-        app::caller::generate_keys(alg, &private, &public).unwrap();
-        let flags = [
-            "--algorithm",
-            alg.name(),
-            "--service-a-public-key-path",
-            public.to_str().unwrap(),
-        ]
-        .map(String::from);
-        let state = test_support::receiver_state(app::Role::B, &flags);
-        let router = app::receiver::https_router(state);
-        let key = KeyPair::from_private_pem(&std::fs::read_to_string(&private).unwrap()).unwrap();
-        let now = now_unix();
-        let serde_json::Value::Object(claims) = serde_json::json!({
-            "iss": "https://service-issuer", "sub": "servicea", "aud": "serviceb",
-            "iat": now, "exp": now + 30,
-        }) else {
-            unreachable!()
-        };
+        let (router, key) = common::serviceb_https(alg, dir.path());
         // Valid for 30 s: enough for the measurement (criterion's default is 5 s).
-        let bearer = format!("Bearer {}", jws::sign(&claims, &key, alg).unwrap());
+        let bearer = common::bearer(&key, alg);
         // Plain, as every scenario call; then asked for the console's
         // trace (`x-s2s-trace: 1`): the check recorded and returned in the
         // answer header.

@@ -15,6 +15,7 @@ use std::{
     convert::Infallible,
     sync::Arc,
     task::{Context, Poll},
+    time::Duration,
 };
 
 use axum::{body::HttpBody as _, extract::Request, response::Response};
@@ -23,8 +24,7 @@ use tower::{Layer, Service, ServiceExt as _};
 
 use crate::{
     cross_site::{SiteCheck, site_refusal},
-    guard::{BodyDeadline, HostCheck, host_refusal, read_body},
-    serve::ServeOptions,
+    guard::{AllowedHosts, BodyDeadline, HostCheck, host_refusal, read_body},
 };
 
 /// What the checks need, shared by every connection of a listener.
@@ -39,22 +39,28 @@ struct Checks {
 }
 
 impl ListenerChecks {
-    /// The checks of a listener with `options`; `tls`: its scheme (for the
-    /// cross-site check's default port).
-    pub fn new(options: &ServeOptions, tls: bool) -> Self {
+    /// The checks of a listener that answers to `hosts`, reads at most
+    /// `max_body_bytes` within `body_timeout`, and answers errors as
+    /// `{error_key: ...}`; `tls`: its scheme (for the cross-site check's
+    /// default port). [`crate::serve::guarded`] makes them from a
+    /// listener's options.
+    pub fn new(
+        hosts: AllowedHosts,
+        error_key: &'static str,
+        body_timeout: Duration,
+        max_body_bytes: usize,
+        tls: bool,
+    ) -> Self {
         Self(Arc::new(Checks {
             host: HostCheck {
-                hosts: Arc::new(options.hosts.clone()),
-                error_key: options.error_key,
+                hosts: Arc::new(hosts),
+                error_key,
             },
-            site: SiteCheck {
-                tls,
-                error_key: options.error_key,
-            },
+            site: SiteCheck { tls, error_key },
             body: BodyDeadline {
-                timeout: options.body_timeout,
-                max_bytes: options.max_body_bytes,
-                error_key: options.error_key,
+                timeout: body_timeout,
+                max_bytes: max_body_bytes,
+                error_key,
             },
         }))
     }

@@ -258,5 +258,11 @@ fn configure(
 /// router exactly as a listener does, without a socket. `tls`: the
 /// listener's scheme, for the cross-site check's default port.
 pub fn guarded(router: axum::Router, options: &ServeOptions, tls: bool) -> axum::Router {
-    router.layer(crate::listener_checks::ListenerChecks::new(options, tls))
+    router.layer(crate::listener_checks::ListenerChecks::new(
+        options.hosts.clone(),
+        options.error_key,
+        options.body_timeout,
+        options.max_body_bytes,
+        tls,
+    ))
 }
