@@ -47,15 +47,14 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 
     let runtime = cli.command.listener().map(ListenerArgs::runtime);
-    let on_runtime = |service| on_runtime(runtime, service);
     let result = match cli.command {
-        Command::Servicea(a) => on_runtime(Box::pin(caller::serve(a.settle()))),
-        Command::Serviceb(a) => on_runtime(Box::pin(receiver::serve(a.settle(Role::B)))),
-        Command::Servicec(a) => on_runtime(Box::pin(receiver::serve(a.settle(Role::C)))),
+        Command::Servicea(a) => on_runtime(runtime, caller::serve(a.settle())),
+        Command::Serviceb(a) => on_runtime(runtime, receiver::serve(a.settle(Role::B))),
+        Command::Servicec(a) => on_runtime(runtime, receiver::serve(a.settle(Role::C))),
         Command::GenCerts(a) => gen_certs(&a),
         Command::GenKeys(a) => gen_keys(&a),
         Command::FetchToken(a) => fetch_token(a),
-        Command::Verifier(a) => on_runtime(Box::pin(verifier::serve(a.settle()))),
+        Command::Verifier(a) => on_runtime(runtime, verifier::serve(a.settle())),
         Command::GatewayConfig(a) => gateway_config(&a),
         Command::MeshConfig(a) => mesh_config(&a),
         Command::DeployFiles(a) => tools::deploy_files::run(&a),
@@ -71,7 +70,7 @@ fn main() -> ExitCode {
 /// Runs a service on its runtime (from its settings) until it stops.
 fn on_runtime(
     runtime: Option<std::io::Result<tokio::runtime::Runtime>>,
-    service: std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>>>>,
+    service: impl Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
     runtime
         .context("a tool has no service to run")?

@@ -5,7 +5,7 @@
 //! can forget them; the JSON content type is required per route
 //! ([`require_json`]), where a body is read.
 
-use std::{borrow::Cow, sync::Arc, time::Duration};
+use std::{borrow::Cow, time::Duration};
 
 use axum::{
     Json,
@@ -92,7 +92,7 @@ fn split_host(host: &str) -> (&str, Option<&str>) {
 /// What the `Host` check needs: the names and the service's JSON error key.
 #[derive(Clone, Debug)]
 pub(crate) struct HostCheck {
-    pub(crate) hosts: Arc<AllowedHosts>,
+    pub(crate) hosts: AllowedHosts,
     pub(crate) error_key: &'static str,
 }
 

@@ -20,7 +20,7 @@ use std::{
 
 use axum::{body::HttpBody as _, extract::Request, response::Response};
 use futures::future::{BoxFuture, Either, Ready, ready};
-use tower::{Layer, Service, ServiceExt as _};
+use tower::{Layer, Service};
 
 use crate::{
     cross_site::{SiteCheck, site_refusal},
@@ -52,10 +52,7 @@ impl ListenerChecks {
         tls: bool,
     ) -> Self {
         Self(Arc::new(Checks {
-            host: HostCheck {
-                hosts: Arc::new(hosts),
-                error_key,
-            },
+            host: HostCheck { hosts, error_key },
             site: SiteCheck { tls, error_key },
             body: BodyDeadline {
                 timeout: body_timeout,
@@ -119,11 +116,11 @@ where
         // The service made ready by `poll_ready` goes with the request; a
         // clone stays for the next one (tower's rule for moving a call).
         let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = std::mem::replace(&mut self.inner, clone);
         let checks = Arc::clone(&self.checks.0);
         Either::Right(Either::Right(Box::pin(async move {
             match read_body(&checks.body, req).await {
-                Ok(req) => inner.oneshot(req).await,
+                Ok(req) => inner.call(req).await,
                 Err(refusal) => Ok(refusal),
             }
         })))
