@@ -42,6 +42,18 @@ pub struct Config {
     #[arg(long, env = "ALGORITHM", default_value = "RS256")]
     pub algorithm: SigningAlgorithm,
 
+    /// Who holds the private keys: `files` (this process; `/utils/dump`
+    /// writes them to KEYS_DIR) or `openbao` (Transit keys in OpenBao: the
+    /// factory signs through OpenBao and never holds a private key; see
+    /// the OPENBAO_* settings).
+    #[arg(long, env = "KEY_BACKEND", value_enum, default_value_t = crate::custody::KeyBackend::Files)]
+    pub key_backend: crate::custody::KeyBackend,
+
+    /// With KEY_BACKEND=openbao: where OpenBao is and who the factory is
+    /// there.
+    #[command(flatten)]
+    pub openbao: openbao::OpenBaoArgs,
+
     /// Where `/utils/dump` writes key pairs and where they are loaded from at start.
     #[arg(long, env = "KEYS_DIR", default_value = "keys")]
     pub keys_dir: PathBuf,

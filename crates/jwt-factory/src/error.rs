@@ -36,6 +36,10 @@ pub enum FactoryError {
     /// `MAX_RETIRING`), or a next key is already pending.
     #[error("{0}")]
     Conflict(String),
+    /// 503: the keys' holder (OpenBao) is unreachable or refused: the
+    /// message names it and its address.
+    #[error("{0}")]
+    Unavailable(String),
     /// 500: key generation, signing or a file write failed; logged in
     /// full, with its cause, never sent.
     #[error("internal error")]
@@ -83,6 +87,7 @@ impl FactoryError {
             Self::InvalidKeyId(_) => StatusCode::BAD_REQUEST,
             Self::KeyNotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -102,6 +107,7 @@ impl FactoryError {
             Self::Internal(cause) => {
                 tracing::error!(error = %error_chain(cause), "request failed");
             }
+            Self::Unavailable(why) => tracing::warn!("answered 503: {why}"),
             other => tracing::info!(
                 status = %other.status(),
                 "refused: {}",

@@ -36,6 +36,8 @@
 //! - `state`: what every handler shares ([`AppState`]).
 //! - `router`: which handler serves which path ([`app`]).
 //! - [`keystore`]: the key pairs, in memory and in `KEYS_DIR`.
+//! - [`custody`]: who holds the private keys (`KEY_BACKEND`): this
+//!   process, or OpenBao's Transit engine, which signs for the factory.
 //! - [`new_key_ids`]: how fast new key ids may be created.
 //! - [`routes`]: one module per endpoint group.
 //! - [`oauth`]: `POST /token`, `/introspect`, the metadata, the client
@@ -43,6 +45,7 @@
 //! - [`error`]: every failure, and the one place it becomes a JSON response.
 
 pub mod config;
+pub mod custody;
 pub mod error;
 pub mod keystore;
 pub mod new_key_ids;
@@ -119,7 +122,10 @@ pub async fn run_with_https(
         note: format!(
             " ({} keys loaded from {}, algorithm {}, issuer {})",
             state.keys.ids().len(),
-            state.keys.dir().display(),
+            match &*state.custody {
+                custody::Custody::Files => state.keys.dir().display().to_string(),
+                custody::Custody::OpenBao(v) => format!("OpenBao at {}", v.bao.addr()),
+            },
             state.config.algorithm,
             state.config.issuer,
         ),

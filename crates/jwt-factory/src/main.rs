@@ -48,12 +48,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
-    jwt_factory::run_with_https(
-        listener,
-        https,
-        AppState::load(config),
-        s2s_web::shutdown::signal(),
-    )
-    .await?;
+    let state = AppState::open(config)
+        .await
+        .context("cannot start with KEY_BACKEND=openbao")?;
+    jwt_factory::run_with_https(listener, https, state, s2s_web::shutdown::signal()).await?;
     Ok(())
 }

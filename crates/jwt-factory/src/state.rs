@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::{
     config::Config,
+    custody::{Custody, KeyBackend, Vault},
     keystore::{self, KeyStore},
     new_key_ids, oauth,
 };
@@ -19,6 +20,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Key generations running at once (RSA-2048 takes tens of ms of CPU).
     pub keygen: Arc<tokio::sync::Semaphore>,
+    /// Who holds the private keys (KEY_BACKEND), and signs with them.
+    pub custody: Arc<Custody>,
     /// `POST /token` and `/introspect`: the client registry, used `jti`s.
     pub oauth: Arc<oauth::Oauth>,
     /// How fast `/keys/{keyId}` may create new key ids.
@@ -29,17 +32,56 @@ pub struct AppState {
 pub const KEYGEN_AT_ONCE: usize = 2;
 
 impl AppState {
-    /// State for `config`, with the key pairs found in its `keys_dir`.
+    /// State for `config` with KEY_BACKEND=files: the key pairs found in
+    /// its `keys_dir`.
     pub fn load(config: Config) -> Self {
+        Self::with_custody(config, Custody::Files)
+    }
+
+    /// State for `config` with either backend. With `openbao`: logs in
+    /// with the factory's AppRole and loads every key id's ring from
+    /// OpenBao; an unreachable OpenBao is an error naming it.
+    pub async fn open(config: Config) -> Result<Self, openbao::OpenBaoError> {
+        let custody = match config.key_backend {
+            KeyBackend::Files => Custody::Files,
+            KeyBackend::Openbao => {
+                let bao = config.openbao.connect().await?;
+                Custody::OpenBao(Box::new(Vault::new(
+                    bao,
+                    config.openbao.transit_mount.clone(),
+                    config.openbao.kv_mount.clone(),
+                )))
+            }
+        };
+        let state = Self::with_custody(config, custody);
+        let loaded = state.custody.load(&state.keys).await?;
+        if let Custody::OpenBao(vault) = &*state.custody {
+            tracing::info!(
+                "keys are held by OpenBao at {}: loaded {loaded} key ids; no private key is in \
+                 this process or on its disk",
+                vault.bao.addr()
+            );
+        }
+        Ok(state)
+    }
+
+    fn with_custody(config: Config, custody: Custody) -> Self {
+        // With OpenBao, KEYS_DIR is not read: no key may come from a disk.
+        let keys_dir = match custody {
+            Custody::Files => config.keys_dir.clone(),
+            Custody::OpenBao(_) => std::path::PathBuf::new(),
+        };
+        let windows = keystore::Windows {
+            overlap_secs: config.rotation_overlap_secs(),
+            publish_ahead_secs: config.publish_ahead_secs(),
+        };
+        let keys = match custody {
+            Custody::Files => KeyStore::load(&keys_dir, config.algorithm, windows),
+            Custody::OpenBao(_) => KeyStore::new(keys_dir, config.algorithm, windows),
+        };
         Self {
-            keys: Arc::new(KeyStore::load(
-                &config.keys_dir,
-                config.algorithm,
-                keystore::Windows {
-                    overlap_secs: config.rotation_overlap_secs(),
-                    publish_ahead_secs: config.publish_ahead_secs(),
-                },
-            )),
+            keys: Arc::new(keys),
+            custody: Arc::new(custody),
             oauth: Arc::new(oauth::Oauth::new(&config)),
             new_key_ids: Arc::new(new_key_ids::NewKeyIdRate::new(
                 config.new_key_ids_per_minute,

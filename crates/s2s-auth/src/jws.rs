@@ -61,6 +61,21 @@ pub fn sign_typed(
     kid: Option<&str>,
     typ: &str,
 ) -> Result<String, SignError> {
+    let token = signing_input(claims, alg, kid, typ)?;
+    let signature = key.sign(alg, token.as_bytes())?;
+    Ok(with_signature(token, &signature))
+}
+
+/// The part of a compact JWS that is signed: `header.payload`, base64url,
+/// with the header `{"alg","typ","kid"}`. For a signer that is not a
+/// [`KeyPair`] (a key held by OpenBao's Transit engine): sign these bytes,
+/// then [`with_signature`].
+pub fn signing_input(
+    claims: &Claims,
+    alg: SigningAlgorithm,
+    kid: Option<&str>,
+    typ: &str,
+) -> Result<String, SignError> {
     let header = match kid {
         Some(kid) => serde_json::json!({ "alg": alg.name(), "typ": typ, "kid": kid }),
         None => serde_json::json!({ "alg": alg.name(), "typ": typ }),
@@ -72,8 +87,12 @@ pub fn sign_typed(
     URL_SAFE_NO_PAD.encode_string(&header, &mut token);
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
-    let signature = key.sign(alg, token.as_bytes())?;
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
     Ok(token)
+}
+
+/// The compact JWS: `input` (from [`signing_input`]), a dot, `signature`.
+pub fn with_signature(mut input: String, signature: &[u8]) -> String {
+    input.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature, &mut input);
+    input
 }

@@ -31,6 +31,7 @@ pub mod files;
 pub mod forge;
 pub mod gateway;
 pub mod mesh;
+pub mod openbao;
 pub mod reply;
 pub mod stack;
 

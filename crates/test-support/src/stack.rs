@@ -273,6 +273,20 @@ pub fn start_factory_on(listener: TcpListener, keys_dir: &Path, flags: &[&str]) 
     })
 }
 
+/// As [`start_factory`], through [`jwt_factory::AppState::open`], so any
+/// KEY_BACKEND works (`openbao` logs in and loads the rings first): the
+/// factory's start-up error if it cannot.
+pub async fn start_factory_opened(
+    keys_dir: &Path,
+    flags: &[&str],
+) -> Result<Running, openbao::OpenBaoError> {
+    let listener = bind().await;
+    let state = jwt_factory::AppState::open(factory_config(keys_dir, flags)).await?;
+    Ok(Running::spawn(listener.local_addr().unwrap(), |shutdown| {
+        jwt_factory::run(listener, state, shutdown)
+    }))
+}
+
 /// As [`start_factory`], also serving https with the workload certificate
 /// `certs/jwt-factory.pem` and client certificates from `certs/ca.pem`
 /// (`MTLS_MODE` from `flags`, default permissive): scenario 8's bound tokens.

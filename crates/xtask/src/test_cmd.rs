@@ -1,6 +1,7 @@
 //! `cargo xtask test [ARGS]`: the README's test command. Installs what the
 //! tests need besides the Rust toolchain (nginx, Chromium, Envoy,
-//! Playwright), tells them where (ENVOY_BIN, PLAYWRIGHT_PYTHON), then runs
+//! Playwright, OpenBao), tells them where (ENVOY_BIN, PLAYWRIGHT_PYTHON,
+//! BAO_BIN), then runs
 //! `cargo test --workspace ARGS` in its place. The tests that need a tool
 //! fail without it; they never skip.
 
@@ -24,6 +25,7 @@ pub fn run(args: &[String]) -> Result<()> {
         .args(["test", "--workspace"])
         .args(args)
         .env("ENVOY_BIN", envoy)
+        .env("BAO_BIN", install::bao_binary())
         .env("PLAYWRIGHT_PYTHON", python)
         .env("PATH", format!("{path}:/usr/sbin"))
         .exec();

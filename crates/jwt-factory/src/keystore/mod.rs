@@ -43,6 +43,7 @@
 //! - `file_names`: the names of the key files.
 
 mod file_names;
+mod openbao_io;
 mod ring;
 mod store_io;
 
@@ -54,11 +55,12 @@ use std::{
 
 use jsonwebtoken::jwk::Jwk;
 use s2s_auth::{
-    KeyId, KeyPair, SigningAlgorithm,
+    KeyId, KeyPair, PublicKey, SigningAlgorithm,
     jwk::{JwkError, kid_of, public_jwk},
     now_unix,
 };
 
+pub use openbao_io::{RingRecord, Snapshot};
 use ring::Ring;
 pub use ring::{KeyStatus, Phase, Rotation, RotationMode};
 
@@ -86,21 +88,64 @@ pub enum StoreError {
     Jwk(#[from] s2s_auth::jwk::JwkError),
 }
 
+/// Who holds a key's private half.
+#[derive(Debug)]
+pub enum SigningKey {
+    /// This process (KEY_BACKEND=files): parsed once, dumped to `KEYS_DIR`.
+    Local(KeyPair),
+    /// OpenBao (KEY_BACKEND=openbao): one version of a Transit key. Only
+    /// the public half is here; OpenBao signs (see [`crate::custody`]).
+    Transit {
+        /// The Transit key's name (`jwt-factory-{keyId}`).
+        name: String,
+        version: u32,
+        public: PublicKey,
+    },
+}
+
 /// One key pair with its `kid` and public JWK.
 #[derive(Debug)]
 pub struct Entry {
-    pub pair: KeyPair,
+    pub key: SigningKey,
     pub jwk: Jwk,
 }
 
 impl Entry {
-    fn new(id: &KeyId, pair: KeyPair, alg: SigningAlgorithm) -> Result<Self, JwkError> {
-        let jwk = public_jwk(id, pair.public(), alg)?;
-        Ok(Self { pair, jwk })
+    /// The entry of `key`. Its `kid` is `{keyId}.{thumbprint}`, or for a
+    /// Transit key `{keyId}.v{version}-{thumbprint}`: it names the version
+    /// OpenBao signs with, and still changes with the key material.
+    pub fn new(id: &KeyId, key: SigningKey, alg: SigningAlgorithm) -> Result<Self, JwkError> {
+        let public = match &key {
+            SigningKey::Local(pair) => pair.public(),
+            SigningKey::Transit { public, .. } => public,
+        };
+        let mut jwk = public_jwk(id, public, alg)?;
+        if let SigningKey::Transit { version, .. } = &key {
+            let kid = kid_of(&jwk);
+            let thumb = kid.split_once('.').map_or(kid, |(_, t)| t);
+            jwk.common.key_id = Some(format!("{id}.v{version}-{thumb}"));
+        }
+        Ok(Self { key, jwk })
     }
 
     pub fn kid(&self) -> &str {
         kid_of(&self.jwk)
+    }
+
+    /// The public half: what verifies its tokens.
+    pub fn public(&self) -> &PublicKey {
+        match &self.key {
+            SigningKey::Local(pair) => pair.public(),
+            SigningKey::Transit { public, .. } => public,
+        }
+    }
+
+    /// The Transit version, for a key held by OpenBao.
+    pub fn version(&self) -> Option<u32> {
+        match &self.key {
+            SigningKey::Local(_) => None,
+            SigningKey::Transit { version, .. } => Some(*version),
+        }
     }
 }
 
@@ -233,8 +278,8 @@ impl KeyStore {
 
     /// Makes `pair` the only key pair of `id`: tokens signed by any earlier
     /// pair stop verifying at once.
-    pub fn replace(&self, id: KeyId, pair: KeyPair) -> Result<Arc<Entry>, StoreError> {
-        let entry = Arc::new(Entry::new(&id, pair, self.alg)?);
+    pub fn replace(&self, id: KeyId, key: SigningKey) -> Result<Arc<Entry>, StoreError> {
+        let entry = Arc::new(Entry::new(&id, key, self.alg)?);
         let mut keys = self.write();
         if !keys.contains_key(&id) && keys.len() >= MAX_KEY_IDS {
             return Err(StoreError::Limit(format!(

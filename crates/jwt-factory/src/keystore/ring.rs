@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use s2s_auth::{KeyId, KeyPair, now_unix, time_fmt::iso_millis};
+use s2s_auth::{KeyId, now_unix, time_fmt::iso_millis};
 
-use super::{Entry, KeyStore, MAX_RETIRING, StoreError};
+use super::{Entry, KeyStore, MAX_RETIRING, SigningKey, StoreError};
 
 /// The key pairs of one key id.
 #[derive(Debug, Clone)]
@@ -147,17 +147,17 @@ impl KeyStore {
         None
     }
 
-    /// Rotates `id` to `pair`. Phased: `pair` is published now and signs
+    /// Rotates `id` to `key`. Phased: `pair` is published now and signs
     /// after the publish-ahead time; the current key signs until then and
     /// verifies for the overlap after. Emergency: `pair` signs now and the
     /// current key (and any pending next key) is withdrawn at once.
     pub fn rotate(
         &self,
         id: &KeyId,
-        pair: KeyPair,
+        key: SigningKey,
         mode: RotationMode,
     ) -> Result<Rotation, StoreError> {
-        let entry = Arc::new(Entry::new(id, pair, self.alg)?);
+        let entry = Arc::new(Entry::new(id, key, self.alg)?);
         let now = now_unix();
         let mut keys = self.write();
         let ring = keys

@@ -18,7 +18,7 @@ use s2s_auth::{
 };
 
 use super::{
-    Entry, KeyStore, MAX_KEY_IDS, MAX_RETIRING, Windows,
+    Entry, KeyStore, MAX_KEY_IDS, MAX_RETIRING, SigningKey, Windows,
     file_names::{KeyFile, Phased, TMP_PREFIX},
     ring::Ring,
 };
@@ -130,7 +130,7 @@ impl KeyStore {
         s2s_auth::files::check_private_key_mode(path)?;
         let pem = read_key_file(path).map_err(|e| e.to_string())?;
         let pair = KeyPair::from_private_pem_for(&pem, self.alg).map_err(|e| e.to_string())?;
-        Entry::new(id, pair, self.alg).map_err(|e| e.to_string())
+        Entry::new(id, SigningKey::Local(pair), self.alg).map_err(|e| e.to_string())
     }
 
     /// Writes every ring to `KEYS_DIR`, each file atomically, public keys
@@ -161,10 +161,14 @@ impl KeyStore {
                 }
             }
             for (file, entry) in pairs {
+                // A key OpenBao holds has no private half here to write.
+                let SigningKey::Local(pair) = &entry.key else {
+                    continue;
+                };
                 let public = file.public(&self.dir);
                 let private = file.private(&self.dir);
-                write_atomic(&public, entry.pair.public().pem().as_bytes(), PUBLIC)?;
-                write_atomic(&private, entry.pair.private_pem().as_bytes(), PRIVATE)?;
+                write_atomic(&public, pair.public().pem().as_bytes(), PUBLIC)?;
+                write_atomic(&private, pair.private_pem().as_bytes(), PRIVATE)?;
                 written.push(public);
                 written.push(private);
             }

@@ -80,7 +80,7 @@ fn active_claims(state: &AppState, token: &str) -> Option<Claims> {
     v.validate_aud = false;
     v.validate_nbf = true;
     v.leeway = state.config.leeway_secs;
-    let claims = jsonwebtoken::decode::<Claims>(token, entry.pair.public().decoding_key(), &v)
+    let claims = jsonwebtoken::decode::<Claims>(token, entry.public().decoding_key(), &v)
         .ok()?
         .claims;
     // Only access tokens from /token carry client_id; scenario 1's do not.

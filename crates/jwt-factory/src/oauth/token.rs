@@ -36,7 +36,7 @@ use serde_json::json;
 use super::{
     ACCESS_TOKEN_TYP, Form, OAuthError, assertion::authenticate, clients::Client, no_store,
 };
-use crate::{keystore::Entry, state::AppState};
+use crate::{error::FactoryError, keystore::Entry, state::AppState};
 
 /// RFC 8705 §3: over mTLS, the token is bound to the client's certificate.
 /// The certificate must name the same workload as the authenticated client
@@ -103,7 +103,7 @@ pub async fn token(
     // so a refused request can be sent again, fixed.
     auth.spend_jti(&state)?;
     let lifetime = state.config.access_token_lifetime_secs;
-    let (token, exp, jti) = sign(&state, &entry, id, audience, bound_to.as_deref())?;
+    let (token, exp, jti) = sign(&state, &entry, id, audience, bound_to.as_deref()).await?;
     tracing::info!(
         client = %id,
         "issued an access token: sub {id}, aud {audience}, typ at+jwt, kid {}, expires in {lifetime} s (exp {exp}), jti {jti}{}",
@@ -168,7 +168,7 @@ fn audience_of<'a>(form: &'a Form, client: &Client) -> Result<&'a str, OAuthErro
 
 /// The access token for `id` and `audience`, signed with `entry`, bound to
 /// a certificate thumbprint if there is one: the token, its `exp`, its `jti`.
-fn sign(
+async fn sign(
     state: &AppState,
     entry: &Entry,
     id: &KeyId,
@@ -186,16 +186,17 @@ fn sign(
     if let Some(thumbprint) = bound_to {
         claims.insert("cnf".into(), json!({ "x5t#S256": thumbprint }));
     }
-    let token = jws::sign_typed(
-        &claims,
-        &entry.pair,
-        state.config.algorithm,
-        Some(entry.kid()),
-        ACCESS_TOKEN_TYP,
-    )
-    .map_err(|e| {
-        tracing::error!(error = %e, "signing an access token failed");
-        OAuthError::unavailable("signing failed (see the factory's log)")
-    })?;
+    let token = state
+        .custody
+        .sign(entry, state.config.algorithm, &claims, ACCESS_TOKEN_TYP)
+        .await
+        .map_err(|e| match e {
+            // OpenBao down or refusing: say so (it names OpenBao and where).
+            FactoryError::Unavailable(why) => OAuthError::unavailable(why),
+            other => {
+                tracing::error!(error = %other, "signing an access token failed");
+                OAuthError::unavailable("signing failed (see the factory's log)")
+            }
+        })?;
     Ok((token, exp, jti))
 }

@@ -8,15 +8,16 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use jsonwebtoken::jwk::JwkSet;
-use s2s_auth::{KeyPair, time_fmt::iso_millis};
+use s2s_auth::time_fmt::iso_millis;
 use s2s_web::{BadInput, cross_site::SameSiteOnly};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::KeyIdPath;
 use crate::{
+    custody::Custody,
     error::{FactoryError, Internal},
-    keystore::RotationMode,
+    keystore::{RotationMode, SigningKey},
     state::AppState,
 };
 
@@ -44,19 +45,26 @@ pub async fn create(
             refused.into_response()
         })?;
     }
-    let pair = generate(&state).await.map_err(refuse)?;
+    let _one_change = state.custody.change().await;
+    let key = new_key(&state, &id).await.map_err(refuse)?;
+    let before = state.keys.snapshot(&id);
     let entry = state
         .keys
-        .replace(id.clone(), pair)
+        .replace(id.clone(), key)
         .map_err(|e| refuse(e.into()))?;
+    if let Err(e) = state.custody.save(&state.keys, &id).await {
+        state.keys.restore(&id, before);
+        return Err(refuse(e));
+    }
     tracing::info!(
         key_id = %id,
-        "created a new {} key pair for {id}, kid {} (replaces any previous one)",
-        entry.pair.kind(),
-        entry.kid()
+        "created a new {} key for {id}, kid {}{} (replaces any previous one)",
+        state.config.algorithm.key_kind(),
+        entry.kid(),
+        held_by(&state),
     );
     Ok(Json(
-        json!({ "publicKey": entry.pair.public().pem_base64(), "kid": entry.kid() }),
+        json!({ "publicKey": entry.public().pem_base64(), "kid": entry.kid() }),
     ))
 }
 
@@ -99,13 +107,19 @@ pub async fn rotate(
     let mode = query.mode();
     // 404 and 409 before the work: a key is tens of ms of CPU.
     state.keys.check_rotate(&id, mode)?;
-    let pair = generate(&state).await?;
-    let rotation = state.keys.rotate(&id, pair, mode)?;
+    let _one_change = state.custody.change().await;
+    let key = new_key(&state, &id).await?;
+    let before = state.keys.snapshot(&id);
+    let rotation = state.keys.rotate(&id, key, mode)?;
+    if let Err(e) = state.custody.save(&state.keys, &id).await {
+        state.keys.restore(&id, before);
+        return Err(e);
+    }
     let activates = iso_millis(rotation.activates_at);
     let until = iso_millis(rotation.retiring_valid_until);
     let mut answer = json!({
         "kid": rotation.key.kid(),
-        "publicKey": rotation.key.pair.public().pem_base64(),
+        "publicKey": rotation.key.public().pem_base64(),
         "activatesAt": activates,
         // The wire names predate the word "retiring": kept for clients.
         "previousKid": rotation.retiring_kid,
@@ -166,18 +180,23 @@ pub async fn status(
     })))
 }
 
-/// A key pair for `ALGORITHM`. RSA key generation is tens of milliseconds of
-/// CPU: it runs off the async workers so other requests are not stalled, and
-/// at most [`crate::state::KEYGEN_AT_ONCE`] at a time, so a flood of `/keys` calls
-/// queues instead of taking every core.
-async fn generate(state: &AppState) -> Result<KeyPair, FactoryError> {
-    let alg = state.config.algorithm;
-    let _permit = state.keygen.acquire().await.map_err(Internal::from)?;
-    let pair = tokio::task::spawn_blocking(move || KeyPair::generate(alg))
+/// A new key for `id` and `ALGORITHM`, from whoever holds the keys
+/// ([`crate::custody::Custody::new_key`]): a key pair made here (at most
+/// [`crate::state::KEYGEN_AT_ONCE`] at a time, off the async workers), or
+/// a new version of `id`'s Transit key in OpenBao.
+async fn new_key(state: &AppState, id: &s2s_auth::KeyId) -> Result<SigningKey, FactoryError> {
+    state
+        .custody
+        .new_key(&state.keygen, state.config.algorithm, id)
         .await
-        .map_err(Internal::from)?
-        .map_err(Internal::from)?;
-    Ok(pair)
+}
+
+/// " (held by OpenBao, Transit key ...)" for log lines, or nothing.
+fn held_by(state: &AppState) -> String {
+    match &*state.custody {
+        Custody::Files => String::new(),
+        Custody::OpenBao(v) => format!(", held by OpenBao at {}", v.bao.addr()),
+    }
 }
 
 /// `GET /.well-known/jwks.json`: every public key that verifies (next,
@@ -204,7 +223,7 @@ pub async fn public_key(
 ) -> Result<Json<Value>, FactoryError> {
     let entry = state.keys.get(&id).ok_or(FactoryError::KeyNotFound(id))?;
     Ok(Json(
-        json!({ "publicKey": entry.pair.public().pem_base64(), "kid": entry.kid() }),
+        json!({ "publicKey": entry.public().pem_base64(), "kid": entry.kid() }),
     ))
 }
 
@@ -215,6 +234,18 @@ pub async fn list(State(state): State<AppState>) -> Json<Vec<String>> {
 
 /// `POST /utils/dump` (and `/dump`): write every key pair to `KEYS_DIR`.
 pub async fn dump(State(state): State<AppState>) -> Result<Json<Value>, FactoryError> {
+    if let Custody::OpenBao(vault) = &*state.custody {
+        // Nothing to write: the keys never leave OpenBao.
+        return Ok(Json(json!({
+            "backend": "openbao",
+            "files": [],
+            "note": format!(
+                "the keys are Transit keys in OpenBao at {}, and their phases are recorded there \
+                 after every change: there is nothing to dump",
+                vault.bao.addr()
+            ),
+        })));
+    }
     let keys = state.keys.clone();
     let written = tokio::task::spawn_blocking(move || keys.dump())
         .await

@@ -29,10 +29,7 @@ use s2s_web::{BadInput, expired::ExpiredQuery};
 use serde_json::Value;
 
 use super::KeyIdPath;
-use crate::{
-    error::{FactoryError, Internal},
-    state::AppState,
-};
+use crate::{error::FactoryError, state::AppState};
 
 /// Header parameters: claims bodies that try to set these are refused, so
 /// nobody mistakes a claim named `alg` for control over the header.
@@ -64,13 +61,10 @@ pub async fn issue(
         query.is_expired(),
     );
 
-    let token = jws::sign_with_kid(
-        &claims,
-        &pair.pair,
-        state.config.algorithm,
-        Some(pair.kid()),
-    )
-    .map_err(Internal::from)?;
+    let token = state
+        .custody
+        .sign(&pair, state.config.algorithm, &claims, "JWT")
+        .await?;
     // Every verifier refuses tokens over MAX_TOKEN_LEN: do not issue one.
     if token.len() > MAX_TOKEN_LEN {
         return Err(BadInput::bad_request(format!(

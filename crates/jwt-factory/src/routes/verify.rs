@@ -60,7 +60,7 @@ pub async fn verify(
             .kid(&token)
             .and_then(|kid| match state.keys.verifying(&id, kid.as_deref()) {
                 Lookup::Found(entry) => expectations
-                    .verify(&token, entry.pair.public())
+                    .verify(&token, entry.public())
                     .map(|claims| (claims, entry.kid().to_owned())),
                 Lookup::NoKid | Lookup::NoKeyId => Err(JwtError::invalid(format!(
                     "no key with kid {}: unknown, or rotated out and past its overlap",

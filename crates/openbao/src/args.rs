@@ -1,0 +1,98 @@
+//! The settings of a service that uses OpenBao, for `clap` (flag and env
+//! variable each). The credentials are files, not variables: a variable
+//! shows in `/proc/<pid>/environ` and in every child process.
+
+use std::{path::PathBuf, time::Duration};
+
+use crate::{AppRole, OpenBao, OpenBaoError, client::Timeouts};
+
+/// Longest credential or CA file read.
+const MAX_FILE_BYTES: u64 = 64 * 1024;
+
+/// How a service reaches OpenBao and who it is there.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OpenBaoArgs {
+    /// OpenBao's address (with KEY_BACKEND=openbao). Plain http only on
+    /// loopback: the token travels with every call.
+    #[arg(
+        long = "openbao-addr",
+        env = "OPENBAO_ADDR",
+        default_value = "http://127.0.0.1:8200"
+    )]
+    pub addr: String,
+
+    /// A file holding this service's AppRole role id (`cargo xtask
+    /// openbao` writes it).
+    #[arg(long = "openbao-role-id-file", env = "OPENBAO_ROLE_ID_FILE")]
+    pub role_id_file: Option<PathBuf>,
+
+    /// A file holding this service's AppRole secret id (0600).
+    #[arg(long = "openbao-secret-id-file", env = "OPENBAO_SECRET_ID_FILE")]
+    pub secret_id_file: Option<PathBuf>,
+
+    /// The CA that OpenBao's https certificate must chain to (that CA
+    /// alone is trusted). Unset: the system's roots.
+    #[arg(long = "openbao-ca-cert", env = "OPENBAO_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// Bound of each call to OpenBao, in milliseconds: a signature that
+    /// cannot be made within it is a 503 naming OpenBao.
+    #[arg(long = "openbao-timeout-ms", env = "OPENBAO_TIMEOUT_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub timeout_ms: u64,
+
+    /// Where the Transit engine is mounted.
+    #[arg(
+        long = "openbao-transit-mount",
+        env = "OPENBAO_TRANSIT_MOUNT",
+        default_value = "transit"
+    )]
+    pub transit_mount: String,
+
+    /// Where the KV v2 engine is mounted (shared records).
+    #[arg(
+        long = "openbao-kv-mount",
+        env = "OPENBAO_KV_MOUNT",
+        default_value = "secret"
+    )]
+    pub kv_mount: String,
+}
+
+impl OpenBaoArgs {
+    /// Logs in with the AppRole credentials these settings name.
+    pub async fn connect(&self) -> Result<OpenBao, OpenBaoError> {
+        let (Some(role_file), Some(secret_file)) = (&self.role_id_file, &self.secret_id_file)
+        else {
+            return Err(OpenBaoError::Settings(
+                "KEY_BACKEND=openbao needs OPENBAO_ROLE_ID_FILE and OPENBAO_SECRET_ID_FILE \
+                 (`cargo xtask openbao` writes both)"
+                    .into(),
+            ));
+        };
+        let approle = AppRole {
+            mount: "approle".into(),
+            role_id: read(role_file)?,
+            secret_id: read(secret_file)?,
+        };
+        let ca = match &self.ca_cert {
+            Some(path) => Some(read(path)?.into_bytes()),
+            None => None,
+        };
+        OpenBao::login(&self.addr, approle, self.timeouts(), ca.as_deref()).await
+    }
+
+    /// The bounds of every call.
+    pub fn timeouts(&self) -> Timeouts {
+        let request = Duration::from_millis(self.timeout_ms);
+        Timeouts {
+            connect: request.min(Duration::from_millis(1000)),
+            request,
+        }
+    }
+}
+
+fn read(path: &std::path::Path) -> Result<String, OpenBaoError> {
+    s2s_auth::files::read_small_text(path, MAX_FILE_BYTES)
+        .map(|s| s.trim().to_owned())
+        .map_err(|e| OpenBaoError::Settings(format!("cannot read {}: {e}", path.display())))
+}

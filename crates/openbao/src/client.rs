@@ -1,0 +1,304 @@
+//! One connection to OpenBao: its address, an HTTP client with bounded
+//! timeouts, and the token calls are made with.
+//!
+//! A service logs in with AppRole ([`OpenBao::login`]): its role id and
+//! secret id come from files, its token lives in memory only, and when
+//! OpenBao answers 403 (the token expired or was revoked) the client logs
+//! in once more and retries the call once. A second 403 is final: the
+//! credentials themselves were revoked, and the caller hears so.
+//! [`OpenBao::with_token`] is the administrator's (the setup, the tests).
+
+use std::{
+    sync::RwLock,
+    time::{Duration, Instant},
+};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::OpenBaoError;
+
+/// AppRole credentials: who the service is to OpenBao.
+#[derive(Clone)]
+pub struct AppRole {
+    /// Where the AppRole auth method is mounted (`approle`).
+    pub mount: String,
+    pub role_id: String,
+    pub secret_id: String,
+}
+
+impl std::fmt::Debug for AppRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret id is a credential: never in a log line.
+        f.debug_struct("AppRole")
+            .field("mount", &self.mount)
+            .field("role_id", &self.role_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A client of one OpenBao server (or cluster address).
+pub struct OpenBao {
+    addr: String,
+    http: reqwest::Client,
+    token: RwLock<String>,
+    login: Option<AppRole>,
+}
+
+impl std::fmt::Debug for OpenBao {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenBao")
+            .field("addr", &self.addr)
+            .field("login", &self.login)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The bounds of every call: to connect, and for the whole call.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub request: Duration,
+}
+
+impl OpenBao {
+    /// A client that calls with `token` (the administrator's).
+    pub fn with_token(
+        addr: &str,
+        token: &str,
+        timeouts: Timeouts,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, OpenBaoError> {
+        Ok(Self {
+            addr: checked_addr(addr)?,
+            http: http_client(addr, timeouts, ca_pem)?,
+            token: RwLock::new(token.to_owned()),
+            login: None,
+        })
+    }
+
+    /// Logs in with `approle` and keeps the token; logs in again when a
+    /// call is refused with 403.
+    pub async fn login(
+        addr: &str,
+        approle: AppRole,
+        timeouts: Timeouts,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, OpenBaoError> {
+        let client = Self {
+            addr: checked_addr(addr)?,
+            http: http_client(addr, timeouts, ca_pem)?,
+            token: RwLock::new(String::new()),
+            login: Some(approle),
+        };
+        client.relogin().await?;
+        Ok(client)
+    }
+
+    /// The address calls go to.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The current token (for the administrator's tools and tests: a
+    /// service never shows it).
+    pub fn token(&self) -> String {
+        self.token.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    async fn relogin(&self) -> Result<(), OpenBaoError> {
+        let Some(approle) = &self.login else {
+            return Ok(());
+        };
+        let path = format!("auth/{}/login", approle.mount);
+        let body = json!({ "role_id": approle.role_id, "secret_id": approle.secret_id });
+        let answer = self
+            .send(Method::POST, &path, Some(&body), None)
+            .await?
+            .ok_or_else(|| self.bad(&path, "no body"))?;
+        let token = answer
+            .pointer("/auth/client_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| self.bad(&path, "no auth.client_token"))?;
+        *self.token.write().unwrap_or_else(|p| p.into_inner()) = token.to_owned();
+        tracing::info!(
+            "logged in to OpenBao at {} with AppRole (role id {})",
+            self.addr,
+            approle.role_id
+        );
+        Ok(())
+    }
+
+    /// Calls `method path` (under `/v1/`) with the token; the JSON answer,
+    /// or `None` for 204. A 403 with AppRole credentials logs in again and
+    /// retries once.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Option<Value>, OpenBaoError> {
+        let token = self.token();
+        match self.send(method.clone(), path, body, Some(&token)).await {
+            Err(OpenBaoError::Denied { .. }) if self.login.is_some() => {
+                tracing::warn!(
+                    "OpenBao at {} refused {path}: logging in again (token expired or revoked?)",
+                    self.addr
+                );
+                self.relogin().await?;
+                let token = self.token();
+                self.send(method, path, body, Some(&token)).await
+            }
+            other => other,
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+    ) -> Result<Option<Value>, OpenBaoError> {
+        let started = Instant::now();
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}/v1/{path}", self.addr));
+        if let Some(token) = token {
+            request = request.header("X-Vault-Token", token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.unreachable(path, &e))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.unreachable(path, &e))?;
+        tracing::debug!(
+            "OpenBao {method} {path}: {status} in {} µs",
+            started.elapsed().as_micros()
+        );
+        if status == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        let value: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| self.bad(path, &e.to_string()))?
+        };
+        if status.is_success() {
+            return Ok(Some(value));
+        }
+        let detail = errors_of(&value);
+        Err(match status {
+            StatusCode::FORBIDDEN => OpenBaoError::Denied {
+                addr: self.addr.clone(),
+                path: path.to_owned(),
+                detail,
+            },
+            StatusCode::BAD_REQUEST if detail.contains("check-and-set") => OpenBaoError::Conflict {
+                addr: self.addr.clone(),
+                path: path.to_owned(),
+            },
+            _ => OpenBaoError::Refused {
+                addr: self.addr.clone(),
+                path: path.to_owned(),
+                status: status.as_u16(),
+                detail,
+            },
+        })
+    }
+
+    fn unreachable(&self, path: &str, e: &reqwest::Error) -> OpenBaoError {
+        let mut reason = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            reason = format!("{reason}: {s}");
+            source = s.source();
+        }
+        if e.is_timeout() {
+            reason = format!("no answer in time ({reason})");
+        }
+        OpenBaoError::Unreachable {
+            addr: self.addr.clone(),
+            path: path.to_owned(),
+            reason,
+        }
+    }
+
+    pub(crate) fn bad(&self, path: &str, reason: &str) -> OpenBaoError {
+        OpenBaoError::BadAnswer {
+            addr: self.addr.clone(),
+            path: path.to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+/// OpenBao's `{"errors": [...]}`, joined.
+fn errors_of(value: &Value) -> String {
+    match value.get("errors").and_then(Value::as_array) {
+        Some(errors) if !errors.is_empty() => errors
+            .iter()
+            .map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => "no reason given".to_owned(),
+    }
+}
+
+/// `addr` without a trailing slash, refused unless it is https, or http on
+/// loopback: the token travels with every call.
+fn checked_addr(addr: &str) -> Result<String, OpenBaoError> {
+    let url = reqwest::Url::parse(addr)
+        .map_err(|e| OpenBaoError::Settings(format!("OPENBAO_ADDR {addr:?} is not a URL: {e}")))?;
+    let loopback = matches!(
+        url.host_str(),
+        Some("127.0.0.1" | "localhost" | "[::1]" | "::1")
+    );
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(OpenBaoError::Settings(format!(
+                "OPENBAO_ADDR {addr:?} is plain http to another machine: the token would travel \
+                 in clear; use https (and OPENBAO_CA_CERT)"
+            )));
+        }
+        other => {
+            return Err(OpenBaoError::Settings(format!(
+                "OPENBAO_ADDR {addr:?}: scheme {other:?} is neither http nor https"
+            )));
+        }
+    }
+    Ok(addr.trim_end_matches('/').to_owned())
+}
+
+fn http_client(
+    addr: &str,
+    timeouts: Timeouts,
+    ca_pem: Option<&[u8]>,
+) -> Result<reqwest::Client, OpenBaoError> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(timeouts.connect)
+        .timeout(timeouts.request)
+        .tcp_nodelay(true)
+        .no_proxy()
+        // A redirect would take the token wherever it points.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("s2s-jwt-openbao/", env!("CARGO_PKG_VERSION")));
+    if let Some(pem) = ca_pem {
+        let ca = reqwest::Certificate::from_pem(pem).map_err(|e| {
+            OpenBaoError::Settings(format!("OPENBAO_CA_CERT is not a PEM certificate: {e}"))
+        })?;
+        builder = builder.tls_certs_only([ca]);
+    }
+    builder
+        .build()
+        .map_err(|e| OpenBaoError::Settings(format!("cannot build the client for {addr}: {e}")))
+}
