@@ -54,6 +54,14 @@ pub struct Config {
     #[command(flatten)]
     pub openbao: openbao::OpenBaoArgs,
 
+    /// With KEY_BACKEND=openbao: how often each replica reads the key
+    /// records again, in milliseconds, so a rotation made on another
+    /// replica is published and used here too (well within
+    /// ROTATION_PUBLISH_AHEAD_SECS).
+    #[arg(long, env = "OPENBAO_SYNC_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub openbao_sync_ms: u64,
+
     /// Where `/utils/dump` writes key pairs and where they are loaded from at start.
     #[arg(long, env = "KEYS_DIR", default_value = "keys")]
     pub keys_dir: PathBuf,

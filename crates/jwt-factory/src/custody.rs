@@ -82,6 +82,18 @@ impl Vault {
         let Some(record) = self.bao.kv_get(&self.kv, &path).await? else {
             return Ok(false);
         };
+        self.apply(keys, id, record).await
+    }
+
+    /// Installs `id`'s ring from `record` (read at `path`), with its
+    /// Transit key's public keys.
+    async fn apply(
+        &self,
+        keys: &KeyStore,
+        id: &KeyId,
+        record: openbao::kv::Record,
+    ) -> Result<bool, OpenBaoError> {
+        let path = Self::record_path(id);
         let ring: RingRecord =
             serde_json::from_value(record.data).map_err(|e| OpenBaoError::BadAnswer {
                 addr: self.bao.addr().to_owned(),
@@ -115,7 +127,111 @@ pub fn key_name(id: &KeyId) -> String {
     format!("{FACTORY_KEY_PREFIX}{id}")
 }
 
+/// Why an assertion's `jti` could not be spent for every replica.
+#[derive(Debug)]
+pub enum SharedJti {
+    /// Another replica (or this one) has spent it already.
+    Replay,
+    /// OpenBao could not say: the assertion is refused (503), since its
+    /// single use cannot be guaranteed.
+    Unavailable(String),
+}
+
+/// Used `jti`s are kept in folders by the minute after which they may be
+/// forgotten, so a sweep drops whole minutes.
+const JTI_BUCKET_SECS: i64 = 60;
+
 impl Custody {
+    /// Spends `client`'s assertion `jti` for every replica: a KV record
+    /// written only if absent (check-and-set 0), so of two replicas that
+    /// see the same assertion at once exactly one succeeds. Kept until
+    /// `forget_after` (the assertion's `exp` plus the leeway), then swept.
+    /// With files (one process), the in-memory cache alone decides.
+    pub async fn spend_jti(
+        &self,
+        client: &str,
+        jti: &str,
+        forget_after: i64,
+    ) -> Result<(), SharedJti> {
+        let Self::OpenBao(vault) = self else {
+            return Ok(());
+        };
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, jti.as_bytes());
+        let hex: String = digest.as_ref()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let bucket = forget_after.div_euclid(JTI_BUCKET_SECS);
+        let path = format!("{FACTORY_KV_FOLDER}/jti/{bucket}/{client}.{hex}");
+        let record = serde_json::json!({ "forgetAfter": forget_after });
+        match vault.bao.kv_put(&vault.kv, &path, &record, 0).await {
+            Ok(_) => Ok(()),
+            Err(OpenBaoError::Conflict { .. }) => Err(SharedJti::Replay),
+            Err(e) => Err(SharedJti::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Reads every ring record again and installs those that another
+    /// replica changed (or created); returns how many.
+    pub async fn sync(&self, keys: &KeyStore) -> Result<usize, OpenBaoError> {
+        let Self::OpenBao(vault) = self else {
+            return Ok(0);
+        };
+        let folder = format!("{FACTORY_KV_FOLDER}/rings/");
+        let mut changed = 0;
+        for name in vault.bao.kv_list(&vault.kv, &folder).await? {
+            let Ok(id) = KeyId::parse(&name) else {
+                continue;
+            };
+            let Some(record) = vault
+                .bao
+                .kv_get(&vault.kv, &Vault::record_path(&id))
+                .await?
+            else {
+                continue;
+            };
+            if vault.versions().get(&id) == Some(&record.version) {
+                continue;
+            }
+            // Not while this replica changes a key id itself.
+            let _one_change = vault.changing.lock().await;
+            if vault.apply(keys, &id, record).await? {
+                changed += 1;
+                tracing::info!(key_id = %id, "{id}'s keys were changed by another replica: read them again from OpenBao");
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Forgets the used `jti`s whose time has passed: whole minute
+    /// folders, each record destroyed. Every replica sweeps; a record
+    /// destroyed twice is no error.
+    pub async fn sweep_jtis(&self, now: i64) -> Result<usize, OpenBaoError> {
+        let Self::OpenBao(vault) = self else {
+            return Ok(0);
+        };
+        let folder = format!("{FACTORY_KV_FOLDER}/jti/");
+        let mut swept = 0;
+        for bucket in vault.bao.kv_list(&vault.kv, &folder).await? {
+            let Ok(minute) = bucket.trim_end_matches('/').parse::<i64>() else {
+                continue;
+            };
+            // Every record in it may be forgotten before the next minute.
+            if (minute + 1) * JTI_BUCKET_SECS > now {
+                continue;
+            }
+            let inner = format!("{folder}{minute}/");
+            for name in vault.bao.kv_list(&vault.kv, &inner).await? {
+                vault
+                    .bao
+                    .kv_destroy(&vault.kv, &format!("{inner}{name}"))
+                    .await?;
+                swept += 1;
+            }
+        }
+        Ok(swept)
+    }
+
     /// `files` or `openbao`, for log lines and answers.
     pub fn name(&self) -> &'static str {
         match self {

@@ -61,6 +61,11 @@ impl AppState {
                  this process or on its disk",
                 vault.bao.addr()
             );
+            tokio::spawn(keep_in_step(
+                Arc::downgrade(&state.keys),
+                Arc::downgrade(&state.custody),
+                std::time::Duration::from_millis(state.config.openbao_sync_ms),
+            ));
         }
         Ok(state)
     }
@@ -88,6 +93,38 @@ impl AppState {
             )),
             config: Arc::new(config),
             keygen: Arc::new(tokio::sync::Semaphore::new(KEYGEN_AT_ONCE)),
+        }
+    }
+}
+
+/// With OpenBao, every `period`: reads the ring records again (so a key
+/// another replica created or rotated is published and used here too), and
+/// once a minute sweeps the used `jti`s whose time has passed. Ends when
+/// the state is dropped. A failure is logged and tried again next time.
+async fn keep_in_step(
+    keys: std::sync::Weak<KeyStore>,
+    custody: std::sync::Weak<Custody>,
+    period: std::time::Duration,
+) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sweep = 0;
+    loop {
+        ticks.tick().await;
+        let (Some(keys), Some(custody)) = (keys.upgrade(), custody.upgrade()) else {
+            return;
+        };
+        if let Err(e) = custody.sync(&keys).await {
+            tracing::warn!("cannot read the key records from OpenBao (will retry): {e}");
+        }
+        let now = s2s_auth::now_unix();
+        if now - last_sweep >= 60 {
+            last_sweep = now;
+            match custody.sweep_jtis(now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("forgot {n} used assertion jtis whose time has passed"),
+                Err(e) => tracing::warn!("cannot sweep the used jtis in OpenBao (will retry): {e}"),
+            }
         }
     }
 }

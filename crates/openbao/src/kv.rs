@@ -77,4 +77,13 @@ impl OpenBao {
             })
             .unwrap_or_default())
     }
+
+    /// Deletes the record at `path` with all its versions and metadata.
+    pub async fn kv_destroy(&self, mount: &str, path: &str) -> Result<(), OpenBaoError> {
+        let full = format!("{mount}/metadata/{path}");
+        match self.call(Method::DELETE, &full, None).await {
+            Ok(_) | Err(OpenBaoError::Refused { status: 404, .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
 }

@@ -22,7 +22,8 @@ pub const FACTORY_KV_FOLDER: &str = "jwt-factory";
 
 /// The factory's policy: its own Transit keys (create with a type and
 /// nothing else, so never exportable; read the public keys; rotate; sign)
-/// and its own KV folder. No export, no backup, no key configuration, no
+/// and its own KV folder (ring records; used `jti`s, which it may also
+/// delete once expired). No export, no backup, no key configuration, no
 /// deletion, nothing of any other service.
 pub fn factory_policy(transit: &str, kv: &str) -> String {
     let p = FACTORY_KEY_PREFIX;
@@ -50,6 +51,10 @@ path "{kv}/data/{f}/*" {{
 }}
 path "{kv}/metadata/{f}/*" {{
   capabilities = ["list", "read"]
+}}
+# Used assertion jtis, shared by the replicas: swept once expired.
+path "{kv}/metadata/{f}/jti/*" {{
+  capabilities = ["list", "read", "delete"]
 }}
 "#
     )

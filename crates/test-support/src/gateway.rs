@@ -127,10 +127,22 @@ pub fn config_for(
 /// `/gateway/health` answers.
 pub async fn start_nginx(args: &gateway_config::Args) -> Gateway {
     let written = gateway_config::write(args).unwrap();
+    run_nginx(
+        &written.run_dir,
+        "nginx.conf",
+        args.listen,
+        "/gateway/health",
+    )
+    .await
+}
+
+/// Starts nginx with `run_dir/conf` (listening on `listen`); returns once
+/// `health` answers 2xx through it.
+pub async fn run_nginx(run_dir: &Path, conf: &str, listen: SocketAddr, health: &str) -> Gateway {
     let child = tokio::process::Command::new(nginx_binary())
         .arg("-p")
-        .arg(&written.run_dir)
-        .args(["-c", "nginx.conf", "-e", "error.log"])
+        .arg(run_dir)
+        .args(["-c", conf, "-e", "error.log"])
         // One process: killing it (on drop) leaves no worker behind.
         .args(["-g", "master_process off;"])
         .stdout(Stdio::null())
@@ -139,11 +151,11 @@ pub async fn start_nginx(args: &gateway_config::Args) -> Gateway {
         .spawn()
         .expect("starting nginx");
     let mut gateway = Gateway {
-        addr: args.listen,
-        run_dir: written.run_dir,
+        addr: listen,
+        run_dir: run_dir.to_path_buf(),
         child,
     };
-    let health = gateway.url("/gateway/health");
+    let health = gateway.url(health);
     let run_dir = gateway.run_dir.clone();
     crate::wait_child_answers(
         &mut gateway.child,
@@ -154,6 +166,15 @@ pub async fn start_nginx(args: &gateway_config::Args) -> Gateway {
     )
     .await;
     gateway
+}
+
+/// nginx in front of factory replicas (round robin, [`xtask::factory_lb`])
+/// on a free address, rendered into `run_dir`; returns once a replica
+/// answers `/utils/keys` through it.
+pub async fn start_factory_lb(run_dir: &Path, replicas: &[SocketAddr]) -> Gateway {
+    let listen = free_addr().await;
+    xtask::factory_lb::write(run_dir, listen, replicas).unwrap();
+    run_nginx(run_dir, "factory-lb.conf", listen, "/utils/keys").await
 }
 
 /// A free address on 127.0.0.1 for nginx, which binds it itself: from

@@ -12,6 +12,7 @@ pub mod bench;
 pub mod child;
 pub mod commands;
 pub mod control;
+pub mod factory_lb;
 pub mod install;
 pub mod jwks;
 pub mod keys;

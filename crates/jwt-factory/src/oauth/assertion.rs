@@ -50,8 +50,9 @@ use serde_json::Value;
 use super::{
     Form, JWT_BEARER, OAuthError,
     clients::{Client, KeySource},
+    jti::JtiRefusal,
 };
-use crate::state::AppState;
+use crate::{custody::SharedJti, state::AppState};
 
 /// Longest `jti` accepted.
 const MAX_JTI_LEN: usize = 256;
@@ -76,7 +77,11 @@ impl Authenticated {
     /// Spends the assertion's `jti`: call it once the request will be
     /// answered. An error if it was used before (a replay) or the
     /// client's share of the cache is full.
-    pub fn spend_jti(&self, state: &AppState) -> Result<(), OAuthError> {
+    ///
+    /// With OpenBao, the `jti` is then spent for every replica as well
+    /// ([`crate::custody::Custody::spend_jti`]): an assertion used on one
+    /// replica is refused on the others.
+    pub async fn spend_jti(&self, state: &AppState) -> Result<(), OAuthError> {
         let id = self.client.id.as_str();
         // The registry served this request's client a moment ago: if it
         // cannot be read now, one client's share is the safe guess.
@@ -85,7 +90,19 @@ impl Authenticated {
             .oauth
             .jtis
             .first_use(id, &self.jti, self.exp, now_unix(), clients)
-            .map_err(|e| bad(e.to_string()))
+            .map_err(|e| bad(e.to_string()))?;
+        let leeway = i64::try_from(state.config.leeway_secs).unwrap_or(i64::MAX / 4);
+        let forget_after = self.exp.saturating_add(leeway);
+        state
+            .custody
+            .spend_jti(id, &self.jti, forget_after)
+            .await
+            .map_err(|e| match e {
+                SharedJti::Replay => bad(JtiRefusal::Replay.to_string()),
+                SharedJti::Unavailable(why) => OAuthError::unavailable(format!(
+                    "cannot make sure this assertion is used once: {why}"
+                )),
+            })
     }
 }
 

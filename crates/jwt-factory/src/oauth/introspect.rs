@@ -36,7 +36,7 @@ pub async fn introspect(
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token missing"))?;
     // The request is well formed: now the assertion's jti is used.
-    auth.spend_jti(&state)?;
+    auth.spend_jti(&state).await?;
     let caller = &auth.client;
     let answer = match active_claims(&state, token) {
         Some(claims) => {

@@ -101,7 +101,7 @@ pub async fn token(
     })?;
     // Every check passed: only now does the assertion's jti count as used,
     // so a refused request can be sent again, fixed.
-    auth.spend_jti(&state)?;
+    auth.spend_jti(&state).await?;
     let lifetime = state.config.access_token_lifetime_secs;
     let (token, exp, jti) = sign(&state, &entry, id, audience, bound_to.as_deref()).await?;
     tracing::info!(
