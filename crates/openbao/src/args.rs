@@ -12,8 +12,10 @@ const MAX_FILE_BYTES: u64 = 64 * 1024;
 /// How a service reaches OpenBao and who it is there.
 #[derive(clap::Args, Debug, Clone)]
 pub struct OpenBaoArgs {
-    /// OpenBao's address (with KEY_BACKEND=openbao). Plain http only on
-    /// loopback: the token travels with every call.
+    /// OpenBao's address (with KEY_BACKEND=openbao), or the addresses of
+    /// a cluster's nodes separated by commas: a node that cannot be
+    /// reached is skipped. Plain http only on loopback: the token travels
+    /// with every call.
     #[arg(
         long = "openbao-addr",
         env = "OPENBAO_ADDR",

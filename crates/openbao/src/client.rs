@@ -9,7 +9,10 @@
 //! [`OpenBao::with_token`] is the administrator's (the setup, the tests).
 
 use std::{
-    sync::RwLock,
+    sync::{
+        RwLock,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -37,9 +40,13 @@ impl std::fmt::Debug for AppRole {
     }
 }
 
-/// A client of one OpenBao server (or cluster address).
+/// A client of one OpenBao server, or of the nodes of a cluster: calls go
+/// to one node, and move to the next when it cannot be reached (a node
+/// that stopped; a standby forwards to the active node itself).
 pub struct OpenBao {
-    addr: String,
+    addrs: Vec<String>,
+    /// The node calls go to now (an index into `addrs`).
+    current: AtomicUsize,
     http: reqwest::Client,
     token: RwLock<String>,
     login: Option<AppRole>,
@@ -48,7 +55,7 @@ pub struct OpenBao {
 impl std::fmt::Debug for OpenBao {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpenBao")
-            .field("addr", &self.addr)
+            .field("addrs", &self.addrs)
             .field("login", &self.login)
             .finish_non_exhaustive()
     }
@@ -62,7 +69,8 @@ pub struct Timeouts {
 }
 
 impl OpenBao {
-    /// A client that calls with `token` (the administrator's).
+    /// A client that calls with `token` (the administrator's). `addr` is
+    /// one address, or several separated by commas (a cluster's nodes).
     pub fn with_token(
         addr: &str,
         token: &str,
@@ -70,7 +78,8 @@ impl OpenBao {
         ca_pem: Option<&[u8]>,
     ) -> Result<Self, OpenBaoError> {
         Ok(Self {
-            addr: checked_addr(addr)?,
+            addrs: checked_addrs(addr)?,
+            current: AtomicUsize::new(0),
             http: http_client(addr, timeouts, ca_pem)?,
             token: RwLock::new(token.to_owned()),
             login: None,
@@ -86,7 +95,8 @@ impl OpenBao {
         ca_pem: Option<&[u8]>,
     ) -> Result<Self, OpenBaoError> {
         let client = Self {
-            addr: checked_addr(addr)?,
+            addrs: checked_addrs(addr)?,
+            current: AtomicUsize::new(0),
             http: http_client(addr, timeouts, ca_pem)?,
             token: RwLock::new(String::new()),
             login: Some(approle),
@@ -95,9 +105,15 @@ impl OpenBao {
         Ok(client)
     }
 
-    /// The address calls go to.
+    /// The address calls go to now.
     pub fn addr(&self) -> &str {
-        &self.addr
+        let i = self.current.load(Ordering::Relaxed);
+        &self.addrs[i % self.addrs.len()]
+    }
+
+    /// Every address, as configured (for messages).
+    pub fn addrs(&self) -> String {
+        self.addrs.join(",")
     }
 
     /// The current token (for the administrator's tools and tests: a
@@ -123,7 +139,7 @@ impl OpenBao {
         *self.token.write().unwrap_or_else(|p| p.into_inner()) = token.to_owned();
         tracing::info!(
             "logged in to OpenBao at {} with AppRole (role id {})",
-            self.addr,
+            self.addr(),
             approle.role_id
         );
         Ok(())
@@ -143,7 +159,7 @@ impl OpenBao {
             Err(OpenBaoError::Denied { .. }) if self.login.is_some() => {
                 tracing::warn!(
                     "OpenBao at {} refused {path}: logging in again (token expired or revoked?)",
-                    self.addr
+                    self.addr()
                 );
                 self.relogin().await?;
                 let token = self.token();
@@ -153,8 +169,49 @@ impl OpenBao {
         }
     }
 
+    /// One call, to the current node; a node that cannot be reached makes
+    /// the next one current and the call is made there, each node once.
     async fn send(
         &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+    ) -> Result<Option<Value>, OpenBaoError> {
+        let mut tries = self.addrs.len();
+        loop {
+            let i = self.current.load(Ordering::Relaxed) % self.addrs.len();
+            let addr = &self.addrs[i];
+            match self.send_to(addr, method.clone(), path, body, token).await {
+                Err(OpenBaoError::Unreachable { reason, .. }) if tries > 1 => {
+                    tries -= 1;
+                    let next = (i + 1) % self.addrs.len();
+                    let _ = self.current.compare_exchange(
+                        i,
+                        next,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                    tracing::warn!(
+                        "OpenBao at {addr} is unreachable ({reason}): trying {}",
+                        self.addr()
+                    );
+                }
+                Err(OpenBaoError::Unreachable { path, reason, .. }) if self.addrs.len() > 1 => {
+                    return Err(OpenBaoError::Unreachable {
+                        addr: self.addrs(),
+                        path,
+                        reason: format!("no node answered; the last: {reason}"),
+                    });
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send_to(
+        &self,
+        addr: &str,
         method: Method,
         path: &str,
         body: Option<&Value>,
@@ -163,7 +220,7 @@ impl OpenBao {
         let started = Instant::now();
         let mut request = self
             .http
-            .request(method.clone(), format!("{}/v1/{path}", self.addr));
+            .request(method.clone(), format!("{addr}/v1/{path}"));
         if let Some(token) = token {
             request = request.header("X-Vault-Token", token);
         }
@@ -173,12 +230,12 @@ impl OpenBao {
         let response = request
             .send()
             .await
-            .map_err(|e| self.unreachable(path, &e))?;
+            .map_err(|e| unreachable(addr, path, &e))?;
         let status = response.status();
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| self.unreachable(path, &e))?;
+            .map_err(|e| unreachable(addr, path, &e))?;
         tracing::debug!(
             "OpenBao {method} {path}: {status} in {} µs",
             started.elapsed().as_micros()
@@ -189,7 +246,7 @@ impl OpenBao {
         let value: Value = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).map_err(|e| self.bad(path, &e.to_string()))?
+            serde_json::from_slice(&bytes).map_err(|e| bad_at(addr, path, &e.to_string()))?
         };
         if status.is_success() {
             return Ok(Some(value));
@@ -197,16 +254,16 @@ impl OpenBao {
         let detail = errors_of(&value);
         Err(match status {
             StatusCode::FORBIDDEN => OpenBaoError::Denied {
-                addr: self.addr.clone(),
+                addr: addr.to_owned(),
                 path: path.to_owned(),
                 detail,
             },
             StatusCode::BAD_REQUEST if detail.contains("check-and-set") => OpenBaoError::Conflict {
-                addr: self.addr.clone(),
+                addr: addr.to_owned(),
                 path: path.to_owned(),
             },
             _ => OpenBaoError::Refused {
-                addr: self.addr.clone(),
+                addr: addr.to_owned(),
                 path: path.to_owned(),
                 status: status.as_u16(),
                 detail,
@@ -214,30 +271,48 @@ impl OpenBao {
         })
     }
 
-    fn unreachable(&self, path: &str, e: &reqwest::Error) -> OpenBaoError {
-        let mut reason = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            reason = format!("{reason}: {s}");
-            source = s.source();
-        }
-        if e.is_timeout() {
-            reason = format!("no answer in time ({reason})");
-        }
-        OpenBaoError::Unreachable {
-            addr: self.addr.clone(),
-            path: path.to_owned(),
-            reason,
-        }
-    }
-
     pub(crate) fn bad(&self, path: &str, reason: &str) -> OpenBaoError {
-        OpenBaoError::BadAnswer {
-            addr: self.addr.clone(),
-            path: path.to_owned(),
-            reason: reason.to_owned(),
-        }
+        bad_at(self.addr(), path, reason)
     }
+}
+
+fn unreachable(addr: &str, path: &str, e: &reqwest::Error) -> OpenBaoError {
+    let mut reason = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        reason = format!("{reason}: {s}");
+        source = s.source();
+    }
+    if e.is_timeout() {
+        reason = format!("no answer in time ({reason})");
+    }
+    OpenBaoError::Unreachable {
+        addr: addr.to_owned(),
+        path: path.to_owned(),
+        reason,
+    }
+}
+
+fn bad_at(addr: &str, path: &str, reason: &str) -> OpenBaoError {
+    OpenBaoError::BadAnswer {
+        addr: addr.to_owned(),
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// The addresses of `addrs` (comma-separated), each checked.
+fn checked_addrs(addrs: &str) -> Result<Vec<String>, OpenBaoError> {
+    let list: Vec<String> = addrs
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(checked_addr)
+        .collect::<Result<_, _>>()?;
+    if list.is_empty() {
+        return Err(OpenBaoError::Settings("OPENBAO_ADDR is empty".into()));
+    }
+    Ok(list)
 }
 
 /// OpenBao's `{"errors": [...]}`, joined.

@@ -155,6 +155,260 @@ impl Drop for DevBao {
     }
 }
 
+/// Three `bao server` processes with integrated Raft storage on loopback:
+/// a highly available cluster, as in production (Shamir seal, one key
+/// share here). Node 1 is initialised and unsealed, the others join it by
+/// `retry_join` and are unsealed with the same key; the engines and the
+/// factory's AppRole are set up as for [`DevBao`]. Killed when dropped.
+pub struct Cluster {
+    nodes: Vec<Option<Child>>,
+    /// Each node's API address.
+    pub addrs: Vec<String>,
+    pub root: OpenBao,
+    pub dir: TempDir,
+    pub factory: setup::Credentials,
+}
+
+impl Cluster {
+    pub async fn start() -> Self {
+        let bin = xtask::install::bao_binary();
+        assert!(
+            bin.is_file(),
+            "OpenBao's bao is not at {}: run scripts/test.sh",
+            bin.display()
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let addrs: Vec<String> = ports
+            .iter()
+            .map(|(api, _)| format!("http://127.0.0.1:{api}"))
+            .collect();
+        let joins: String = addrs
+            .iter()
+            .map(|a| format!("  retry_join {{\n    leader_api_addr = \"{a}\"\n  }}\n"))
+            .collect();
+        let mut nodes = Vec::new();
+        for (n, (api, cluster)) in ports.iter().enumerate() {
+            let data = dir.path().join(format!("node{n}"));
+            std::fs::create_dir_all(&data).expect("raft dir");
+            let config = format!(
+                "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"node{n}\"\n{joins}}}\n\
+                 listener \"tcp\" {{\n  address = \"127.0.0.1:{api}\"\n  \
+                 cluster_address = \"127.0.0.1:{cluster}\"\n  tls_disable = true\n}}\n\
+                 api_addr = \"http://127.0.0.1:{api}\"\n\
+                 cluster_addr = \"https://127.0.0.1:{cluster}\"\n\
+                 disable_mlock = true\n{}",
+                data.display(),
+                // The same on every node: the audit stanza must not differ,
+                // or a new leader refuses to take over.
+                setup::audit_config(&dir.path().join("audit.log"))
+            );
+            let file = dir.path().join(format!("node{n}.hcl"));
+            std::fs::write(&file, config).expect("node config");
+            let log = std::fs::File::create(dir.path().join(format!("node{n}.log"))).expect("log");
+            let child = Command::new(&bin)
+                .args(["server", &format!("-config={}", file.display())])
+                .env_remove("BAO_ADDR")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+            nodes.push(Some(child));
+        }
+        let timeouts = Timeouts {
+            connect: Duration::from_millis(500),
+            request: Duration::from_secs(10),
+        };
+        // Initialise node 0, then unseal every node with the one share.
+        let first = OpenBao::with_token(&addrs[0], "", timeouts, None).expect("client");
+        let init = retry(|| async {
+            first
+                .call(
+                    reqwest::Method::PUT,
+                    "sys/init",
+                    Some(&serde_json::json!({ "secret_shares": 1, "secret_threshold": 1 })),
+                )
+                .await
+        })
+        .await
+        .expect("init answer");
+        let key = init["keys_base64"][0]
+            .as_str()
+            .expect("unseal key")
+            .to_owned();
+        let token = init["root_token"].as_str().expect("root token").to_owned();
+        for addr in &addrs {
+            let node = OpenBao::with_token(addr, "", timeouts, None).expect("client");
+            let body = serde_json::json!({ "key": key });
+            // A joining node accepts the key once it has reached the leader.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let sealed = node
+                    .call(reqwest::Method::PUT, "sys/unseal", Some(&body))
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|a| a["sealed"].as_bool());
+                if sealed == Some(false) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{addr} never unsealed");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        let root = OpenBao::with_token(&addrs.join(","), &token, timeouts, None).expect("root");
+        let mut cluster = Self {
+            nodes,
+            addrs,
+            root,
+            dir,
+            factory: setup::Credentials {
+                role_id_file: PathBuf::new(),
+                secret_id_file: PathBuf::new(),
+            },
+        };
+        cluster.until_voters(3).await;
+        setup::engines(&cluster.root, "transit", "secret")
+            .await
+            .expect("enable the engines");
+        let policy = setup::factory_policy("transit", "secret");
+        let creds = cluster.dir.path().join("creds");
+        cluster.factory = setup::approle(&cluster.root, "jwt-factory", &policy, &creds)
+            .await
+            .expect("the factory's AppRole");
+        cluster
+    }
+
+    /// Waits (at most 60 s) until the Raft configuration lists `n` voters.
+    pub async fn until_voters(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let voters = self
+                .root
+                .call(reqwest::Method::GET, "sys/storage/raft/configuration", None)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|c| c.pointer("/data/config/servers").cloned())
+                .and_then(|s| {
+                    s.as_array()
+                        .map(|a| a.iter().filter(|s| s["voter"] == true).count())
+                });
+            if voters == Some(n) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster never had {n} voters: {voters:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The index of the active node (the Raft leader).
+    pub async fn leader(&self) -> usize {
+        let answer = self
+            .root
+            .call(reqwest::Method::GET, "sys/leader", None)
+            .await
+            .expect("sys/leader")
+            .expect("an answer");
+        let leader = answer["leader_address"].as_str().expect("leader_address");
+        self.addrs
+            .iter()
+            .position(|a| a == leader)
+            .unwrap_or_else(|| panic!("leader {leader} is not one of {:?}", self.addrs))
+    }
+
+    /// Waits (at most 60 s) until a node other than `old` is the leader;
+    /// its index.
+    pub async fn new_leader(&self, old: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let leader = self
+                .root
+                .call(reqwest::Method::GET, "sys/leader", None)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|a| a["leader_address"].as_str().map(str::to_owned))
+                .and_then(|l| self.addrs.iter().position(|a| *a == l));
+            if let Some(n) = leader.filter(|n| *n != old) {
+                return n;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no new leader in 60 s:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Kills node `n`.
+    pub fn kill(&mut self, n: usize) {
+        if let Some(mut child) = self.nodes[n].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The last lines of each node's log (for assertion messages).
+    pub fn logs(&self) -> String {
+        (0..self.addrs.len())
+            .map(|n| {
+                let log = std::fs::read_to_string(self.dir.path().join(format!("node{n}.log")))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                format!("--- node{n} ({})\n{}", self.addrs[n], tail.join("\n"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The factory's flags for this cluster: every node's address.
+    pub fn factory_flags(&self) -> Vec<String> {
+        vec![
+            "--key-backend".into(),
+            "openbao".into(),
+            "--openbao-addr".into(),
+            self.addrs.join(","),
+            "--openbao-role-id-file".into(),
+            shown(&self.factory.role_id_file),
+            "--openbao-secret-id-file".into(),
+            shown(&self.factory.secret_id_file),
+        ]
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in 0..self.nodes.len() {
+            self.kill(n);
+        }
+    }
+}
+
+/// Calls `f` until it answers with a body (at most 30 s).
+async fn retry<F, Fut>(f: F) -> Option<serde_json::Value>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<serde_json::Value>, openbao::OpenBaoError>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(v)) = f().await {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn shown(path: &Path) -> String {
     path.to_str().expect("utf-8 path").to_owned()
 }
