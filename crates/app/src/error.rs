@@ -66,6 +66,11 @@ pub enum AppError {
     #[error(transparent)]
     FileUnavailable(#[from] Unavailable),
 
+    /// 503: the holder of servicea's own key (OpenBao) is unreachable or
+    /// refused (servicea's credentials revoked): the message names it.
+    #[error("{0}")]
+    KeyHolder(String),
+
     /// 503: jwt-factory has no key pair for this key id.
     #[error("jwt-factory has no key for {0}: create it with `curl {factory}/keys/{0}`", factory = crate::defaults::factory_url())]
     FactoryKeyMissing(String),
@@ -123,7 +128,7 @@ impl AppError {
             Self::NoToken(_) | Self::NoIdentity(_) | Self::Binding(_) => StatusCode::UNAUTHORIZED,
             Self::NotAllowed { .. } | Self::ShortcutOff(_) => StatusCode::FORBIDDEN,
             Self::InvalidToken(_) => StatusCode::FORBIDDEN,
-            Self::FileUnavailable(_) | Self::FactoryKeyMissing(_) => {
+            Self::FileUnavailable(_) | Self::FactoryKeyMissing(_) | Self::KeyHolder(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::Conflict(_) => StatusCode::CONFLICT,

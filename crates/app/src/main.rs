@@ -117,9 +117,9 @@ fn gateway_config(args: &tools::gateway_config::Args) -> anyhow::Result<()> {
 #[tokio::main]
 async fn fetch_token(args: FetchTokenArgs) -> anyhow::Result<()> {
     s2s_auth::KeyId::parse(&args.audience).context("--audience")?;
-    let state = caller::State::new(args.servicea.settle())?;
+    let state = caller::State::open(args.servicea.settle()).await?;
     let token = if args.self_signed {
-        state.self_signed(&args.audience)
+        state.self_signed(&args.audience).await
     } else {
         let grant = if args.bound {
             caller::Grant::Bound

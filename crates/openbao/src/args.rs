@@ -19,7 +19,7 @@ pub struct OpenBaoArgs {
     #[arg(
         long = "openbao-addr",
         env = "OPENBAO_ADDR",
-        default_value = "http://127.0.0.1:8200"
+        default_value_t = default_addr()
     )]
     pub addr: String,
 
@@ -91,6 +91,11 @@ impl OpenBaoArgs {
             request,
         }
     }
+}
+
+/// OpenBao's usual address on this machine (the walkthrough's).
+fn default_addr() -> String {
+    format!("http://127.0.0.1:{}", topology::OPENBAO_PORT)
 }
 
 fn read(path: &std::path::Path) -> Result<String, OpenBaoError> {

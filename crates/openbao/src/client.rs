@@ -128,10 +128,20 @@ impl OpenBao {
         };
         let path = format!("auth/{}/login", approle.mount);
         let body = json!({ "role_id": approle.role_id, "secret_id": approle.secret_id });
-        let answer = self
-            .send(Method::POST, &path, Some(&body), None)
-            .await?
-            .ok_or_else(|| self.bad(&path, "no body"))?;
+        let answer = match self.send(Method::POST, &path, Some(&body), None).await {
+            // A refused login: the role or its secret id is gone (revoked).
+            Err(OpenBaoError::Refused { addr, detail, .. }) => {
+                return Err(OpenBaoError::Denied {
+                    addr,
+                    path,
+                    detail: format!(
+                        "the AppRole login was refused ({detail}): these credentials were revoked \
+                         or never valid"
+                    ),
+                });
+            }
+            other => other?.ok_or_else(|| self.bad(&path, "no body"))?,
+        };
         let token = answer
             .pointer("/auth/client_token")
             .and_then(Value::as_str)

@@ -60,6 +60,95 @@ path "{kv}/metadata/{f}/jti/*" {{
     )
 }
 
+/// A service's own key (servicea's, scenarios 3-4 and its client
+/// assertions) is the Transit key named after it.
+pub fn service_policy(transit: &str, service: &str) -> String {
+    format!(
+        r#"# {service}: sign with its own key, read its public half; nothing else.
+path "{transit}/sign/{service}" {{
+  capabilities = ["update"]
+}}
+path "{transit}/keys/{service}" {{
+  capabilities = ["read"]
+}}
+"#
+    )
+}
+
+/// Creates the Transit key `name` of `alg`'s type unless it exists (the
+/// administrator's: a service's policy only lets it sign with its key).
+pub async fn transit_key(
+    root: &OpenBao,
+    transit: &str,
+    name: &str,
+    alg: s2s_auth::SigningAlgorithm,
+) -> Result<(), OpenBaoError> {
+    if root.transit_key(transit, name).await?.is_none() {
+        root.create_transit_key(transit, name, alg).await?;
+        tracing::info!("OpenBao: created the Transit key {name}");
+    }
+    Ok(())
+}
+
+/// Revokes `role` centrally (seed 002's "revoked any time, centrally"):
+/// destroys every secret id of the AppRole role, so it cannot log in
+/// again, and revokes every token its logins made, so what it holds stops
+/// working at once.
+pub async fn revoke(root: &OpenBao, role: &str) -> Result<usize, OpenBaoError> {
+    let list = Method::from_bytes(b"LIST").map_err(|e| root.bad("LIST", &e.to_string()))?;
+    let path = format!("auth/approle/role/{role}/secret-id");
+    let accessors = match root.call(list.clone(), &path, None).await {
+        Ok(answer) => strings(answer.as_ref(), "/data/keys"),
+        Err(OpenBaoError::Refused { status: 404, .. }) => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    for accessor in accessors {
+        let body = json!({ "secret_id_accessor": accessor });
+        root.call(
+            Method::POST,
+            &format!("auth/approle/role/{role}/secret-id-accessor/destroy"),
+            Some(&body),
+        )
+        .await?;
+    }
+    let mut revoked = 0;
+    let tokens = strings(
+        root.call(list, "auth/token/accessors", None)
+            .await?
+            .as_ref(),
+        "/data/keys",
+    );
+    for accessor in tokens {
+        let body = json!({ "accessor": accessor });
+        let Ok(Some(info)) = root
+            .call(Method::POST, "auth/token/lookup-accessor", Some(&body))
+            .await
+        else {
+            continue;
+        };
+        if info.pointer("/data/meta/role_name").and_then(Value::as_str) == Some(role) {
+            root.call(Method::POST, "auth/token/revoke-accessor", Some(&body))
+                .await?;
+            revoked += 1;
+        }
+    }
+    tracing::info!("OpenBao: revoked {role}: its secret ids destroyed, {revoked} tokens revoked");
+    Ok(revoked)
+}
+
+fn strings(answer: Option<&Value>, pointer: &str) -> Vec<String> {
+    answer
+        .and_then(|a| a.pointer(pointer))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The server configuration that turns the audit device on: a file
 /// device writing one JSON line per request and response to `log`.
 /// OpenBao 2 takes audit devices from its configuration only (the API

@@ -183,81 +183,14 @@ impl Cluster {
             .iter()
             .map(|(api, _)| format!("http://127.0.0.1:{api}"))
             .collect();
-        let joins: String = addrs
+        let nodes = ports
             .iter()
-            .map(|a| format!("  retry_join {{\n    leader_api_addr = \"{a}\"\n  }}\n"))
+            .enumerate()
+            .map(|(n, ports)| Some(start_node(&bin, dir.path(), n, *ports, &addrs)))
             .collect();
-        let mut nodes = Vec::new();
-        for (n, (api, cluster)) in ports.iter().enumerate() {
-            let data = dir.path().join(format!("node{n}"));
-            std::fs::create_dir_all(&data).expect("raft dir");
-            let config = format!(
-                "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"node{n}\"\n{joins}}}\n\
-                 listener \"tcp\" {{\n  address = \"127.0.0.1:{api}\"\n  \
-                 cluster_address = \"127.0.0.1:{cluster}\"\n  tls_disable = true\n}}\n\
-                 api_addr = \"http://127.0.0.1:{api}\"\n\
-                 cluster_addr = \"https://127.0.0.1:{cluster}\"\n\
-                 disable_mlock = true\n{}",
-                data.display(),
-                // The same on every node: the audit stanza must not differ,
-                // or a new leader refuses to take over.
-                setup::audit_config(&dir.path().join("audit.log"))
-            );
-            let file = dir.path().join(format!("node{n}.hcl"));
-            std::fs::write(&file, config).expect("node config");
-            let log = std::fs::File::create(dir.path().join(format!("node{n}.log"))).expect("log");
-            let child = Command::new(&bin)
-                .args(["server", &format!("-config={}", file.display())])
-                .env_remove("BAO_ADDR")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log"))
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-            nodes.push(Some(child));
-        }
-        let timeouts = Timeouts {
-            connect: Duration::from_millis(500),
-            request: Duration::from_secs(10),
-        };
-        // Initialise node 0, then unseal every node with the one share.
-        let first = OpenBao::with_token(&addrs[0], "", timeouts, None).expect("client");
-        let init = retry(|| async {
-            first
-                .call(
-                    reqwest::Method::PUT,
-                    "sys/init",
-                    Some(&serde_json::json!({ "secret_shares": 1, "secret_threshold": 1 })),
-                )
-                .await
-        })
-        .await
-        .expect("init answer");
-        let key = init["keys_base64"][0]
-            .as_str()
-            .expect("unseal key")
-            .to_owned();
-        let token = init["root_token"].as_str().expect("root token").to_owned();
-        for addr in &addrs {
-            let node = OpenBao::with_token(addr, "", timeouts, None).expect("client");
-            let body = serde_json::json!({ "key": key });
-            // A joining node accepts the key once it has reached the leader.
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let sealed = node
-                    .call(reqwest::Method::PUT, "sys/unseal", Some(&body))
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(|a| a["sealed"].as_bool());
-                if sealed == Some(false) {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "{addr} never unsealed");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-        let root = OpenBao::with_token(&addrs.join(","), &token, timeouts, None).expect("root");
+        let token = init_and_unseal(&addrs).await;
+        let root =
+            OpenBao::with_token(&addrs.join(","), &token, admin_timeouts(), None).expect("root");
         let mut cluster = Self {
             nodes,
             addrs,
@@ -388,6 +321,86 @@ impl Drop for Cluster {
         for n in 0..self.nodes.len() {
             self.kill(n);
         }
+    }
+}
+
+/// Starts node `n` of a cluster: Raft storage in `dir/node{n}`, joining
+/// any of `addrs`, the audit device the same on every node (a stanza that
+/// differs makes a new leader refuse to take over).
+fn start_node(
+    bin: &Path,
+    dir: &Path,
+    n: usize,
+    (api, cluster): (u16, u16),
+    addrs: &[String],
+) -> Child {
+    let joins: String = addrs
+        .iter()
+        .map(|a| format!("  retry_join {{\n    leader_api_addr = \"{a}\"\n  }}\n"))
+        .collect();
+    let data = dir.join(format!("node{n}"));
+    std::fs::create_dir_all(&data).expect("raft dir");
+    let config = format!(
+        "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"node{n}\"\n{joins}}}\n\
+         listener \"tcp\" {{\n  address = \"127.0.0.1:{api}\"\n  \
+         cluster_address = \"127.0.0.1:{cluster}\"\n  tls_disable = true\n}}\n\
+         api_addr = \"http://127.0.0.1:{api}\"\n\
+         cluster_addr = \"https://127.0.0.1:{cluster}\"\n\
+         disable_mlock = true\n{}",
+        data.display(),
+        setup::audit_config(&dir.join("audit.log"))
+    );
+    let file = dir.join(format!("node{n}.hcl"));
+    std::fs::write(&file, config).expect("node config");
+    let log = std::fs::File::create(dir.join(format!("node{n}.log"))).expect("log");
+    Command::new(bin)
+        .args(["server", &format!("-config={}", file.display())])
+        .env_remove("BAO_ADDR")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()))
+}
+
+/// Initialises the first node (one key share), unseals every node with it
+/// (a joining node accepts the key once it has reached the leader); the
+/// root token.
+async fn init_and_unseal(addrs: &[String]) -> String {
+    let first = OpenBao::with_token(&addrs[0], "", admin_timeouts(), None).expect("client");
+    let body = serde_json::json!({ "secret_shares": 1, "secret_threshold": 1 });
+    let init = retry(|| first.call(reqwest::Method::PUT, "sys/init", Some(&body)))
+        .await
+        .expect("init answer");
+    let key = init["keys_base64"][0]
+        .as_str()
+        .expect("unseal key")
+        .to_owned();
+    for addr in addrs {
+        let node = OpenBao::with_token(addr, "", admin_timeouts(), None).expect("client");
+        let body = serde_json::json!({ "key": key });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let sealed = node
+                .call(reqwest::Method::PUT, "sys/unseal", Some(&body))
+                .await
+                .ok()
+                .flatten()
+                .and_then(|a| a["sealed"].as_bool());
+            if sealed == Some(false) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{addr} never unsealed");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    init["root_token"].as_str().expect("root token").to_owned()
+}
+
+fn admin_timeouts() -> Timeouts {
+    Timeouts {
+        connect: Duration::from_millis(500),
+        request: Duration::from_secs(10),
     }
 }
 

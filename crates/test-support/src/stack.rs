@@ -382,6 +382,16 @@ pub fn servicea_state(args: &[String]) -> caller::State {
     }
 }
 
+/// As [`servicea_state`], through [`caller::State::open`] as `app
+/// servicea` does: with `--self-key-backend openbao`, it logs in to
+/// OpenBao and reads its Transit key first.
+pub async fn servicea_state_opened(args: &[String]) -> caller::State {
+    match service_command(Role::A, args) {
+        Command::Servicea(a) => caller::State::open(a.settle()).await.unwrap(),
+        other => panic!("not servicea: {other:?}"),
+    }
+}
+
 /// serviceb's or servicec's state as `app <role> <args...>` builds it.
 pub fn receiver_state(role: Role, args: &[String]) -> receiver::State {
     match service_command(role, args) {
@@ -411,7 +421,7 @@ pub async fn start_service(
     let addr = http.local_addr().unwrap();
     if role == Role::A {
         assert!(https.is_none(), "servicea has no https listener");
-        let state = servicea_state(args);
+        let state = servicea_state_opened(args).await;
         return Running::spawn(addr, |shutdown| caller::run(state, http, shutdown));
     }
     let state = receiver_state(role, args);

@@ -23,6 +23,10 @@ pub const TRUST_DOMAIN: &str = "cluster.local";
 /// The namespace the workloads run in (principals name it).
 pub const NAMESPACE: &str = "default";
 
+/// OpenBao's port in the walkthrough (scenario 11: `cargo xtask openbao
+/// up`), its usual one.
+pub const OPENBAO_PORT: u16 = 8200;
+
 /// The first sidecar's ports are `SIDECAR_PORT_BASE + 10`, `+ 11`, `+ 12`.
 pub const SIDECAR_PORT_BASE: u16 = 15000;
 

@@ -86,12 +86,19 @@ pub fn terminate(pid: u32) {
     }
 }
 
-/// Whether a process `pid` exists.
+/// Whether a process `pid` exists and has not exited: an exited process
+/// whose parent has not reaped it yet (a zombie, state `Z` in
+/// `/proc/PID/stat`) has.
 pub fn alive(pid: u32) -> bool {
-    i32::try_from(pid)
+    let exists = i32::try_from(pid)
         .ok()
         .and_then(Pid::from_raw)
-        .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok())
+        .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok());
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    });
+    exists && !zombie
 }
 
 /// Waits up to `within` for process `pid` (not a child) to exit.

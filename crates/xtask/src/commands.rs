@@ -58,6 +58,7 @@ async fn run(s: &mut Supervised, command: &str) -> Result<(Vec<String>, Next)> {
     let lines = match words.as_slice() {
         ["stop", name] => vec![s.stack.stop(name).await?],
         ["start", name] => s.stack.start(name, true).await?,
+        ["start", name, "--openbao"] => s.stack.start_openbao(name).await?,
         ["status"] => s.stack.status(),
         ["down"] => return Ok((Vec::new(), Next::Down)),
         ["load-start", paths @ ..] => load_start(s, paths)?,

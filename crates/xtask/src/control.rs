@@ -33,6 +33,13 @@ pub fn running_supervisor() -> Option<u32> {
 /// Sends `command` to the supervisor; prints its narration; fails with its
 /// error.
 pub fn send(command: &str) -> Result<()> {
+    ask(command)?.iter().for_each(|l| println!("{l}"));
+    Ok(())
+}
+
+/// Sends `command` to the supervisor; its narration lines; fails with its
+/// error.
+pub fn ask(command: &str) -> Result<Vec<String>> {
     let socket = paths::socket();
     let mut stream = UnixStream::connect(&socket).with_context(|| {
         format!(
@@ -43,17 +50,18 @@ pub fn send(command: &str) -> Result<()> {
     stream.set_read_timeout(Some(REPLY_WITHIN))?;
     writeln!(stream, "{command}")?;
     let mut last = String::new();
+    let mut lines = Vec::new();
     for line in BufReader::new(stream).lines() {
         let line =
             line.with_context(|| format!("no answer to `{command}` within {REPLY_WITHIN:?}"))?;
         if !last.is_empty() {
-            println!("{last}");
+            lines.push(std::mem::take(&mut last));
         }
         last = line;
     }
     match last.strip_prefix("error: ") {
         Some(why) => bail!("{why}"),
-        None if last == "ok" => Ok(()),
+        None if last == "ok" => Ok(lines),
         None => bail!(
             "the supervisor ended without answering `{command}` (it stops everything on a failure: see its narration)"
         ),

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use xtask::{control, install, jwks, paths, test_cmd, up};
+use xtask::{control, install, jwks, openbao, paths, test_cmd, up};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -31,7 +31,19 @@ enum Verb {
     /// Stop one process of the running stack (SIGTERM, then SIGKILL).
     Stop { name: String },
     /// Start one stopped process again and wait until it answers.
-    Start { name: String },
+    Start {
+        name: String,
+        /// jwt-factory or servicea: with its keys in OpenBao (`cargo xtask
+        /// openbao up` first), logged in with its credentials in openbao/.
+        #[arg(long)]
+        openbao: bool,
+    },
+    /// OpenBao for scenario 11: `up` (a dev server, configured), `down`,
+    /// `audit [PATH_PART]` (its audit log, one line a request), `revoke ROLE`.
+    Openbao {
+        #[command(subcommand)]
+        action: OpenbaoAction,
+    },
     /// `NAME PID READY_MS URL`, one line per running process.
     Status,
     /// Callers on servicea in the background, for the key rotation.
@@ -43,11 +55,26 @@ enum Verb {
     WaitSidecarJwks,
     /// The load benchmark's tables (settings from DURATION, ALGORITHMS, ...).
     Bench,
+    /// deploy/ checked offline: ConfigMaps current, the manifests, the
+    /// Istio resources (K8S_DIR, ISTIO_DIR, ISTIO_SCHEMAS_DIR).
+    ValidateDeploy,
     /// Install what the tests need, then `cargo test --workspace ARGS`.
     Test {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum OpenbaoAction {
+    /// Start `bao server -dev` and configure it (engines, policy, AppRole).
+    Up,
+    /// Stop it.
+    Down,
+    /// Its audit log, one line per request (only paths containing FILTER).
+    Audit { filter: Option<String> },
+    /// Revoke ROLE centrally: its secret ids destroyed, its tokens revoked.
+    Revoke { role: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -86,7 +113,19 @@ fn run(verb: Verb) -> Result<ExitCode> {
         Verb::Supervise(args) => return up::supervise(&args, false),
         Verb::Down => runtime()?.block_on(control::down())?,
         Verb::Stop { name } => control::send(&format!("stop {name}"))?,
-        Verb::Start { name } => control::send(&format!("start {name}"))?,
+        Verb::Start { name, openbao } => {
+            let mut command = format!("start {name}");
+            if openbao {
+                command.push_str(" --openbao");
+            }
+            control::send(&command)?;
+        }
+        Verb::Openbao { action } => match action {
+            OpenbaoAction::Up => runtime()?.block_on(openbao::up())?,
+            OpenbaoAction::Down => runtime()?.block_on(openbao::down())?,
+            OpenbaoAction::Audit { filter } => openbao::audit(filter.as_deref())?,
+            OpenbaoAction::Revoke { role } => runtime()?.block_on(openbao::revoke(&role))?,
+        },
         Verb::Status => control::send("status")?,
         Verb::Load {
             action: LoadAction::Start { paths },
@@ -98,6 +137,7 @@ fn run(verb: Verb) -> Result<ExitCode> {
         } => control::send("load-stop")?,
         Verb::WaitSidecarJwks => runtime()?.block_on(jwks::wait_refresh())?,
         Verb::Bench => xtask::bench::run()?,
+        Verb::ValidateDeploy => xtask::validate_deploy::run()?,
         Verb::Test { args } => test_cmd::run(&args)?,
     }
     Ok(ExitCode::SUCCESS)

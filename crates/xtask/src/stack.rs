@@ -78,6 +78,30 @@ impl Stack {
     /// Starts `name` (its log appended to if `append`) and waits until it
     /// answers; the narration lines.
     pub async fn start(&mut self, name: &str, append: bool) -> Result<Vec<String>> {
+        self.start_with(name, append, &[]).await
+    }
+
+    /// Starts jwt-factory (or servicea) with its keys in OpenBao (scenario
+    /// 11: `cargo xtask openbao up` made the credentials); a plain `start`
+    /// later brings back the files backend.
+    pub async fn start_openbao(&mut self, name: &str) -> Result<Vec<String>> {
+        let Some(flags) = crate::openbao::flags_for(name) else {
+            anyhow::bail!(
+                "--openbao is for {} and {} only",
+                topology::FACTORY.name,
+                topology::SERVICEA.name
+            );
+        };
+        self.start_with(name, true, &flags).await
+    }
+
+    /// As [`Stack::start`], with `extra` arguments after the usual ones.
+    async fn start_with(
+        &mut self,
+        name: &str,
+        append: bool,
+        extra: &[String],
+    ) -> Result<Vec<String>> {
         let client = self.client.clone();
         let slot = self.slot(name)?;
         if let Some(child) = &slot.child {
@@ -85,12 +109,14 @@ impl Stack {
         }
         let process = slot.spec.process;
         let log = paths::log_of(process.name);
-        let mut child = child::spawn(process.name, &slot.spec.argv, &log, append)?;
+        let mut argv = slot.spec.argv.clone();
+        argv.extend_from_slice(extra);
+        let mut child = child::spawn(process.name, &argv, &log, append)?;
         let started = format!(
             "started {} (pid {}): {}",
             process.name,
             child.pid,
-            slot.spec.argv.join(" ")
+            argv.join(" ")
         );
         let url = slot.spec.ready_url.clone();
         let waited = ready::wait_answers(&mut child.inner, &client, &url, READY_WITHIN, || {

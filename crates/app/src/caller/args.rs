@@ -65,6 +65,18 @@ pub struct Args {
     #[command(flatten)]
     pub(crate) self_signed: SelfSignedArgs,
 
+    /// Who holds servicea's own key (scenarios 3-4, its client
+    /// assertions): `files` (SERVICE_A_PRIVATE_KEY_PATH) or `openbao` (the
+    /// Transit key named after the service, which OpenBao signs with; see
+    /// the OPENBAO_* settings: servicea's own AppRole credentials).
+    #[arg(long, env = "SELF_KEY_BACKEND", value_enum, default_value_t = super::SelfKeyBackend::Files)]
+    pub(crate) self_key_backend: super::SelfKeyBackend,
+
+    /// With SELF_KEY_BACKEND=openbao: where OpenBao is and who servicea is
+    /// there.
+    #[command(flatten)]
+    pub(crate) openbao: openbao::OpenBaoArgs,
+
     /// Scenarios 3-4: when `POST /gen-keys` rotates servicea's key, how
     /// long the new public key is published (`jwt-public.next.pem`) before
     /// servicea signs with it, in seconds. Receivers check the files on
@@ -193,6 +205,9 @@ pub struct Settings {
     pub(crate) gateway: String,
     /// Scenario 10: the sidecar's proxy URL, if any.
     pub(crate) mesh_proxy: Option<String>,
+    /// Who holds servicea's own key, and OpenBao's settings.
+    pub(crate) self_key_backend: super::SelfKeyBackend,
+    pub(crate) openbao: openbao::OpenBaoArgs,
 }
 
 impl Args {
@@ -225,6 +240,8 @@ impl Args {
             factory_https: base_url(&self.jwt_factory_endpoint_https),
             gateway: base_url(&self.gateway_endpoint),
             mesh_proxy: Some(self.mesh_proxy).filter(|p| !p.trim().is_empty()),
+            self_key_backend: self.self_key_backend,
+            openbao: self.openbao,
         }
     }
 }

@@ -31,7 +31,7 @@ impl State {
     }
 
     /// A token for `audience` signed by servicea itself (scenario 3's).
-    pub fn self_signed(&self, audience: &str) -> Result<String, AppError> {
-        self_signed::mint(&self.signing_key, &self.settings, audience, false)
+    pub async fn self_signed(&self, audience: &str) -> Result<String, AppError> {
+        self_signed::mint(&self.self_key, &self.settings, audience, false).await
     }
 }

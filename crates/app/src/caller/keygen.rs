@@ -14,17 +14,20 @@ use std::{
     io,
     path::Path,
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
 };
 
 use axum::{Json, extract::State as Shared};
-use s2s_auth::{KeyPair, SigningAlgorithm, files};
+use s2s_auth::{KeyPair, SigningAlgorithm, files, watched::WatchedFile};
 use serde_json::{Value, json};
 
-use super::state::State;
+use super::{
+    self_key::SelfKey,
+    state::{SigningKey, State},
+};
 use crate::{
     error::{AppError, Internal, KeygenError},
     key_set::{self, KeySetFiles},
@@ -81,6 +84,15 @@ pub(super) async fn off_in_production() -> AppError {
 /// from 4 threads to 515), and healthy scenario calls then waited for that
 /// pool to open connections.
 pub(super) async fn route(Shared(state): Shared<State>) -> Result<Json<Value>, AppError> {
+    let signing_key = match &state.self_key {
+        SelfKey::File(file) => Arc::clone(file),
+        SelfKey::Transit(_) => {
+            return Err(AppError::Conflict(format!(
+                "my key is {}: it is rotated there, by its administrator, not here",
+                state.self_key.describe()
+            )));
+        }
+    };
     let _one = OneAtATime::start(&state.rotating).ok_or(AppError::Busy(
         "a key pair is already being generated: try again when it is done",
     ))?;
@@ -90,7 +102,7 @@ pub(super) async fn route(Shared(state): Shared<State>) -> Result<Json<Value>, A
     // a run with another ALGORITHM) has signed nothing this servicea could
     // send: nothing to overlap. It is kept aside (`*.unusable.pem`), not
     // lost, and the new pair is written in place at once.
-    if let Err(e) = state.signing_key.get()
+    if let Err(e) = signing_key.get()
         && matches!(e.source, s2s_auth::watched::WatchedError::Invalid { .. })
         && keys.private.exists()
     {
@@ -116,7 +128,7 @@ pub(super) async fn route(Shared(state): Shared<State>) -> Result<Json<Value>, A
         );
         return Ok(Json(json!({ "folder": folder(&keys.private) })));
     }
-    rotate(&state).await
+    rotate(&state, &signing_key).await
 }
 
 /// One generation or rotation of servicea's key at a time, and no queue:
@@ -141,14 +153,17 @@ impl Drop for OneAtATime<'_> {
     }
 }
 
-async fn rotate(state: &State) -> Result<Json<Value>, AppError> {
+async fn rotate(
+    state: &State,
+    signing_key: &WatchedFile<SigningKey>,
+) -> Result<Json<Value>, AppError> {
     let settings = &state.settings;
     let keys = settings.keys.clone();
     let alg = settings.common.algorithm;
     if let Some(why) = key_set::refusal(&keys, settings.self_signed.lifetime_secs) {
         return Err(AppError::Conflict(why));
     }
-    let previous_kid = state.signing_key.get().ok().map(|k| k.kid.clone());
+    let previous_kid = signing_key.get().ok().map(|k| k.kid.clone());
     let owner = state.name().to_owned();
     let files = keys.clone();
     let kid = on_own_thread(move || -> Result<String, KeygenError> {

@@ -246,7 +246,7 @@ async fn token(
             return Ok(None);
         }
         TokenSource::SelfSigned { expired } => {
-            self_signed::mint(&state.signing_key, &state.settings, aud, expired)?
+            self_signed::mint(&state.self_key, &state.settings, aud, expired).await?
         }
         TokenSource::IssueToken { expired } => {
             tracing::info!(

@@ -19,6 +19,7 @@ mod keygen;
 mod legs;
 mod plan;
 mod scenario6_token;
+mod self_key;
 mod self_signed;
 mod state;
 mod sts_client;
@@ -33,6 +34,7 @@ use tokio::net::TcpListener;
 pub use args::{Args, Settings};
 pub use fetch_token::Grant;
 pub use keygen::generate as generate_keys;
+pub use self_key::SelfKeyBackend;
 pub use state::State;
 pub use sts_client::Cached;
 
@@ -84,7 +86,7 @@ pub async fn run(
 /// serves until Ctrl-C or SIGTERM.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let http = settings.common.bind().await?;
-    let state = State::new(settings)?;
+    let state = State::open(settings).await?;
     run(state, http, s2s_web::shutdown::signal()).await?;
     Ok(())
 }

@@ -7,19 +7,16 @@
 
 use s2s_auth::jws::{self, Claims};
 
-use s2s_auth::watched::WatchedFile;
-
-use super::{args::Settings, state::SigningKey};
-use crate::error::{AppError, Internal};
+use super::{args::Settings, self_key::SelfKey};
+use crate::error::AppError;
 
 /// A token from servicea for `audience`; expired an hour ago if `expired`.
-pub(super) fn mint(
-    signing_key: &WatchedFile<SigningKey>,
+pub(super) async fn mint(
+    self_key: &SelfKey,
     settings: &Settings,
     audience: &str,
     expired: bool,
 ) -> Result<String, AppError> {
-    let key = signing_key.get()?;
     let me = &settings.common.name;
     let alg = settings.common.algorithm;
     let mut claims = Claims::new();
@@ -29,22 +26,21 @@ pub(super) fn mint(
     jws::set_times(&mut claims, settings.self_signed.lifetime_secs, expired);
     // The kid lets receivers pick this key among servicea's key set
     // (next, current, retiring: see `key_set`) during a rotation.
-    let token =
-        jws::sign_with_kid(&claims, &key.pair, alg, Some(&key.kid)).map_err(Internal::from)?;
+    let (token, kid) = self_key.sign(&claims, alg, true).await?;
     tracing::info!(
         "signed {} token myself (iss {}, sub {}, aud {audience}, {} s lifetime, {alg}) with {} (kid {})",
         if expired { "an EXPIRED" } else { "a" },
         settings.self_signed.issuer,
         me,
         settings.self_signed.lifetime_secs,
-        signing_key.path().display(),
-        key.kid,
+        self_key.describe(),
+        kid,
     );
     s2s_web::trace::note(|| {
         format!(
             "signed {} token myself with my own key (kid {})",
             if expired { "an EXPIRED" } else { "a" },
-            key.kid
+            kid
         )
     });
     Ok(token)

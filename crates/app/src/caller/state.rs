@@ -12,6 +12,7 @@ use s2s_web::{
 
 use super::{
     args::Settings,
+    self_key::{SelfKey, SelfKeyBackend, Transit},
     sts_client::{StsClient, Transport},
     tls_peers::TlsPeers,
 };
@@ -35,8 +36,10 @@ shared_state! {
         /// ID. Built when the CA file is first needed and rebuilt only if
         /// that file changes, so `gen-certs` can run after servicea starts.
         pub(crate) https: WatchedFile<TlsPeers>,
-        /// servicea's scenario-3 signing key, parsed once, reloaded on change.
-        pub(crate) signing_key: WatchedFile<SigningKey>,
+        /// servicea's own key (scenario 3's, its assertions'): the file,
+        /// parsed once and reloaded on change, or its Transit key in
+        /// OpenBao (`SELF_KEY_BACKEND`).
+        pub(crate) self_key: SelfKey,
         /// Set while `POST /gen-keys` generates a key to rotate to: a second
         /// call gets a 409 instead of a queue of key generations.
         pub(crate) rotating: AtomicBool,
@@ -57,7 +60,31 @@ shared_state! {
 }
 
 impl State {
+    /// The state for `settings`; with `SELF_KEY_BACKEND=openbao`, after
+    /// logging in to OpenBao and reading servicea's Transit key (an
+    /// unreachable OpenBao, or no key, is an error naming it).
+    pub async fn open(settings: Settings) -> anyhow::Result<Self> {
+        let transit = match settings.self_key_backend {
+            SelfKeyBackend::Files => None,
+            SelfKeyBackend::Openbao => Some(Arc::new(
+                Transit::open(
+                    &settings.openbao,
+                    &settings.common.name,
+                    settings.common.algorithm,
+                    &settings.keys.public,
+                )
+                .await?,
+            )),
+        };
+        Ok(Self::with_key(settings, transit)?)
+    }
+
+    /// The state for `settings` with servicea's key in its file.
     pub fn new(settings: Settings) -> Result<Self, ClientError> {
+        Self::with_key(settings, None)
+    }
+
+    fn with_key(settings: Settings, transit: Option<Arc<Transit>>) -> Result<Self, ClientError> {
         let timeouts = settings.common.timeouts;
         // A key file of the wrong kind for ALGORITHM is a clear 503, not a
         // signature that fails later.
@@ -76,17 +103,23 @@ impl State {
             },
         );
         let owner = settings.common.name.clone();
-        let signing_key = WatchedFile::new(
-            &settings.keys.private,
-            "scenario-3 signing key",
-            crate::defaults::gen_keys_hint(),
-            move |pem| {
-                let pair = KeyPair::from_private_pem_for(pem, alg).map_err(|e| e.to_string())?;
-                let kid = crate::key_set::kid_for(&owner, pair.public(), alg)?;
-                Ok::<_, String>(SigningKey { pair, kid })
-            },
-        )
-        .private_key();
+        let self_key = match transit {
+            Some(transit) => SelfKey::Transit(transit),
+            None => SelfKey::File(Arc::new(
+                WatchedFile::new(
+                    &settings.keys.private,
+                    "scenario-3 signing key",
+                    crate::defaults::gen_keys_hint(),
+                    move |pem| {
+                        let pair =
+                            KeyPair::from_private_pem_for(pem, alg).map_err(|e| e.to_string())?;
+                        let kid = crate::key_set::kid_for(&owner, pair.public(), alg)?;
+                        Ok::<_, String>(SigningKey { pair, kid })
+                    },
+                )
+                .private_key(),
+            )),
+        };
         // The workload certificate file is the one watched: gen-certs
         // writes the key first and the certificate last.
         let (ca, key) = (settings.ca_cert.clone(), settings.workload_key.clone());
@@ -96,8 +129,7 @@ impl State {
             "Create it with `cargo run --release --bin app -- gen-certs`",
             move |cert_pem| mtls_clients(timeouts, &trust_domain, &ca, cert_pem, &key),
         ));
-        // Each token client has its own watched copy of the same key file,
-        // so its background refresh task can own it.
+        // The token clients sign their assertions with the same key.
         let sts_for = |factory: &str, transport| {
             StsClient::new(
                 factory,
@@ -106,13 +138,7 @@ impl State {
                 alg,
                 transport,
                 timeouts,
-                WatchedFile::new(
-                    &settings.keys.private,
-                    "scenario-3 signing key",
-                    crate::defaults::gen_keys_hint(),
-                    move |pem| KeyPair::from_private_pem_for(pem, alg),
-                )
-                .private_key(),
+                self_key.clone(),
             )
         };
         let sts = sts_for(&settings.common.factory, Transport::Plain(http.clone()));
@@ -121,7 +147,7 @@ impl State {
             settings,
             http,
             https,
-            signing_key,
+            self_key,
             rotating: AtomicBool::new(false),
             sts,
             mtls,

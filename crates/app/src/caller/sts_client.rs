@@ -39,7 +39,7 @@ use std::{
 
 use reqwest::StatusCode;
 use s2s_auth::{
-    KeyPair, SigningAlgorithm,
+    SigningAlgorithm,
     jws::{self, Claims},
     watched::WatchedFile,
 };
@@ -49,8 +49,8 @@ use s2s_web::{
 };
 use serde_json::Value;
 
-use super::tls_peers::TlsPeers;
-use crate::error::{AppError, Internal};
+use super::{self_key::SelfKey, tls_peers::TlsPeers};
+use crate::error::AppError;
 use crate::role::FACTORY_WORKLOAD;
 
 /// `client_assertion_type` of `private_key_jwt`.
@@ -140,8 +140,9 @@ pub(super) struct Inner {
     alg: SigningAlgorithm,
     http: Transport,
     timeouts: Timeouts,
-    /// servicea's private key: it signs assertions, and never leaves servicea.
-    key: WatchedFile<KeyPair>,
+    /// servicea's own key: it signs assertions, and never leaves servicea
+    /// (or OpenBao).
+    key: SelfKey,
     /// Tokens by audience. Only audiences the factory granted get in, so
     /// the map is bounded by the client registry.
     cache: RwLock<HashMap<String, Arc<Cached>>>,
@@ -160,7 +161,7 @@ impl StsClient {
         alg: SigningAlgorithm,
         http: Transport,
         timeouts: Timeouts,
-        key: WatchedFile<KeyPair>,
+        key: SelfKey,
     ) -> Self {
         Self(Arc::new(Inner {
             token_url: format!("{factory}/token"),
@@ -281,15 +282,15 @@ impl StsClient {
 
     /// The assertion: `iss` = `sub` = client_id, `aud` the factory, a fresh
     /// `jti`, one minute (or expired an hour ago).
-    fn assertion(&self, expired: bool) -> Result<String, AppError> {
-        let key = self.0.key.get()?;
+    async fn assertion(&self, expired: bool) -> Result<String, AppError> {
         let mut claims = Claims::new();
         claims.insert("iss".into(), self.0.client_id.clone().into());
         claims.insert("sub".into(), self.0.client_id.clone().into());
         claims.insert("aud".into(), self.0.assertion_audience.clone().into());
         claims.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
         jws::set_times(&mut claims, ASSERTION_LIFETIME_SECS, expired);
-        Ok(jws::sign(&claims, &key, self.0.alg).map_err(Internal::from)?)
+        let (assertion, _) = self.0.key.sign(&claims, self.0.alg, false).await?;
+        Ok(assertion)
     }
 
     /// One `POST /token`; the token is cached unless the assertion was
@@ -301,7 +302,7 @@ impl StsClient {
         rid: &RequestId,
         deadline: Deadline,
     ) -> Result<Arc<Cached>, AppError> {
-        let assertion = self.assertion(expired)?;
+        let assertion = self.assertion(expired).await?;
         tracing::info!(
             "signed a {ASSERTION_LIFETIME_SECS} s client assertion with my private key \
              (iss = sub = {}, aud {}); POST {} for audience {audience}",

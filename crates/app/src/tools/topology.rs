@@ -52,6 +52,12 @@ fn shell() -> String {
             ));
         }
     }
+    // OpenBao (scenario 11) is no process of the stack: `cargo xtask
+    // openbao up` starts it apart. The address its clients use.
+    out.push_str(&format!(
+        "OPENBAO_PORT={0}\nOPENBAO_URL=http://127.0.0.1:{0}\n",
+        topology::OPENBAO_PORT
+    ));
     let ports: Vec<String> = topology::all_ports().iter().map(u16::to_string).collect();
     out.push_str(&format!("ALL_PORTS=\"{}\"\n", ports.join(" ")));
     out

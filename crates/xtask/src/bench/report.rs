@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 /// The processes whose CPU time is profiled, in the profile's column order.
-pub const PROFILED: [&str; 9] = [
+pub const PROFILED: [&str; 10] = [
     "jwt-factory",
     "servicea",
     "serviceb",
@@ -16,6 +16,8 @@ pub const PROFILED: [&str; 9] = [
     "sidecar-servicea",
     "sidecar-serviceb",
     "sidecar-servicec",
+    // The OpenBao dev server, in the rows with the factory's keys there.
+    "openbao",
 ];
 
 /// The rows compared across algorithms.

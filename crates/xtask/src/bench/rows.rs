@@ -20,7 +20,7 @@ use super::{
     stack::{self, Running},
     wrk::{self, Load},
 };
-use crate::{paths, say};
+use crate::{control, paths, say};
 
 /// The current algorithm's context for its rows.
 struct Run<'a> {
@@ -57,7 +57,11 @@ pub fn algorithm(settings: &Settings, alg: &str, work: &Path, report: &mut Repor
     run.scenario_rows(report)?;
     run.factory_rows(report, token)?;
     run.fresh_token_row(report, work)?;
-    for p in &run.procs {
+    let mut run = run;
+    if settings.openbao {
+        run.openbao_rows(report, work)?;
+    }
+    for p in run.procs.iter().filter(|p| p.name != "openbao") {
         report.memory.push((
             alg.to_owned(),
             p.name.clone(),
@@ -164,6 +168,95 @@ impl Run<'_> {
         self.row(report, "POST /verify", &load, true)?;
         Ok(())
     }
+    /// The factory's /issueToken and /token, and /scenario1 and 6, with
+    /// the factory's keys in OpenBao (issue 24): a dev server, the factory
+    /// restarted with KEY_BACKEND=openbao, OpenBao's CPU counted with the
+    /// rest. Then the factory again on its files, and OpenBao stopped.
+    fn openbao_rows(&mut self, report: &mut Report, work: &Path) -> Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(crate::openbao::up())?;
+        control::send("stop jwt-factory")?;
+        control::send("start jwt-factory --openbao")?;
+        // servicea's cached scenario-6 token was signed with the factory's
+        // file keys, which the factory on OpenBao does not publish: a new
+        // servicea fetches one OpenBao signs, and caches it.
+        control::send("stop servicea")?;
+        control::send("start servicea")?;
+        self.refresh_pids()?;
+        let (a, f, c) = (
+            SERVICEA.http_url(),
+            FACTORY.http_url(),
+            self.settings.connections,
+        );
+        http("POST", &format!("{f}/keys/servicea"), None)?;
+        for (name, path) in [
+            ("GET /scenario1 +openbao", "/scenario1"),
+            // Its token is cached: it must cost what it costs with files.
+            ("GET /scenario6 +openbao", "/scenario6"),
+        ] {
+            let url = format!("{a}{path}");
+            let load = Load {
+                connections: c,
+                url: &url,
+                script: None,
+                env: vec![],
+            };
+            self.row(report, name, &load, true)?;
+        }
+        let issue = script("issue.lua");
+        let url = format!("{f}/issueToken/servicea");
+        let load = Load {
+            connections: c,
+            url: &url,
+            script: Some(&issue),
+            env: vec![],
+        };
+        self.row(report, "POST /issueToken +openbao", &load, true)?;
+        // The assertions of the files row: this factory (and OpenBao's
+        // shared jti records) has seen none of them.
+        let token_lua = script("token.lua");
+        let url = format!("{f}/token");
+        let assertions = work.join("assertions.txt");
+        let load = Load {
+            connections: c,
+            url: &url,
+            script: Some(&token_lua),
+            env: vec![("ASSERTIONS", assertions.display().to_string())],
+        };
+        self.row(report, "POST /token (fresh jti) +openbao", &load, false)?;
+        control::send("stop jwt-factory")?;
+        control::send("start jwt-factory")?;
+        runtime.block_on(crate::openbao::down())?;
+        self.refresh_pids()
+    }
+
+    /// The pids again from the supervisor (a process restarted), and
+    /// OpenBao's if it runs.
+    fn refresh_pids(&mut self) -> Result<()> {
+        let mut procs: Vec<Running> = control::ask("status")?
+            .iter()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                Some(Running {
+                    name: words.next()?.to_owned(),
+                    pid: words.next()?.parse().ok()?,
+                    ready_ms: words.next()?.to_owned(),
+                })
+            })
+            .collect();
+        if let Some(pid) = crate::openbao::running() {
+            procs.push(Running {
+                name: "openbao".into(),
+                pid,
+                ready_ms: "-".into(),
+            });
+        }
+        self.procs = procs;
+        Ok(())
+    }
+
     fn pid_of(&self, name: &str) -> Option<u32> {
         self.procs.iter().find(|p| p.name == name).map(|p| p.pid)
     }

@@ -1,5 +1,6 @@
 //! The bench's settings, from the environment as `scripts/bench.sh`
-//! documents them: DURATION, ALGORITHMS, RUST_LOG, CONNECTIONS, FRESH_SECS.
+//! documents them: DURATION, ALGORITHMS, RUST_LOG, CONNECTIONS, FRESH_SECS,
+//! OPENBAO.
 
 use anyhow::{Context as _, Result};
 
@@ -15,6 +16,8 @@ pub struct Settings {
     pub connections: u32,
     /// The `/token` fresh-assertion row's length.
     pub fresh_secs: u64,
+    /// The rows with the factory's keys in OpenBao too (`OPENBAO=0`: not).
+    pub openbao: bool,
 }
 
 fn var(name: &str, default: &str) -> String {
@@ -41,6 +44,7 @@ impl Settings {
             rust_log: var("RUST_LOG", "warn"),
             connections: number("CONNECTIONS", "32")?,
             fresh_secs: number("FRESH_SECS", &duration.max(20).to_string())?,
+            openbao: var("OPENBAO", "1") != "0",
         })
     }
 }

@@ -1,0 +1,142 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Issue 24, item 2: servicea's own key (scenarios 3-4 and its client
+//! assertions) is a Transit key in a real OpenBao, under a policy that
+//! lets servicea sign with it and nothing else; revoking servicea in
+//! OpenBao stops its signatures at once, and scenario 3 says why.
+
+use std::path::Path;
+
+use openbao::setup;
+use reqwest::StatusCode;
+use s2s_auth::SigningAlgorithm;
+use serde_json::Value;
+use test_support::{Options, Stack, json_reply, openbao::DevBao};
+
+/// servicea's flags for `bao`, with the credentials `creds`.
+fn openbao_flags(bao: &DevBao, creds: &setup::Credentials) -> Vec<String> {
+    [
+        "--self-key-backend",
+        "openbao",
+        "--openbao-addr",
+        &bao.addr,
+        "--openbao-role-id-file",
+        creds.role_id_file.to_str().unwrap(),
+        "--openbao-secret-id-file",
+        creds.secret_id_file.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn any_file_mentions(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if std::fs::read(entry.path()).is_ok_and(|b| String::from_utf8_lossy(&b).contains(needle)) {
+            found.push(entry.path().display().to_string());
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn servicea_signs_with_its_transit_key_and_a_revocation_stops_it_at_once() {
+    let bao = DevBao::start().await;
+    setup::transit_key(&bao.root, "transit", "servicea", SigningAlgorithm::RS256)
+        .await
+        .unwrap();
+    let policy = setup::service_policy("transit", "servicea");
+    let creds = setup::approle(&bao.root, "servicea", &policy, &bao.dir.path().join("a"))
+        .await
+        .unwrap();
+    let s = Stack::start(Options {
+        no_scenario3_keys: true,
+        a_args: openbao_flags(&bao, &creds),
+        ..Options::default()
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let at = |path: &str| format!("{}{path}", s.a.url());
+
+    // Scenarios 3 and 4 (servicea's own tokens) and 6 (its client
+    // assertion, which the factory checks with the public key servicea
+    // wrote at start): all signed by OpenBao.
+    for path in ["/scenario3", "/scenario4", "/scenario6"] {
+        let (status, body) = json_reply(http.get(at(path))).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert!(
+            body.to_string().contains("\"valid\":true"),
+            "{path}: {body}"
+        );
+    }
+    // servicea holds no private key: its key folder has the public half only.
+    let folder = s.files.public.parent().unwrap();
+    assert!(any_file_mentions(folder, "PRIVATE KEY").is_empty());
+    assert!(!any_file_mentions(folder, "PUBLIC KEY").is_empty());
+
+    // Every signature is servicea's own AppRole's, with its own policy.
+    let audit = std::fs::read_to_string(bao.audit_log()).unwrap();
+    let signs: Vec<Value> = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["type"] == "response" && l["request"]["path"] == "transit/sign/servicea")
+        .collect();
+    assert!(signs.len() >= 3, "{} audited signatures", signs.len());
+    for line in &signs {
+        assert_eq!(
+            line["auth"]["policies"],
+            serde_json::json!(["default", "servicea"])
+        );
+    }
+
+    // Its key is rotated in OpenBao, not by POST /gen-keys.
+    let (status, body) = json_reply(http.post(at("/gen-keys"))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.to_string().contains("OpenBao"), "{body}");
+
+    // Revoked centrally: the next signature fails at once, and says why.
+    setup::revoke(&bao.root, "servicea").await.unwrap();
+    let (status, body) = json_reply(http.get(at("/scenario3"))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let message = body.to_string();
+    assert!(
+        message.contains("OpenBao") && message.contains("revoked"),
+        "the answer names OpenBao and the revocation: {message}"
+    );
+    // The factory's own keys are not servicea's: scenario 1 goes on.
+    let (status, body) = json_reply(http.get(at("/scenario1"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn servicea_does_not_start_without_its_key_or_with_openbao_down() {
+    let mut bao = DevBao::start().await;
+    let policy = setup::service_policy("transit", "servicea");
+    let creds = setup::approle(&bao.root, "servicea", &policy, &bao.dir.path().join("a"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = openbao_flags(&bao, &creds);
+    args.extend(
+        [
+            "--service-a-public-key-path",
+            dir.path().join("jwt-public.pem").to_str().unwrap(),
+        ]
+        .map(String::from),
+    );
+    let open = |args: Vec<String>| async move {
+        let cli = test_support::service_command(app::Role::A, &args);
+        match cli {
+            app::cli::Command::Servicea(a) => app::caller::State::open(a.settle()).await.err(),
+            other => panic!("{other:?}"),
+        }
+    };
+    // No Transit key named servicea: the administrator has not made it.
+    let err = open(args.clone()).await.expect("no start without the key");
+    assert!(err.to_string().contains("no Transit key servicea"), "{err}");
+    bao.stop();
+    let err = open(args).await.expect("no start without OpenBao");
+    assert!(
+        err.to_string().contains("OpenBao at") && err.to_string().contains("unreachable"),
+        "{err}"
+    );
+}

@@ -1,0 +1,58 @@
+# Scenario 11, "keys in a vault" (seed 002): sourced by demo.sh and
+# vault.sh. jwt-factory moves its keys into a real OpenBao (a dev server,
+# configured with its HTTP API by `cargo xtask openbao up`), signs
+# scenario 1 and a scenario 6 token through it, shows who used servicea's
+# key in OpenBao's audit log, moves servicea's own key there too and
+# revokes it, survives a restart with the same keys,
+# answers 503 naming OpenBao when OpenBao is down, and goes back to its
+# files. Needs the stack up and lib.sh's helpers; kid_of is defined here.
+
+# kid_of TOKEN: the kid in a JWT's header (base64url-decoded with tr + base64).
+kid_of() {
+  local h
+  h=$(cut -d. -f1 <<<"$1" | tr '_-' '/+')
+  while [ $(( ${#h} % 4 )) -ne 0 ]; do h+="="; done
+  base64 -d <<<"$h" 2>/dev/null | grep -o '"kid":"[^"]*"'
+}
+
+vault_steps() {
+  # OpenBao goes down with the stack, also on Ctrl-C or failure.
+  trap 'cargo xtask openbao down >/dev/null 2>&1 || true; cargo xtask down' EXIT
+
+  say "scenario 11: keys in a vault (OpenBao): jwt-factory signs with keys it never holds"
+  shown 'cargo xtask openbao up'
+  echo "(jwt-factory again, with KEY_BACKEND=openbao: it logs in with its own AppRole credentials, never the root token)"
+  shown 'cargo xtask stop jwt-factory && cargo xtask start jwt-factory --openbao'
+  echo "(a key for servicea: a Transit key in OpenBao; the kid names its version, the private key never leaves OpenBao)"
+  request 200 '"kid":"servicea.v' -- "-X POST $JWT_FACTORY_URL/keys/servicea"
+  check /scenario1 200 '"valid":true' '"aud":"serviceb"'
+  echo "(who used servicea's key? OpenBao's audit log: each signature, by the factory's AppRole and its policy)"
+  shown 'cargo xtask openbao audit transit/sign/jwt-factory-servicea'
+  echo "(scenario 6 with a fresh token: app fetch-token authenticates as servicea does, and OpenBao signs the access token)"
+  shown 'FRESH=$("$BIN/app" fetch-token --audience serviceb 2>/dev/null); echo "${FRESH:0:40}...   header: $(kid_of "$FRESH")"'
+  request 200 '"valid":true' '"client_id":"servicea"' -- "-H \"Authorization: Bearer \$FRESH\" $SERVICEB_URL/scenario6-server"
+  echo "(servicea's own key too (scenarios 3-4, its assertions): the Transit key servicea, under a policy that lets it sign and nothing else; its file key's public half is kept aside to come back to)"
+  shown 'cp -p scenario-3-keys/jwt-public.pem scenario-3-keys/jwt-public.files.pem'
+  shown 'cargo xtask stop servicea && cargo xtask start servicea --openbao'
+  check /scenario3 200 '"valid":true' '"iss":"https://service-issuer"'
+  shown 'cargo xtask openbao audit transit/sign/servicea'
+  shown 'cargo xtask openbao revoke servicea   # centrally: servicea cannot sign from now on, and says why'
+  check /scenario3 503 'OpenBao' 'revoked'
+  shown 'mv scenario-3-keys/jwt-public.files.pem scenario-3-keys/jwt-public.pem && cargo xtask stop servicea && cargo xtask start servicea'
+  check /scenario3 200 '"valid":true'
+
+  echo "(a restart loses nothing: the same kids before and after)"
+  shown "KIDS=\$(curl -fsS -m 10 $JWT_FACTORY_URL/.well-known/jwks.json | grep -o '\"kid\":\"[^\"]*\"'); echo \"\$KIDS\""
+  shown 'cargo xtask stop jwt-factory && cargo xtask start jwt-factory --openbao'
+  request 200 "$KIDS" -- "$JWT_FACTORY_URL/.well-known/jwks.json"
+  check /scenario1 200 '"valid":true'
+
+  echo "(OpenBao down: a signature is refused with a 503 that names OpenBao; tokens already issued still verify)"
+  shown 'cargo xtask openbao down'
+  request 503 "OpenBao at $OPENBAO_URL is unreachable" -- "-X POST -H 'content-type: application/json' -d '{\"aud\":\"serviceb\"}' $JWT_FACTORY_URL/issueToken/servicea"
+  request 200 '"valid":true' -- "-H \"Authorization: Bearer \$FRESH\" $SERVICEB_URL/scenario6-server"
+
+  echo "(back to the workshop's keys/: jwt-factory with KEY_BACKEND=files)"
+  shown 'cargo xtask stop jwt-factory && cargo xtask start jwt-factory'
+  check /scenario1 200 '"valid":true'
+}
