@@ -41,18 +41,18 @@ vault_steps() {
   shown 'mv scenario-3-keys/jwt-public.files.pem scenario-3-keys/jwt-public.pem && cargo xtask stop servicea && cargo xtask start servicea'
   check /scenario3 200 '"valid":true'
 
+  shown 'cargo xtask openbao certs --ttl 1h   # workload certificates from the PKI engine, as cert-agent: the CA key stays in OpenBao'
+  shown 'openssl x509 -in target/openbao/certs/servicea.pem -noout -ext subjectAltName -dates'
   echo "(a restart loses nothing: the same kids before and after)"
   shown "KIDS=\$(curl -fsS -m 10 $JWT_FACTORY_URL/.well-known/jwks.json | grep -o '\"kid\":\"[^\"]*\"'); echo \"\$KIDS\""
   shown 'cargo xtask stop jwt-factory && cargo xtask start jwt-factory --openbao'
   request 200 "$KIDS" -- "$JWT_FACTORY_URL/.well-known/jwks.json"
   check /scenario1 200 '"valid":true'
 
-  echo "(OpenBao down: a signature is refused with a 503 that names OpenBao; tokens already issued still verify)"
-  shown 'cargo xtask openbao down'
+  shown 'cargo xtask openbao down   # a signature is now refused with a 503 that names OpenBao; tokens already issued still verify'
   request 503 "OpenBao at $OPENBAO_URL is unreachable" -- "-X POST -H 'content-type: application/json' -d '{\"aud\":\"serviceb\"}' $JWT_FACTORY_URL/issueToken/servicea"
   request 200 '"valid":true' -- "-H \"Authorization: Bearer \$FRESH\" $SERVICEB_URL/scenario6-server"
 
-  echo "(back to the workshop's keys/: jwt-factory with KEY_BACKEND=files)"
-  shown 'cargo xtask stop jwt-factory && cargo xtask start jwt-factory'
+  shown 'cargo xtask stop jwt-factory && cargo xtask start jwt-factory   # back to the workshop keys/ (KEY_BACKEND=files)'
   check /scenario1 200 '"valid":true'
 }

@@ -140,3 +140,109 @@ async fn servicea_does_not_start_without_its_key_or_with_openbao_down() {
         "{err}"
     );
 }
+
+/// Logs in as the cert agent: the AppRole with [`openbao::pki::agent_policy`].
+async fn cert_agent(bao: &DevBao) -> openbao::OpenBao {
+    openbao::pki::setup(&bao.root, "cluster.local", &s2s_web::pki::WORKLOADS, "1h")
+        .await
+        .unwrap();
+    let creds = setup::approle(
+        &bao.root,
+        "cert-agent",
+        &openbao::pki::agent_policy(),
+        &bao.dir.path().join("agent"),
+    )
+    .await
+    .unwrap();
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap().trim().to_owned();
+    openbao::OpenBao::login(
+        &bao.addr,
+        openbao::AppRole {
+            mount: "approle".into(),
+            role_id: read(&creds.role_id_file),
+            secret_id: read(&creds.secret_id_file),
+        },
+        openbao::client::Timeouts {
+            connect: std::time::Duration::from_secs(1),
+            request: std::time::Duration::from_secs(10),
+        },
+        None,
+    )
+    .await
+    .unwrap()
+}
+
+/// servicea's identity and OpenBao's CA, as a fresh client (a new
+/// connection, so a new handshake).
+fn mtls_client(certs: &Path) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.join("ca.pem")).unwrap()).unwrap();
+    let mut pem = std::fs::read(certs.join("servicea.pem")).unwrap();
+    pem.extend(std::fs::read(certs.join("servicea-key.pem")).unwrap());
+    reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .identity(reqwest::Identity::from_pem(&pem).unwrap())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn workload_certificates_from_openbao_are_renewed_and_picked_up_without_a_restart() {
+    let bao = DevBao::start().await;
+    let agent = cert_agent(&bao).await;
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    // Short-lived on purpose: the renewal must happen within the test.
+    let first_expiry = xtask::openbao_certs::issue_all(&agent, &certs, "12s", "cluster.local")
+        .await
+        .unwrap();
+    let files = s2s_web::pki::CertFiles::in_dir(&certs);
+    for name in s2s_web::pki::WORKLOADS {
+        // Valid under the CA, for localhost and its name, exactly one
+        // SPIFFE ID: the checks gen-certs' own certificates pass.
+        s2s_web::pki::check_workload(&files, name, "cluster.local")
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (_, key) = files.workload(name);
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&key).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "{}", key.display());
+    }
+    assert!(!files.ca_key.exists(), "the CA's key stays in OpenBao");
+    let lifetime = first_expiry - test_support::factory::now_unix();
+    assert!((5..=13).contains(&lifetime), "short-lived: {lifetime} s");
+
+    // serviceb serves scenario 7 (mTLS, servicea allowed by identity) with
+    // OpenBao's certificates, and trusts OpenBao's CA alone.
+    let s = Stack::start(Options {
+        b_certs: Some(certs.clone()),
+        ..Options::default()
+    })
+    .await;
+    let url = format!(
+        "https://localhost:{}/scenario7-server",
+        s.b.https.unwrap().port()
+    );
+    let (status, body) = json_reply(mtls_client(&certs).get(&url)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["principal"], "cluster.local/ns/default/sa/servicea",
+        "{body}"
+    );
+
+    // The agent issues them all again before they expire; once the first
+    // ones have expired, new connections (new handshakes, both sides'
+    // certificates) still succeed: serviceb re-read its files, unrestarted.
+    let second_expiry = xtask::openbao_certs::issue_all(&agent, &certs, "1h", "cluster.local")
+        .await
+        .unwrap();
+    assert!(second_expiry > first_expiry + 60);
+    while test_support::factory::now_unix() <= first_expiry + 1 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let (status, body) = json_reply(mtls_client(&certs).get(&url)).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "after the first certificates expired: {body}"
+    );
+}

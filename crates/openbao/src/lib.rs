@@ -13,6 +13,8 @@
 //!   = jws`): the private key never leaves OpenBao.
 //! - [`kv`]: KV v2 records with check-and-set, for what several factory
 //!   replicas must agree on (a key id's phases).
+//! - [`pki`]: workload certificates from the PKI engine (the CA's key
+//!   stays in OpenBao), short-lived, renewed by a cert agent.
 //! - [`setup`]: the administrator's side, run with the root token by the
 //!   demo and the tests, never by a service: engines, policies, AppRole
 //!   roles and their credentials, the audit device.
@@ -27,6 +29,7 @@ pub mod args;
 pub mod client;
 pub mod error;
 pub mod kv;
+pub mod pki;
 pub mod setup;
 pub mod transit;
 

@@ -18,6 +18,7 @@ pub mod jwks;
 pub mod keys;
 pub mod load;
 pub mod openbao;
+pub mod openbao_certs;
 pub mod paths;
 pub mod prepare;
 pub mod ready;

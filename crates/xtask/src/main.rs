@@ -75,6 +75,16 @@ enum OpenbaoAction {
     Audit { filter: Option<String> },
     /// Revoke ROLE centrally: its secret ids destroyed, its tokens revoked.
     Revoke { role: String },
+    /// Workload certificates from OpenBao's PKI engine, in gen-certs'
+    /// layout (default target/openbao/certs), renewed with --renew.
+    Certs {
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        #[arg(long)]
+        renew: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -125,6 +135,9 @@ fn run(verb: Verb) -> Result<ExitCode> {
             OpenbaoAction::Down => runtime()?.block_on(openbao::down())?,
             OpenbaoAction::Audit { filter } => openbao::audit(filter.as_deref())?,
             OpenbaoAction::Revoke { role } => runtime()?.block_on(openbao::revoke(&role))?,
+            OpenbaoAction::Certs { dir, ttl, renew } => {
+                runtime()?.block_on(xtask::openbao_certs::run(dir, &ttl, renew))?;
+            }
         },
         Verb::Status => control::send("status")?,
         Verb::Load {

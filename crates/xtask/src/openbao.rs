@@ -23,7 +23,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use openbao::{OpenBao, client::Timeouts, setup};
+use openbao::{OpenBao, client::Timeouts, pki, setup};
 use serde_json::Value;
 
 use crate::{child, install, paths, say};
@@ -159,7 +159,51 @@ pub async fn up() -> Result<()> {
         paths::shown(&creds.role_id_file),
         paths::shown(&creds.secret_id_file)
     );
+    pki::setup(
+        &root,
+        topology::TRUST_DOMAIN,
+        &s2s_web::pki::WORKLOADS,
+        "24h",
+    )
+    .await?;
+    setup::approle(
+        &root,
+        "cert-agent",
+        &pki::agent_policy(),
+        &credentials_dir(),
+    )
+    .await?;
+    println!(
+        "  pki/: a CA whose key stays in OpenBao, the role workload (one SPIFFE URI SAN, 1 h); AppRole cert-agent may issue under it, nothing else"
+    );
     Ok(())
+}
+
+/// Logs in to the dev server as `role`, with its credentials in openbao/.
+pub async fn login(role: &str) -> Result<OpenBao> {
+    let dir = credentials_dir();
+    let read = |f: &str| -> Result<String> {
+        let path = dir.join(f);
+        Ok(std::fs::read_to_string(&path)
+            .with_context(|| {
+                format!(
+                    "cannot read {} (cargo xtask openbao up)",
+                    paths::shown(&path)
+                )
+            })?
+            .trim()
+            .to_owned())
+    };
+    let approle = openbao::AppRole {
+        mount: "approle".into(),
+        role_id: read(&format!("{role}.role-id"))?,
+        secret_id: read(&format!("{role}.secret-id"))?,
+    };
+    let timeouts = Timeouts {
+        connect: Duration::from_millis(500),
+        request: Duration::from_secs(10),
+    };
+    Ok(OpenBao::login(&addr(), approle, timeouts, None).await?)
 }
 
 /// `cargo xtask openbao revoke ROLE`: the role's secret ids destroyed and
