@@ -387,3 +387,55 @@ async fn the_factory_policy_allows_signing_and_nothing_that_would_reveal_a_key()
         .unwrap()
         .expect("its own key");
 }
+
+/// A token for the factory's policy, as OpenBao Agent would write it.
+async fn agent_token(bao: &DevBao) -> String {
+    let answer = bao
+        .root
+        .call(
+            Method::POST,
+            "auth/token/create",
+            Some(&json!({ "policies": ["jwt-factory"], "ttl": "1h" })),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    answer["auth"]["client_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn with_an_agents_token_file_the_factory_reads_it_again_when_the_token_is_replaced() {
+    let bao = DevBao::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    let first = agent_token(&bao).await;
+    std::fs::write(&file, &first).unwrap();
+    let flags = [
+        "--key-backend",
+        "openbao",
+        "--openbao-addr",
+        &bao.addr,
+        "--openbao-token-file",
+        file.to_str().unwrap(),
+    ];
+    let f = start_factory_opened(&dir.path().join("keys"), &flags)
+        .await
+        .unwrap();
+    let http = Client::new();
+    create_key(&http, &f, "servicea").await;
+    issue(&http, &f, "servicea", "", &json!({ "aud": "serviceb" })).await;
+
+    // The agent renews: the old token is revoked, a new one is in the file.
+    bao.root
+        .call(
+            Method::POST,
+            "auth/token/revoke",
+            Some(&json!({ "token": first })),
+        )
+        .await
+        .unwrap();
+    std::fs::write(&file, agent_token(&bao).await).unwrap();
+    let token = issue(&http, &f, "servicea", "", &json!({ "aud": "serviceb" })).await;
+    let (code, body) = verify(&http, &f, "servicea", &token, "serviceb", "servicea").await;
+    assert_eq!(code, 200, "{body}");
+}

@@ -32,6 +32,12 @@ pub struct OpenBaoArgs {
     #[arg(long = "openbao-secret-id-file", env = "OPENBAO_SECRET_ID_FILE")]
     pub secret_id_file: Option<PathBuf>,
 
+    /// Instead of AppRole: a file holding the token, kept fresh by an
+    /// agent (OpenBao Agent's injector in a cluster: `agent-inject-token`),
+    /// read again when OpenBao refuses it.
+    #[arg(long = "openbao-token-file", env = "OPENBAO_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+
     /// The CA that OpenBao's https certificate must chain to (that CA
     /// alone is trusted). Unset: the system's roots.
     #[arg(long = "openbao-ca-cert", env = "OPENBAO_CA_CERT")]
@@ -61,13 +67,22 @@ pub struct OpenBaoArgs {
 }
 
 impl OpenBaoArgs {
-    /// Logs in with the AppRole credentials these settings name.
+    /// Logs in with the AppRole credentials these settings name, or
+    /// reads the agent's token file.
     pub async fn connect(&self) -> Result<OpenBao, OpenBaoError> {
+        let ca = match &self.ca_cert {
+            Some(path) => Some(read(path)?.into_bytes()),
+            None => None,
+        };
+        if let Some(file) = &self.token_file {
+            return OpenBao::with_token_file(&self.addr, file, self.timeouts(), ca.as_deref())
+                .await;
+        }
         let (Some(role_file), Some(secret_file)) = (&self.role_id_file, &self.secret_id_file)
         else {
             return Err(OpenBaoError::Settings(
-                "KEY_BACKEND=openbao needs OPENBAO_ROLE_ID_FILE and OPENBAO_SECRET_ID_FILE \
-                 (`cargo xtask openbao` writes both)"
+                "OpenBao needs OPENBAO_ROLE_ID_FILE and OPENBAO_SECRET_ID_FILE (`cargo xtask \
+                 openbao up` writes both), or OPENBAO_TOKEN_FILE (an agent's)"
                     .into(),
             ));
         };
@@ -75,10 +90,6 @@ impl OpenBaoArgs {
             mount: "approle".into(),
             role_id: read(role_file)?,
             secret_id: read(secret_file)?,
-        };
-        let ca = match &self.ca_cert {
-            Some(path) => Some(read(path)?.into_bytes()),
-            None => None,
         };
         OpenBao::login(&self.addr, approle, self.timeouts(), ca.as_deref()).await
     }

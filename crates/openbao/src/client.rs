@@ -40,6 +40,18 @@ impl std::fmt::Debug for AppRole {
     }
 }
 
+/// How a client gets (again) its token.
+#[derive(Debug)]
+enum Login {
+    /// A token given once (the administrator's).
+    Fixed,
+    /// AppRole credentials: log in again when the token stops working.
+    AppRole(AppRole),
+    /// A file an agent keeps fresh (OpenBao Agent, in a cluster): read it
+    /// again when the token stops working.
+    TokenFile(std::path::PathBuf),
+}
+
 /// A client of one OpenBao server, or of the nodes of a cluster: calls go
 /// to one node, and move to the next when it cannot be reached (a node
 /// that stopped; a standby forwards to the active node itself).
@@ -49,7 +61,7 @@ pub struct OpenBao {
     current: AtomicUsize,
     http: reqwest::Client,
     token: RwLock<String>,
-    login: Option<AppRole>,
+    login: Login,
 }
 
 impl std::fmt::Debug for OpenBao {
@@ -82,8 +94,28 @@ impl OpenBao {
             current: AtomicUsize::new(0),
             http: http_client(addr, timeouts, ca_pem)?,
             token: RwLock::new(token.to_owned()),
-            login: None,
+            login: Login::Fixed,
         })
+    }
+
+    /// A client whose token is in `file`, kept fresh by an agent (OpenBao
+    /// Agent's `agent-inject-token`); the file is read again when a call is
+    /// refused with 403.
+    pub async fn with_token_file(
+        addr: &str,
+        file: &std::path::Path,
+        timeouts: Timeouts,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, OpenBaoError> {
+        let client = Self {
+            addrs: checked_addrs(addr)?,
+            current: AtomicUsize::new(0),
+            http: http_client(addr, timeouts, ca_pem)?,
+            token: RwLock::new(String::new()),
+            login: Login::TokenFile(file.to_path_buf()),
+        };
+        client.relogin().await?;
+        Ok(client)
     }
 
     /// Logs in with `approle` and keeps the token; logs in again when a
@@ -99,7 +131,7 @@ impl OpenBao {
             current: AtomicUsize::new(0),
             http: http_client(addr, timeouts, ca_pem)?,
             token: RwLock::new(String::new()),
-            login: Some(approle),
+            login: Login::AppRole(approle),
         };
         client.relogin().await?;
         Ok(client)
@@ -123,8 +155,19 @@ impl OpenBao {
     }
 
     async fn relogin(&self) -> Result<(), OpenBaoError> {
-        let Some(approle) = &self.login else {
-            return Ok(());
+        let approle = match &self.login {
+            Login::Fixed => return Ok(()),
+            Login::AppRole(approle) => approle,
+            Login::TokenFile(file) => {
+                let token = std::fs::read_to_string(file).map_err(|e| {
+                    OpenBaoError::Settings(format!(
+                        "cannot read the token file {}: {e}",
+                        file.display()
+                    ))
+                })?;
+                *self.token.write().unwrap_or_else(|p| p.into_inner()) = token.trim().to_owned();
+                return Ok(());
+            }
         };
         let path = format!("auth/{}/login", approle.mount);
         let body = json!({ "role_id": approle.role_id, "secret_id": approle.secret_id });
@@ -166,7 +209,7 @@ impl OpenBao {
     ) -> Result<Option<Value>, OpenBaoError> {
         let token = self.token();
         match self.send(method.clone(), path, body, Some(&token)).await {
-            Err(OpenBaoError::Denied { .. }) if self.login.is_some() => {
+            Err(OpenBaoError::Denied { .. }) if !matches!(self.login, Login::Fixed) => {
                 tracing::warn!(
                     "OpenBao at {} refused {path}: logging in again (token expired or revoked?)",
                     self.addr()

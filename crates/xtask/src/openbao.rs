@@ -132,11 +132,18 @@ pub async fn up() -> Result<()> {
     std::fs::write(pid_file(), child.id().to_string())?;
     let root = admin(&token)?;
     wait_ready(&root).await?;
+    configure(&root).await
+}
+
+/// The administrator's setup of a fresh dev server, with the root token:
+/// engines; the factory's, servicea's and the cert agent's policies and
+/// AppRole credentials; servicea's Transit key; the PKI engine.
+async fn configure(root: &OpenBao) -> Result<()> {
     say::step("configuring it as an administrator, with its HTTP API and the root token:");
-    setup::engines(&root, "transit", "secret").await?;
+    setup::engines(root, "transit", "secret").await?;
     println!("  engines: transit/ (keys that sign, never leave), secret/ (KV v2), auth/approle/");
     let policy = setup::factory_policy("transit", "secret");
-    let creds = setup::approle(&root, "jwt-factory", &policy, &credentials_dir()).await?;
+    let creds = setup::approle(root, "jwt-factory", &policy, &credentials_dir()).await?;
     println!(
         "  policy jwt-factory: sign with transit/keys/jwt-factory-*, read their public keys, rotate; no export, no backup, no config"
     );
@@ -146,7 +153,7 @@ pub async fn up() -> Result<()> {
         paths::shown(&creds.secret_id_file)
     );
     let servicea = topology::SERVICEA.name;
-    setup::transit_key(&root, "transit", servicea, algorithm()?).await?;
+    setup::transit_key(root, "transit", servicea, algorithm()?).await?;
     let creds = setup::approle(
         &root,
         servicea,

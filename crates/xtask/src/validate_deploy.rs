@@ -3,7 +3,8 @@
 //!
 //! 1. deploy/k8s/configmaps.yaml is what `scripts/deploy-configmaps.sh`
 //!    writes from env/, and holds each file verbatim;
-//! 2. every deploy/k8s/*.yaml against the Kubernetes schemas
+//! 2. every deploy/k8s/*.yaml and deploy/openbao/*.yaml (the factory with
+//!    its keys in OpenBao) against the Kubernetes schemas
 //!    (kubernetes-validate --strict: unknown fields fail);
 //! 3. every document under deploy/istio/ against the JSON schema of its
 //!    kind, from ISTIO_SCHEMAS_DIR (default ../shared/schemas/istio,
@@ -13,7 +14,10 @@
 //! (default deploy/k8s, deploy/istio) point it at other copies, e.g. to
 //! see a broken manifest fail.
 
-use std::{path::PathBuf, process::Command};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 use anyhow::{Result, bail};
 
@@ -32,28 +36,17 @@ fn dir_setting(name: &str, default: &str) -> PathBuf {
 /// Runs the three checks.
 pub fn run() -> Result<()> {
     let k8s = dir_setting("K8S_DIR", "deploy/k8s");
+    let openbao = dir_setting("OPENBAO_DIR", "deploy/openbao");
     let istio = dir_setting("ISTIO_DIR", "deploy/istio");
     let schemas = dir_setting("ISTIO_SCHEMAS_DIR", "../shared/schemas/istio");
-    // Settings first: a missing folder is a set-up mistake, not a failed check.
-    let see = "set ISTIO_SCHEMAS_DIR to the Istio JSON schemas (shared/schemas/istio beside the \
-               project; see ../shared/schemas/README.md)";
-    if !schemas.is_dir() {
-        bail!(
-            "ISTIO_SCHEMAS_DIR={} is not a folder: {see}",
-            schemas.display()
-        );
-    }
-    if let Some(missing) = ISTIO_SCHEMAS.iter().find(|s| !schemas.join(s).is_file()) {
-        bail!(
-            "ISTIO_SCHEMAS_DIR={} has no {missing}: {see}",
-            schemas.display()
-        );
-    }
-    for (name, dir) in [("K8S_DIR", &k8s), ("ISTIO_DIR", &istio)] {
-        if !dir.is_dir() {
-            bail!("{name}={} is not a folder", dir.display());
-        }
-    }
+    check_settings(
+        &schemas,
+        &[
+            ("K8S_DIR", &k8s),
+            ("OPENBAO_DIR", &openbao),
+            ("ISTIO_DIR", &istio),
+        ],
+    )?;
     install::ensure(install::Tool::Venv)?;
     let python = paths::venv().join("bin/python");
     let mut failed = Vec::new();
@@ -67,19 +60,24 @@ pub fn run() -> Result<()> {
         failed.push("configmaps.yaml does not hold env/ verbatim");
     }
 
-    say::step(&format!(
-        "2/3 Kubernetes manifests: kubernetes-validate --strict {}/*.yaml",
-        k8s.display()
-    ));
-    let (ok, out) = output(
-        Command::new(&python)
-            .arg("scripts/validate_k8s.py")
-            .arg(&k8s),
-    );
-    if !ok {
-        failed.push("Kubernetes manifests");
+    let mut resources = 0;
+    for dir in [&k8s, &openbao] {
+        say::step(&format!(
+            "2/3 Kubernetes manifests: kubernetes-validate --strict {}/*.yaml",
+            dir.display()
+        ));
+        let (ok, out) = output(
+            Command::new(&python)
+                .arg("scripts/validate_k8s.py")
+                .arg(dir),
+        );
+        if !ok {
+            failed.push("Kubernetes manifests");
+        }
+        resources += count(&out, "kubernetes: ", " resources valid")
+            .parse::<u32>()
+            .unwrap_or(0);
     }
-    let resources = count(&out, "kubernetes: ", " resources valid");
 
     say::step(&format!(
         "3/3 Istio policies: {} against {}",
@@ -104,6 +102,30 @@ pub fn run() -> Result<()> {
         "deploy/ is valid: ConfigMaps current, {resources} Kubernetes resources, {documents} Istio \
          documents (offline; the image is not built here)"
     ));
+    Ok(())
+}
+
+/// Settings first: a missing folder is a set-up mistake, not a failed check.
+fn check_settings(schemas: &Path, dirs: &[(&str, &PathBuf)]) -> Result<()> {
+    let see = "set ISTIO_SCHEMAS_DIR to the Istio JSON schemas (shared/schemas/istio beside the \
+               project; see ../shared/schemas/README.md)";
+    if !schemas.is_dir() {
+        bail!(
+            "ISTIO_SCHEMAS_DIR={} is not a folder: {see}",
+            schemas.display()
+        );
+    }
+    if let Some(missing) = ISTIO_SCHEMAS.iter().find(|s| !schemas.join(s).is_file()) {
+        bail!(
+            "ISTIO_SCHEMAS_DIR={} has no {missing}: {see}",
+            schemas.display()
+        );
+    }
+    for (name, dir) in dirs {
+        if !dir.is_dir() {
+            bail!("{name}={} is not a folder", dir.display());
+        }
+    }
     Ok(())
 }
 

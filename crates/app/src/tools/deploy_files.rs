@@ -7,7 +7,9 @@
 //! A template names a value as `{{name}}`, `{{port}}`, `{{https_port}}`
 //! (of the process the file is for), `{{PROCESS.port}}`,
 //! `{{PROCESS.https_port}}` (of any process, by name) or
-//! `{{service_ports}}` (every port of the services and the factory). An
+//! `{{service_ports}}` (every port of the services and the factory),
+//! `{{openbao_port}}`, or `{{policy.NAME}}` (an OpenBao policy as
+//! `openbao::setup` writes it, indented for a YAML block). An
 //! unknown name is an error, never left in the output.
 
 use std::path::{Path, PathBuf};
@@ -48,6 +50,11 @@ fn outputs() -> Vec<(&'static str, Option<&'static Process>, String)> {
             "istio/request-authentication.yaml".to_owned(),
         ),
         ("Dockerfile", None, "Dockerfile".to_owned()),
+        (
+            "openbao/jwt-factory.yaml",
+            Some(&FACTORY),
+            "openbao/jwt-factory.yaml".to_owned(),
+        ),
     ];
     for receiver in [&SERVICEB, &SERVICEC] {
         out.push((
@@ -118,6 +125,32 @@ fn value(name: &str, process: Option<&Process>) -> anyhow::Result<String> {
             other => bail!("no value {other:?} of a process"),
         }
     };
+    if name == "openbao_port" {
+        return Ok(topology::OPENBAO_PORT.to_string());
+    }
+    // An OpenBao policy, as the setup writes it, indented for a YAML block.
+    if let Some(who) = name.strip_prefix("policy.") {
+        let policy = match who {
+            "jwt-factory" => openbao::setup::factory_policy("transit", "secret"),
+            "cert-agent" => openbao::pki::agent_policy(),
+            service if topology::by_name(service).is_some() => {
+                openbao::setup::service_policy("transit", service)
+            }
+            other => bail!("no policy {other:?}"),
+        };
+        let indented: Vec<String> = policy
+            .trim_end()
+            .lines()
+            .map(|l| {
+                if l.is_empty() {
+                    String::new()
+                } else {
+                    format!("    {l}")
+                }
+            })
+            .collect();
+        return Ok(indented.join("\n"));
+    }
     if name == "service_ports" {
         let ports: Vec<String> = [&SERVICEA, &SERVICEB, &SERVICEC, &FACTORY]
             .iter()
