@@ -155,7 +155,7 @@ async fn configure(root: &OpenBao) -> Result<()> {
     let servicea = topology::SERVICEA.name;
     setup::transit_key(root, "transit", servicea, algorithm()?).await?;
     let creds = setup::approle(
-        &root,
+        root,
         servicea,
         &setup::service_policy("transit", servicea),
         &credentials_dir(),
@@ -167,14 +167,14 @@ async fn configure(root: &OpenBao) -> Result<()> {
         paths::shown(&creds.secret_id_file)
     );
     pki::setup(
-        &root,
+        root,
         topology::TRUST_DOMAIN,
         &s2s_web::pki::WORKLOADS,
         "24h",
     )
     .await?;
     setup::approle(
-        &root,
+        root,
         "cert-agent",
         &pki::agent_policy(),
         &credentials_dir(),
