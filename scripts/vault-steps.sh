@@ -35,7 +35,7 @@ vault_steps() {
   shown 'cp -p scenario-3-keys/jwt-public.pem scenario-3-keys/jwt-public.files.pem'
   shown 'cargo xtask stop servicea && cargo xtask start servicea --openbao'
   check /scenario3 200 '"valid":true' '"iss":"https://service-issuer"'
-  shown 'cargo xtask openbao audit transit/sign/servicea'
+  request 200 '"key":"servicea"' '"policies":["default","servicea"]' -- "$SERVICEA_URL/console/key-audit"   # the console's lesson: who used servicea's keys?
   shown 'cargo xtask openbao revoke servicea   # centrally: servicea cannot sign from now on, and says why'
   check /scenario3 503 'OpenBao' 'revoked'
   shown 'mv scenario-3-keys/jwt-public.files.pem scenario-3-keys/jwt-public.pem && cargo xtask stop servicea && cargo xtask start servicea'

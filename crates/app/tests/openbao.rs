@@ -48,9 +48,14 @@ async fn servicea_signs_with_its_transit_key_and_a_revocation_stops_it_at_once()
     let creds = setup::approle(&bao.root, "servicea", &policy, &bao.dir.path().join("a"))
         .await
         .unwrap();
+    let mut a_args = openbao_flags(&bao, &creds);
+    a_args.extend([
+        "--console-audit-log".to_owned(),
+        bao.audit_log().display().to_string(),
+    ]);
     let s = Stack::start(Options {
         no_scenario3_keys: true,
-        a_args: openbao_flags(&bao, &creds),
+        a_args,
         ..Options::default()
     })
     .await;
@@ -87,6 +92,24 @@ async fn servicea_signs_with_its_transit_key_and_a_revocation_stops_it_at_once()
             serde_json::json!(["default", "servicea"])
         );
     }
+
+    // The console's lesson reads the same lines: who used servicea's key.
+    let (status, body) = json_reply(http.get(at("/console/key-audit"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answer = &body["steps"][0]["answer"];
+    assert!(answer["total"].as_u64().unwrap() >= 3, "{body}");
+    let last = answer["signatures"]
+        .as_array()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap();
+    assert_eq!(last["key"], "servicea", "{body}");
+    assert_eq!(
+        last["policies"],
+        serde_json::json!(["default", "servicea"]),
+        "{body}"
+    );
 
     // Its key is rotated in OpenBao, not by POST /gen-keys.
     let (status, body) = json_reply(http.post(at("/gen-keys"))).await;

@@ -173,13 +173,7 @@ async fn configure(root: &OpenBao) -> Result<()> {
         "24h",
     )
     .await?;
-    setup::approle(
-        root,
-        "cert-agent",
-        &pki::agent_policy(),
-        &credentials_dir(),
-    )
-    .await?;
+    setup::approle(root, "cert-agent", &pki::agent_policy(), &credentials_dir()).await?;
     println!(
         "  pki/: a CA whose key stays in OpenBao, the role workload (one SPIFFE URI SAN, 1 h); AppRole cert-agent may issue under it, nothing else"
     );

@@ -72,6 +72,16 @@ pub struct Args {
     #[arg(long, env = "SELF_KEY_BACKEND", value_enum, default_value_t = super::SelfKeyBackend::Files)]
     pub(crate) self_key_backend: super::SelfKeyBackend,
 
+    /// The console's lesson "who used servicea's key?" reads OpenBao's
+    /// audit log here (`cargo xtask openbao up` writes it there). Off with
+    /// PRODUCTION: a service reading the vault's audit log is a shortcut.
+    #[arg(
+        long,
+        env = "CONSOLE_AUDIT_LOG",
+        default_value = "target/demo-logs/openbao-audit.log"
+    )]
+    pub(crate) console_audit_log: PathBuf,
+
     /// With SELF_KEY_BACKEND=openbao: where OpenBao is and who servicea is
     /// there.
     #[command(flatten)]
@@ -205,6 +215,8 @@ pub struct Settings {
     pub(crate) gateway: String,
     /// Scenario 10: the sidecar's proxy URL, if any.
     pub(crate) mesh_proxy: Option<String>,
+    /// The console's key-audit lesson reads this file.
+    pub(crate) console_audit_log: PathBuf,
     /// Who holds servicea's own key, and OpenBao's settings.
     pub(crate) self_key_backend: super::SelfKeyBackend,
     pub(crate) openbao: openbao::OpenBaoArgs,
@@ -240,6 +252,7 @@ impl Args {
             factory_https: base_url(&self.jwt_factory_endpoint_https),
             gateway: base_url(&self.gateway_endpoint),
             mesh_proxy: Some(self.mesh_proxy).filter(|p| !p.trim().is_empty()),
+            console_audit_log: self.console_audit_log,
             self_key_backend: self.self_key_backend,
             openbao: self.openbao,
         }

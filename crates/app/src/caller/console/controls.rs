@@ -26,7 +26,7 @@ use crate::{
 };
 
 /// One step: `work` traced, with its title and the outcome the lesson expects.
-async fn step(
+pub(super) async fn step(
     state: &State,
     rid: &RequestId,
     title: &str,

@@ -27,8 +27,10 @@
 //! | `POST /console/factory-keys/rotate` | rotate servicea's factory key (phased) |
 //! | `POST /console/replay` | the replay lesson: a stolen bearer token, a stolen bound token |
 //! | `POST /console/forge` | the gateway lesson: a forged `X-Jwt-Sub`, through the gateway and around it |
+//! | `GET /console/key-audit` | who used servicea's key? its signatures in OpenBao's audit log (off with PRODUCTION) |
 
 pub(super) mod controls;
+mod key_audit;
 
 use axum::{
     Json, Router,
@@ -110,13 +112,35 @@ pub(super) fn routes() -> Router<State> {
             router.route(asset.path, get(move || async move { asset.response() }))
         })
         .route("/console/scenarios", get(scenarios))
-        .route("/console/factory-keys", get(controls::factory_keys));
+        .route("/console/factory-keys", get(controls::factory_keys))
+        .route("/console/key-audit", get(key_audit_route));
     let controls = Router::new()
         .route("/console/factory-keys/rotate", post(controls::rotate))
         .route("/console/replay", post(controls::replay))
         .route("/console/forge", post(controls::forge))
         .route_layer(axum::middleware::from_fn(require_control_header));
     router.merge(controls)
+}
+
+/// `GET /console/key-audit`: the lesson "who used servicea's key?",
+/// one traced step ([`key_audit`]).
+async fn key_audit_route(
+    axum::extract::State(state): axum::extract::State<State>,
+    rid: s2s_web::request_tracing::RequestId,
+) -> Result<Json<Value>, crate::error::AppError> {
+    if !state.settings.common.shortcuts {
+        return Err(crate::error::AppError::ShortcutOff(
+            "GET /console/key-audit is off (PRODUCTION: a service reading the vault's audit log \
+             is a workshop shortcut): an auditor reads OpenBao's audit log",
+        ));
+    }
+    let log = state.settings.console_audit_log.clone();
+    let name = state.name().to_owned();
+    let work = async move { key_audit::signatures(&log, &name) };
+    let title = "who used servicea's key? its signatures in OpenBao's audit log";
+    Ok(Json(
+        json!({ "steps": [controls::step(&state, &rid, title, "accepted", work).await] }),
+    ))
 }
 
 /// `GET /console/scenarios`: every row of the scenario table.

@@ -437,7 +437,33 @@
     rotate: { title: "Rotate servicea's key at jwt-factory", method: "POST", url: "/console/factory-keys/rotate", then: "keys" },
     replay: { title: "The replay lesson: a stolen bearer token works, a stolen bound token does not", method: "POST", url: "/console/replay" },
     forge: { title: "The gateway lesson: a forged identity header", method: "POST", url: "/console/forge" },
+    audit: { title: "Who used servicea's key? OpenBao's audit log", method: "GET", url: "/console/key-audit" },
   };
+
+  function auditTable(step) {
+    const answer = step.answer || {};
+    const rows = answer.signatures || [];
+    return h(
+      "table",
+      { class: "keys", "data-testid": "audit" },
+      h("caption", { class: "hint" }, `${answer.total ?? 0} signatures with servicea's keys in ${answer.log || "the audit log"} (the last ${rows.length})`),
+      h("thead", {}, h("tr", {}, ["time", "key", "by", "policies"].map((t) => h("th", {}, t)))),
+      h(
+        "tbody",
+        {},
+        rows.map((r) =>
+          h(
+            "tr",
+            {},
+            h("td", { class: "mono" }, r.time || ""),
+            h("td", { class: "mono" }, r.key || ""),
+            h("td", {}, r.by || ""),
+            h("td", {}, (r.policies || []).join(", "))
+          )
+        )
+      )
+    );
+  }
 
   function keysTable(step) {
     const status = (step.answer && step.answer.status) || {};
@@ -491,6 +517,7 @@
     const steps = body.steps || [];
     for (const step of steps) {
       if (c.url === "/console/factory-keys" && step.status < 400) section.append(keysTable(step));
+      if (c.url === "/console/key-audit" && step.status < 400) section.append(auditTable(step));
       const root = rootHop(c.method, `${location.origin}${c.url}`, step, 200, steps.length === 1 ? ms : null);
       renderStep(section, step, root, step.title);
     }
