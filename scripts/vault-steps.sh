@@ -26,8 +26,7 @@ vault_steps() {
   echo "(a key for servicea: a Transit key in OpenBao; the kid names its version, the private key never leaves OpenBao)"
   request 200 '"kid":"servicea.v' -- "-X POST $JWT_FACTORY_URL/keys/servicea"
   check /scenario1 200 '"valid":true' '"aud":"serviceb"'
-  echo "(who used servicea's key? OpenBao's audit log: each signature, by the factory's AppRole and its policy)"
-  shown 'cargo xtask openbao audit transit/sign/jwt-factory-servicea'
+  shown 'cargo xtask openbao audit transit/sign/jwt-factory-servicea   # who used servicea'"'"'s key? each signature, by the factory'"'"'s AppRole and policy'
   echo "(scenario 6 with a fresh token: app fetch-token authenticates as servicea does, and OpenBao signs the access token)"
   shown 'FRESH=$("$BIN/app" fetch-token --audience serviceb 2>/dev/null); echo "${FRESH:0:40}...   header: $(kid_of "$FRESH")"'
   request 200 '"valid":true' '"client_id":"servicea"' -- "-H \"Authorization: Bearer \$FRESH\" $SERVICEB_URL/scenario6-server"
@@ -35,6 +34,7 @@ vault_steps() {
   shown 'cp -p scenario-3-keys/jwt-public.pem scenario-3-keys/jwt-public.files.pem'
   shown 'cargo xtask stop servicea && cargo xtask start servicea --openbao'
   check /scenario3 200 '"valid":true' '"iss":"https://service-issuer"'
+  check /scenario6 200 '"valid":true' '"client_id":"servicea"'   # both keys in OpenBao: servicea's assertion, the factory's token
   request 200 '"key":"servicea"' '"policies":["default","servicea"]' -- "$SERVICEA_URL/console/key-audit"   # the console's lesson: who used servicea's keys?
   shown 'cargo xtask openbao revoke servicea   # centrally: servicea cannot sign from now on, and says why'
   check /scenario3 503 'OpenBao' 'revoked'

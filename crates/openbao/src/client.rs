@@ -430,3 +430,35 @@ fn http_client(
         .build()
         .map_err(|e| OpenBaoError::Settings(format!("cannot build the client for {addr}: {e}")))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The token travels with every call: plain http only on loopback.
+    #[test]
+    fn plain_http_only_on_loopback() {
+        assert!(checked_addrs("http://127.0.0.1:8200").is_ok());
+        assert_eq!(
+            checked_addrs("http://localhost:8200/, http://[::1]:8201").unwrap(),
+            vec!["http://localhost:8200", "http://[::1]:8201"]
+        );
+        assert!(checked_addrs("https://openbao.example:8200").is_ok());
+        let err = checked_addrs("http://openbao.example:8200").unwrap_err();
+        assert!(err.to_string().contains("in clear"), "{err}");
+        let err = checked_addrs("http://127.0.0.1:8200,http://10.0.0.2:8200").unwrap_err();
+        assert!(err.to_string().contains("10.0.0.2"), "{err}");
+        assert!(checked_addrs("ftp://127.0.0.1").is_err());
+        assert!(checked_addrs(" , ").is_err());
+        assert!(checked_addrs("not a url").is_err());
+    }
+
+    /// OpenBao's `errors`, joined; none given is said so.
+    #[test]
+    fn errors_are_joined() {
+        let v = serde_json::json!({ "errors": ["one", "two"] });
+        assert_eq!(errors_of(&v), "one; two");
+        assert_eq!(errors_of(&serde_json::json!({})), "no reason given");
+    }
+}
