@@ -89,13 +89,7 @@ impl OpenBao {
         timeouts: Timeouts,
         ca_pem: Option<&[u8]>,
     ) -> Result<Self, OpenBaoError> {
-        Ok(Self {
-            addrs: checked_addrs(addr)?,
-            current: AtomicUsize::new(0),
-            http: http_client(addr, timeouts, ca_pem)?,
-            token: RwLock::new(token.to_owned()),
-            login: Login::Fixed,
-        })
+        Self::new(addr, token, Login::Fixed, timeouts, ca_pem)
     }
 
     /// A client whose token is in `file`, kept fresh by an agent (OpenBao
@@ -107,13 +101,8 @@ impl OpenBao {
         timeouts: Timeouts,
         ca_pem: Option<&[u8]>,
     ) -> Result<Self, OpenBaoError> {
-        let client = Self {
-            addrs: checked_addrs(addr)?,
-            current: AtomicUsize::new(0),
-            http: http_client(addr, timeouts, ca_pem)?,
-            token: RwLock::new(String::new()),
-            login: Login::TokenFile(file.to_path_buf()),
-        };
+        let login = Login::TokenFile(file.to_path_buf());
+        let client = Self::new(addr, "", login, timeouts, ca_pem)?;
         client.relogin().await?;
         Ok(client)
     }
@@ -126,15 +115,25 @@ impl OpenBao {
         timeouts: Timeouts,
         ca_pem: Option<&[u8]>,
     ) -> Result<Self, OpenBaoError> {
-        let client = Self {
+        let client = Self::new(addr, "", Login::AppRole(approle), timeouts, ca_pem)?;
+        client.relogin().await?;
+        Ok(client)
+    }
+
+    fn new(
+        addr: &str,
+        token: &str,
+        login: Login,
+        timeouts: Timeouts,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, OpenBaoError> {
+        Ok(Self {
             addrs: checked_addrs(addr)?,
             current: AtomicUsize::new(0),
             http: http_client(addr, timeouts, ca_pem)?,
-            token: RwLock::new(String::new()),
-            login: Login::AppRole(approle),
-        };
-        client.relogin().await?;
-        Ok(client)
+            token: RwLock::new(token.to_owned()),
+            login,
+        })
     }
 
     /// The address calls go to now.

@@ -133,31 +133,28 @@ impl Run<'_> {
             ("GET /scenario9", c, "/scenario9"),
             ("GET /scenario10", c, "/scenario10"),
         ] {
-            let url = format!("{a}{path}");
-            let load = Load {
-                connections: conns,
-                url: &url,
-                script: None,
-                env: vec![],
-            };
-            self.row(report, name, &load, true)?;
+            self.get_row(report, name, conns, &format!("{a}{path}"))?;
         }
         Ok(())
+    }
+
+    /// One row of plain `GET url` on `conns` connections.
+    fn get_row(&self, report: &mut Report, name: &str, conns: u32, url: &str) -> Result<()> {
+        let load = Load {
+            connections: conns,
+            url,
+            script: None,
+            env: vec![],
+        };
+        self.row(report, name, &load, true).map(drop)
     }
 
     /// The factory's /issueToken and /verify (with `token`), one signature
     /// or one verification per request.
     fn factory_rows(&self, report: &mut Report, token: String) -> Result<()> {
         let (f, c) = (FACTORY.http_url(), self.settings.connections);
-        let (issue, verify) = (script("issue.lua"), script("verify.lua"));
-        let url = format!("{f}/issueToken/servicea");
-        let load = Load {
-            connections: c,
-            url: &url,
-            script: Some(&issue),
-            env: vec![],
-        };
-        self.row(report, "POST /issueToken", &load, true)?;
+        self.issue_row(report, "POST /issueToken")?;
+        let verify = script("verify.lua");
         let url = format!("{f}/verify/servicea");
         let load = Load {
             connections: c,
@@ -168,6 +165,34 @@ impl Run<'_> {
         self.row(report, "POST /verify", &load, true)?;
         Ok(())
     }
+
+    /// One row of `POST /issueToken/servicea`: one signature a request.
+    fn issue_row(&self, report: &mut Report, name: &str) -> Result<()> {
+        let (issue, c) = (script("issue.lua"), self.settings.connections);
+        let url = format!("{}/issueToken/servicea", FACTORY.http_url());
+        let load = Load {
+            connections: c,
+            url: &url,
+            script: Some(&issue),
+            env: vec![],
+        };
+        self.row(report, name, &load, true).map(drop)
+    }
+
+    /// One row of `POST /token`, each request with the next of the
+    /// assertions in `assertions`; its req/s.
+    fn token_row(&self, report: &mut Report, name: &str, assertions: &Path) -> Result<f64> {
+        let token_lua = script("token.lua");
+        let url = format!("{}/token", FACTORY.http_url());
+        let load = Load {
+            connections: self.settings.connections,
+            url: &url,
+            script: Some(&token_lua),
+            env: vec![("ASSERTIONS", assertions.display().to_string())],
+        };
+        self.row(report, name, &load, false)
+    }
+
     /// The factory's /issueToken and /token, and /scenario1 and 6, with
     /// the factory's keys in OpenBao (issue 24): a dev server, the factory
     /// restarted with KEY_BACKEND=openbao, OpenBao's CPU counted with the
@@ -191,41 +216,24 @@ impl Run<'_> {
             self.settings.connections,
         );
         http("POST", &format!("{f}/keys/servicea"), None)?;
-        for (name, path) in [
-            ("GET /scenario1 +openbao", "/scenario1"),
-            // Its token is cached: it must cost what it costs with files.
-            ("GET /scenario6 +openbao", "/scenario6"),
-        ] {
-            let url = format!("{a}{path}");
-            let load = Load {
-                connections: c,
-                url: &url,
-                script: None,
-                env: vec![],
-            };
-            self.row(report, name, &load, true)?;
-        }
-        let issue = script("issue.lua");
-        let url = format!("{f}/issueToken/servicea");
-        let load = Load {
-            connections: c,
-            url: &url,
-            script: Some(&issue),
-            env: vec![],
-        };
-        self.row(report, "POST /issueToken +openbao", &load, true)?;
+        self.get_row(
+            report,
+            "GET /scenario1 +openbao",
+            c,
+            &format!("{a}/scenario1"),
+        )?;
+        // Its token is cached: it must cost what it costs with files.
+        self.get_row(
+            report,
+            "GET /scenario6 +openbao",
+            c,
+            &format!("{a}/scenario6"),
+        )?;
+        self.issue_row(report, "POST /issueToken +openbao")?;
         // The assertions of the files row: this factory (and OpenBao's
         // shared jti records) has seen none of them.
-        let token_lua = script("token.lua");
-        let url = format!("{f}/token");
         let assertions = work.join("assertions.txt");
-        let load = Load {
-            connections: c,
-            url: &url,
-            script: Some(&token_lua),
-            env: vec![("ASSERTIONS", assertions.display().to_string())],
-        };
-        self.row(report, "POST /token (fresh jti) +openbao", &load, false)?;
+        self.token_row(report, "POST /token (fresh jti) +openbao", &assertions)?;
         control::send("stop jwt-factory")?;
         control::send("start jwt-factory")?;
         runtime.block_on(crate::openbao::down())?;
@@ -235,17 +243,8 @@ impl Run<'_> {
     /// The pids again from the supervisor (a process restarted), and
     /// OpenBao's if it runs.
     fn refresh_pids(&mut self) -> Result<()> {
-        let mut procs: Vec<Running> = control::ask("status")?
-            .iter()
-            .filter_map(|line| {
-                let mut words = line.split_whitespace();
-                Some(Running {
-                    name: words.next()?.to_owned(),
-                    pid: words.next()?.parse().ok()?,
-                    ready_ms: words.next()?.to_owned(),
-                })
-            })
-            .collect();
+        let status = control::ask("status")?;
+        let mut procs = stack::running(status.iter().map(String::as_str));
         if let Some(pid) = crate::openbao::running() {
             procs.push(Running {
                 name: "openbao".into(),
@@ -328,16 +327,7 @@ impl Run<'_> {
         );
         let assertions = work.join("assertions.txt");
         sign_assertions(alg, count, &assertions)?;
-        let url = format!("{}/token", FACTORY.http_url());
-        let token_lua = script("token.lua");
-        let env = vec![("ASSERTIONS", assertions.display().to_string())];
-        let load = Load {
-            connections: self.settings.connections,
-            url: &url,
-            script: Some(&token_lua),
-            env,
-        };
-        let rps = self.row(report, "POST /token (fresh jti)", &load, false)?;
+        let rps = self.token_row(report, "POST /token (fresh jti)", &assertions)?;
         let sent = (rps * secs as f64) as u64;
         report.fresh.push(format!(
             "  {alg:<8} about {sent} requests in {secs} s, each with a new assertion ({count} signed); errors: see the row (must be 0)"

@@ -31,8 +31,13 @@ pub fn up(alg: &str, log: &str) -> Result<Vec<Running>> {
         bail!("the stack did not start ({status})");
     }
     let marker = std::fs::read_to_string(paths::ready_marker()).context("no ready marker")?;
-    Ok(marker
-        .lines()
+    Ok(running(marker.lines()))
+}
+
+/// The processes of `NAME PID READY_MS URL` lines (the ready marker's, or
+/// the supervisor's `status`).
+pub fn running<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<Running> {
+    lines
         .filter_map(|line| {
             let mut words = line.split_whitespace();
             Some(Running {
@@ -41,7 +46,7 @@ pub fn up(alg: &str, log: &str) -> Result<Vec<Running>> {
                 ready_ms: words.next()?.to_owned(),
             })
         })
-        .collect())
+        .collect()
 }
 
 /// Stops the stack (nothing running: nothing to do).
