@@ -25,8 +25,8 @@ use s2s_auth::{KeyPair, SigningAlgorithm, files, watched::WatchedFile};
 use serde_json::{Value, json};
 
 use super::{
-    self_key::SelfKey,
-    state::{SigningKey, State},
+    self_key::{SelfKey, SigningKey},
+    state::State,
 };
 use crate::{
     error::{AppError, Internal, KeygenError},

@@ -14,10 +14,16 @@
 use std::sync::Arc;
 
 use openbao::{OpenBao, OpenBaoArgs, OpenBaoError};
-use s2s_auth::{PublicKey, SigningAlgorithm, jws, watched::WatchedFile};
+use s2s_auth::{KeyPair, PublicKey, SigningAlgorithm, jws, watched::WatchedFile};
 
-use super::state::SigningKey;
 use crate::error::{AppError, Internal};
+
+/// servicea's scenario-3 signing key (its file) and its `kid`.
+#[derive(Debug)]
+pub(crate) struct SigningKey {
+    pub(crate) pair: KeyPair,
+    pub(crate) kid: String,
+}
 
 /// Which holder: `SELF_KEY_BACKEND`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

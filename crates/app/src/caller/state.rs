@@ -12,17 +12,10 @@ use s2s_web::{
 
 use super::{
     args::Settings,
-    self_key::{SelfKey, SelfKeyBackend, Transit},
+    self_key::{SelfKey, SelfKeyBackend, SigningKey, Transit},
     sts_client::{StsClient, Transport},
     tls_peers::TlsPeers,
 };
-
-/// servicea's scenario-3 signing key and its `kid`.
-#[derive(Debug)]
-pub(crate) struct SigningKey {
-    pub(crate) pair: KeyPair,
-    pub(crate) kid: String,
-}
 
 shared_state! {
     /// What servicea's handlers share.
