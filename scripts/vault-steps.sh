@@ -26,7 +26,7 @@ vault_steps() {
   echo "(a key for servicea: a Transit key in OpenBao; the kid names its version, the private key never leaves OpenBao)"
   request 200 '"kid":"servicea.v' -- "-X POST $JWT_FACTORY_URL/keys/servicea"
   check /scenario1 200 '"valid":true' '"aud":"serviceb"'
-  shown 'cargo xtask openbao audit transit/sign/jwt-factory-servicea   # who used servicea'"'"'s key? each signature, by the factory'"'"'s AppRole and policy'
+  shown 'cargo xtask openbao audit sign/jwt-factory-servicea   # who used servicea'"'"'s key? each signature, by the factory'"'"'s AppRole and policy'
   echo "(scenario 6 with a fresh token: app fetch-token authenticates as servicea does, and OpenBao signs the access token)"
   shown 'FRESH=$("$BIN/app" fetch-token --audience serviceb 2>/dev/null); echo "${FRESH:0:40}...   header: $(kid_of "$FRESH")"'
   request 200 '"valid":true' '"client_id":"servicea"' -- "-H \"Authorization: Bearer \$FRESH\" $SERVICEB_URL/scenario6-server"
@@ -54,5 +54,5 @@ vault_steps() {
   request 200 '"valid":true' -- "-H \"Authorization: Bearer \$FRESH\" $SERVICEB_URL/scenario6-server"
 
   shown 'cargo xtask stop jwt-factory && cargo xtask start jwt-factory   # back to the workshop keys/ (KEY_BACKEND=files)'
-  check /scenario1 200 '"valid":true'
+  check /scenario6 200 '"valid":true'   # servicea (restarted above) caches a token the factory's files key signed
 }

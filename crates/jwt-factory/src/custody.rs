@@ -94,28 +94,26 @@ impl Vault {
         record: openbao::kv::Record,
     ) -> Result<bool, OpenBaoError> {
         let path = Self::record_path(id);
-        let ring: RingRecord =
-            serde_json::from_value(record.data).map_err(|e| OpenBaoError::BadAnswer {
-                addr: self.bao.addr().to_owned(),
-                path: path.clone(),
-                reason: format!("not a ring record: {e}"),
-            })?;
-        let name = key_name(id);
-        let transit = self
-            .bao
-            .transit_key(&self.transit, &name)
-            .await?
-            .ok_or_else(|| OpenBaoError::BadAnswer {
-                addr: self.bao.addr().to_owned(),
-                path: format!("{}/keys/{name}", self.transit),
-                reason: "the ring record names a Transit key that does not exist".into(),
-            })?;
-        // As with a bad key file: one record that does not fit (another
-        // ALGORITHM, a version gone) is logged and skipped, never a reason
-        // not to start.
-        if let Err(reason) = keys.install(id, &name, &ring, &transit.public) {
+        // As with a bad key file: one record that does not fit (not a ring
+        // record, a Transit key gone, another ALGORITHM, a version gone) is
+        // logged and skipped, never a reason not to start or to stop
+        // reading the others. OpenBao unreachable or refusing is an error.
+        let skip = |reason: String| {
             tracing::warn!(key_id = %id, "skipped {id}'s keys in OpenBao ({path}): {reason}");
-            return Ok(false);
+            Ok(false)
+        };
+        let ring: RingRecord = match serde_json::from_value(record.data) {
+            Ok(ring) => ring,
+            Err(e) => return skip(format!("not a ring record: {e}")),
+        };
+        let name = key_name(id);
+        let Some(transit) = self.bao.transit_key(&self.transit, &name).await? else {
+            return skip(format!(
+                "the record names the Transit key {name}, which does not exist"
+            ));
+        };
+        if let Err(reason) = keys.install(id, &name, &ring, &transit.public) {
+            return skip(reason);
         }
         self.versions().insert(id.clone(), record.version);
         Ok(true)
@@ -193,8 +191,17 @@ impl Custody {
             if vault.versions().get(&id) == Some(&record.version) {
                 continue;
             }
-            // Not while this replica changes a key id itself.
+            // Not while this replica changes a key id itself; and only a
+            // newer record than the one this replica holds (its own change
+            // may have been recorded since the read above).
             let _one_change = vault.changing.lock().await;
+            if vault
+                .versions()
+                .get(&id)
+                .is_some_and(|v| *v >= record.version)
+            {
+                continue;
+            }
             if vault.apply(keys, &id, record).await? {
                 changed += 1;
                 tracing::info!(key_id = %id, "{id}'s keys were changed by another replica: read them again from OpenBao");
@@ -216,8 +223,10 @@ impl Custody {
             let Ok(minute) = bucket.trim_end_matches('/').parse::<i64>() else {
                 continue;
             };
-            // Every record in it may be forgotten before the next minute.
-            if (minute + 1) * JTI_BUCKET_SECS > now {
+            // Every record in it may be forgotten before the next minute; one
+            // minute more, so a replica whose clock runs ahead cannot forget
+            // a jti another still accepts.
+            if (minute + 2) * JTI_BUCKET_SECS > now {
                 continue;
             }
             let inner = format!("{folder}{minute}/");
@@ -301,6 +310,15 @@ impl Custody {
                     .await?;
                 tracing::info!(key_id = %id, "OpenBao created the Transit key {name} ({})", openbao::transit::key_type(alg));
                 vault.bao.transit_key(&vault.transit, &name).await?
+            }
+            Some(existing) if existing.kind != openbao::transit::key_type(alg) => {
+                return Err(FactoryError::Conflict(format!(
+                    "the Transit key {name} in OpenBao is {}, and ALGORITHM={alg} needs {}: \
+                     use another key id, or ALGORITHM for {}",
+                    existing.kind,
+                    openbao::transit::key_type(alg),
+                    existing.kind
+                )));
             }
             Some(_) => Some(vault.bao.rotate_transit_key(&vault.transit, &name).await?),
         };

@@ -48,7 +48,9 @@ impl AppState {
                 let bao = config.openbao.connect().await?;
                 Custody::OpenBao(Box::new(Vault::new(
                     bao,
-                    config.openbao.transit_mount.clone(),
+                    config
+                        .openbao
+                        .transit_mount_or(openbao::setup::FACTORY_TRANSIT_MOUNT),
                     config.openbao.kv_mount.clone(),
                 )))
             }

@@ -150,7 +150,7 @@ async fn no_private_key_is_in_the_factory_folders_and_every_signature_is_audited
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|l| l["type"] == "response")
-        .filter(|l| l["request"]["path"] == "transit/sign/jwt-factory-servicea")
+        .filter(|l| l["request"]["path"] == "jwt-factory-transit/sign/jwt-factory-servicea")
         .collect();
     assert_eq!(signs.len(), 1, "one signature, one audited response");
     assert_eq!(
@@ -324,65 +324,83 @@ async fn the_factory_policy_allows_signing_and_nothing_that_would_reveal_a_key()
         Err(OpenBaoError::Denied { .. }) => {}
         other => panic!("{what} was not denied: {other:?}"),
     };
-    let call = |m: Method, p: &'static str, b: Option<Value>| {
-        let factory_bao = &factory_bao;
-        async move { factory_bao.call(m, p, b.as_ref()).await }
-    };
-    denied(
-        call(
+    let t = "jwt-factory-transit";
+    let refused = [
+        (
             Method::GET,
-            "transit/export/signing-key/jwt-factory-servicea",
+            format!("{t}/export/signing-key/jwt-factory-servicea"),
             None,
-        )
-        .await,
-        "exporting the key",
-    );
-    denied(
-        call(
+            "exporting the key",
+        ),
+        (
             Method::POST,
-            "transit/keys/jwt-factory-servicea/config",
+            format!("{t}/keys/jwt-factory-servicea/config"),
             Some(json!({ "exportable": true })),
-        )
-        .await,
-        "making the key exportable",
-    );
-    denied(
-        call(
+            "making the key exportable",
+        ),
+        // Even with the one parameter key creation may carry: `keys/+` is
+        // one path segment, so nothing under a key is granted.
+        (
             Method::POST,
-            "transit/keys/jwt-factory-new",
+            format!("{t}/keys/jwt-factory-servicea/config"),
+            Some(json!({ "type": "rsa-2048" })),
+            "a key's config, with an allowed parameter",
+        ),
+        (
+            Method::POST,
+            format!("{t}/keys/jwt-factory-servicea/trim"),
+            Some(json!({ "min_available_version": 1 })),
+            "trimming the key's versions",
+        ),
+        (
+            Method::POST,
+            format!("{t}/keys/jwt-factory-new"),
             Some(json!({ "type": "rsa-2048", "exportable": true })),
-        )
-        .await,
-        "creating an exportable key",
-    );
-    denied(
-        call(Method::GET, "transit/backup/jwt-factory-servicea", None).await,
-        "a backup of the key",
-    );
-    denied(
-        call(Method::DELETE, "transit/keys/jwt-factory-servicea", None).await,
-        "deleting the key",
-    );
-    denied(
-        call(
+            "creating an exportable key",
+        ),
+        (
+            Method::GET,
+            format!("{t}/backup/jwt-factory-servicea"),
+            None,
+            "a backup of the key",
+        ),
+        (
+            Method::DELETE,
+            format!("{t}/keys/jwt-factory-servicea"),
+            None,
+            "deleting the key",
+        ),
+        (
             Method::POST,
-            "transit/sign/other-key",
+            "transit/sign/servicea".to_owned(),
             Some(json!({ "input": "aGk=" })),
-        )
-        .await,
-        "signing with another service's key",
-    );
-    denied(
-        call(Method::GET, "secret/data/other/thing", None).await,
-        "another folder of KV",
-    );
-    denied(
-        call(Method::GET, "sys/policies/acl/jwt-factory", None).await,
-        "reading policies",
-    );
+            "signing with a service's own key, in another mount",
+        ),
+        (
+            Method::POST,
+            "transit/keys/anything".to_owned(),
+            Some(json!({ "type": "rsa-2048" })),
+            "creating a key in another mount",
+        ),
+        (
+            Method::GET,
+            "secret/data/other/thing".to_owned(),
+            None,
+            "another folder of KV",
+        ),
+        (
+            Method::GET,
+            "sys/policies/acl/jwt-factory".to_owned(),
+            None,
+            "reading policies",
+        ),
+    ];
+    for (method, path, body, what) in refused {
+        denied(factory_bao.call(method, &path, body.as_ref()).await, what);
+    }
     // What it needs, it has.
     factory_bao
-        .transit_key("transit", "jwt-factory-servicea")
+        .transit_key(t, "jwt-factory-servicea")
         .await
         .unwrap()
         .expect("its own key");

@@ -340,3 +340,55 @@ async fn stopping_one_replica_under_load_refuses_no_valid_call_but_one_per_conne
     verifies_with(&r.jwks_at(&r.b).await, &t);
     drop(r.dir);
 }
+
+/// Two replicas change the same key id before either has read the
+/// other's record: the second loses the check-and-set, answers 409, and
+/// holds the winner's keys from then on (never its own stale ones); a
+/// retry then builds on them.
+#[tokio::test]
+async fn a_change_that_loses_to_another_replica_is_a_409_and_leaves_the_winners_keys() {
+    test_support::init();
+    let bao = DevBao::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let slow = |dir: &Path| {
+        let mut flags = bao.factory_flags();
+        // No background read during the test: only the conflict reloads.
+        flags.extend(["--openbao-sync-ms", "60000"].map(String::from));
+        let keys = dir.join("keys");
+        async move {
+            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+            start_factory_opened(&keys, &flags).await.unwrap()
+        }
+    };
+    let (a, b) = (slow(dir.path()).await, slow(dir.path()).await);
+    let http = Client::new();
+    create_key(&http, &a, "x").await;
+    let winner = kids(&{
+        let (_, body) = json_reply(http.get(a.url_of("/.well-known/jwks.json"))).await;
+        serde_json::from_value::<JwkSet>(body).unwrap()
+    });
+    let token =
+        test_support::factory::issue(&http, &a, "x", "", &json!({ "aud": "serviceb" })).await;
+
+    // B has never seen x: its write expects no record, and loses.
+    let (status, body) = json_reply(http.post(b.url_of("/keys/x"))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("another replica"),
+        "{body}"
+    );
+    let (status, body) = json_reply(http.get(b.url_of("/.well-known/jwks.json"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let set: JwkSet = serde_json::from_value(body).unwrap();
+    assert_eq!(kids(&set), winner, "B holds A's keys after losing");
+    let (code, body) = test_support::factory::verify(&http, &b, "x", &token, "serviceb", "x").await;
+    assert_eq!(code, 200, "A's token at B: {body}");
+
+    // A retry on B rotates on top of A's keys: A's token still verifies.
+    let rotation = rotate(&http, &b, "x").await;
+    // (The lost attempt made a Transit version that nothing publishes.)
+    assert_eq!(rotation["previousKid"], winner[0].as_str(), "{rotation}");
+    assert_ne!(rotation["kid"], winner[0].as_str(), "{rotation}");
+    let (code, body) = test_support::factory::verify(&http, &b, "x", &token, "serviceb", "x").await;
+    assert_eq!(code, 200, "{body}");
+}

@@ -49,13 +49,12 @@ pub struct OpenBaoArgs {
           value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub timeout_ms: u64,
 
-    /// Where the Transit engine is mounted.
-    #[arg(
-        long = "openbao-transit-mount",
-        env = "OPENBAO_TRANSIT_MOUNT",
-        default_value = "transit"
-    )]
-    pub transit_mount: String,
+    /// Where this service's Transit keys are mounted. Default: the
+    /// factory's own mount, `jwt-factory-transit` (its policy can then name
+    /// its keys with `+`, one path segment, and nothing under them); a
+    /// service's, `transit`.
+    #[arg(long = "openbao-transit-mount", env = "OPENBAO_TRANSIT_MOUNT")]
+    pub transit_mount: Option<String>,
 
     /// Where the KV v2 engine is mounted (shared records).
     #[arg(
@@ -92,6 +91,13 @@ impl OpenBaoArgs {
             secret_id: read(secret_file)?,
         };
         OpenBao::login(&self.addr, approle, self.timeouts(), ca.as_deref()).await
+    }
+
+    /// OPENBAO_TRANSIT_MOUNT, or `default` (the role's).
+    pub fn transit_mount_or(&self, default: &str) -> String {
+        self.transit_mount
+            .clone()
+            .unwrap_or_else(|| default.to_owned())
     }
 
     /// The bounds of every call.

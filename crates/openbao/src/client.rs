@@ -62,6 +62,8 @@ pub struct OpenBao {
     http: reqwest::Client,
     token: RwLock<String>,
     login: Login,
+    /// One new login at a time: the calls refused together wait for it.
+    relogging: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for OpenBao {
@@ -133,6 +135,7 @@ impl OpenBao {
             http: http_client(addr, timeouts, ca_pem)?,
             token: RwLock::new(token.to_owned()),
             login,
+            relogging: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -209,11 +212,18 @@ impl OpenBao {
         let token = self.token();
         match self.send(method.clone(), path, body, Some(&token)).await {
             Err(OpenBaoError::Denied { .. }) if !matches!(self.login, Login::Fixed) => {
-                tracing::warn!(
-                    "OpenBao at {} refused {path}: logging in again (token expired or revoked?)",
-                    self.addr()
-                );
-                self.relogin().await?;
+                {
+                    let _one = self.relogging.lock().await;
+                    // Another call may have logged in meanwhile: then its
+                    // token is used, not a second login.
+                    if self.token() == token {
+                        tracing::warn!(
+                            "OpenBao at {} refused {path}: logging in again (token expired or revoked?)",
+                            self.addr()
+                        );
+                        self.relogin().await?;
+                    }
+                }
                 let token = self.token();
                 self.send(method, path, body, Some(&token)).await
             }
@@ -221,8 +231,12 @@ impl OpenBao {
         }
     }
 
-    /// One call, to the current node; a node that cannot be reached makes
-    /// the next one current and the call is made there, each node once.
+    /// One call, to the current node. A node that could not be reached
+    /// (no connection: the request never left), or that says it cannot
+    /// serve now (sealed, a standby without a leader, overloaded), makes
+    /// the next node current and the call is made there, each node once.
+    /// A call that timed out after it was sent is not repeated elsewhere:
+    /// a rotation or a write may have happened.
     async fn send(
         &self,
         method: Method,
@@ -234,30 +248,42 @@ impl OpenBao {
         loop {
             let i = self.current.load(Ordering::Relaxed) % self.addrs.len();
             let addr = &self.addrs[i];
-            match self.send_to(addr, method.clone(), path, body, token).await {
-                Err(OpenBaoError::Unreachable { reason, .. }) if tries > 1 => {
-                    tries -= 1;
-                    let next = (i + 1) % self.addrs.len();
-                    let _ = self.current.compare_exchange(
-                        i,
-                        next,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    );
-                    tracing::warn!(
-                        "OpenBao at {addr} is unreachable ({reason}): trying {}",
-                        self.addr()
-                    );
+            let outcome = self.send_to(addr, method.clone(), path, body, token).await;
+            let why = match &outcome {
+                Err(OpenBaoError::Unreachable {
+                    reason,
+                    unsent: true,
+                    ..
+                }) => reason.clone(),
+                Err(OpenBaoError::Refused { status, detail, .. })
+                    if node_cannot_serve(*status, detail) =>
+                {
+                    format!("{status}: {detail}")
                 }
-                Err(OpenBaoError::Unreachable { path, reason, .. }) if self.addrs.len() > 1 => {
-                    return Err(OpenBaoError::Unreachable {
-                        addr: self.addrs(),
-                        path,
-                        reason: format!("no node answered; the last: {reason}"),
-                    });
-                }
-                other => return other,
+                _ => return outcome,
+            };
+            if tries <= 1 {
+                return match outcome {
+                    Err(OpenBaoError::Unreachable { path, reason, .. }) if self.addrs.len() > 1 => {
+                        Err(OpenBaoError::Unreachable {
+                            addr: self.addrs(),
+                            path,
+                            reason: format!("no node answered; the last: {reason}"),
+                            unsent: true,
+                        })
+                    }
+                    other => other,
+                };
             }
+            tries -= 1;
+            let next = (i + 1) % self.addrs.len();
+            let _ = self
+                .current
+                .compare_exchange(i, next, Ordering::Relaxed, Ordering::Relaxed);
+            tracing::warn!(
+                "OpenBao at {addr} cannot serve ({why}): trying {}",
+                self.addr()
+            );
         }
     }
 
@@ -342,7 +368,19 @@ fn unreachable(addr: &str, path: &str, e: &reqwest::Error) -> OpenBaoError {
         addr: addr.to_owned(),
         path: path.to_owned(),
         reason,
+        unsent: e.is_connect(),
     }
+}
+
+/// A node's answer that says another node may serve the call: sealed or
+/// standby (503), a standby that would redirect to the active node (307:
+/// redirects are not followed, the next configured node is tried),
+/// rate-limited (429), a standby that cannot reach the
+/// active node (472, 473), or a standby without a leader (500 "... not
+/// active ...").
+fn node_cannot_serve(status: u16, detail: &str) -> bool {
+    matches!(status, 307 | 503 | 429 | 472 | 473)
+        || (status == 500 && detail.contains("not active"))
 }
 
 fn bad_at(addr: &str, path: &str, reason: &str) -> OpenBaoError {
@@ -451,6 +489,21 @@ mod tests {
         assert!(checked_addrs("ftp://127.0.0.1").is_err());
         assert!(checked_addrs(" , ").is_err());
         assert!(checked_addrs("not a url").is_err());
+    }
+
+    /// Another node is tried only when this one could not serve the call.
+    #[test]
+    fn which_answers_move_to_the_next_node() {
+        for status in [307, 503, 429, 472, 473] {
+            assert!(node_cannot_serve(status, ""), "{status}");
+        }
+        assert!(node_cannot_serve(
+            500,
+            "local node not active but active cluster node not found"
+        ));
+        for status in [400, 403, 404, 500] {
+            assert!(!node_cannot_serve(status, "internal error"), "{status}");
+        }
     }
 
     /// OpenBao's `errors`, joined; none given is said so.

@@ -10,6 +10,10 @@ pub enum OpenBaoError {
         addr: String,
         path: String,
         reason: String,
+        /// The request never reached the node (no connection): it is safe
+        /// to send it to another node. Not so after a timeout once sent,
+        /// when a rotation or a write may have happened.
+        unsent: bool,
     },
     /// 403: the token is not allowed this, or no longer valid (revoked,
     /// expired) and a new login did not help.

@@ -17,13 +17,22 @@ pub const MOUNT: &str = "pki";
 pub const ROLE: &str = "workload";
 
 /// One issued certificate: PEM certificate, PKCS#8 PEM key, the CA.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Issued {
     pub certificate: String,
     pub private_key: String,
     pub issuing_ca: String,
     /// Unix seconds.
     pub expiration: i64,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The private key never goes into a log line.
+        f.debug_struct("Issued")
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The cert agent's policy: issue under [`ROLE`], read the CA.

@@ -20,30 +20,32 @@ pub const FACTORY_KEY_PREFIX: &str = "jwt-factory-";
 /// The KV folder of the factory's shared records.
 pub const FACTORY_KV_FOLDER: &str = "jwt-factory";
 
-/// The factory's policy: its own Transit keys (create with a type and
-/// nothing else, so never exportable; read the public keys; rotate; sign)
-/// and its own KV folder (ring records; used `jti`s, which it may also
-/// delete once expired). No export, no backup, no key configuration, no
-/// deletion, nothing of any other service.
+/// The factory's own Transit mount: its keys alone are there, so its
+/// policy names them with `+` (exactly one path segment) and grants
+/// nothing under them (no `config`, `trim`, `import` or `export`).
+pub const FACTORY_TRANSIT_MOUNT: &str = "jwt-factory-transit";
+/// The Transit mount of the services' own keys (servicea's).
+pub const SERVICES_TRANSIT_MOUNT: &str = "transit";
+
+/// The factory's policy: in its own Transit mount, create a key (with a
+/// type and nothing else, so never exportable), read its public halves,
+/// rotate it, sign with it; and its own KV folder (ring records; used
+/// `jti`s, which it may also delete once expired). OpenBao's `*` is a
+/// prefix match only at the end of a path, so the key paths use `+` (one
+/// segment): `keys/+` is a key, never `keys/NAME/config`. No export, no
+/// backup, no key configuration, no deletion, no other mount.
 pub fn factory_policy(transit: &str, kv: &str) -> String {
-    let p = FACTORY_KEY_PREFIX;
     let f = FACTORY_KV_FOLDER;
     format!(
         r#"# jwt-factory: sign with its keys, never see them.
-path "{transit}/keys/{p}*" {{
+path "{transit}/keys/+" {{
   capabilities = ["create", "read", "update"]
   allowed_parameters = {{ "type" = ["rsa-2048", "ecdsa-p256", "ecdsa-p384", "ed25519"] }}
 }}
-path "{transit}/keys/{p}*/rotate" {{
+path "{transit}/keys/+/rotate" {{
   capabilities = ["update"]
 }}
-path "{transit}/keys/{p}*/config" {{
-  capabilities = ["deny"]
-}}
-path "{transit}/keys/{p}*/trim" {{
-  capabilities = ["deny"]
-}}
-path "{transit}/sign/{p}*" {{
+path "{transit}/sign/+" {{
   capabilities = ["update"]
 }}
 path "{kv}/data/{f}/*" {{
@@ -168,9 +170,9 @@ pub struct Credentials {
     pub secret_id_file: PathBuf,
 }
 
-/// Enables what the services use, unless enabled: Transit at `transit`,
-/// KV v2 at `kv`, and the AppRole auth method.
-pub async fn engines(root: &OpenBao, transit: &str, kv: &str) -> Result<(), OpenBaoError> {
+/// Enables what the services use, unless enabled: Transit at each of
+/// `transits`, KV v2 at `kv`, and the AppRole auth method.
+pub async fn engines(root: &OpenBao, transits: &[&str], kv: &str) -> Result<(), OpenBaoError> {
     let mounts = root
         .call(Method::GET, "sys/mounts", None)
         .await?
@@ -179,7 +181,7 @@ pub async fn engines(root: &OpenBao, transit: &str, kv: &str) -> Result<(), Open
         mounts.get(format!("{name}/")).is_some()
             || mounts.pointer(&format!("/data/{name}~1")).is_some()
     };
-    if !mounted(transit) {
+    for transit in transits.iter().filter(|t| !mounted(t)) {
         let body = json!({ "type": "transit" });
         root.call(Method::POST, &format!("sys/mounts/{transit}"), Some(&body))
             .await?;

@@ -20,6 +20,8 @@ use crate::{OpenBao, OpenBaoError};
 /// version, and the newest version.
 #[derive(Debug, Clone)]
 pub struct TransitKey {
+    /// Its type (`rsa-2048`, `ecdsa-p256`, ...).
+    pub kind: String,
     pub latest: u32,
     /// Version → public key, PEM (OpenBao gives Ed25519 keys as raw
     /// base64: they are wrapped in a `PUBLIC KEY` PEM here).
@@ -78,7 +80,12 @@ impl OpenBao {
             .and_then(Value::as_u64)
             .and_then(|v| u32::try_from(v).ok())
             .ok_or_else(|| self.bad(&path, "no latest_version"))?;
-        let ed25519 = data.get("type").and_then(Value::as_str) == Some("ed25519");
+        let kind = data
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let ed25519 = kind == "ed25519";
         let mut public = BTreeMap::new();
         for (version, key) in data
             .get("keys")
@@ -98,7 +105,11 @@ impl OpenBao {
             };
             public.insert(version, pem);
         }
-        Ok(Some(TransitKey { latest, public }))
+        Ok(Some(TransitKey {
+            kind,
+            latest,
+            public,
+        }))
     }
 
     /// Creates the key `name` of `alg`'s type (not exportable: OpenBao's

@@ -49,12 +49,12 @@ impl DevBao {
             .args([
                 "server",
                 "-dev",
-                &format!("-dev-root-token-id={token}"),
                 &format!("-dev-listen-address=127.0.0.1:{port}"),
                 &format!("-config={}", config.display()),
             ])
             .env_remove("BAO_ADDR")
             .env_remove("VAULT_ADDR")
+            .env("BAO_DEV_ROOT_TOKEN_ID", &token)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("bao log"))
             .stderr(log)
@@ -76,10 +76,14 @@ impl DevBao {
             dir,
         };
         bao.wait_ready().await;
-        setup::engines(&bao.root, "transit", "secret")
-            .await
-            .expect("enable the engines");
-        let policy = setup::factory_policy("transit", "secret");
+        setup::engines(
+            &bao.root,
+            &[setup::FACTORY_TRANSIT_MOUNT, "transit"],
+            "secret",
+        )
+        .await
+        .expect("enable the engines");
+        let policy = setup::factory_policy(setup::FACTORY_TRANSIT_MOUNT, "secret");
         bao.factory = setup::approle(
             &bao.root,
             "jwt-factory",
@@ -202,10 +206,14 @@ impl Cluster {
             },
         };
         cluster.until_voters(3).await;
-        setup::engines(&cluster.root, "transit", "secret")
-            .await
-            .expect("enable the engines");
-        let policy = setup::factory_policy("transit", "secret");
+        setup::engines(
+            &cluster.root,
+            &[setup::FACTORY_TRANSIT_MOUNT, "transit"],
+            "secret",
+        )
+        .await
+        .expect("enable the engines");
+        let policy = setup::factory_policy(setup::FACTORY_TRANSIT_MOUNT, "secret");
         let creds = cluster.dir.path().join("creds");
         cluster.factory = setup::approle(&cluster.root, "jwt-factory", &policy, &creds)
             .await

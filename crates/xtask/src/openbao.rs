@@ -16,7 +16,7 @@
 //! what (operation and path), when.
 
 use std::{
-    os::unix::process::CommandExt as _,
+    os::unix::{fs::OpenOptionsExt as _, process::CommandExt as _},
     path::PathBuf,
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -107,11 +107,16 @@ pub async fn up() -> Result<()> {
         token.as_bytes(),
         s2s_auth::files::PRIVATE,
     )?;
-    let log = std::fs::File::create(paths::log_of("openbao"))?;
+    // 0600: a dev server prints its root token and unseal key.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(paths::log_of("openbao"))?;
     let argv = [
         "server".to_owned(),
         "-dev".to_owned(),
-        format!("-dev-root-token-id={token}"),
         format!("-dev-listen-address=127.0.0.1:{}", topology::OPENBAO_PORT),
         format!("-config={}", config.display()),
     ];
@@ -123,6 +128,8 @@ pub async fn up() -> Result<()> {
     let child = Command::new(&bin)
         .args(&argv)
         .env_remove("BAO_ADDR")
+        // In the environment, not in argv: `ps` shows argv to every user.
+        .env("BAO_DEV_ROOT_TOKEN_ID", &token)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -140,12 +147,15 @@ pub async fn up() -> Result<()> {
 /// AppRole credentials; servicea's Transit key; the PKI engine.
 async fn configure(root: &OpenBao) -> Result<()> {
     say::step("configuring it as an administrator, with its HTTP API and the root token:");
-    setup::engines(root, "transit", "secret").await?;
-    println!("  engines: transit/ (keys that sign, never leave), secret/ (KV v2), auth/approle/");
-    let policy = setup::factory_policy("transit", "secret");
+    let (factory_transit, transit) = (setup::FACTORY_TRANSIT_MOUNT, setup::SERVICES_TRANSIT_MOUNT);
+    setup::engines(root, &[factory_transit, transit], "secret").await?;
+    println!(
+        "  engines: {factory_transit}/ and {transit}/ (Transit: keys that sign, never leave), secret/ (KV v2), auth/approle/"
+    );
+    let policy = setup::factory_policy(factory_transit, "secret");
     let creds = setup::approle(root, "jwt-factory", &policy, &credentials_dir()).await?;
     println!(
-        "  policy jwt-factory: sign with transit/keys/jwt-factory-*, read their public keys, rotate; no export, no backup, no config"
+        "  policy jwt-factory: in its own mount {factory_transit}/, create keys (a type, nothing else), read their public halves, rotate, sign; no export, no backup, no config"
     );
     println!(
         "  AppRole jwt-factory: its credentials in {} and {} (0600); the factory starts with these alone",
@@ -153,11 +163,11 @@ async fn configure(root: &OpenBao) -> Result<()> {
         paths::shown(&creds.secret_id_file)
     );
     let servicea = topology::SERVICEA.name;
-    setup::transit_key(root, "transit", servicea, algorithm()?).await?;
+    setup::transit_key(root, transit, servicea, algorithm()?).await?;
     let creds = setup::approle(
         root,
         servicea,
-        &setup::service_policy("transit", servicea),
+        &setup::service_policy(transit, servicea),
         &credentials_dir(),
     )
     .await?;

@@ -62,16 +62,14 @@ impl Transit {
         public_path: &std::path::Path,
     ) -> anyhow::Result<Self> {
         let bao = args.connect().await?;
-        let key = bao
-            .transit_key(&args.transit_mount, name)
-            .await?
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "OpenBao at {} has no Transit key {name}: the administrator creates it \
+        let mount = args.transit_mount_or(openbao::setup::SERVICES_TRANSIT_MOUNT);
+        let key = bao.transit_key(&mount, name).await?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "OpenBao at {} has no Transit key {name}: the administrator creates it \
                      (`cargo xtask openbao up` does)",
-                    bao.addr()
-                )
-            })?;
+                bao.addr()
+            )
+        })?;
         let version = key.latest;
         let pem = key
             .public
@@ -91,7 +89,7 @@ impl Transit {
         );
         Ok(Self {
             bao,
-            mount: args.transit_mount.clone(),
+            mount,
             name: name.to_owned(),
             version,
             kid,

@@ -131,10 +131,12 @@ fn value(name: &str, process: Option<&Process>) -> anyhow::Result<String> {
     // An OpenBao policy, as the setup writes it, indented for a YAML block.
     if let Some(who) = name.strip_prefix("policy.") {
         let policy = match who {
-            "jwt-factory" => openbao::setup::factory_policy("transit", "secret"),
+            "jwt-factory" => {
+                openbao::setup::factory_policy(openbao::setup::FACTORY_TRANSIT_MOUNT, "secret")
+            }
             "cert-agent" => openbao::pki::agent_policy(),
             service if topology::by_name(service).is_some() => {
-                openbao::setup::service_policy("transit", service)
+                openbao::setup::service_policy(openbao::setup::SERVICES_TRANSIT_MOUNT, service)
             }
             other => bail!("no policy {other:?}"),
         };

@@ -53,7 +53,7 @@ pub async fn create(
         .replace(id.clone(), key)
         .map_err(|e| refuse(e.into()))?;
     if let Err(e) = state.custody.save(&state.keys, &id).await {
-        state.keys.restore(&id, before);
+        undo(&state, &id, before, &e);
         return Err(refuse(e));
     }
     tracing::info!(
@@ -108,11 +108,13 @@ pub async fn rotate(
     // 404 and 409 before the work: a key is tens of ms of CPU.
     state.keys.check_rotate(&id, mode)?;
     let _one_change = state.custody.change().await;
+    // Again, now that no other change runs: a key is a version in OpenBao.
+    state.keys.check_rotate(&id, mode)?;
     let key = new_key(&state, &id).await?;
     let before = state.keys.snapshot(&id);
     let rotation = state.keys.rotate(&id, key, mode)?;
     if let Err(e) = state.custody.save(&state.keys, &id).await {
-        state.keys.restore(&id, before);
+        undo(&state, &id, before, &e);
         return Err(e);
     }
     let activates = iso_millis(rotation.activates_at);
@@ -189,6 +191,21 @@ async fn new_key(state: &AppState, id: &s2s_auth::KeyId) -> Result<SigningKey, F
         .custody
         .new_key(&state.keygen, state.config.algorithm, id)
         .await
+}
+
+/// A change OpenBao did not record is undone in memory, so memory never
+/// holds a phase OpenBao does not: the ring goes back to `before`. After a
+/// lost check-and-set, `save` has already read the winner's ring back from
+/// OpenBao: that one stays.
+fn undo(
+    state: &AppState,
+    id: &s2s_auth::KeyId,
+    before: crate::keystore::Snapshot,
+    e: &FactoryError,
+) {
+    if !matches!(e, FactoryError::Conflict(_)) {
+        state.keys.restore(id, before);
+    }
 }
 
 /// " (held by OpenBao, Transit key ...)" for log lines, or nothing.

@@ -23,13 +23,15 @@ const TAIL_BYTES: u64 = 1024 * 1024;
 /// Most signatures shown.
 const SHOWN: usize = 20;
 
-/// The Transit keys that are servicea's, at the factory and its own.
-fn is_servicea_signature(path: &str, name: &str) -> bool {
-    path.strip_prefix("transit/sign/")
-        .is_some_and(|key| key == name || key == format!("jwt-factory-{name}"))
+/// The key a Transit signature path (`{mount}/sign/{key}`) names, if it
+/// is one of servicea's: its key at the factory, or its own.
+fn servicea_key<'a>(path: &'a str, name: &str) -> Option<&'a str> {
+    let (_mount, key) = path.split_once("/sign/")?;
+    (key == name || key == format!("jwt-factory-{name}")).then_some(key)
 }
 
-/// The last signatures with `name`'s keys in the audit log at `log`.
+/// The last signatures with `name`'s keys in the audit log at `log`
+/// (blocking: a read of up to 1 MiB; call it off the async workers).
 pub(super) fn signatures(log: &std::path::Path, name: &str) -> Result<Answer, AppError> {
     let mut file = std::fs::File::open(log).map_err(|e| {
         AppError::KeyHolder(format!(
@@ -40,24 +42,29 @@ pub(super) fn signatures(log: &std::path::Path, name: &str) -> Result<Answer, Ap
     })?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let from = len.saturating_sub(TAIL_BYTES);
-    let mut tail = String::new();
+    let mut bytes = Vec::new();
     file.seek(SeekFrom::Start(from))
-        .and_then(|_| file.take(TAIL_BYTES).read_to_string(&mut tail))
+        .and_then(|_| file.take(TAIL_BYTES).read_to_end(&mut bytes))
         .map_err(|e| AppError::KeyHolder(format!("cannot read {}: {e}", log.display())))?;
+    // The cut may fall inside a character: its line does not parse, and is
+    // skipped like any cut line.
+    let tail = String::from_utf8_lossy(&bytes);
     let mut entries: Vec<Value> = tail
         .lines()
         // The first line of a tail may be cut: it does not parse, and is skipped.
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|e| e["type"] == "response")
-        .filter(|e| e["request"]["path"].as_str().is_some_and(|p| is_servicea_signature(p, name)))
-        .map(|e| {
-            json!({
+        .filter_map(|e| {
+            let key = e["request"]["path"]
+                .as_str()
+                .and_then(|p| servicea_key(p, name))?;
+            Some(json!({
                 "time": e["time"],
-                "key": e["request"]["path"].as_str().unwrap_or("").trim_start_matches("transit/sign/"),
+                "key": key,
                 "by": e["auth"]["display_name"],
                 "policies": e["auth"]["policies"],
                 "error": e["error"],
-            })
+            }))
         })
         .collect();
     let total = entries.len();

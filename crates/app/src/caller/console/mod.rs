@@ -136,7 +136,11 @@ async fn key_audit_route(
     }
     let log = state.settings.console_audit_log.clone();
     let name = state.name().to_owned();
-    let work = async move { key_audit::signatures(&log, &name) };
+    let work = async move {
+        tokio::task::spawn_blocking(move || key_audit::signatures(&log, &name))
+            .await
+            .map_err(crate::error::Internal::from)?
+    };
     let title = "who used servicea's key? its signatures in OpenBao's audit log";
     Ok(Json(
         json!({ "steps": [controls::step(&state, &rid, title, "accepted", work).await] }),
