@@ -41,8 +41,7 @@ vault_steps() {
   shown 'mv scenario-3-keys/jwt-public.files.pem scenario-3-keys/jwt-public.pem && cargo xtask stop servicea && cargo xtask start servicea'
   check /scenario3 200 '"valid":true'
 
-  shown 'cargo xtask openbao certs --ttl 1h   # workload certificates from the PKI engine, as cert-agent: the CA key stays in OpenBao'
-  shown 'openssl x509 -in target/openbao/certs/servicea.pem -noout -ext subjectAltName -dates'
+  shown 'cargo xtask openbao certs --ttl 1h && openssl x509 -in target/openbao/certs/servicea.pem -noout -ext subjectAltName -dates   # workload certificates from the PKI engine, as cert-agent: the CA key stays in OpenBao'
   echo "(a restart loses nothing: the same kids before and after)"
   shown "KIDS=\$(curl -fsS -m 10 $JWT_FACTORY_URL/.well-known/jwks.json | grep -o '\"kid\":\"[^\"]*\"'); echo \"\$KIDS\""
   shown 'cargo xtask stop jwt-factory && cargo xtask start jwt-factory --openbao'
@@ -54,5 +53,6 @@ vault_steps() {
   request 200 '"valid":true' -- "-H \"Authorization: Bearer \$FRESH\" $SERVICEB_URL/scenario6-server"
 
   shown 'cargo xtask stop jwt-factory && cargo xtask start jwt-factory   # back to the workshop keys/ (KEY_BACKEND=files)'
+  shown "for i in \$(seq 60); do curl -fsS -m 5 -o /dev/null $SERVICEA_URL/scenario6 && break; sleep 0.5; done   # serviceb learns the files key at its next JWK Set fetch (rate-limited)"
   check /scenario6 200 '"valid":true'   # servicea (restarted above) caches a token the factory's files key signed
 }
