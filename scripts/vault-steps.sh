@@ -53,6 +53,6 @@ vault_steps() {
   request 200 '"valid":true' -- "-H \"Authorization: Bearer \$FRESH\" $SERVICEB_URL/scenario6-server"
 
   shown 'cargo xtask stop jwt-factory && cargo xtask start jwt-factory   # back to the workshop keys/ (KEY_BACKEND=files)'
-  shown "for i in \$(seq 60); do curl -fsS -m 5 -o /dev/null $SERVICEA_URL/scenario6 && break; sleep 0.5; done   # serviceb learns the files key at its next JWK Set fetch (rate-limited)"
+  shown "for i in \$(seq 60); do curl -fs -m 5 -o /dev/null $SERVICEA_URL/scenario6 && break; sleep 0.5; done   # serviceb learns the files key at its next JWK Set fetch (rate-limited)"
   check /scenario6 200 '"valid":true'   # servicea (restarted above) caches a token the factory's files key signed
 }
