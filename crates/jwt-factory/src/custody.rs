@@ -154,8 +154,7 @@ impl Custody {
         let Self::OpenBao(vault) = self else {
             return Ok(());
         };
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, jti.as_bytes());
-        let hex: String = digest.as_ref()[..16]
+        let hex: String = crate::oauth::jti::jti_digest(jti)
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
@@ -172,6 +171,19 @@ impl Custody {
     /// Reads every ring record again and installs those that another
     /// replica changed (or created); returns how many.
     pub async fn sync(&self, keys: &KeyStore) -> Result<usize, OpenBaoError> {
+        self.read_rings(keys, "changed by another replica").await
+    }
+
+    /// Loads every ring recorded in OpenBao into `keys` (nothing to do for
+    /// files: [`KeyStore::load`] read KEYS_DIR). Returns how many. At
+    /// start no record is held, so every one is installed.
+    pub async fn load(&self, keys: &KeyStore) -> Result<usize, OpenBaoError> {
+        self.read_rings(keys, "loaded from OpenBao at start").await
+    }
+
+    /// Installs every ring record newer than the one held (`why` says why
+    /// in the log line of each).
+    async fn read_rings(&self, keys: &KeyStore, why: &str) -> Result<usize, OpenBaoError> {
         let Self::OpenBao(vault) = self else {
             return Ok(0);
         };
@@ -179,6 +191,7 @@ impl Custody {
         let mut changed = 0;
         for name in vault.bao.kv_list(&vault.kv, &folder).await? {
             let Ok(id) = KeyId::parse(&name) else {
+                tracing::warn!("skipped the ring record {name:?}: not a key id");
                 continue;
             };
             let Some(record) = vault
@@ -204,7 +217,7 @@ impl Custody {
             }
             if vault.apply(keys, &id, record).await? {
                 changed += 1;
-                tracing::info!(key_id = %id, "{id}'s keys were changed by another replica: read them again from OpenBao");
+                tracing::info!(key_id = %id, "{id}'s keys ({why}): Transit key {}", key_name(&id));
             }
         }
         Ok(changed)
@@ -239,35 +252,6 @@ impl Custody {
             }
         }
         Ok(swept)
-    }
-
-    /// `files` or `openbao`, for log lines and answers.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Files => "files",
-            Self::OpenBao(_) => "openbao",
-        }
-    }
-
-    /// Loads every ring recorded in OpenBao into `keys` (nothing to do for
-    /// files: [`KeyStore::load`] read KEYS_DIR). Returns how many.
-    pub async fn load(&self, keys: &KeyStore) -> Result<usize, OpenBaoError> {
-        let Self::OpenBao(vault) = self else {
-            return Ok(0);
-        };
-        let folder = format!("{FACTORY_KV_FOLDER}/rings/");
-        let mut loaded = 0;
-        for name in vault.bao.kv_list(&vault.kv, &folder).await? {
-            let Ok(id) = KeyId::parse(&name) else {
-                tracing::warn!("skipped the ring record {name:?}: not a key id");
-                continue;
-            };
-            if vault.load_one(keys, &id).await? {
-                loaded += 1;
-                tracing::info!(key_id = %id, "loaded {id}'s keys from OpenBao (Transit key {})", key_name(&id));
-            }
-        }
-        Ok(loaded)
     }
 
     /// Taken before a key id changes and held until [`Custody::save`]:

